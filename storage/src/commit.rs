@@ -1,0 +1,400 @@
+//! Group commit: durable watermarks and the ways to wait for them without blocking.
+//!
+//! A [`Watermark`] is a monotonically increasing `u64` ("everything up to here is durable")
+//! published by the flusher thread after each flush. Three ways to wait for it:
+//!
+//! - [`Watermark::wait`]: a `Send` future that registers its own waker with the watermark. One
+//!   cross-thread wake per waiter: simple, right for tests and low rates.
+//! - [`Watermark::subscribe`] + [`LocalWaiters`]: each executor thread (a shard) holds one
+//!   subscription, woken once per flush, and wakes its own waiters locally. One cross-thread
+//!   wake per shard per flush instead of one per request.
+//! - [`Watermark::get`]: poll the value.
+//!
+//! A flush that fails is recorded as a failed range, so that the waiters in it get
+//! [`Error::FlushFailed`] instead of a false "durable". The last [`FAILURES_KEPT`] failed ranges
+//! are remembered; a waiter is always woken within one flush, long before its range could age out.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, VecDeque},
+    future::Future,
+    pin::Pin,
+    rc::Rc,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    task::{Context, Poll, Waker},
+};
+
+use crate::error::{Error, Result};
+
+/// How many failed flush ranges a watermark remembers.
+pub const FAILURES_KEPT: usize = 64;
+
+/// A durable watermark with its waiters.
+#[derive(Default)]
+pub struct Watermark {
+    value: AtomicU64,
+    waiters: Mutex<BTreeMap<(u64, u64), Waker>>,
+    next_waiter: AtomicU64,
+    subscribers: Mutex<Vec<Arc<Slot>>>,
+    failures: Mutex<VecDeque<(u64, u64)>>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Watermark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watermark").field("value", &self.get()).finish()
+    }
+}
+
+impl Watermark {
+    /// A watermark starting at `value`.
+    pub fn new(value: u64) -> Self {
+        let w = Self::default();
+        w.value.store(value, Ordering::SeqCst);
+        w
+    }
+
+    /// The current value: everything `<=` it is settled (durable, or failed).
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Acquire)
+    }
+
+    /// Whether `seq` is settled, and how. `None` while it is not yet settled.
+    pub fn outcome(&self, seq: u64) -> Option<Result<()>> {
+        if self.closed.load(Ordering::Acquire) && self.get() < seq {
+            return Some(Err(Error::Closed));
+        }
+        if self.get() < seq {
+            return None;
+        }
+        let failures = lock(&self.failures);
+        if failures.iter().any(|&(lo, hi)| lo <= seq && seq <= hi) {
+            return Some(Err(Error::FlushFailed { seq }));
+        }
+        Some(Ok(()))
+    }
+
+    /// Publishes a new value (flusher only) and wakes everyone waiting at or below it.
+    pub fn advance(&self, to: u64) {
+        self.value.fetch_max(to, Ordering::AcqRel);
+        self.wake_settled();
+    }
+
+    /// Records that the flush covering `from..=to` failed, then advances past it so its waiters
+    /// learn that.
+    pub fn fail(&self, from: u64, to: u64) {
+        if from <= to {
+            let mut failures = lock(&self.failures);
+            if failures.len() == FAILURES_KEPT {
+                failures.pop_front();
+            }
+            failures.push_back((from, to));
+        }
+        self.advance(to);
+    }
+
+    /// Wakes every waiter, settled or not, and makes unsettled waits fail with `Closed`.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let all = std::mem::take(&mut *lock(&self.waiters));
+        all.into_values().for_each(Waker::wake);
+        lock(&self.subscribers).iter().for_each(|s| s.notify());
+    }
+
+    fn wake_settled(&self) {
+        let settled = {
+            let mut waiters = lock(&self.waiters);
+            let above = waiters.split_off(&(self.get().saturating_add(1), 0));
+            std::mem::replace(&mut *waiters, above)
+        };
+        settled.into_values().for_each(Waker::wake);
+        lock(&self.subscribers).iter().for_each(|s| s.notify());
+    }
+
+    /// A future that resolves when `seq` is settled.
+    pub fn wait(self: &Arc<Self>, seq: u64) -> Wait {
+        Wait {
+            mark: self.clone(),
+            seq,
+            key: None,
+        }
+    }
+
+    /// A subscription woken once per advance: for an executor that fans out locally.
+    pub fn subscribe(self: &Arc<Self>) -> Subscription {
+        let slot = Arc::new(Slot::default());
+        lock(&self.subscribers).push(slot.clone());
+        Subscription {
+            mark: self.clone(),
+            slot,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Future returned by [`Watermark::wait`].
+pub struct Wait {
+    mark: Arc<Watermark>,
+    seq: u64,
+    key: Option<(u64, u64)>,
+}
+
+impl Future for Wait {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if let Some(done) = self.mark.outcome(self.seq) {
+            return Poll::Ready(done);
+        }
+        let key = match self.key {
+            Some(k) => k,
+            None => {
+                let k = (self.seq, self.mark.next_waiter.fetch_add(1, Ordering::Relaxed));
+                self.key = Some(k);
+                k
+            }
+        };
+        lock(&self.mark.waiters).insert(key, cx.waker().clone());
+        // Re-check after registering: the flusher may have advanced in between.
+        match self.mark.outcome(self.seq) {
+            Some(done) => Poll::Ready(done),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            lock(&self.mark.waiters).remove(&k);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    signaled: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Slot {
+    fn notify(&self) {
+        self.signaled.store(true, Ordering::Release);
+        if let Some(w) = lock(&self.waker).take() {
+            w.wake();
+        }
+    }
+}
+
+/// One executor's subscription to a watermark; see [`LocalWaiters`].
+pub struct Subscription {
+    mark: Arc<Watermark>,
+    slot: Arc<Slot>,
+}
+
+impl Subscription {
+    /// Resolves once the watermark has advanced (or closed) since the last call.
+    pub fn changed(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.slot.signaled.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            *lock(&self.slot.waker) = Some(cx.waker().clone());
+            if self.slot.signaled.swap(false, Ordering::AcqRel) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    /// The watermark this subscribes to.
+    pub fn watermark(&self) -> &Arc<Watermark> {
+        &self.mark
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        lock(&self.mark.subscribers).retain(|s| !Arc::ptr_eq(s, &self.slot));
+    }
+}
+
+/// Waiters on one executor thread, woken by one [`Subscription`]. Not `Send`: it lives on the
+/// thread that owns it. Run [`LocalWaiters::pump`] as a task on that thread.
+#[derive(Clone)]
+pub struct LocalWaiters {
+    inner: Rc<LocalInner>,
+}
+
+struct LocalInner {
+    sub: Subscription,
+    waiters: RefCell<BTreeMap<(u64, u64), Waker>>,
+    next: std::cell::Cell<u64>,
+}
+
+impl LocalWaiters {
+    /// Local waiters fed by `sub`.
+    pub fn new(sub: Subscription) -> Self {
+        Self {
+            inner: Rc::new(LocalInner {
+                sub,
+                waiters: RefCell::default(),
+                next: std::cell::Cell::new(0),
+            }),
+        }
+    }
+
+    /// Resolves when `seq` is settled on the underlying watermark.
+    pub fn wait(&self, seq: u64) -> LocalWait {
+        LocalWait {
+            inner: self.inner.clone(),
+            seq,
+            key: None,
+        }
+    }
+
+    /// Runs forever: on each advance, wakes the local waiters that are now settled. Returns when
+    /// the watermark is closed.
+    pub async fn pump(self) {
+        loop {
+            self.inner.sub.changed().await;
+            let mark = self.inner.sub.watermark();
+            let limit = if mark.closed.load(Ordering::Acquire) {
+                u64::MAX
+            } else {
+                mark.get()
+            };
+            let settled = {
+                let mut waiters = self.inner.waiters.borrow_mut();
+                let above = waiters.split_off(&(limit.saturating_add(1), 0));
+                std::mem::replace(&mut *waiters, above)
+            };
+            settled.into_values().for_each(Waker::wake);
+            if limit == u64::MAX {
+                return;
+            }
+        }
+    }
+}
+
+/// Future returned by [`LocalWaiters::wait`].
+pub struct LocalWait {
+    inner: Rc<LocalInner>,
+    seq: u64,
+    key: Option<(u64, u64)>,
+}
+
+impl Future for LocalWait {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if let Some(done) = self.inner.sub.watermark().outcome(self.seq) {
+            return Poll::Ready(done);
+        }
+        let key = match self.key {
+            Some(k) => k,
+            None => {
+                let n = self.inner.next.get();
+                self.inner.next.set(n + 1);
+                self.key = Some((self.seq, n));
+                (self.seq, n)
+            }
+        };
+        self.inner
+            .waiters
+            .borrow_mut()
+            .insert(key, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for LocalWait {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            self.inner.waiters.borrow_mut().remove(&k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Wake;
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn poll_once<F: Future + Unpin>(f: &mut F, flag: &Arc<Flag>) -> Poll<F::Output> {
+        let waker = Waker::from(flag.clone());
+        Pin::new(f).poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn waiter_is_woken_exactly_when_its_seq_is_reached() {
+        let mark = Arc::new(Watermark::new(0));
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let mut w = mark.wait(5);
+        assert!(poll_once(&mut w, &flag).is_pending());
+        mark.advance(4);
+        assert!(!flag.0.load(Ordering::SeqCst));
+        mark.advance(5);
+        assert!(flag.0.load(Ordering::SeqCst));
+        assert!(matches!(poll_once(&mut w, &flag), Poll::Ready(Ok(()))));
+    }
+
+    #[test]
+    fn failed_range_is_reported_to_its_waiters_only() {
+        let mark = Arc::new(Watermark::new(0));
+        mark.advance(3);
+        mark.fail(4, 6);
+        assert!(matches!(mark.outcome(3), Some(Ok(()))));
+        assert!(matches!(mark.outcome(5), Some(Err(Error::FlushFailed { seq: 5 }))));
+        assert!(mark.outcome(7).is_none());
+        mark.advance(7);
+        assert!(matches!(mark.outcome(7), Some(Ok(()))));
+    }
+
+    #[test]
+    fn dropped_waiter_unregisters_and_close_fails_the_rest() {
+        let mark = Arc::new(Watermark::new(0));
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let mut w = mark.wait(9);
+        assert!(poll_once(&mut w, &flag).is_pending());
+        drop(w);
+        assert!(lock(&mark.waiters).is_empty());
+        let mut w = mark.wait(9);
+        assert!(poll_once(&mut w, &flag).is_pending());
+        mark.close();
+        assert!(flag.0.load(Ordering::SeqCst));
+        assert!(matches!(poll_once(&mut w, &flag), Poll::Ready(Err(Error::Closed))));
+    }
+
+    #[test]
+    fn subscription_signals_once_per_advance() {
+        let mark = Arc::new(Watermark::new(0));
+        let sub = mark.subscribe();
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let mut changed = Box::pin(sub.changed());
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(changed.as_mut().poll(&mut cx).is_pending());
+        mark.advance(1);
+        assert!(flag.0.load(Ordering::SeqCst));
+        assert!(changed.as_mut().poll(&mut cx).is_ready());
+        drop(changed);
+        drop(sub);
+        assert!(lock(&mark.subscribers).is_empty());
+    }
+}

@@ -1,0 +1,7 @@
+//! placeholder
+pub mod clock;
+pub mod codec;
+pub mod commit;
+pub mod error;
+pub mod log;
+pub mod segment;

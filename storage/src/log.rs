@@ -1,0 +1,866 @@
+//! The segmented append-only log and its group-commit flusher thread.
+//!
+//! Appenders (any thread) take one short lock, encode their batch into a reused buffer, write it
+//! with one `pwrite` at the end of the open segment, and return the sequence numbers. They never
+//! sync. One flusher thread per log syncs every segment written since its last flush with
+//! `fdatasync` and then advances the durable [`Watermark`], which wakes the waiters. In `sync`
+//! mode it flushes as soon as there is unsynced data and the previous flush has finished (at most
+//! one flush per `commit_window`), so one flush covers every append that arrived during the last
+//! one; in `interval` mode it flushes every `flush_interval`.
+//!
+//! Rolling to a new segment takes a spare segment that the flusher created ahead of time, so an
+//! appender never creates files or syncs directories on the hot path.
+//!
+//! Invariants:
+//! - `written` (the last sequence number written) only changes under the `inner` lock, together
+//!   with the list of files that hold unsynced data; the flusher reads both under the lock, so
+//!   when a flush of those files succeeds, everything `<= written` is durable.
+//! - A failed write is truncated back before the lock is released: no reader or later append ever
+//!   sees half a batch. A failed flush fails the waiters of its range and rolls to a new segment.
+
+use std::{
+    fs::File,
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use crossbeam_utils::sync::{Parker, Unparker};
+
+use crate::{
+    clock::Clock,
+    codec::{self, LogRecord},
+    commit::Watermark,
+    error::{Error, Result},
+    segment::{self, Record},
+};
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// After the group-commit flush that covers it.
+    Sync,
+    /// After the write; a flush runs every `flush_interval` (the loss window on power failure).
+    Interval,
+}
+
+/// Tunables of the log. See the config reference for their meaning.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub durability: Durability,
+    pub flush_interval: Duration,
+    pub commit_window: Duration,
+    pub segment_bytes_max: u64,
+    pub segment_events_max: u64,
+    pub segment_age_max: Duration,
+    /// Ceiling on the log's bytes on disk; appends beyond it get [`Error::OverCapacity`].
+    pub max_bytes: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Sync,
+            flush_interval: Duration::from_millis(1),
+            commit_window: Duration::ZERO,
+            segment_bytes_max: 64 << 20,
+            segment_events_max: 1_000_000,
+            segment_age_max: Duration::from_secs(3600),
+            max_bytes: 10 << 30,
+        }
+    }
+}
+
+/// Every `SPARSE_EVERY`-th record's offset is kept in memory; a read scans at most this many.
+pub const SPARSE_EVERY: u64 = 32;
+
+/// What is known of a sealed segment, so that it need not be scanned at open.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct SegmentSummary {
+    pub id: u64,
+    pub created_ms: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub last_ts_ms: u64,
+    pub count: u64,
+    pub end: u64,
+    pub sparse: Vec<(u64, u64)>,
+    pub lost: Vec<(u64, u64)>,
+    /// Corrupt byte ranges `(offset, len)` that reads step over.
+    pub bad: Vec<(u64, u64)>,
+}
+
+/// Where the log keeps its segment table and sequence floor (sled, in the [`crate::Store`]).
+pub trait Catalog: Send + Sync + 'static {
+    /// The stored summary of sealed segment `id`, if any.
+    fn load(&self, id: u64) -> Result<Option<SegmentSummary>>;
+    /// Stores the summary of a segment that is sealed and synced.
+    fn store(&self, summary: &SegmentSummary) -> Result<()>;
+    /// Forgets segment `id` and durably records that sequence numbers below `floor` are used.
+    fn retire(&self, id: u64, floor: u64) -> Result<()>;
+    /// The lowest sequence number that may be handed out (after retired segments).
+    fn floor(&self) -> Result<u64>;
+}
+
+/// A catalog that remembers nothing: every open scans every segment.
+#[derive(Debug, Default)]
+pub struct NoCatalog;
+
+impl Catalog for NoCatalog {
+    fn load(&self, _: u64) -> Result<Option<SegmentSummary>> {
+        Ok(None)
+    }
+    fn store(&self, _: &SegmentSummary) -> Result<()> {
+        Ok(())
+    }
+    fn retire(&self, _: u64, _: u64) -> Result<()> {
+        Ok(())
+    }
+    fn floor(&self) -> Result<u64> {
+        Ok(1)
+    }
+}
+
+/// What recovery found and did, for the operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub records: u64,
+    /// Bytes cut from torn tails (never-acknowledged writes), copied to `quarantine/` first.
+    pub truncated: Vec<(u64, u64, u64)>,
+    /// Corrupt stretches `(segment, offset, len)` copied to `quarantine/` and skipped.
+    pub quarantined: Vec<(u64, u64, u64)>,
+    /// Sequence ranges that are missing from the log.
+    pub lost: Vec<(u64, u64)>,
+}
+
+#[derive(Debug)]
+struct Seg {
+    id: u64,
+    path: PathBuf,
+    file: Arc<File>,
+    created_ms: u64,
+    first_seq: Option<u64>,
+    last_seq: Option<u64>,
+    last_ts_ms: u64,
+    count: u64,
+    end: u64,
+    sparse: Vec<(u64, u64)>,
+    lost: Vec<(u64, u64)>,
+    bad: Vec<(u64, u64)>,
+}
+
+impl Seg {
+    fn summary(&self) -> SegmentSummary {
+        SegmentSummary {
+            id: self.id,
+            created_ms: self.created_ms,
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            last_ts_ms: self.last_ts_ms,
+            count: self.count,
+            end: self.end,
+            sparse: self.sparse.clone(),
+            lost: self.lost.clone(),
+            bad: self.bad.clone(),
+        }
+    }
+}
+
+struct Inner {
+    /// Ordered by id; the last one is open for appends.
+    segs: Vec<Seg>,
+    next_seq: u64,
+    written: u64,
+    buf: Vec<u8>,
+    offsets: Vec<u64>,
+    /// Sealed segments whose tail has not been synced yet, with their summaries.
+    unsynced: Vec<(Arc<File>, SegmentSummary)>,
+    spare: Option<(u64, File, PathBuf)>,
+    next_id: u64,
+    roll_requested: bool,
+    broken: Option<String>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    opts: LogOptions,
+    clock: Arc<dyn Clock>,
+    catalog: Arc<dyn Catalog>,
+    inner: Mutex<Inner>,
+    durable: Arc<Watermark>,
+    bytes: AtomicU64,
+    unparker: Unparker,
+    stop: AtomicBool,
+    flushes: AtomicU64,
+}
+
+/// The segmented log. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct Log {
+    shared: Arc<Shared>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("dir", &self.shared.dir).finish()
+    }
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovers it, and starts its flusher thread.
+    pub fn open(
+        dir: &Path,
+        opts: LogOptions,
+        clock: Arc<dyn Clock>,
+        catalog: Arc<dyn Catalog>,
+    ) -> Result<(Self, RecoveryReport)> {
+        let quarantine = dir.join("quarantine");
+        for d in [dir, &quarantine] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        }
+        let (segs, report) = recover(dir, &quarantine, catalog.as_ref(), clock.now_ms())?;
+        let last_seq = segs.iter().filter_map(|s| s.last_seq).max().unwrap_or(0);
+        let next_seq = (last_seq + 1).max(catalog.floor()?);
+        let next_id = segs.last().map_or(1, |s| s.id + 1);
+        let bytes = segs.iter().map(|s| s.end).sum();
+        let parker = Parker::new();
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            clock,
+            catalog,
+            inner: Mutex::new(Inner {
+                segs,
+                next_seq,
+                written: next_seq - 1,
+                buf: Vec::with_capacity(64 << 10),
+                offsets: Vec::new(),
+                unsynced: Vec::new(),
+                spare: None,
+                next_id,
+                roll_requested: false,
+                broken: None,
+            }),
+            durable: Arc::new(Watermark::new(next_seq - 1)),
+            bytes: AtomicU64::new(bytes),
+            unparker: parker.unparker().clone(),
+            stop: AtomicBool::new(false),
+            flushes: AtomicU64::new(0),
+            opts,
+        });
+        let s2 = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("hookd-flusher".into())
+            .spawn(move || flusher_loop(&s2, parker))
+            .map_err(|e| Error::io("starting the flusher thread", e))?;
+        Ok((
+            Self {
+                shared,
+                flusher: Mutex::new(Some(flusher)),
+            },
+            report,
+        ))
+    }
+
+    /// Appends a batch of payloads; returns the sequence number of the first (the rest follow
+    /// densely). Acknowledge in `sync` mode only after [`Log::durable`] has passed the last one.
+    pub fn append(&self, payloads: &[&[u8]]) -> Result<u64> {
+        if payloads.is_empty() {
+            return Ok(self.next_seq());
+        }
+        let sh = &*self.shared;
+        let now = sh.clock.now_ms();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Some(why) = &inner.broken {
+            return Err(Error::Io {
+                context: "log is unusable after a failed write".into(),
+                source: std::io::Error::other(why.clone()),
+            });
+        }
+        if sh.stop.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let first = inner.next_seq;
+        inner.buf.clear();
+        inner.offsets.clear();
+        for (i, p) in payloads.iter().enumerate() {
+            inner.offsets.push(inner.buf.len() as u64);
+            let rec = LogRecord {
+                seq: first + i as u64,
+                ts_ms: now,
+                payload: p,
+            };
+            codec::encode_frame(&rec, &mut inner.buf)?;
+        }
+        let len = inner.buf.len() as u64;
+        let used = sh.bytes.load(Ordering::Relaxed);
+        if sh.opts.max_bytes > 0 && used + len > sh.opts.max_bytes {
+            return Err(Error::OverCapacity {
+                used,
+                max: sh.opts.max_bytes,
+            });
+        }
+        let open = inner.segs.last().expect("the log always has an open segment");
+        let age = Duration::from_millis(now.saturating_sub(open.created_ms));
+        if open.count > 0
+            && (inner.roll_requested
+                || open.count + payloads.len() as u64 > sh.opts.segment_events_max
+                || open.end + len > sh.opts.segment_bytes_max
+                || age >= sh.opts.segment_age_max)
+        {
+            self.roll(inner, now)?;
+        }
+        let open = inner.segs.last_mut().expect("open segment");
+        if let Err(e) = open.file.write_all_at(&inner.buf, open.end) {
+            // Leave nothing half-written behind; if that fails too, stop taking writes.
+            if let Err(t) = open.file.set_len(open.end) {
+                inner.broken = Some(format!("truncate after failed write: {t}"));
+            }
+            return Err(Error::io(format!("appending to {}", open.path.display()), e));
+        }
+        for (i, off) in inner.offsets.iter().enumerate() {
+            if open.count % SPARSE_EVERY == 0 {
+                open.sparse.push((first + i as u64, open.end + off));
+            }
+            open.count += 1;
+        }
+        open.first_seq.get_or_insert(first);
+        let last = first + payloads.len() as u64 - 1;
+        open.last_seq = Some(last);
+        open.last_ts_ms = now;
+        open.end += len;
+        inner.next_seq = last + 1;
+        inner.written = last;
+        sh.bytes.fetch_add(len, Ordering::Relaxed);
+        drop(guard);
+        if sh.opts.durability == Durability::Sync {
+            sh.unparker.unpark();
+        }
+        Ok(first)
+    }
+
+    fn roll(&self, inner: &mut Inner, now: u64) -> Result<()> {
+        let sh = &*self.shared;
+        let (id, file, path) = match inner.spare.take() {
+            Some(spare) => spare,
+            None => {
+                let id = inner.next_id;
+                let (file, path) = segment::create(&sh.dir, id, now)?;
+                (id, file, path)
+            }
+        };
+        inner.next_id = id + 1;
+        let old = inner.segs.last().expect("open segment");
+        inner.unsynced.push((old.file.clone(), old.summary()));
+        inner.segs.push(Seg {
+            id,
+            path,
+            file: Arc::new(file),
+            created_ms: now,
+            first_seq: None,
+            last_seq: None,
+            last_ts_ms: 0,
+            count: 0,
+            end: segment::HEADER_BYTES,
+            sparse: Vec::new(),
+            lost: Vec::new(),
+            bad: Vec::new(),
+        });
+        sh.bytes.fetch_add(segment::HEADER_BYTES, Ordering::Relaxed);
+        inner.roll_requested = false;
+        sh.unparker.unpark(); // make a new spare
+        Ok(())
+    }
+
+    /// Seals the open segment now (if it holds anything) and starts a new one.
+    pub fn roll_now(&self) -> Result<()> {
+        let now = self.shared.clock.now_ms();
+        let mut inner = self.lock();
+        if inner.segs.last().is_some_and(|s| s.count > 0) {
+            self.roll(&mut inner, now)?;
+        }
+        Ok(())
+    }
+
+    /// The durable watermark: wait on it for "my sequence is on disk".
+    pub fn durable(&self) -> &Arc<Watermark> {
+        &self.shared.durable
+    }
+
+    /// How appends are acknowledged.
+    pub fn durability(&self) -> Durability {
+        self.shared.opts.durability
+    }
+
+    /// The sequence number the next append will get.
+    pub fn next_seq(&self) -> u64 {
+        self.lock().next_seq
+    }
+
+    /// The lowest sequence number still in the log (the first of the oldest segment).
+    pub fn first_seq(&self) -> u64 {
+        let inner = self.lock();
+        inner
+            .segs
+            .iter()
+            .find_map(|s| s.first_seq)
+            .unwrap_or(inner.next_seq)
+    }
+
+    /// Bytes the log's segments take on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.shared.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of flushes made so far.
+    pub fn flush_count(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Number of segments, the open one included.
+    pub fn segment_count(&self) -> usize {
+        self.lock().segs.len()
+    }
+
+    /// Reads the record with sequence `seq`. `Ok(None)` if it was never written or has been
+    /// retired; [`Error::Quarantined`] if recovery found it corrupt.
+    pub fn read(&self, seq: u64) -> Result<Option<Record>> {
+        let mut cur = {
+            let inner = self.lock();
+            if seq >= inner.next_seq {
+                return Ok(None);
+            }
+            let Some(seg) = inner
+                .segs
+                .iter()
+                .find(|s| s.first_seq.is_some_and(|f| f <= seq) && s.last_seq >= Some(seq))
+            else {
+                let lost = inner.segs.iter().flat_map(|s| &s.lost);
+                return match lost.into_iter().any(|&(a, b)| a <= seq && seq <= b) {
+                    true => Err(Error::Quarantined { seq }),
+                    false => Ok(None),
+                };
+            };
+            Cursor::at(seg, seq)
+        };
+        while let Some(rec) = cur.next_record(cur.end)? {
+            if rec.seq >= seq {
+                return if rec.seq == seq {
+                    Ok(Some(rec))
+                } else {
+                    Err(Error::Quarantined { seq })
+                };
+            }
+        }
+        Err(Error::Quarantined { seq })
+    }
+
+    /// Iterates records from `seq` on, skipping retired and quarantined ones, up to the last
+    /// record written when each segment is reached.
+    pub fn iter_from(&self, seq: u64) -> Iter<'_> {
+        Iter {
+            log: self,
+            next: seq,
+            cur: None,
+            stuck: None,
+        }
+    }
+
+    /// Removes sealed segments, oldest first, while their newest record is older than
+    /// `older_than_ms` and every record in them is below `keep_from_seq`. Returns the ids removed.
+    pub fn retire(&self, older_than_ms: u64, keep_from_seq: u64) -> Result<Vec<u64>> {
+        let mut removed = Vec::new();
+        loop {
+            let victim = {
+                let inner = self.lock();
+                let unsynced: Vec<u64> = inner.unsynced.iter().map(|u| u.1.id).collect();
+                match inner.segs.split_last() {
+                    Some((_, sealed)) if !sealed.is_empty() => {
+                        let s = &sealed[0];
+                        let old = s.count == 0 || s.last_ts_ms < older_than_ms;
+                        let done = s.last_seq.is_none_or(|l| l < keep_from_seq);
+                        (old && done && !unsynced.contains(&s.id))
+                            .then(|| (s.id, s.path.clone(), s.last_seq, s.end))
+                    }
+                    _ => None,
+                }
+            };
+            let Some((id, path, last_seq, end)) = victim else {
+                break;
+            };
+            let floor = last_seq.map_or(0, |l| l + 1);
+            self.shared.catalog.retire(id, floor)?;
+            {
+                let mut inner = self.lock();
+                inner.segs.retain(|s| s.id != id);
+            }
+            self.shared.bytes.fetch_sub(end, Ordering::Relaxed);
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            removed.push(id);
+        }
+        if !removed.is_empty() {
+            segment::sync_dir(&self.shared.dir)?;
+        }
+        Ok(removed)
+    }
+
+    /// Stops the flusher after a last flush. Waiters still pending get [`Error::Closed`].
+    pub fn close(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.unparker.unpark();
+        if let Some(h) = self.flusher.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+        self.shared.durable.close();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.shared.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A read position inside one segment.
+struct Cursor {
+    seg_id: u64,
+    file: Arc<File>,
+    path: PathBuf,
+    pos: u64,
+    end: u64,
+    bad: Vec<(u64, u64)>,
+}
+
+impl Cursor {
+    /// Positioned at the nearest sparse entry at or before `seq` in `seg`.
+    fn at(seg: &Seg, seq: u64) -> Self {
+        let at = seg.sparse.partition_point(|&(s, _)| s <= seq);
+        let pos = match at {
+            0 => segment::HEADER_BYTES,
+            n => seg.sparse[n - 1].1,
+        };
+        Self {
+            seg_id: seg.id,
+            file: seg.file.clone(),
+            path: seg.path.clone(),
+            pos,
+            end: seg.end,
+            bad: seg.bad.clone(),
+        }
+    }
+
+    /// The next record before `end`, stepping over quarantined ranges.
+    fn next_record(&mut self, end: u64) -> Result<Option<Record>> {
+        while let Some(&(_, len)) = self.bad.iter().find(|&&(off, _)| off == self.pos) {
+            self.pos += len;
+        }
+        let Some((rec, len)) = segment::read_at(&self.file, self.pos, end, &self.path)? else {
+            return Ok(None);
+        };
+        self.pos += len;
+        Ok(Some(rec))
+    }
+}
+
+/// Iterator returned by [`Log::iter_from`].
+pub struct Iter<'a> {
+    log: &'a Log,
+    next: u64,
+    cur: Option<Cursor>,
+    /// The segment a cursor was last opened in without yielding a record since.
+    stuck: Option<u64>,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        loop {
+            if let Some(cur) = &mut self.cur {
+                let end = {
+                    let inner = self.log.lock();
+                    inner.segs.iter().find(|s| s.id == cur.seg_id).map(|s| s.end)
+                };
+                match end.map(|end| cur.next_record(end)) {
+                    Some(Ok(Some(rec))) if rec.seq < self.next => continue,
+                    Some(Ok(Some(rec))) => {
+                        self.stuck = None;
+                        self.next = rec.seq + 1;
+                        return Some(Ok(rec));
+                    }
+                    Some(Err(e)) => {
+                        self.cur = None;
+                        return Some(Err(e));
+                    }
+                    // The segment is exhausted or was retired: move on.
+                    Some(Ok(None)) | None => self.cur = None,
+                }
+            }
+            let inner = self.log.lock();
+            let seg = inner
+                .segs
+                .iter()
+                .find(|s| s.last_seq.is_some_and(|l| l >= self.next))?;
+            if self.stuck == Some(seg.id) {
+                // A fresh cursor found nothing where the index says records are.
+                let last = seg.last_seq.unwrap_or(self.next);
+                let err = Error::Corrupt {
+                    location: seg.path.display().to_string(),
+                    reason: format!("records {}..={last} not found", self.next),
+                };
+                self.next = last + 1;
+                return Some(Err(err));
+            }
+            self.stuck = Some(seg.id);
+            self.cur = Some(Cursor::at(seg, self.next));
+        }
+    }
+}
+
+fn flusher_loop(sh: &Shared, parker: Parker) {
+    let mut last_start = Instant::now() - sh.opts.commit_window;
+    loop {
+        let stopping = sh.stop.load(Ordering::Acquire);
+        let (pending, need_spare, age_roll) = {
+            let inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let open = inner.segs.last().expect("open segment");
+            let age = sh.clock.now_ms().saturating_sub(open.created_ms);
+            (
+                inner.written > sh.durable.get() || !inner.unsynced.is_empty(),
+                inner.spare.is_none(),
+                open.count > 0 && age >= sh.opts.segment_age_max.as_millis() as u64,
+            )
+        };
+        if pending {
+            match sh.opts.durability {
+                Durability::Sync => {
+                    let since = last_start.elapsed();
+                    if since < sh.opts.commit_window && !stopping {
+                        std::thread::sleep(sh.opts.commit_window - since);
+                    }
+                }
+                Durability::Interval => {
+                    if !stopping {
+                        parker.park_timeout(sh.opts.flush_interval);
+                    }
+                }
+            }
+            last_start = Instant::now();
+            flush_once(sh);
+            continue;
+        }
+        if stopping {
+            return;
+        }
+        if need_spare {
+            make_spare(sh);
+            continue;
+        }
+        if age_roll {
+            let mut inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner.roll_requested = true;
+        }
+        parker.park_timeout(Duration::from_millis(200));
+    }
+}
+
+fn flush_once(sh: &Shared) {
+    let (target, files, sealed) = {
+        let mut inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let sealed = std::mem::take(&mut inner.unsynced);
+        let mut files: Vec<Arc<File>> = sealed.iter().map(|(f, _)| f.clone()).collect();
+        files.push(inner.segs.last().expect("open segment").file.clone());
+        (inner.written, files, sealed)
+    };
+    let from = sh.durable.get() + 1;
+    let ok = files.iter().all(|f| f.sync_data().is_ok());
+    sh.flushes.fetch_add(1, Ordering::Relaxed);
+    if ok {
+        sh.durable.advance(target);
+        for (_, summary) in &sealed {
+            // The summary only saves a scan at the next open; losing it is harmless.
+            let _ = sh.catalog.store(summary);
+        }
+    } else {
+        sh.durable.fail(from, target);
+        let mut inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.roll_requested = true;
+    }
+}
+
+fn make_spare(sh: &Shared) {
+    let id = sh.inner.lock().unwrap_or_else(|e| e.into_inner()).next_id;
+    // Created with a placeholder time; the roll stamps the real one in memory.
+    if let Ok((file, path)) = segment::create(&sh.dir, id, sh.clock.now_ms()) {
+        let mut inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.next_id == id && inner.spare.is_none() {
+            inner.spare = Some((id, file, path));
+        } else {
+            drop(inner);
+            let _ = std::fs::remove_file(&path);
+        }
+    } else {
+        std::thread::sleep(Duration::from_millis(100)); // disk full: try again later
+    }
+}
+
+/// Reads every segment in `dir`, repairs torn tails, quarantines what does not decode.
+fn recover(
+    dir: &Path,
+    quarantine: &Path,
+    catalog: &dyn Catalog,
+    now_ms: u64,
+) -> Result<(Vec<Seg>, RecoveryReport)> {
+    let mut ids = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(id) = segment::parse_file_name(&name) {
+            ids.push(id);
+        } else if name.ends_with(".log.tmp") {
+            let _ = std::fs::remove_file(entry.path()); // a spare that never finished
+        }
+    }
+    ids.sort_unstable();
+    let mut report = RecoveryReport::default();
+    let mut segs: Vec<Seg> = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let path = dir.join(segment::file_name(id));
+        let ctx = || format!("opening {}", path.display());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(ctx(), e))?;
+        let len = file.metadata().map_err(|e| Error::io(ctx(), e))?.len();
+        let is_last = i + 1 == ids.len();
+        let known = if is_last { None } else { catalog.load(id)? };
+        let summary = match known {
+            Some(s) if s.end == len => s,
+            _ => match segment::scan(&path, SPARSE_EVERY) {
+                Ok(scan) => summarize(&file, &path, scan, quarantine, &mut report)?,
+                Err(Error::Corrupt { .. }) => {
+                    // A segment whose header is unreadable: move the whole file aside.
+                    let to = quarantine.join(segment::file_name(id));
+                    std::fs::rename(&path, &to).map_err(|e| Error::io(ctx(), e))?;
+                    report.quarantined.push((id, 0, len));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        if let (Some(prev), Some(first)) = (segs.iter().rev().find_map(|s| s.last_seq), summary.first_seq) {
+            if first <= prev {
+                return Err(Error::Corrupt {
+                    location: path.display().to_string(),
+                    reason: format!("starts at sequence {first}, not after {prev}"),
+                });
+            }
+            if first > prev + 1 {
+                report.lost.push((prev + 1, first - 1));
+            }
+        }
+        report.lost.extend(summary.lost.iter().copied());
+        report.records += summary.count;
+        segs.push(Seg {
+            id,
+            path,
+            file: Arc::new(file),
+            created_ms: summary.created_ms,
+            first_seq: summary.first_seq,
+            last_seq: summary.last_seq,
+            last_ts_ms: summary.last_ts_ms,
+            count: summary.count,
+            end: summary.end,
+            sparse: summary.sparse,
+            lost: summary.lost,
+            bad: summary.bad,
+        });
+    }
+    if segs.is_empty() {
+        let id = ids.last().map_or(1, |l| l + 1);
+        let (file, path) = segment::create(dir, id, now_ms)?;
+        segs.push(Seg {
+            id,
+            path,
+            file: Arc::new(file),
+            created_ms: now_ms,
+            first_seq: None,
+            last_seq: None,
+            last_ts_ms: 0,
+            count: 0,
+            end: segment::HEADER_BYTES,
+            sparse: Vec::new(),
+            lost: Vec::new(),
+            bad: Vec::new(),
+        });
+    }
+    // Whatever survived the crash may sit only in the page cache: make it durable now.
+    let open = segs.last().expect("at least one segment");
+    open.file
+        .sync_data()
+        .map_err(|e| Error::io(format!("syncing {}", open.path.display()), e))?;
+    report.segments = segs.len();
+    Ok((segs, report))
+}
+
+/// Turns a scan into a summary, copying bad bytes to `quarantine/` and cutting a torn tail.
+fn summarize(
+    file: &File,
+    path: &Path,
+    scan: segment::Scan,
+    quarantine: &Path,
+    report: &mut RecoveryReport,
+) -> Result<SegmentSummary> {
+    let id = scan.header.id;
+    for bad in scan.bad.iter().chain(scan.tail.iter()) {
+        copy_aside(file, path, id, bad.offset, bad.len, quarantine)?;
+    }
+    for bad in &scan.bad {
+        report.quarantined.push((id, bad.offset, bad.len));
+    }
+    if let Some(tail) = &scan.tail {
+        file.set_len(scan.valid_end)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| Error::io(format!("truncating torn tail of {}", path.display()), e))?;
+        report.truncated.push((id, tail.offset, tail.len));
+    }
+    Ok(SegmentSummary {
+        id,
+        created_ms: scan.header.created_ms,
+        first_seq: scan.first_seq,
+        last_seq: scan.last_seq,
+        last_ts_ms: scan.last_ts_ms,
+        count: scan.count,
+        end: scan.valid_end,
+        sparse: scan.sparse,
+        lost: scan.lost,
+        bad: scan.bad.iter().map(|b| (b.offset, b.len)).collect(),
+    })
+}
+
+fn copy_aside(file: &File, path: &Path, id: u64, offset: u64, len: u64, to: &Path) -> Result<()> {
+    let target = to.join(format!("seg-{id:020}-at-{offset}.bin"));
+    if target.exists() {
+        return Ok(());
+    }
+    let mut bytes = vec![0u8; len.min(codec::RECORD_BYTES_MAX as u64 * 2) as usize];
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, offset)
+        .and_then(|_| std::fs::write(&target, &bytes))
+        .map_err(|e| Error::io(format!("quarantining bytes of {}", path.display()), e))
+}

@@ -1,0 +1,339 @@
+//! One segment file of the log: durable creation, scanning for recovery, positioned reads.
+//!
+//! A segment is `log/seg-<id:020>.log`:
+//! ```text
+//! header (32 bytes): "HOOKDSEG" | version u8 | 3 reserved | crc32c(id, created) u32 LE
+//!                    | id u64 LE | created_ms u64 LE
+//! frames ...         see `codec`
+//! ```
+//! A segment is created under a temporary name, its header fsynced, then renamed into place and
+//! the directory fsynced, so a segment file that exists always has a whole header. Records carry
+//! their own sequence numbers, so a segment can be created before it is known which sequence it
+//! will start at (the flusher keeps a spare one ready).
+
+use std::{
+    fs::{File, OpenOptions},
+    io::Read,
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    codec::{self, Frame, FORMAT_VERSION, FRAME_HEADER_BYTES, FRAME_MAGIC},
+    error::{Error, Result},
+};
+
+/// Bytes in a segment header.
+pub const HEADER_BYTES: u64 = 32;
+const MAGIC: &[u8; 8] = b"HOOKDSEG";
+
+/// The file name of segment `id`.
+pub fn file_name(id: u64) -> String {
+    format!("seg-{id:020}.log")
+}
+
+/// Parses a segment file name back to its id.
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("seg-")?.strip_suffix(".log")?;
+    (digits.len() == 20).then(|| digits.parse().ok())?
+}
+
+/// Creates segment `id` in `dir` durably (file and directory entry fsynced).
+pub fn create(dir: &Path, id: u64, created_ms: u64) -> Result<(File, PathBuf)> {
+    let path = dir.join(file_name(id));
+    let tmp = dir.join(format!("{}.tmp", file_name(id)));
+    let ctx = |what: &str| format!("{what} segment {}", tmp.display());
+    let mut header = [0u8; HEADER_BYTES as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8] = FORMAT_VERSION;
+    header[16..24].copy_from_slice(&id.to_le_bytes());
+    header[24..32].copy_from_slice(&created_ms.to_le_bytes());
+    let crc = crc32c::crc32c(&header[16..32]);
+    header[12..16].copy_from_slice(&crc.to_le_bytes());
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| Error::io(ctx("creating"), e))?;
+    file.write_all_at(&header, 0)
+        .map_err(|e| Error::io(ctx("writing header of"), e))?;
+    file.sync_all().map_err(|e| Error::io(ctx("syncing"), e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(ctx("renaming"), e))?;
+    sync_dir(dir)?;
+    Ok((file, path))
+}
+
+/// fsyncs a directory so that entries created or removed in it survive a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
+}
+
+/// A header read back from disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub id: u64,
+    pub created_ms: u64,
+}
+
+fn parse_header(buf: &[u8], path: &Path) -> Result<Header> {
+    let corrupt = |reason: &str| Error::Corrupt {
+        location: format!("header of {}", path.display()),
+        reason: reason.into(),
+    };
+    if buf.len() < HEADER_BYTES as usize {
+        return Err(corrupt("shorter than a header"));
+    }
+    if &buf[..8] != MAGIC {
+        return Err(corrupt("not a hookd segment (bad magic)"));
+    }
+    if buf[8] > FORMAT_VERSION {
+        return Err(Error::NewerFormat {
+            what: format!("segment {}", path.display()),
+            found: buf[8],
+            supported: FORMAT_VERSION,
+        });
+    }
+    let crc = u32::from_le_bytes(buf[12..16].try_into().expect("4 bytes"));
+    if crc != crc32c::crc32c(&buf[16..32]) {
+        return Err(corrupt("header checksum mismatch"));
+    }
+    Ok(Header {
+        id: u64::from_le_bytes(buf[16..24].try_into().expect("8 bytes")),
+        created_ms: u64::from_le_bytes(buf[24..32].try_into().expect("8 bytes")),
+    })
+}
+
+/// A stretch of a segment that did not decode, found by [`scan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRange {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// What was wrong with the first frame of it.
+    pub reason: String,
+}
+
+/// What recovery learns from reading a whole segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    pub header: Header,
+    /// `(seq, offset)` of every `sparse_every`-th record, starting with the first.
+    pub sparse: Vec<(u64, u64)>,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub last_ts_ms: u64,
+    pub count: u64,
+    /// End of the last whole frame: where appends continue.
+    pub valid_end: u64,
+    /// Corrupt stretches followed by valid frames (to quarantine).
+    pub bad: Vec<BadRange>,
+    /// A torn or garbage tail after the last valid frame (to quarantine and truncate).
+    pub tail: Option<BadRange>,
+    /// Sequence numbers lost inside `bad` ranges (a gap in the sequence).
+    pub lost: Vec<(u64, u64)>,
+}
+
+/// Reads a whole segment and classifies every byte of it. Never modifies the file.
+pub fn scan(path: &Path, sparse_every: u64) -> Result<Scan> {
+    let mut buf = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut buf))
+        .map_err(|e| Error::io(format!("reading segment {}", path.display()), e))?;
+    let header = parse_header(&buf, path)?;
+    let mut s = Scan {
+        header,
+        sparse: Vec::new(),
+        first_seq: None,
+        last_seq: None,
+        last_ts_ms: 0,
+        count: 0,
+        valid_end: HEADER_BYTES,
+        bad: Vec::new(),
+        tail: None,
+        lost: Vec::new(),
+    };
+    let mut pos = HEADER_BYTES as usize;
+    while pos < buf.len() {
+        match codec::decode_frame(&buf[pos..])? {
+            Frame::Whole { rec, len } => {
+                if let Some(last) = s.last_seq {
+                    if rec.seq <= last {
+                        // Out of order: treat like any other corruption.
+                        let reason = format!("sequence {} after {}", rec.seq, last);
+                        pos = resync(&buf, pos, &mut s, reason);
+                        continue;
+                    }
+                    if rec.seq > last + 1 {
+                        s.lost.push((last + 1, rec.seq - 1));
+                    }
+                }
+                if s.count % sparse_every == 0 {
+                    s.sparse.push((rec.seq, pos as u64));
+                }
+                s.first_seq.get_or_insert(rec.seq);
+                s.last_seq = Some(rec.seq);
+                s.last_ts_ms = rec.ts_ms;
+                s.count += 1;
+                pos += len;
+                s.valid_end = pos as u64;
+            }
+            Frame::Partial => {
+                s.tail = Some(BadRange {
+                    offset: pos as u64,
+                    len: (buf.len() - pos) as u64,
+                    reason: "torn frame at end of segment".into(),
+                });
+                break;
+            }
+            Frame::Bad { reason } => pos = resync(&buf, pos, &mut s, reason),
+        }
+    }
+    Ok(s)
+}
+
+/// After a bad frame at `pos`, finds the next whole frame. Records the skipped bytes as a bad
+/// range (or as the tail when nothing valid follows) and returns where to continue.
+fn resync(buf: &[u8], pos: usize, s: &mut Scan, reason: String) -> usize {
+    let magic = FRAME_MAGIC.to_le_bytes();
+    let mut next = pos + 1;
+    while next + FRAME_HEADER_BYTES <= buf.len() {
+        if buf[next..next + 4] == magic
+            && matches!(codec::decode_frame(&buf[next..]), Ok(Frame::Whole { rec, .. })
+                if s.last_seq.is_none_or(|l| rec.seq > l))
+        {
+            s.bad.push(BadRange {
+                offset: pos as u64,
+                len: (next - pos) as u64,
+                reason,
+            });
+            return next;
+        }
+        next += 1;
+    }
+    s.tail = Some(BadRange {
+        offset: pos as u64,
+        len: (buf.len() - pos) as u64,
+        reason,
+    });
+    buf.len()
+}
+
+/// An owned record read back from a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub seq: u64,
+    pub ts_ms: u64,
+    pub payload: Vec<u8>,
+}
+
+/// Reads the frame at `offset`. Returns the record and the frame's length, or `None` at the end
+/// of the written data.
+pub fn read_at(file: &File, offset: u64, end: u64, path: &Path) -> Result<Option<(Record, u64)>> {
+    if offset >= end {
+        return Ok(None);
+    }
+    let location = || format!("{} at offset {offset}", path.display());
+    let mut head = [0u8; FRAME_HEADER_BYTES];
+    file.read_exact_at(&mut head, offset)
+        .map_err(|e| Error::io(format!("reading {}", location()), e))?;
+    let len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as usize;
+    if len > codec::RECORD_BYTES_MAX || offset + (FRAME_HEADER_BYTES + len) as u64 > end {
+        return Err(Error::Corrupt {
+            location: location(),
+            reason: format!("frame length {len} out of range"),
+        });
+    }
+    let mut frame = vec![0u8; FRAME_HEADER_BYTES + len];
+    file.read_exact_at(&mut frame, offset)
+        .map_err(|e| Error::io(format!("reading {}", location()), e))?;
+    match codec::decode_frame(&frame)? {
+        Frame::Whole { rec, len } => Ok(Some((
+            Record {
+                seq: rec.seq,
+                ts_ms: rec.ts_ms,
+                payload: rec.payload.to_vec(),
+            },
+            len as u64,
+        ))),
+        Frame::Partial => Err(Error::Corrupt {
+            location: location(),
+            reason: "short frame".into(),
+        }),
+        Frame::Bad { reason } => Err(Error::Corrupt {
+            location: location(),
+            reason,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::LogRecord;
+
+    fn write_frames(file: &File, start: u64, seqs: std::ops::RangeInclusive<u64>) -> u64 {
+        let mut buf = Vec::new();
+        for seq in seqs {
+            let payload = vec![seq as u8; (seq % 50) as usize + 1];
+            codec::encode_frame(&LogRecord { seq, ts_ms: seq * 10, payload: &payload }, &mut buf)
+                .unwrap();
+        }
+        file.write_all_at(&buf, start).unwrap();
+        start + buf.len() as u64
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(parse_file_name(&file_name(17)), Some(17));
+        assert_eq!(parse_file_name("seg-1.log"), None);
+        assert_eq!(parse_file_name("seg-00000000000000000017.log.tmp"), None);
+    }
+
+    #[test]
+    fn scan_finds_records_and_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, path) = create(dir.path(), 3, 99).unwrap();
+        let end = write_frames(&file, HEADER_BYTES, 1..=10);
+        file.write_all_at(&[0x52, 0x46, 0x48], end).unwrap(); // half a frame header
+        let s = scan(&path, 4).unwrap();
+        assert_eq!(s.header, Header { id: 3, created_ms: 99 });
+        assert_eq!((s.first_seq, s.last_seq, s.count), (Some(1), Some(10), 10));
+        assert_eq!(s.valid_end, end);
+        assert_eq!(s.sparse.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1, 5, 9]);
+        assert_eq!(s.tail.as_ref().map(|t| (t.offset, t.len)), Some((end, 3)));
+        assert!(s.bad.is_empty());
+        let (rec, _) = read_at(&file, s.sparse[1].1, end, &path).unwrap().unwrap();
+        assert_eq!(rec.seq, 5);
+        assert_eq!(rec.payload, vec![5u8; 6]);
+    }
+
+    #[test]
+    fn scan_skips_a_corrupt_middle_and_reports_the_lost_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, path) = create(dir.path(), 1, 0).unwrap();
+        let end = write_frames(&file, HEADER_BYTES, 1..=6);
+        let whole = scan(&path, 1).unwrap();
+        let (_, third) = whole.sparse[2];
+        file.write_all_at(&[0xFF; 3], third + 13).unwrap();
+        let s = scan(&path, 1).unwrap();
+        assert_eq!(s.count, 5);
+        assert_eq!(s.lost, vec![(3, 3)]);
+        assert_eq!(s.bad.len(), 1);
+        assert_eq!(s.bad[0].offset, third);
+        assert_eq!(s.valid_end, end);
+        assert!(s.tail.is_none());
+    }
+
+    #[test]
+    fn foreign_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(1));
+        std::fs::write(&path, vec![b'x'; 64]).unwrap();
+        assert!(matches!(scan(&path, 1), Err(Error::Corrupt { .. })));
+    }
+}
