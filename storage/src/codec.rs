@@ -14,7 +14,7 @@
 //! ```
 
 use bincode::{
-    config::{Configuration, Fixint, LittleEndian, Limit},
+    config::{Configuration, Fixint, Limit, LittleEndian},
     BorrowDecode, Encode,
 };
 
@@ -73,10 +73,7 @@ pub fn encode_frame(rec: &LogRecord<'_>, out: &mut Vec<u8>) -> Result<usize> {
     }
     let len = (body_len as u32).to_le_bytes();
     out[start + 4..start + 8].copy_from_slice(&len);
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c(&len),
-        &out[start + FRAME_HEADER_BYTES..],
-    );
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), &out[start + FRAME_HEADER_BYTES..]);
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
     Ok(out.len() - start)
 }
@@ -185,7 +182,15 @@ mod tests {
 
     fn frame(seq: u64, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_frame(&LogRecord { seq, ts_ms: 7, payload }, &mut out).unwrap();
+        encode_frame(
+            &LogRecord {
+                seq,
+                ts_ms: 7,
+                payload,
+            },
+            &mut out,
+        )
+        .unwrap();
         out
     }
 
@@ -195,7 +200,14 @@ mod tests {
         match decode_frame(&buf).unwrap() {
             Frame::Whole { rec, len } => {
                 assert_eq!(len, buf.len());
-                assert_eq!(rec, LogRecord { seq: 42, ts_ms: 7, payload: b"hello" });
+                assert_eq!(
+                    rec,
+                    LogRecord {
+                        seq: 42,
+                        ts_ms: 7,
+                        payload: b"hello"
+                    }
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -205,7 +217,11 @@ mod tests {
     fn every_truncation_is_partial_and_every_bit_flip_is_caught() {
         let buf = frame(1, b"some payload bytes");
         for cut in 0..buf.len() {
-            assert_eq!(decode_frame(&buf[..cut]).unwrap(), Frame::Partial, "cut at {cut}");
+            assert_eq!(
+                decode_frame(&buf[..cut]).unwrap(),
+                Frame::Partial,
+                "cut at {cut}"
+            );
         }
         for byte in 0..buf.len() {
             for bit in 0..8 {

@@ -45,7 +45,9 @@ pub struct Watermark {
 
 impl std::fmt::Debug for Watermark {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watermark").field("value", &self.get()).finish()
+        f.debug_struct("Watermark")
+            .field("value", &self.get())
+            .finish()
     }
 }
 
@@ -156,7 +158,10 @@ impl Future for Wait {
         let key = match self.key {
             Some(k) => k,
             None => {
-                let k = (self.seq, self.mark.next_waiter.fetch_add(1, Ordering::Relaxed));
+                let k = (
+                    self.seq,
+                    self.mark.next_waiter.fetch_add(1, Ordering::Relaxed),
+                );
                 self.key = Some(k);
                 k
             }
@@ -360,7 +365,10 @@ mod tests {
         mark.advance(3);
         mark.fail(4, 6);
         assert!(matches!(mark.outcome(3), Some(Ok(()))));
-        assert!(matches!(mark.outcome(5), Some(Err(Error::FlushFailed { seq: 5 }))));
+        assert!(matches!(
+            mark.outcome(5),
+            Some(Err(Error::FlushFailed { seq: 5 }))
+        ));
         assert!(mark.outcome(7).is_none());
         mark.advance(7);
         assert!(matches!(mark.outcome(7), Some(Ok(()))));
@@ -378,7 +386,10 @@ mod tests {
         assert!(poll_once(&mut w, &flag).is_pending());
         mark.close();
         assert!(flag.0.load(Ordering::SeqCst));
-        assert!(matches!(poll_once(&mut w, &flag), Poll::Ready(Err(Error::Closed))));
+        assert!(matches!(
+            poll_once(&mut w, &flag),
+            Poll::Ready(Err(Error::Closed))
+        ));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub enum Error {
     /// A record is larger than the store accepts.
     #[error("record of {len} bytes exceeds the limit of {max}")]
     TooLarge { len: usize, max: usize },
+    /// A uniqueness rule would be broken (a uid or name already taken).
+    #[error("{what} already exists")]
+    Conflict { what: String },
     /// The store has been closed.
     #[error("store is closed")]
     Closed,

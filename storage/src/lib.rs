@@ -1,7 +1,320 @@
-//! placeholder
+//! hookd's durable store: a segmented append-only log with group commit, and a sled database
+//! for everything that needs random access.
+//!
+//! This crate knows nothing of HTTP, TLS or async runtimes. Its waits are plain
+//! `std::future::Future`s woken from its own threads, so any executor can await them.
+//!
+//! # On-disk format
+//!
+//! A data directory holds:
+//! ```text
+//! HOOKD                 marker: "hookd data directory\nformat <version>\n"
+//! LOCK                  flock(2)-ed by the process that has the store open
+//! log/seg-<id:020>.log  log segments, ids increasing; the highest is open for appends
+//! log/quarantine/       bytes that failed to decode, copied aside before anything is cut
+//! index/                the sled database (see `state` for its trees and key layouts)
+//! ```
+//!
+//! **Segments** (see `segment`): a 32-byte header (magic `HOOKDSEG`, format version, checksummed
+//! id and creation time), then frames. **Frames** (see `codec`): `magic u32 | len u32 |
+//! crc32c(len, body) u32 | body`, where body is a format-version byte and bincode 2 (little
+//! endian, fixed-width integers, 16 MiB limit) of `{seq u64, ts_ms u64, payload bytes}`. Sequence
+//! numbers are dense and increase across segments. Segments roll at a byte, count or age limit.
+//! **Index values** are a format-version byte and bincode 2 with the same configuration.
+//!
+//! # Write and fsync order
+//!
+//! 1. A new segment is written under a `.tmp` name, fsynced, renamed, and the directory fsynced,
+//!    before any record goes into it (the flusher prepares the next one ahead of time).
+//! 2. Appenders `pwrite` whole batches at the end of the open segment under one lock.
+//! 3. The flusher `fdatasync`s every segment written since the last flush, then publishes the
+//!    durable watermark. In `sync` mode an append is acknowledged only once the watermark passes
+//!    it, so an acknowledged record is always on disk.
+//! 4. The index database is flushed by its own thread: on request (management writes wait for
+//!    it) and every `index_flush_interval` otherwise. Delivery state lost in a crash is rebuilt:
+//!    deliveries are at least once.
+//! 5. Retiring a segment first records the new sequence floor in the index and flushes it, then
+//!    deletes the file, then fsyncs the directory.
+//!
+//! # Recovery
+//!
+//! Every segment without a stored summary (always the open one) is read whole. A frame that does
+//! not decode is copied to `log/quarantine/` and stepped over; its sequence numbers read as
+//! [`Error::Quarantined`]. A torn tail (a frame cut short, or garbage after the last whole frame:
+//! writes that were never acknowledged) is copied aside too, then truncated. A record or segment
+//! of a newer format version refuses the whole open ([`Error::NewerFormat`]): nothing is
+//! guessed. None of this panics, so a bad record cannot cause a crash loop.
+
 pub mod clock;
 pub mod codec;
 pub mod commit;
 pub mod error;
 pub mod log;
 pub mod segment;
+pub mod state;
+
+use std::{
+    fs::{File, OpenOptions},
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use crossbeam_utils::sync::{Parker, Unparker};
+
+pub use crate::{
+    clock::{Clock, ManualClock, SystemClock},
+    commit::{LocalWaiters, Subscription, Wait, Watermark},
+    error::{Error, Result},
+    log::{Durability, Log, LogOptions, RecoveryReport},
+    segment::Record,
+    state::{Page, State},
+};
+
+const MARKER: &str = "HOOKD";
+const MARKER_PREFIX: &str = "hookd data directory\nformat ";
+
+/// Tunables of the whole store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub log: LogOptions,
+    /// sled's page cache.
+    pub cache_bytes: u64,
+    /// How often the index is flushed when nobody asks for it.
+    pub index_flush_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            log: LogOptions::default(),
+            cache_bytes: 64 << 20,
+            index_flush_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// An open data directory: the log and the index, each with its flusher thread.
+pub struct Store {
+    path: PathBuf,
+    log: Log,
+    state: Arc<State>,
+    index: Arc<IndexFlusher>,
+    index_thread: Mutex<Option<JoinHandle<()>>>,
+    clock: Arc<dyn Clock>,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+struct IndexFlusher {
+    requested: AtomicU64,
+    durable: Arc<Watermark>,
+    unparker: Unparker,
+    stop: AtomicBool,
+}
+
+impl Store {
+    /// Opens or creates the data directory at `path` and recovers it.
+    ///
+    /// Refuses a directory that is not empty and not hookd's, one that cannot be written, one
+    /// locked by another process, and one written by a newer format.
+    pub fn open(
+        path: &Path,
+        opts: StoreOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, RecoveryReport)> {
+        let lock = prepare_dir(path)?;
+        let state = Arc::new(State::open(&path.join("index"), opts.cache_bytes)?);
+        let (log, report) = Log::open(&path.join("log"), opts.log, clock.clone(), state.clone())?;
+        let parker = Parker::new();
+        let index = Arc::new(IndexFlusher {
+            requested: AtomicU64::new(0),
+            durable: Arc::new(Watermark::new(0)),
+            unparker: parker.unparker().clone(),
+            stop: AtomicBool::new(false),
+        });
+        let (st, ix) = (state.clone(), index.clone());
+        let interval = opts.index_flush_interval;
+        let index_thread = std::thread::Builder::new()
+            .name("hookd-index-flusher".into())
+            .spawn(move || index_flusher(&st, &ix, &parker, interval))
+            .map_err(|e| Error::io("starting the index flusher thread", e))?;
+        Ok((
+            Self {
+                path: path.to_path_buf(),
+                log,
+                state,
+                index,
+                index_thread: Mutex::new(Some(index_thread)),
+                clock,
+                _lock: lock,
+            },
+            report,
+        ))
+    }
+
+    /// The event log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The index database.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Asks for the index writes made so far to be flushed; returns a ticket to wait on with
+    /// [`Store::index_durable`]. For management writes, which must survive a crash once answered.
+    pub fn commit_index(&self) -> u64 {
+        let ticket = self.index.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        self.index.unparker.unpark();
+        ticket
+    }
+
+    /// The index's durable watermark, counted in [`Store::commit_index`] tickets.
+    pub fn index_durable(&self) -> &Arc<Watermark> {
+        &self.index.durable
+    }
+
+    /// The lowest sequence number the log must keep: the lowest pending delivery, and nothing at
+    /// or after `fanout_cursor` (deliveries not yet fanned out).
+    pub fn retention_floor(&self, fanout_cursor: u64) -> Result<u64> {
+        let pending = self.state.min_pending_seq()?.unwrap_or(u64::MAX);
+        Ok(pending.min(fanout_cursor))
+    }
+
+    /// Drops segments older than `retention` that nothing at or above `floor` needs, and
+    /// expired idempotency keys. Blocks: run it off the shard threads.
+    pub fn run_retention(&self, retention: Duration, floor: u64) -> Result<Vec<u64>> {
+        let now = self.clock.now_ms();
+        let cutoff = now.saturating_sub(retention.as_millis() as u64);
+        let removed = self.log.retire(cutoff, floor)?;
+        self.state.purge_idempotency(now)?;
+        Ok(removed)
+    }
+
+    /// Bytes on disk: log segments plus the index.
+    pub fn disk_bytes(&self) -> u64 {
+        self.log.disk_bytes() + self.state.disk_bytes()
+    }
+
+    /// Flushes everything and stops the flusher threads.
+    pub fn close(&self) -> Result<()> {
+        self.log.close();
+        self.index.stop.store(true, Ordering::Release);
+        self.index.unparker.unpark();
+        if let Some(h) = self
+            .index_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+        self.state.flush()?;
+        self.index.durable.close();
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn index_flusher(state: &State, ix: &IndexFlusher, parker: &Parker, interval: Duration) {
+    let mut since_flush = Duration::ZERO;
+    loop {
+        let requested = ix.requested.load(Ordering::Acquire);
+        let stopping = ix.stop.load(Ordering::Acquire);
+        if requested > ix.durable.get() || since_flush >= interval || stopping {
+            match state.flush() {
+                Ok(()) => ix.durable.advance(requested),
+                Err(_) => ix.durable.fail(ix.durable.get() + 1, requested),
+            }
+            since_flush = Duration::ZERO;
+            if stopping {
+                return;
+            }
+            continue;
+        }
+        let t = std::time::Instant::now();
+        parker.park_timeout(interval - since_flush);
+        since_flush += t.elapsed();
+    }
+}
+
+/// Checks that `path` is (or can become) hookd's data directory and locks it.
+fn prepare_dir(path: &Path) -> Result<File> {
+    let unwritable = |source| Error::Unwritable {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(unwritable)?;
+    let marker = path.join(MARKER);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => {
+            let version = text
+                .strip_prefix(MARKER_PREFIX)
+                .and_then(|v| v.trim().parse::<u8>().ok())
+                .ok_or_else(|| Error::ForeignDirectory {
+                    path: path.to_path_buf(),
+                })?;
+            if version > codec::FORMAT_VERSION {
+                return Err(Error::NewerFormat {
+                    what: format!("data directory {}", path.display()),
+                    found: version,
+                    supported: codec::FORMAT_VERSION,
+                });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut entries = std::fs::read_dir(path).map_err(unwritable)?;
+            if entries.next().is_some() {
+                return Err(Error::ForeignDirectory {
+                    path: path.to_path_buf(),
+                });
+            }
+            let text = format!("{MARKER_PREFIX}{}\n", codec::FORMAT_VERSION);
+            let tmp = path.join("HOOKD.tmp");
+            std::fs::write(&tmp, text)
+                .and_then(|_| File::open(&tmp)?.sync_all())
+                .and_then(|_| std::fs::rename(&tmp, &marker))
+                .map_err(unwritable)?;
+            segment::sync_dir(path)?;
+        }
+        Err(e) => return Err(unwritable(e)),
+    }
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path.join("LOCK"))
+        .map_err(unwritable)?;
+    // SAFETY: flock takes a file descriptor that `lock` keeps open for the call; it has no
+    // memory-safety preconditions.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(Error::Locked {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(lock)
+}

@@ -208,7 +208,9 @@ pub struct Log {
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log").field("dir", &self.shared.dir).finish()
+        f.debug_struct("Log")
+            .field("dir", &self.shared.dir)
+            .finish()
     }
 }
 
@@ -307,7 +309,10 @@ impl Log {
                 max: sh.opts.max_bytes,
             });
         }
-        let open = inner.segs.last().expect("the log always has an open segment");
+        let open = inner
+            .segs
+            .last()
+            .expect("the log always has an open segment");
         let age = Duration::from_millis(now.saturating_sub(open.created_ms));
         if open.count > 0
             && (inner.roll_requested
@@ -323,7 +328,10 @@ impl Log {
             if let Err(t) = open.file.set_len(open.end) {
                 inner.broken = Some(format!("truncate after failed write: {t}"));
             }
-            return Err(Error::io(format!("appending to {}", open.path.display()), e));
+            return Err(Error::io(
+                format!("appending to {}", open.path.display()),
+                e,
+            ));
         }
         for (i, off) in inner.offsets.iter().enumerate() {
             if open.count % SPARSE_EVERY == 0 {
@@ -516,7 +524,12 @@ impl Log {
     pub fn close(&self) {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.unparker.unpark();
-        if let Some(h) = self.flusher.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
         self.shared.durable.close();
@@ -591,7 +604,11 @@ impl Iterator for Iter<'_> {
             if let Some(cur) = &mut self.cur {
                 let end = {
                     let inner = self.log.lock();
-                    inner.segs.iter().find(|s| s.id == cur.seg_id).map(|s| s.end)
+                    inner
+                        .segs
+                        .iter()
+                        .find(|s| s.id == cur.seg_id)
+                        .map(|s| s.end)
                 };
                 match end.map(|end| cur.next_record(end)) {
                     Some(Ok(Some(rec))) if rec.seq < self.next => continue,
@@ -764,7 +781,10 @@ fn recover(
                 Err(e) => return Err(e),
             },
         };
-        if let (Some(prev), Some(first)) = (segs.iter().rev().find_map(|s| s.last_seq), summary.first_seq) {
+        if let (Some(prev), Some(first)) = (
+            segs.iter().rev().find_map(|s| s.last_seq),
+            summary.first_seq,
+        ) {
             if first <= prev {
                 return Err(Error::Corrupt {
                     location: path.display().to_string(),

@@ -280,8 +280,15 @@ mod tests {
         let mut buf = Vec::new();
         for seq in seqs {
             let payload = vec![seq as u8; (seq % 50) as usize + 1];
-            codec::encode_frame(&LogRecord { seq, ts_ms: seq * 10, payload: &payload }, &mut buf)
-                .unwrap();
+            codec::encode_frame(
+                &LogRecord {
+                    seq,
+                    ts_ms: seq * 10,
+                    payload: &payload,
+                },
+                &mut buf,
+            )
+            .unwrap();
         }
         file.write_all_at(&buf, start).unwrap();
         start + buf.len() as u64
@@ -301,10 +308,19 @@ mod tests {
         let end = write_frames(&file, HEADER_BYTES, 1..=10);
         file.write_all_at(&[0x52, 0x46, 0x48], end).unwrap(); // half a frame header
         let s = scan(&path, 4).unwrap();
-        assert_eq!(s.header, Header { id: 3, created_ms: 99 });
+        assert_eq!(
+            s.header,
+            Header {
+                id: 3,
+                created_ms: 99
+            }
+        );
         assert_eq!((s.first_seq, s.last_seq, s.count), (Some(1), Some(10), 10));
         assert_eq!(s.valid_end, end);
-        assert_eq!(s.sparse.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1, 5, 9]);
+        assert_eq!(
+            s.sparse.iter().map(|p| p.0).collect::<Vec<_>>(),
+            vec![1, 5, 9]
+        );
         assert_eq!(s.tail.as_ref().map(|t| (t.offset, t.len)), Some((end, 3)));
         assert!(s.bad.is_empty());
         let (rec, _) = read_at(&file, s.sparse[1].1, end, &path).unwrap().unwrap();

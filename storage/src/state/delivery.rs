@@ -1,0 +1,187 @@
+//! Delivery state: the delivery index, the due index, the pending floor and attempts.
+//!
+//! A delivery `(endpoint, seq)` is in `deliveries` for as long as it is known. While it is
+//! pending it also has exactly one entry in `due` (keyed by when it is next due) and one in
+//! `pending` (keyed by seq, so that the lowest pending seq, below which the log may be retired,
+//! is the first key). [`State::set_delivery`] keeps the three in step in one transaction.
+
+use sled::Transactional;
+
+use super::{
+    be, get, key, page, read_be, AttemptRecord, DeliveryState, DeliveryStatus, Page, State,
+};
+use crate::{codec::encode_value, error::Result};
+
+/// A due entry: which delivery, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub at_ms: u64,
+    pub endpoint: u64,
+    pub seq: u64,
+}
+
+impl State {
+    /// Writes the state of delivery `(endpoint, seq)`, moving its due and pending entries.
+    pub fn set_delivery(&self, endpoint: u64, seq: u64, st: &DeliveryState) -> Result<()> {
+        self.set_deliveries(&[(endpoint, seq, st.clone())])
+    }
+
+    /// [`State::set_delivery`] for many deliveries in one transaction.
+    pub fn set_deliveries(&self, batch: &[(u64, u64, DeliveryState)]) -> Result<()> {
+        let mut encoded = Vec::with_capacity(batch.len());
+        for (ep, seq, st) in batch {
+            let old: Option<DeliveryState> = self.delivery(*ep, *seq)?;
+            encoded.push((*ep, *seq, st, encode_value(st)?, old));
+        }
+        (
+            &self.deliveries,
+            &self.due,
+            &self.pending,
+            &self.msg_deliveries,
+        )
+            .transaction(|(deliveries, due, pending, by_msg)| {
+                for (ep, seq, st, value, old) in &encoded {
+                    if let Some(old) = old.as_ref().filter(|o| o.status == DeliveryStatus::Pending)
+                    {
+                        due.remove(key(&[&be(old.next_at_ms), &be(*ep), &be(*seq)]))?;
+                    }
+                    if st.status == DeliveryStatus::Pending {
+                        due.insert(key(&[&be(st.next_at_ms), &be(*ep), &be(*seq)]), &[])?;
+                        pending.insert(key(&[&be(*seq), &be(*ep)]), &[])?;
+                    } else {
+                        pending.remove(key(&[&be(*seq), &be(*ep)]))?;
+                    }
+                    by_msg.insert(key(&[&be(*seq), &be(*ep)]), &[])?;
+                    deliveries.insert(key(&[&be(*ep), &be(*seq)]), value.clone())?;
+                }
+                Ok(())
+            })?;
+        Ok(())
+    }
+
+    /// The state of delivery `(endpoint, seq)`.
+    pub fn delivery(&self, endpoint: u64, seq: u64) -> Result<Option<DeliveryState>> {
+        get(
+            &self.deliveries,
+            &key(&[&be(endpoint), &be(seq)]),
+            "delivery",
+        )
+    }
+
+    /// Pending deliveries due at or before `now_ms`, earliest first, at most `limit`.
+    pub fn due_before(&self, now_ms: u64, limit: usize) -> Result<Vec<Due>> {
+        let mut out = Vec::new();
+        for kv in self.due.range(..key(&[&be(now_ms.saturating_add(1))])) {
+            if out.len() == limit {
+                break;
+            }
+            let (k, _) = kv?;
+            out.push(Due {
+                at_ms: read_be(&k, 0),
+                endpoint: read_be(&k, 8),
+                seq: read_be(&k, 16),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The lowest seq with a pending delivery.
+    pub fn min_pending_seq(&self) -> Result<Option<u64>> {
+        Ok(self.pending.first()?.map(|(k, _)| read_be(&k, 0)))
+    }
+
+    /// Number of pending deliveries.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The endpoints a message has deliveries for, with their states.
+    pub fn message_deliveries(&self, seq: u64) -> Result<Vec<(u64, DeliveryState)>> {
+        let mut out = Vec::new();
+        for kv in self.msg_deliveries.scan_prefix(be(seq)) {
+            let (k, _) = kv?;
+            let ep = read_be(&k, 8);
+            if let Some(st) = self.delivery(ep, seq)? {
+                out.push((ep, st));
+            }
+        }
+        Ok(out)
+    }
+
+    /// An endpoint's deliveries in seq order from `from_seq`, at most `limit`.
+    pub fn endpoint_deliveries(
+        &self,
+        endpoint: u64,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, DeliveryState)>> {
+        let start = key(&[&be(endpoint), &be(from_seq)]);
+        let end = key(&[&be(endpoint), &be(u64::MAX)]);
+        let mut out = Vec::new();
+        for kv in self.deliveries.range(start..=end).take(limit) {
+            let (k, v) = kv?;
+            let st = crate::codec::decode_value(&v, &|| format!("delivery at {}", super::hex(&k)))?;
+            out.push((read_be(&k, 8), st));
+        }
+        Ok(out)
+    }
+
+    /// Records an attempt under its key, its message and its endpoint.
+    pub fn add_attempt(&self, a: &AttemptRecord) -> Result<()> {
+        let value = encode_value(a)?;
+        (&self.attempts, &self.attempts_by_msg, &self.attempts_by_ep).transaction(
+            |(attempts, by_msg, by_ep)| {
+                attempts.insert(&be(a.key), value.clone())?;
+                by_msg.insert(key(&[&be(a.msg_seq), &be(a.key)]), &[])?;
+                by_ep.insert(key(&[&be(a.endpoint_key), &be(a.key)]), &[])?;
+                Ok(())
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The attempt with internal key `k`.
+    pub fn attempt(&self, k: u64) -> Result<Option<AttemptRecord>> {
+        get(&self.attempts, &be(k), "attempt")
+    }
+
+    /// A message's attempts, newest first, strictly before attempt key `before`.
+    pub fn attempts_for_message(
+        &self,
+        seq: u64,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<AttemptRecord>> {
+        self.attempts_via(&self.attempts_by_msg, seq, before, limit)
+    }
+
+    /// An endpoint's attempts, newest first, strictly before attempt key `before`.
+    pub fn attempts_for_endpoint(
+        &self,
+        endpoint: u64,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<AttemptRecord>> {
+        self.attempts_via(&self.attempts_by_ep, endpoint, before, limit)
+    }
+
+    fn attempts_via(
+        &self,
+        index: &sled::Tree,
+        owner: u64,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<AttemptRecord>> {
+        let start = key(&[&be(owner), &be(0)]);
+        let end = key(&[&be(owner), &be(before.unwrap_or(u64::MAX))]);
+        let rows = index.range(start..end).rev().map(|kv| {
+            let (k, _) = kv?;
+            let ak = be(read_be(&k, 8));
+            let v = self.attempts.get(ak)?.unwrap_or_default();
+            Ok((sled::IVec::from(&ak), v))
+        });
+        let mut p = page(rows, limit, "attempt")?;
+        p.last_key = p.items.last().map(|a: &AttemptRecord| be(a.key).to_vec());
+        Ok(p)
+    }
+}

@@ -1,0 +1,382 @@
+//! The index database: everything that needs random access, in sled.
+//!
+//! One sled database (`<data>/index/`) with one tree per kind of key. All integers in keys are
+//! big-endian, so that key order is numeric order and time order:
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | `b"format"`, `b"floor"`, `b"cursor/<name>"` | version byte, u64 BE |
+//! | `segments` | segment id | [`SegmentSummary`] |
+//! | `apps` | app key | [`AppRecord`] |
+//! | `app_by_id`, `app_by_uid` | id / uid string | app key |
+//! | `endpoints` | endpoint key | [`EndpointRecord`] |
+//! | `ep_by_id` | id string | endpoint key |
+//! | `ep_by_uid` | app key, uid | endpoint key |
+//! | `app_eps` | app key, endpoint key | empty |
+//! | `event_types` | name | [`EventTypeRecord`] |
+//! | `messages` | app key, seq | empty (list an app's messages newest first) |
+//! | `event_ids` | app key, eventId | [`MessageRef`] |
+//! | `deliveries` | endpoint key, seq | [`DeliveryState`] |
+//! | `msg_deliveries` | seq, endpoint key | empty |
+//! | `due` | next_at_ms, endpoint key, seq | empty (pending only) |
+//! | `pending` | seq, endpoint key | empty (pending only: the retention floor) |
+//! | `attempts` | attempt key | [`AttemptRecord`] |
+//! | `attempts_by_msg` | seq, attempt key | empty |
+//! | `attempts_by_ep` | endpoint key, attempt key | empty |
+//! | `idempotency` | scope, 0x00, key | [`IdempotencyRecord`] |
+//! | `idem_expiry` | expires_ms, scope, 0x00, key | empty |
+//! | `audit` | ts_ms, counter | [`AuditRecord`] |
+//!
+//! Writes that touch several trees run in one sled transaction. sled makes nothing durable until
+//! it is flushed; [`State::flush`] (called by the store's index flusher) does that.
+
+mod delivery;
+mod mgmt;
+pub mod records;
+
+use std::path::Path;
+
+use bincode::{Decode, Encode};
+use sled::{IVec, Tree};
+
+use crate::{
+    codec::{decode_value, encode_value, FORMAT_VERSION},
+    error::{Error, Result},
+    log::{Catalog, SegmentSummary},
+};
+pub use records::*;
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The key of the last item: pass it back to get the next page.
+    pub last_key: Option<Vec<u8>>,
+    /// True when there is nothing after this page.
+    pub done: bool,
+}
+
+/// The index database.
+pub struct State {
+    db: sled::Db,
+    meta: Tree,
+    segments: Tree,
+    apps: Tree,
+    app_by_id: Tree,
+    app_by_uid: Tree,
+    endpoints: Tree,
+    ep_by_id: Tree,
+    ep_by_uid: Tree,
+    app_eps: Tree,
+    event_types: Tree,
+    messages: Tree,
+    event_ids: Tree,
+    deliveries: Tree,
+    msg_deliveries: Tree,
+    due: Tree,
+    pending: Tree,
+    attempts: Tree,
+    attempts_by_msg: Tree,
+    attempts_by_ep: Tree,
+    idempotency: Tree,
+    idem_expiry: Tree,
+    audit: Tree,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").finish_non_exhaustive()
+    }
+}
+
+/// A key made of big-endian integers and byte strings, in order.
+pub(crate) fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+pub(crate) fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+pub(crate) fn read_be(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    if let Some(src) = bytes.get(at..at + 8) {
+        b.copy_from_slice(src);
+    }
+    u64::from_be_bytes(b)
+}
+
+impl State {
+    /// Opens the index database in `path`, with sled's page cache capped at `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
+            .open()?;
+        let t = |name: &str| db.open_tree(name);
+        let state = Self {
+            meta: t("meta")?,
+            segments: t("segments")?,
+            apps: t("apps")?,
+            app_by_id: t("app_by_id")?,
+            app_by_uid: t("app_by_uid")?,
+            endpoints: t("endpoints")?,
+            ep_by_id: t("ep_by_id")?,
+            ep_by_uid: t("ep_by_uid")?,
+            app_eps: t("app_eps")?,
+            event_types: t("event_types")?,
+            messages: t("messages")?,
+            event_ids: t("event_ids")?,
+            deliveries: t("deliveries")?,
+            msg_deliveries: t("msg_deliveries")?,
+            due: t("due")?,
+            pending: t("pending")?,
+            attempts: t("attempts")?,
+            attempts_by_msg: t("attempts_by_msg")?,
+            attempts_by_ep: t("attempts_by_ep")?,
+            idempotency: t("idempotency")?,
+            idem_expiry: t("idem_expiry")?,
+            audit: t("audit")?,
+            db,
+        };
+        match state.meta.get(b"format")? {
+            Some(v) if v.first().copied().unwrap_or(0) > FORMAT_VERSION => {
+                return Err(Error::NewerFormat {
+                    what: format!("index database {}", path.display()),
+                    found: v[0],
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Some(_) => {}
+            None => {
+                state.meta.insert(b"format", &[FORMAT_VERSION])?;
+                state.db.flush()?;
+            }
+        }
+        Ok(state)
+    }
+
+    /// Makes every write so far durable. Blocks: call it off the shard threads.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A fresh internal key, unique and increasing for the life of the database.
+    pub fn next_key(&self) -> Result<u64> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    /// Bytes sled uses on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// A named progress marker (for example how far fan-out has got through the log).
+    pub fn cursor(&self, name: &str) -> Result<Option<u64>> {
+        let k = key(&[b"cursor/", name.as_bytes()]);
+        Ok(self.meta.get(k)?.map(|v| read_be(&v, 0)))
+    }
+
+    /// Sets a named progress marker.
+    pub fn set_cursor(&self, name: &str, value: u64) -> Result<()> {
+        self.meta
+            .insert(key(&[b"cursor/", name.as_bytes()]), &be(value))?;
+        Ok(())
+    }
+
+    /// Records a message in its app's listing and, when it has one, under its `eventId`.
+    /// Returns [`Error::Conflict`] if the `eventId` is already used in the app.
+    pub fn index_message(
+        &self,
+        app: u64,
+        seq: u64,
+        event_id: Option<&str>,
+        id: &str,
+    ) -> Result<()> {
+        let listing = key(&[&be(app), &be(seq)]);
+        let Some(eid) = event_id else {
+            self.messages.insert(listing, &[])?;
+            return Ok(());
+        };
+        let reference = encode_value(&MessageRef {
+            seq,
+            id: id.to_owned(),
+        })?;
+        let ek = key(&[&be(app), eid.as_bytes()]);
+        match self
+            .event_ids
+            .compare_and_swap(&ek, None::<&[u8]>, Some(reference))?
+        {
+            Ok(()) => {
+                self.messages.insert(listing, &[])?;
+                Ok(())
+            }
+            Err(_) => Err(Error::Conflict {
+                what: format!("eventId {eid}"),
+            }),
+        }
+    }
+
+    /// The message with `eventId` in the app, if any.
+    pub fn message_by_event_id(&self, app: u64, event_id: &str) -> Result<Option<MessageRef>> {
+        get(
+            &self.event_ids,
+            &key(&[&be(app), event_id.as_bytes()]),
+            "event id",
+        )
+    }
+
+    /// An app's message sequence numbers, newest first, strictly before `before_seq`.
+    pub fn list_messages(
+        &self,
+        app: u64,
+        before_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<u64>> {
+        let prefix = be(app);
+        let end = key(&[&prefix, &be(before_seq.unwrap_or(u64::MAX))]);
+        let mut items = Vec::new();
+        let mut done = true;
+        for kv in self.messages.range(prefix.to_vec()..end).rev() {
+            let (k, _) = kv?;
+            if items.len() == limit {
+                done = false;
+                break;
+            }
+            items.push(read_be(&k, 8));
+        }
+        let last_key = items.last().map(|s| be(*s).to_vec());
+        Ok(Page {
+            items,
+            last_key,
+            done,
+        })
+    }
+
+    /// Remembers the answer for an idempotency key until `rec.expires_ms`.
+    pub fn put_idempotency(
+        &self,
+        scope: &str,
+        idem_key: &str,
+        rec: &IdempotencyRecord,
+    ) -> Result<()> {
+        let k = key(&[scope.as_bytes(), &[0], idem_key.as_bytes()]);
+        let value = encode_value(rec)?;
+        self.idempotency.insert(&k, value)?;
+        self.idem_expiry
+            .insert(key(&[&be(rec.expires_ms), &k]), &[])?;
+        Ok(())
+    }
+
+    /// The remembered answer for an idempotency key, unless it has expired by `now_ms`.
+    pub fn idempotency(
+        &self,
+        scope: &str,
+        idem_key: &str,
+        now_ms: u64,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let k = key(&[scope.as_bytes(), &[0], idem_key.as_bytes()]);
+        let rec: Option<IdempotencyRecord> = get(&self.idempotency, &k, "idempotency key")?;
+        Ok(rec.filter(|r| r.expires_ms > now_ms))
+    }
+
+    /// Drops idempotency keys that expired by `now_ms`; returns how many.
+    pub fn purge_idempotency(&self, now_ms: u64) -> Result<usize> {
+        let mut n = 0;
+        for kv in self.idem_expiry.range(..be(now_ms).to_vec()) {
+            let (k, _) = kv?;
+            let idem = &k[8..];
+            let rec: Option<IdempotencyRecord> = get(&self.idempotency, idem, "idempotency key")?;
+            if rec.is_some_and(|r| r.expires_ms <= now_ms) {
+                self.idempotency.remove(idem)?;
+                n += 1;
+            }
+            self.idem_expiry.remove(&k)?;
+        }
+        Ok(n)
+    }
+
+    /// Appends to the audit trail.
+    pub fn audit(&self, rec: &AuditRecord) -> Result<()> {
+        let k = key(&[&be(rec.ts_ms), &be(self.next_key()?)]);
+        self.audit.insert(k, encode_value(rec)?)?;
+        Ok(())
+    }
+
+    /// The audit trail, newest first, strictly before `before` (a `last_key` of a prior page).
+    pub fn list_audit(&self, before: Option<&[u8]>, limit: usize) -> Result<Page<AuditRecord>> {
+        let end = before.map_or(vec![0xFF; 17], <[u8]>::to_vec);
+        page(self.audit.range(..end).rev(), limit, "audit record")
+    }
+
+    fn catalog_key(id: u64) -> [u8; 8] {
+        be(id)
+    }
+}
+
+impl Catalog for State {
+    fn load(&self, id: u64) -> Result<Option<SegmentSummary>> {
+        get(&self.segments, &Self::catalog_key(id), "segment summary")
+    }
+
+    fn store(&self, summary: &SegmentSummary) -> Result<()> {
+        put(&self.segments, &Self::catalog_key(summary.id), summary)
+    }
+
+    fn retire(&self, id: u64, floor: u64) -> Result<()> {
+        self.segments.remove(Self::catalog_key(id))?;
+        let old = self.floor()?;
+        self.meta.insert(b"floor", &be(floor.max(old)))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn floor(&self) -> Result<u64> {
+        Ok(self.meta.get(b"floor")?.map_or(1, |v| read_be(&v, 0)))
+    }
+}
+
+/// Reads and decodes one value.
+pub(crate) fn get<V: Decode<()>>(tree: &Tree, k: &[u8], what: &str) -> Result<Option<V>> {
+    match tree.get(k)? {
+        Some(v) => decode_value(&v, &|| format!("{what} at key {}", hex(k))).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Encodes and writes one value.
+pub(crate) fn put<V: Encode>(tree: &Tree, k: &[u8], v: &V) -> Result<()> {
+    tree.insert(k, encode_value(v)?)?;
+    Ok(())
+}
+
+/// Collects up to `limit` decoded values from a key-value iterator into a page.
+pub(crate) fn page<V: Decode<()>>(
+    iter: impl Iterator<Item = sled::Result<(IVec, IVec)>>,
+    limit: usize,
+    what: &str,
+) -> Result<Page<V>> {
+    let mut items = Vec::new();
+    let mut last_key = None;
+    let mut done = true;
+    for kv in iter {
+        let (k, v) = kv?;
+        if items.len() == limit {
+            done = false;
+            break;
+        }
+        items.push(decode_value(&v, &|| format!("{what} at key {}", hex(&k)))?);
+        last_key = Some(k.to_vec());
+    }
+    Ok(Page {
+        items,
+        last_key,
+        done,
+    })
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,293 @@
+//! The log through the public API: append, read, iterate, roll, retire, recover.
+
+mod common;
+
+use std::{os::unix::fs::FileExt, sync::Arc};
+
+use common::{open, opts, payload, wait_durable};
+use storage::{Durability, Error, ManualClock, Store};
+
+fn append_n(store: &Store, n: u64) -> Vec<u64> {
+    (0..n)
+        .map(|i| store.log().append(&[&payload(i)]).unwrap())
+        .collect()
+}
+
+#[test]
+fn append_returns_dense_sequences_and_reads_back_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let store = open(dir.path(), &clock);
+    let first = store.log().append(&[b"a", b"bb", b"ccc"]).unwrap();
+    assert_eq!(first, 1);
+    assert_eq!(store.log().append(&[b"d"]).unwrap(), 4);
+    wait_durable(&store, 4);
+    let rec = store.log().read(2).unwrap().unwrap();
+    assert_eq!(
+        (rec.seq, rec.ts_ms, rec.payload.as_slice()),
+        (2, 1_000, &b"bb"[..])
+    );
+    assert!(store.log().read(5).unwrap().is_none());
+    assert!(store.log().read(0).unwrap().is_none());
+}
+
+#[test]
+fn segments_roll_by_count_and_everything_reads_back_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    {
+        let store = open(dir.path(), &clock);
+        let seqs = append_n(&store, 100);
+        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+        wait_durable(&store, 100);
+        assert!(store.log().segment_count() >= 100 / 16, "rolled by count");
+    }
+    let store = open(dir.path(), &clock);
+    for seq in 1..=100 {
+        assert_eq!(
+            store.log().read(seq).unwrap().unwrap().payload,
+            payload(seq - 1)
+        );
+    }
+    let all: Vec<u64> = store.log().iter_from(37).map(|r| r.unwrap().seq).collect();
+    assert_eq!(all, (37..=100).collect::<Vec<_>>());
+    assert_eq!(store.log().append(&[b"next"]).unwrap(), 101);
+}
+
+#[test]
+fn segments_roll_by_age_using_the_injected_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    let store = open(dir.path(), &clock);
+    store.log().append(&[b"x"]).unwrap();
+    let before = store.log().segment_count();
+    clock.advance(3_600_000);
+    store.log().append(&[b"y"]).unwrap();
+    assert_eq!(store.log().segment_count(), before + 1);
+}
+
+#[test]
+fn retention_drops_only_old_segments_that_nothing_pending_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let mut o = opts(Durability::Sync);
+    o.log.segment_bytes_max = 1 << 20;
+    let (store, _) = Store::open(dir.path(), o, Arc::new(clock.clone())).unwrap();
+    append_n(&store, 64); // 4 segments of 16
+    clock.advance(10_000);
+    append_n(&store, 16);
+    wait_durable(&store, 80);
+    let bytes_before = store.log().disk_bytes();
+    // Pending delivery at seq 20 pins the segment holding 17..=32 and everything after it.
+    let removed = store
+        .run_retention(std::time::Duration::from_secs(5), 20)
+        .unwrap();
+    assert_eq!(removed.len(), 1);
+    assert!(store.log().read(1).unwrap().is_none());
+    assert_eq!(store.log().read(17).unwrap().unwrap().payload, payload(16));
+    assert_eq!(store.log().first_seq(), 17);
+    assert!(store.log().disk_bytes() < bytes_before);
+    // With the pin gone, the rest of the old data goes; the new data stays.
+    let removed = store
+        .run_retention(std::time::Duration::from_secs(5), u64::MAX)
+        .unwrap();
+    assert_eq!(removed.len(), 3);
+    assert_eq!(store.log().first_seq(), 65);
+}
+
+#[test]
+fn sequence_numbers_never_restart_after_everything_is_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    {
+        let store = open(dir.path(), &clock);
+        append_n(&store, 32);
+        store.log().roll_now().unwrap();
+        wait_durable(&store, 32);
+        clock.advance(100_000);
+        store
+            .run_retention(std::time::Duration::from_secs(1), u64::MAX)
+            .unwrap();
+        assert!(store.log().read(32).unwrap().is_none());
+    }
+    let store = open(dir.path(), &clock);
+    assert_eq!(store.log().append(&[b"after"]).unwrap(), 33);
+}
+
+#[test]
+fn torn_tail_is_truncated_and_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    let seg;
+    {
+        let store = open(dir.path(), &clock);
+        append_n(&store, 5);
+        wait_durable(&store, 5);
+        seg = std::fs::read_dir(dir.path().join("log"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .max()
+            .unwrap();
+    }
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.write_all_at(&[0x52, 0x46, 0x48, 0x4B, 200, 0, 0], len)
+        .unwrap(); // half a frame
+    drop(f);
+    let (store, report) =
+        Store::open(dir.path(), opts(Durability::Sync), Arc::new(clock.clone())).unwrap();
+    assert_eq!(report.truncated.len(), 1);
+    assert_eq!(report.truncated[0].2, 7);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+    assert!(
+        std::fs::read_dir(dir.path().join("log/quarantine"))
+            .unwrap()
+            .count()
+            >= 1
+    );
+    assert_eq!(store.log().read(5).unwrap().unwrap().payload, payload(4));
+    assert_eq!(store.log().append(&[b"z"]).unwrap(), 6);
+}
+
+#[test]
+fn corrupt_record_is_quarantined_and_the_rest_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    {
+        let store = open(dir.path(), &clock);
+        append_n(&store, 10);
+        wait_durable(&store, 10);
+    }
+    // Flip a byte inside the payload of some record in the first segment.
+    let seg = dir.path().join("log").join("seg-00000000000000000001.log");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // The first occurrence of 3u64 is the seq field of record 3 (13 bytes into its frame).
+    let third = 32
+        + bytes[32..]
+            .windows(8)
+            .position(|w| w == 3u64.to_le_bytes())
+            .unwrap();
+    bytes[third + 20] ^= 0xFF;
+    std::fs::write(&seg, &bytes).unwrap();
+    let (store, report) =
+        Store::open(dir.path(), opts(Durability::Sync), Arc::new(clock.clone())).unwrap();
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(report.lost, vec![(3, 3)]);
+    assert!(matches!(
+        store.log().read(3),
+        Err(Error::Quarantined { seq: 3 })
+    ));
+    assert_eq!(store.log().read(4).unwrap().unwrap().payload, payload(3));
+    let seqs: Vec<u64> = store.log().iter_from(1).map(|r| r.unwrap().seq).collect();
+    assert_eq!(seqs, vec![1, 2, 4, 5, 6, 7, 8, 9, 10]);
+}
+
+#[test]
+fn over_capacity_is_refused_without_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    let mut o = opts(Durability::Sync);
+    o.log.max_bytes = 2_000;
+    o.log.segment_bytes_max = 1 << 20;
+    let (store, _) = Store::open(dir.path(), o, Arc::new(clock)).unwrap();
+    let mut n = 0;
+    let err = loop {
+        match store.log().append(&[&[7u8; 100]]) {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_disk_full(), "{err}");
+    assert!(n > 5);
+    assert!(store.log().disk_bytes() <= 2_000);
+    assert_eq!(store.log().next_seq(), n + 1);
+}
+
+#[test]
+fn interval_mode_flushes_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(
+        dir.path(),
+        opts(Durability::Interval),
+        Arc::new(ManualClock::new(1)),
+    )
+    .unwrap();
+    let seq = store.log().append(&[b"i"]).unwrap();
+    wait_durable(&store, seq);
+    assert!(store.log().flush_count() >= 1);
+}
+
+#[test]
+fn foreign_newer_and_locked_directories_are_refused() {
+    let clock = Arc::new(ManualClock::new(1));
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("notes.txt"), "mine").unwrap();
+    let err = Store::open(foreign.path(), opts(Durability::Sync), clock.clone()).unwrap_err();
+    assert!(matches!(err, Error::ForeignDirectory { .. }), "{err}");
+
+    let newer = tempfile::tempdir().unwrap();
+    std::fs::write(
+        newer.path().join("HOOKD"),
+        "hookd data directory\nformat 99\n",
+    )
+    .unwrap();
+    let err = Store::open(newer.path(), opts(Durability::Sync), clock.clone()).unwrap_err();
+    assert!(matches!(err, Error::NewerFormat { found: 99, .. }), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let _held = Store::open(dir.path(), opts(Durability::Sync), clock.clone()).unwrap();
+    let err = Store::open(dir.path(), opts(Durability::Sync), clock).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+}
+
+#[test]
+fn newer_record_version_refuses_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    {
+        let store = open(dir.path(), &clock);
+        store.log().append(&[b"v"]).unwrap();
+        wait_durable(&store, 1);
+    }
+    let seg = dir.path().join("log").join("seg-00000000000000000001.log");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let body = 32 + 12;
+    bytes[body] = 9;
+    let len = &bytes[36..40].to_vec();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(len), &bytes[body..]);
+    bytes[40..44].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = Store::open(dir.path(), opts(Durability::Sync), Arc::new(clock)).unwrap_err();
+    assert!(matches!(err, Error::NewerFormat { found: 9, .. }), "{err}");
+}
+
+#[test]
+fn unwritable_directory_is_refused_by_name() {
+    if unsafe_is_root() {
+        // root ignores permission bits; a read-only bind mount would need privileges we avoid.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let err = Store::open(
+            &file.path().join("sub"),
+            opts(Durability::Sync),
+            Arc::new(ManualClock::new(1)),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Unwritable { .. }), "{err}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
+    let err = Store::open(&ro, opts(Durability::Sync), Arc::new(ManualClock::new(1))).unwrap_err();
+    assert!(matches!(err, Error::Unwritable { .. }), "{err}");
+}
+
+fn unsafe_is_root() -> bool {
+    std::env::var("USER").is_ok_and(|u| u == "root")
+        || std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+}
