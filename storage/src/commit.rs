@@ -175,6 +175,28 @@ impl Future for Wait {
     }
 }
 
+impl Wait {
+    /// Blocks the calling thread until the wait resolves. For threads that are not executors
+    /// (tools, tests); never call it on a shard thread.
+    pub fn blocking(self) -> Result<()> {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut this = std::pin::pin!(self);
+        loop {
+            if let Poll::Ready(v) = this.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+}
+
 impl Drop for Wait {
     fn drop(&mut self) {
         if let Some(k) = self.key {

@@ -1,0 +1,608 @@
+//! `hookd.toml`: the typed, validated configuration and how it is loaded.
+//!
+//! Loading happens in two stages, so that an operator sees every problem in
+//! one go, each with the key path it belongs to:
+//!
+//! 1. **Shape** (`raw.rs`): the text is parsed as TOML (a syntax error is one
+//!    problem with its line and column), then deserialized into raw serde
+//!    structs that refuse unknown keys. serde stops at its first error, so the
+//!    offending key is removed from the TOML tree, the error recorded under its
+//!    key path, and deserialization retried, up to [`SHAPE_ROUNDS_MAX`] times.
+//! 2. **Meaning** (`validate.rs`): every raw value is turned into its typed form
+//!    (durations, sizes, enums, socket addresses) and checked against its
+//!    range and against the keys it depends on. Every problem is collected.
+//!
+//! The result is a [`Config`] or a [`ConfigErrors`], never a panic. Every key
+//! has a default (see [`Config::default`]); `hookd.example.toml` at the
+//! repository root documents them all and is tested to match.
+//!
+//! The key names pinned in `api.md` §5 (`server.listen`, `server.shards`,
+//! `server.tls.cert`/`key`, `storage.path`, `storage.durability`,
+//! `delivery.retry_schedule`, `delivery.timeout`,
+//! `delivery.allow_private_networks`, `auth.tokens[].name`/`sha256`/`scopes`)
+//! must not be renamed: deployment scripts depend on them.
+
+mod raw;
+pub mod tokens;
+pub mod units;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use validate::{
+    BODY_BYTES_MAX, PAYLOAD_BYTES_MAX, RETRY_SCHEDULE_LEN_MAX, SHARDS_MAX, TOKEN_NAME_BYTES_MAX,
+};
+
+/// The config used by `hookd serve` when no `--config` is given.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// The largest config file [`load`] reads.
+pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
+
+/// How many times stage one removes a bad key and retries before giving up.
+pub const SHAPE_ROUNDS_MAX: usize = 100;
+
+/// The validated configuration of a `hookd` process.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// `[server]`: the HTTP listener and its limits.
+    pub server: ServerConfig,
+    /// `[storage]`: the event log on disk.
+    pub storage: StorageConfig,
+    /// `[ingest]`: limits on accepted events.
+    pub ingest: IngestConfig,
+    /// `[delivery]`: outgoing webhook requests.
+    pub delivery: DeliveryConfig,
+    /// `[log]`: diagnostics.
+    pub log: LogConfig,
+    /// `[metrics]`: the `/metrics` endpoint.
+    pub metrics: MetricsConfig,
+    /// `[auth]`: API tokens.
+    pub auth: AuthConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Shard (thread) count; 0 means one per core, see [`Config::effective_shards`].
+    pub shards: u32,
+    /// Open connections per shard; more are refused.
+    pub connections_per_shard_max: u32,
+    /// Bytes of the request line plus all headers.
+    pub header_bytes_max: u64,
+    /// Number of request headers.
+    pub headers_count_max: u32,
+    /// Bytes of the request URI.
+    pub uri_bytes_max: u64,
+    /// Bytes of a whole request body.
+    pub body_bytes_max: u64,
+    /// Time allowed for a request's headers to arrive.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Time allowed for a whole request, body included.
+    pub request_timeout: Duration,
+    /// HTTPS, when set.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8071)),
+            shards: 0,
+            connections_per_shard_max: 4096,
+            header_bytes_max: 16 << 10,
+            headers_count_max: 64,
+            uri_bytes_max: 8 << 10,
+            body_bytes_max: 1 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            tls: None,
+        }
+    }
+}
+
+/// `[server.tls]`: PEM files for HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM.
+    pub key: PathBuf,
+}
+
+/// When an accepted event is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// An event is acknowledged only after fsync; writes within
+    /// `flush_interval` share one fsync (group commit).
+    Sync,
+    /// Events are acknowledged once written; fsync runs every `flush_interval`.
+    Interval,
+}
+
+impl Durability {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+            Self::Interval => "interval",
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// Data directory.
+    pub path: PathBuf,
+    /// When an event counts as stored.
+    pub durability: Durability,
+    /// Group-commit window (sync) or fsync period (interval).
+    pub flush_interval: Duration,
+    /// A log segment is closed at this size...
+    pub segment_bytes_max: u64,
+    /// ...or this many events...
+    pub segment_events_max: u64,
+    /// ...or this age, whichever comes first.
+    pub segment_age_max: Duration,
+    /// Events older than this are deleted.
+    pub retention: Duration,
+    /// Disk ceiling for the log.
+    pub max_bytes: u64,
+    /// Index cache (sled `cache_capacity`).
+    pub cache_bytes: u64,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("./hookd-data"),
+            durability: Durability::Sync,
+            flush_interval: Duration::from_millis(1),
+            segment_bytes_max: 64 << 20,
+            segment_events_max: 1_000_000,
+            segment_age_max: Duration::from_secs(3600),
+            retention: Duration::from_secs(7 * 86_400),
+            max_bytes: 10 << 30,
+            cache_bytes: 64 << 20,
+            idempotency_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// `[ingest]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    /// Bytes of one event payload.
+    pub payload_bytes_max: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            payload_bytes_max: 256 << 10,
+        }
+    }
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// Wait before each retry; its length is the number of retries.
+    pub retry_schedule: Vec<Duration>,
+    /// Time allowed for one delivery attempt.
+    pub timeout: Duration,
+    /// Time allowed to connect, within `timeout`.
+    pub connect_timeout: Duration,
+    /// Let endpoints resolve to loopback and private ranges.
+    pub allow_private_networks: bool,
+    /// Send `svix-*` headers beside the `webhook-*` ones.
+    pub svix_headers: bool,
+    /// An endpoint failing without a success for this long is disabled.
+    pub disable_after: Duration,
+    /// Concurrent attempts to one endpoint.
+    pub in_flight_per_endpoint_max: u32,
+    /// Concurrent attempts per shard.
+    pub in_flight_per_shard_max: u32,
+    /// Deliveries waiting per shard.
+    pub queue_capacity: u32,
+    /// Bytes of a response body kept for the attempt log.
+    pub response_bytes_max: u64,
+    /// How long the previous secret still signs after a rotation.
+    pub secret_rotation_grace: Duration,
+    /// Extra CA certificates (PEM) trusted for endpoints.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        Self {
+            retry_schedule: vec![
+                Duration::from_secs(5),
+                minutes(5),
+                minutes(30),
+                hours(2),
+                hours(5),
+                hours(10),
+                hours(10),
+            ],
+            timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            allow_private_networks: false,
+            svix_headers: true,
+            disable_after: Duration::from_secs(5 * 86_400),
+            in_flight_per_endpoint_max: 8,
+            in_flight_per_shard_max: 1024,
+            queue_capacity: 4096,
+            response_bytes_max: 4 << 10,
+            secret_rotation_grace: hours(24),
+            ca_file: None,
+        }
+    }
+}
+
+/// Verbosity of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Diagnostics for developers.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something is wrong but hookd carries on.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Least severe level written.
+    pub level: LogLevel,
+    /// Line format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: LogLevel::Info,
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` without a token.
+    pub public: bool,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthConfig {
+    /// Accepted API tokens, by hash. Names and hashes are unique.
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// Manage apps, endpoints and tokens.
+    Admin,
+    /// Send events.
+    Ingest,
+    /// Read events, attempts and state.
+    Read,
+}
+
+impl Scope {
+    /// Every scope, in config-file spelling order.
+    pub const ALL: [Scope; 3] = [Scope::Admin, Scope::Ingest, Scope::Read];
+
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Ingest => "ingest",
+            Self::Read => "read",
+        }
+    }
+
+    /// The scope spelled `name` in the config file, if any.
+    pub fn from_name(name: &str) -> Option<Scope> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A token's ingest rate limit (token bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained events per second.
+    pub per_second: u32,
+    /// Bucket size; `rate_per_second` when not given.
+    pub burst: u32,
+}
+
+/// One `[[auth.tokens]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// Unique name, used in logs and metrics.
+    pub name: String,
+    /// SHA-256 of the token string, see [`tokens::token_sha256_hex`].
+    pub sha256: [u8; 32],
+    /// Non-empty, without duplicates.
+    pub scopes: Vec<Scope>,
+    /// Apps an ingest token may send to; `None` means every app.
+    pub apps: Option<Vec<String>>,
+    /// Ingest rate limit, if any.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl TokenConfig {
+    /// Whether the token has `scope`.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+impl Config {
+    /// The number of shards to run: `server.shards`, or one per available core
+    /// when it is 0 (at most [`SHARDS_MAX`]).
+    pub fn effective_shards(&self) -> usize {
+        match self.server.shards {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(SHARDS_MAX as usize),
+            n => n as usize,
+        }
+    }
+}
+
+/// One problem in a config, under the key it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Key path such as `server.listen` or `auth.tokens[0].sha256`; empty for a
+    /// problem with the file as a whole, such as a TOML syntax error.
+    pub path: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a config, sorted by key path. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub struct ConfigErrors {
+    /// The problems, at least one.
+    pub errors: Vec<ConfigError>,
+}
+
+impl ConfigErrors {
+    /// Whether some problem is reported under exactly `path`.
+    pub fn has_path(&self, path: &str) -> bool {
+        self.errors.iter().any(|e| e.path == path)
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    /// One problem per line, `key.path: message`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why [`load`] failed.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// The file could not be opened or read.
+    #[error("cannot read config file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is larger than [`CONFIG_BYTES_MAX`].
+    #[error("config file {} is larger than {CONFIG_BYTES_MAX} bytes", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file was read but its content is wrong.
+    #[error("config file {} is invalid", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem found.
+        #[source]
+        errors: ConfigErrors,
+    },
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(CONFIG_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > CONFIG_BYTES_MAX {
+        return Err(LoadError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let invalid = |errors| LoadError::Invalid {
+        path: path.to_owned(),
+        errors,
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        invalid(ConfigErrors {
+            errors: vec![ConfigError {
+                path: String::new(),
+                message: format!(
+                    "not UTF-8 text: invalid byte at offset {}",
+                    e.utf8_error().valid_up_to()
+                ),
+            }],
+        })
+    })?;
+    from_toml_str(&text).map_err(invalid)
+}
+
+/// Parses and validates config text.
+pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
+    let table: toml::Table = match toml::from_str(text) {
+        Ok(table) => table,
+        Err(e) => {
+            let message = match e.span() {
+                Some(span) => {
+                    let (line, column) = line_column(text, span.start);
+                    format!(
+                        "TOML syntax error at line {line}, column {column}: {}",
+                        one_line(e.message())
+                    )
+                }
+                None => format!("TOML syntax error: {}", one_line(e.message())),
+            };
+            return Err(ConfigErrors {
+                errors: vec![ConfigError {
+                    path: String::new(),
+                    message,
+                }],
+            });
+        }
+    };
+    let shape = raw::deserialize_collecting(table);
+    let mut problems = shape.errors;
+    let config = shape.raw.map(|raw| {
+        let (config, meaning) = validate::validate(&raw);
+        for (path, message) in meaning {
+            let path = shape.removed.to_original(&raw::KeyPath::parse(&path));
+            // A key that already failed stage one was replaced by its default;
+            // whatever stage two says about it, or about what contains it, is
+            // a knock-on effect and would only add noise.
+            let knock_on = problems
+                .iter()
+                .any(|(p, _)| p.starts_with(&path) || path.starts_with(p));
+            if !knock_on {
+                problems.push((path, message));
+            }
+        }
+        config
+    });
+    match config {
+        Some(config) if problems.is_empty() => Ok(config),
+        _ => {
+            problems.sort_by(|a, b| a.0.cmp(&b.0));
+            Err(ConfigErrors {
+                errors: problems
+                    .into_iter()
+                    .map(|(path, message)| ConfigError {
+                        path: path.to_string(),
+                        message,
+                    })
+                    .collect(),
+            })
+        }
+    }
+}
+
+/// `message` with its lines joined by "; ", so that a problem is one line.
+fn one_line(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join("; ")
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}

@@ -1,0 +1,729 @@
+//! Stage two of config loading: raw values become typed values, and every
+//! value is checked against its range and the keys it depends on.
+//!
+//! Nothing here stops at the first problem: each check records its problem
+//! under the key path and falls back to the default, so that all problems of
+//! a file are reported together. The limits below are sanity ceilings, far
+//! above any sensible setting, that keep a typo (an extra zero, a unit slip)
+//! from turning into an allocation or a thread count the machine cannot take.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawInt, RawSize, RawToken};
+use super::units::{parse_duration, parse_size, size_from_integer};
+use super::{
+    AuthConfig, Config, DeliveryConfig, Durability, IngestConfig, LogConfig, LogFormat, LogLevel,
+    MetricsConfig, RateLimit, Scope, ServerConfig, StorageConfig, TlsConfig, TokenConfig,
+};
+
+/// Most shards (threads) `server.shards` may ask for.
+pub const SHARDS_MAX: u32 = 1024;
+/// Ceiling of `server.body_bytes_max`: request bodies are held in memory.
+pub const BODY_BYTES_MAX: u64 = 256 << 20;
+/// Ceiling of `ingest.payload_bytes_max`: one payload is one log record, and
+/// the storage codec refuses records above 16 MiB.
+pub const PAYLOAD_BYTES_MAX: u64 = 8 << 20;
+/// Most entries in `delivery.retry_schedule`.
+pub const RETRY_SCHEDULE_LEN_MAX: usize = 50;
+/// Longest token name, in bytes.
+pub const TOKEN_NAME_BYTES_MAX: usize = 64;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// Whether a zero duration is meaningful for a key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Zero {
+    Allowed,
+    Refused,
+}
+
+/// Collects problems as `(key path, message)`.
+#[derive(Default)]
+struct Checker {
+    errors: Vec<(String, String)>,
+}
+
+impl Checker {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push((path.into(), message.into()));
+    }
+
+    fn duration(
+        &mut self,
+        path: &str,
+        raw: Option<&str>,
+        default: Duration,
+        zero: Zero,
+    ) -> Duration {
+        let Some(text) = raw else {
+            return default;
+        };
+        match parse_duration(text) {
+            Ok(d) if d.is_zero() && zero == Zero::Refused => {
+                self.error(path, "must be greater than zero");
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.error(path, e.to_string());
+                default
+            }
+        }
+    }
+
+    fn size(
+        &mut self,
+        path: &str,
+        raw: Option<&RawSize>,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> u64 {
+        let parsed = match raw {
+            None => return default,
+            Some(RawSize::Bytes(n)) => size_from_integer(*n),
+            Some(RawSize::Text(text)) => parse_size(text),
+        };
+        match parsed {
+            Ok(n) if range.contains(&n) => n,
+            Ok(n) => {
+                self.error(
+                    path,
+                    format!(
+                        "must be between {} and {}, got {}",
+                        human_size(*range.start()),
+                        human_size(*range.end()),
+                        human_size(n)
+                    ),
+                );
+                default
+            }
+            Err(e) => {
+                self.error(path, e.to_string());
+                default
+            }
+        }
+    }
+
+    fn count<T: TryFrom<i64> + Copy>(
+        &mut self,
+        path: &str,
+        raw: Option<RawInt>,
+        default: T,
+        range: RangeInclusive<i64>,
+    ) -> T {
+        let Some(RawInt(n)) = raw else {
+            return default;
+        };
+        if !range.contains(&n) {
+            self.error(
+                path,
+                format!(
+                    "must be between {} and {}, got {n}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            return default;
+        }
+        match T::try_from(n) {
+            Ok(v) => v,
+            Err(_) => {
+                self.error(path, format!("out of range: {n}"));
+                default
+            }
+        }
+    }
+
+    fn choice<T: Copy>(
+        &mut self,
+        path: &str,
+        raw: Option<&str>,
+        default: T,
+        choices: &[(&str, T)],
+    ) -> T {
+        let Some(text) = raw else {
+            return default;
+        };
+        if let Some((_, value)) = choices.iter().find(|(name, _)| *name == text) {
+            return *value;
+        }
+        let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
+        self.error(
+            path,
+            format!(
+                "unknown value {text:?}, expected one of {}",
+                names.join(", ")
+            ),
+        );
+        default
+    }
+
+    fn file_path(&mut self, path: &str, raw: Option<&str>) -> Option<PathBuf> {
+        match raw {
+            Some("") => {
+                self.error(path, "must not be empty");
+                None
+            }
+            other => other.map(PathBuf::from),
+        }
+    }
+}
+
+/// `1048576` -> `1MiB`, `1500` -> `1500B`: the exact value in the largest unit
+/// that divides it.
+fn human_size(n: u64) -> String {
+    for (unit, size) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", GIB),
+        ("MiB", MIB),
+        ("KiB", KIB),
+    ] {
+        if n >= size && n % size == 0 {
+            return format!("{}{unit}", n / size);
+        }
+    }
+    format!("{n}B")
+}
+
+/// Turns `raw` into a [`Config`]. The config is only meaningful when the
+/// returned problem list is empty.
+pub(super) fn validate(raw: &RawConfig) -> (Config, Vec<(String, String)>) {
+    let mut c = Checker::default();
+    let server = server(&mut c, raw);
+    let storage = storage(&mut c, raw);
+    let ingest = ingest(&mut c, raw, &server);
+    let delivery = delivery(&mut c, raw);
+    let log = log(&mut c, raw);
+    let metrics = MetricsConfig {
+        public: raw
+            .metrics
+            .public
+            .unwrap_or(MetricsConfig::default().public),
+    };
+    let auth = auth(&mut c, raw);
+    let config = Config {
+        server,
+        storage,
+        ingest,
+        delivery,
+        log,
+        metrics,
+        auth,
+    };
+    (config, c.errors)
+}
+
+fn server(c: &mut Checker, raw: &RawConfig) -> ServerConfig {
+    let r = &raw.server;
+    let d = ServerConfig::default();
+    let listen = match r.listen.as_deref() {
+        None => d.listen,
+        Some(text) => text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            c.error(
+                "server.listen",
+                format!(
+                    "invalid socket address {text:?}: expected IP:PORT, \
+                     e.g. \"127.0.0.1:8071\" or \"[::]:443\" (host names are not resolved)"
+                ),
+            );
+            d.listen
+        }),
+    };
+    let tls = match &r.tls {
+        None => None,
+        Some(tls) => {
+            let cert = c.file_path("server.tls.cert", tls.cert.as_deref());
+            let key = c.file_path("server.tls.key", tls.key.as_deref());
+            match (tls.cert.is_some(), tls.key.is_some()) {
+                (true, false) => c.error("server.tls.key", "required when server.tls.cert is set"),
+                (false, true) => c.error("server.tls.cert", "required when server.tls.key is set"),
+                (false, false) => c.error(
+                    "server.tls",
+                    "needs cert and key; remove the section to serve plain HTTP",
+                ),
+                (true, true) => {}
+            }
+            cert.zip(key).map(|(cert, key)| TlsConfig { cert, key })
+        }
+    };
+    ServerConfig {
+        listen,
+        shards: c.count("server.shards", r.shards, d.shards, 0..=SHARDS_MAX.into()),
+        connections_per_shard_max: c.count(
+            "server.connections_per_shard_max",
+            r.connections_per_shard_max,
+            d.connections_per_shard_max,
+            1..=1_000_000,
+        ),
+        header_bytes_max: c.size(
+            "server.header_bytes_max",
+            r.header_bytes_max.as_ref(),
+            d.header_bytes_max,
+            1..=MIB,
+        ),
+        headers_count_max: c.count(
+            "server.headers_count_max",
+            r.headers_count_max,
+            d.headers_count_max,
+            1..=1024,
+        ),
+        uri_bytes_max: c.size(
+            "server.uri_bytes_max",
+            r.uri_bytes_max.as_ref(),
+            d.uri_bytes_max,
+            1..=MIB,
+        ),
+        body_bytes_max: c.size(
+            "server.body_bytes_max",
+            r.body_bytes_max.as_ref(),
+            d.body_bytes_max,
+            1..=BODY_BYTES_MAX,
+        ),
+        header_read_timeout: c.duration(
+            "server.header_read_timeout",
+            r.header_read_timeout.as_deref(),
+            d.header_read_timeout,
+            Zero::Refused,
+        ),
+        idle_timeout: c.duration(
+            "server.idle_timeout",
+            r.idle_timeout.as_deref(),
+            d.idle_timeout,
+            Zero::Refused,
+        ),
+        request_timeout: c.duration(
+            "server.request_timeout",
+            r.request_timeout.as_deref(),
+            d.request_timeout,
+            Zero::Refused,
+        ),
+        tls,
+    }
+}
+
+fn storage(c: &mut Checker, raw: &RawConfig) -> StorageConfig {
+    let r = &raw.storage;
+    let d = StorageConfig::default();
+    let path = c
+        .file_path("storage.path", r.path.as_deref())
+        .unwrap_or(d.path);
+    let durability = c.choice(
+        "storage.durability",
+        r.durability.as_deref(),
+        d.durability,
+        &[
+            ("sync", Durability::Sync),
+            ("interval", Durability::Interval),
+        ],
+    );
+    // In sync mode zero means "no group-commit window": fsync every write.
+    // In interval mode it would mean fsync in a busy loop.
+    let flush_zero = match durability {
+        Durability::Sync => Zero::Allowed,
+        Durability::Interval => Zero::Refused,
+    };
+    let flush_interval = c.duration(
+        "storage.flush_interval",
+        r.flush_interval.as_deref(),
+        d.flush_interval,
+        flush_zero,
+    );
+    let segment_bytes_max = c.size(
+        "storage.segment_bytes_max",
+        r.segment_bytes_max.as_ref(),
+        d.segment_bytes_max,
+        KIB..=4 * GIB,
+    );
+    let max_bytes = c.size(
+        "storage.max_bytes",
+        r.max_bytes.as_ref(),
+        d.max_bytes,
+        1..=u64::MAX,
+    );
+    if max_bytes < segment_bytes_max {
+        c.error(
+            "storage.max_bytes",
+            format!(
+                "must be at least storage.segment_bytes_max ({})",
+                human_size(segment_bytes_max)
+            ),
+        );
+    }
+    StorageConfig {
+        path,
+        durability,
+        flush_interval,
+        segment_bytes_max,
+        segment_events_max: c.count(
+            "storage.segment_events_max",
+            r.segment_events_max,
+            d.segment_events_max,
+            1..=u32::MAX.into(),
+        ),
+        segment_age_max: c.duration(
+            "storage.segment_age_max",
+            r.segment_age_max.as_deref(),
+            d.segment_age_max,
+            Zero::Refused,
+        ),
+        retention: c.duration(
+            "storage.retention",
+            r.retention.as_deref(),
+            d.retention,
+            Zero::Refused,
+        ),
+        max_bytes,
+        cache_bytes: c.size(
+            "storage.cache_bytes",
+            r.cache_bytes.as_ref(),
+            d.cache_bytes,
+            1..=u64::MAX,
+        ),
+        idempotency_ttl: c.duration(
+            "storage.idempotency_ttl",
+            r.idempotency_ttl.as_deref(),
+            d.idempotency_ttl,
+            Zero::Refused,
+        ),
+    }
+}
+
+fn ingest(c: &mut Checker, raw: &RawConfig, server: &ServerConfig) -> IngestConfig {
+    let r = &raw.ingest;
+    let d = IngestConfig::default();
+    let payload_bytes_max = c.size(
+        "ingest.payload_bytes_max",
+        r.payload_bytes_max.as_ref(),
+        d.payload_bytes_max.min(server.body_bytes_max),
+        1..=PAYLOAD_BYTES_MAX,
+    );
+    if payload_bytes_max > server.body_bytes_max {
+        c.error(
+            "ingest.payload_bytes_max",
+            format!(
+                "must not exceed server.body_bytes_max ({}): the payload travels in the request body",
+                human_size(server.body_bytes_max)
+            ),
+        );
+    }
+    IngestConfig { payload_bytes_max }
+}
+
+fn delivery(c: &mut Checker, raw: &RawConfig) -> DeliveryConfig {
+    let r = &raw.delivery;
+    let d = DeliveryConfig::default();
+    let retry_schedule = match &r.retry_schedule {
+        None => d.retry_schedule.clone(),
+        Some(entries) => {
+            if entries.is_empty() {
+                c.error(
+                    "delivery.retry_schedule",
+                    "must have at least one entry, e.g. [\"5s\"]",
+                );
+            } else if entries.len() > RETRY_SCHEDULE_LEN_MAX {
+                c.error(
+                    "delivery.retry_schedule",
+                    format!(
+                        "has {} entries, at most {RETRY_SCHEDULE_LEN_MAX} are allowed",
+                        entries.len()
+                    ),
+                );
+            }
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    c.duration(
+                        &format!("delivery.retry_schedule[{i}]"),
+                        Some(text),
+                        Duration::from_secs(1),
+                        Zero::Refused,
+                    )
+                })
+                .collect()
+        }
+    };
+    let timeout = c.duration(
+        "delivery.timeout",
+        r.timeout.as_deref(),
+        d.timeout,
+        Zero::Refused,
+    );
+    // Defaults that depend on another key never contradict it: a short
+    // `timeout` alone shortens the default connect timeout too.
+    let connect_timeout = c.duration(
+        "delivery.connect_timeout",
+        r.connect_timeout.as_deref(),
+        d.connect_timeout.min(timeout),
+        Zero::Refused,
+    );
+    if connect_timeout > timeout {
+        c.error(
+            "delivery.connect_timeout",
+            "must not exceed delivery.timeout, which covers the whole attempt",
+        );
+    }
+    let in_flight_per_shard_max = c.count(
+        "delivery.in_flight_per_shard_max",
+        r.in_flight_per_shard_max,
+        d.in_flight_per_shard_max,
+        1..=1_000_000,
+    );
+    let in_flight_per_endpoint_max = c.count(
+        "delivery.in_flight_per_endpoint_max",
+        r.in_flight_per_endpoint_max,
+        d.in_flight_per_endpoint_max.min(in_flight_per_shard_max),
+        1..=65_536,
+    );
+    if in_flight_per_endpoint_max > in_flight_per_shard_max {
+        c.error(
+            "delivery.in_flight_per_endpoint_max",
+            "must not exceed delivery.in_flight_per_shard_max",
+        );
+    }
+    DeliveryConfig {
+        retry_schedule,
+        timeout,
+        connect_timeout,
+        allow_private_networks: r.allow_private_networks.unwrap_or(d.allow_private_networks),
+        svix_headers: r.svix_headers.unwrap_or(d.svix_headers),
+        disable_after: c.duration(
+            "delivery.disable_after",
+            r.disable_after.as_deref(),
+            d.disable_after,
+            Zero::Refused,
+        ),
+        in_flight_per_endpoint_max,
+        in_flight_per_shard_max,
+        queue_capacity: c.count(
+            "delivery.queue_capacity",
+            r.queue_capacity,
+            d.queue_capacity,
+            1..=1 << 24,
+        ),
+        response_bytes_max: c.size(
+            "delivery.response_bytes_max",
+            r.response_bytes_max.as_ref(),
+            d.response_bytes_max,
+            1..=MIB,
+        ),
+        secret_rotation_grace: c.duration(
+            "delivery.secret_rotation_grace",
+            r.secret_rotation_grace.as_deref(),
+            d.secret_rotation_grace,
+            Zero::Allowed,
+        ),
+        ca_file: c.file_path("delivery.ca_file", r.ca_file.as_deref()),
+    }
+}
+
+fn log(c: &mut Checker, raw: &RawConfig) -> LogConfig {
+    let d = LogConfig::default();
+    LogConfig {
+        level: c.choice(
+            "log.level",
+            raw.log.level.as_deref(),
+            d.level,
+            &[
+                ("trace", LogLevel::Trace),
+                ("debug", LogLevel::Debug),
+                ("info", LogLevel::Info),
+                ("warn", LogLevel::Warn),
+                ("error", LogLevel::Error),
+            ],
+        ),
+        format: c.choice(
+            "log.format",
+            raw.log.format.as_deref(),
+            d.format,
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        ),
+    }
+}
+
+fn auth(c: &mut Checker, raw: &RawConfig) -> AuthConfig {
+    let mut tokens = Vec::with_capacity(raw.auth.tokens.len());
+    let mut names = HashSet::new();
+    let mut hashes = HashSet::new();
+    for (i, r) in raw.auth.tokens.iter().enumerate() {
+        let at = format!("auth.tokens[{i}]");
+        let token = token(c, &at, r);
+        if let Some(name) = &r.name {
+            if !names.insert(name.as_str()) {
+                c.error(
+                    format!("{at}.name"),
+                    format!("duplicate token name {name:?}"),
+                );
+            }
+        }
+        if let Some(token) = token {
+            if !hashes.insert(token.sha256) {
+                c.error(
+                    format!("{at}.sha256"),
+                    "same hash as an earlier token: each token needs its own",
+                );
+            }
+            tokens.push(token);
+        }
+    }
+    AuthConfig { tokens }
+}
+
+/// Checks one token; `None` if something in it is wrong (already reported).
+fn token(c: &mut Checker, at: &str, r: &RawToken) -> Option<TokenConfig> {
+    let errors_before = c.errors.len();
+    let name = match &r.name {
+        None => {
+            c.error(format!("{at}.name"), "required");
+            String::new()
+        }
+        Some(name) => {
+            check_token_name(c, &format!("{at}.name"), name);
+            name.clone()
+        }
+    };
+    let sha256 = match &r.sha256 {
+        None => {
+            c.error(
+                format!("{at}.sha256"),
+                "required: the SHA-256 of the token, as printed by `hookd token new`",
+            );
+            [0; 32]
+        }
+        Some(text) => parse_sha256(c, &format!("{at}.sha256"), text),
+    };
+    let mut scopes = Vec::new();
+    match &r.scopes {
+        None => c.error(
+            format!("{at}.scopes"),
+            "required: one or more of \"admin\", \"ingest\", \"read\"",
+        ),
+        Some(names) if names.is_empty() => c.error(
+            format!("{at}.scopes"),
+            "must not be empty: one or more of \"admin\", \"ingest\", \"read\"",
+        ),
+        Some(names) => {
+            for (j, name) in names.iter().enumerate() {
+                let path = format!("{at}.scopes[{j}]");
+                match Scope::from_name(name) {
+                    None => c.error(
+                        path,
+                        format!(
+                            "unknown scope {name:?}, expected one of \"admin\", \"ingest\", \"read\""
+                        ),
+                    ),
+                    Some(scope) if scopes.contains(&scope) => {
+                        c.error(path, format!("duplicate scope {name:?}"))
+                    }
+                    Some(scope) => scopes.push(scope),
+                }
+            }
+        }
+    }
+    let ingest = scopes.contains(&Scope::Ingest);
+    let ingest_only = |c: &mut Checker, key: &str| {
+        if !ingest && r.scopes.as_ref().is_some_and(|s| !s.is_empty()) {
+            c.error(
+                format!("{at}.{key}"),
+                "only allowed on tokens with the \"ingest\" scope",
+            );
+        }
+    };
+    if let Some(apps) = &r.apps {
+        ingest_only(c, "apps");
+        if apps.is_empty() {
+            c.error(
+                format!("{at}.apps"),
+                "must not be empty; leave the key out to allow every app",
+            );
+        }
+        for (j, app) in apps.iter().enumerate() {
+            if app.is_empty() {
+                c.error(format!("{at}.apps[{j}]"), "must not be empty");
+            }
+        }
+    }
+    let mut rate_limit = None;
+    if let Some(rate) = r.rate_per_second {
+        ingest_only(c, "rate_per_second");
+        let per_second: u32 = c.count(
+            &format!("{at}.rate_per_second"),
+            Some(rate),
+            1,
+            1..=1_000_000,
+        );
+        let burst: u32 = c.count(&format!("{at}.burst"), r.burst, per_second, 1..=10_000_000);
+        rate_limit = Some(RateLimit { per_second, burst });
+    } else if r.burst.is_some() {
+        c.error(format!("{at}.burst"), "needs rate_per_second");
+    }
+    if c.errors.len() > errors_before {
+        return None;
+    }
+    Some(TokenConfig {
+        name,
+        sha256,
+        scopes,
+        apps: r.apps.clone(),
+        rate_limit,
+    })
+}
+
+fn check_token_name(c: &mut Checker, path: &str, name: &str) {
+    if name.is_empty() {
+        c.error(path, "must not be empty");
+    } else if name.len() > TOKEN_NAME_BYTES_MAX {
+        c.error(path, format!("longer than {TOKEN_NAME_BYTES_MAX} bytes"));
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        c.error(
+            path,
+            format!("invalid token name {name:?}: use letters, digits, '-', '_' and '.'"),
+        );
+    }
+}
+
+fn parse_sha256(c: &mut Checker, path: &str, text: &str) -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    if text.starts_with(super::tokens::TOKEN_PREFIX) {
+        c.error(
+            path,
+            "this is a token, not its hash: put the token's SHA-256 here \
+             (`hookd token new` prints both) and keep the token itself secret",
+        );
+    } else if text.len() != 64 {
+        c.error(
+            path,
+            format!(
+                "must be 64 hex digits (a SHA-256), got {} characters",
+                text.chars().count()
+            ),
+        );
+    } else if hex::decode_to_slice(text, &mut hash).is_err() {
+        c.error(path, "must contain only hex digits 0-9 and a-f");
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(1500), "1500B");
+        assert_eq!(human_size(1024), "1KiB");
+        assert_eq!(human_size(256 << 20), "256MiB");
+        assert_eq!(human_size(3 << 30), "3GiB");
+        assert_eq!(human_size(1 << 40), "1TiB");
+    }
+}

@@ -1,0 +1,351 @@
+//! The index database's typed APIs.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use storage::{
+    state::{
+        AppRecord, AttemptRecord, AuditRecord, DeliveryState, DeliveryStatus, EndpointRecord,
+        EventTypeRecord, IdempotencyRecord, SigningKey, Trigger,
+    },
+    Error, ManualClock,
+};
+
+fn app(key: u64, id: &str, uid: Option<&str>) -> AppRecord {
+    AppRecord {
+        key,
+        id: id.into(),
+        uid: uid.map(Into::into),
+        name: format!("app {key}"),
+        rate_limit: None,
+        metadata: BTreeMap::from([("k".into(), "v".into())]),
+        created_ms: 1,
+        updated_ms: 1,
+    }
+}
+
+fn endpoint(key: u64, app_key: u64, uid: Option<&str>) -> EndpointRecord {
+    EndpointRecord {
+        key,
+        app_key,
+        id: format!("ep_{key}"),
+        uid: uid.map(Into::into),
+        url: "https://example.com/hook".into(),
+        description: String::new(),
+        version: 1,
+        event_types: Some(vec!["user.created".into()]),
+        channels: None,
+        secrets: vec![SigningKey {
+            key: vec![1, 2, 3],
+            expires_ms: None,
+        }],
+        disabled: false,
+        disabled_reason: None,
+        metadata: BTreeMap::new(),
+        headers: BTreeMap::from([("x-a".into(), "b".into())]),
+        throttle_rate: Some(10),
+        config_owned: false,
+        created_ms: 1,
+        updated_ms: 1,
+    }
+}
+
+fn pending(at: u64) -> DeliveryState {
+    DeliveryState {
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_at_ms: at,
+        last_status_code: None,
+        updated_ms: 0,
+    }
+}
+
+#[test]
+fn apps_are_found_by_id_or_uid_and_uids_are_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    st.put_app(&app(1, "app_1", Some("one"))).unwrap();
+    st.put_app(&app(2, "app_2", None)).unwrap();
+    assert_eq!(st.app_by_id_or_uid("app_1").unwrap().unwrap().key, 1);
+    assert_eq!(st.app_by_id_or_uid("one").unwrap().unwrap().key, 1);
+    assert!(st.app_by_id_or_uid("two").unwrap().is_none());
+    let err = st.put_app(&app(2, "app_2", Some("one"))).unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    // Changing a uid frees the old one.
+    st.put_app(&app(1, "app_1", Some("uno"))).unwrap();
+    assert!(st.app_by_id_or_uid("one").unwrap().is_none());
+    st.put_app(&app(2, "app_2", Some("one"))).unwrap();
+    assert_eq!(st.app_by_id_or_uid("one").unwrap().unwrap().key, 2);
+    // Paging.
+    let p = st.list_apps(None, 1).unwrap();
+    assert_eq!((p.items.len(), p.done), (1, false));
+    let p2 = st.list_apps(p.last_key.as_deref(), 5).unwrap();
+    assert_eq!(p2.items.iter().map(|a| a.key).collect::<Vec<_>>(), vec![2]);
+    assert!(p2.done);
+}
+
+#[test]
+fn endpoints_belong_to_their_app_and_go_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    st.put_app(&app(1, "app_1", None)).unwrap();
+    st.put_app(&app(2, "app_2", None)).unwrap();
+    st.put_endpoint(&endpoint(10, 1, Some("main"))).unwrap();
+    st.put_endpoint(&endpoint(11, 1, None)).unwrap();
+    st.put_endpoint(&endpoint(12, 2, Some("main"))).unwrap(); // same uid, other app: fine
+    assert_eq!(
+        st.endpoint_by_id_or_uid(1, "main").unwrap().unwrap().key,
+        10
+    );
+    assert_eq!(
+        st.endpoint_by_id_or_uid(2, "main").unwrap().unwrap().key,
+        12
+    );
+    assert!(
+        st.endpoint_by_id_or_uid(2, "ep_10").unwrap().is_none(),
+        "other app's id"
+    );
+    let err = st.put_endpoint(&endpoint(11, 1, Some("main"))).unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }));
+    assert_eq!(
+        st.endpoint(10).unwrap().unwrap(),
+        endpoint(10, 1, Some("main"))
+    );
+    let page = st.list_endpoints(1, None, 1).unwrap();
+    assert_eq!((page.items[0].key, page.done), (10, false));
+    let page = st.list_endpoints(1, Some(10), 10).unwrap();
+    assert_eq!((page.items[0].key, page.done), (11, true));
+    assert!(st.delete_app(1).unwrap());
+    assert!(st.endpoint(10).unwrap().is_none());
+    assert!(st.app_endpoints(1).unwrap().is_empty());
+    assert_eq!(st.app_endpoints(2).unwrap().len(), 1);
+    assert!(!st.delete_app(1).unwrap());
+}
+
+#[test]
+fn event_types_list_by_name_and_hide_archived() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    for (name, archived) in [("b.two", false), ("a.one", false), ("c.three", true)] {
+        st.put_event_type(&EventTypeRecord {
+            name: name.into(),
+            description: "d".into(),
+            archived,
+            deprecated: false,
+            feature_flags: vec![],
+            schemas: None,
+            config_owned: false,
+            created_ms: 1,
+            updated_ms: 1,
+        })
+        .unwrap();
+    }
+    let names =
+        |p: storage::Page<EventTypeRecord>| p.items.into_iter().map(|e| e.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(st.list_event_types(None, 10, false).unwrap()),
+        vec!["a.one", "b.two"]
+    );
+    assert_eq!(
+        names(st.list_event_types(Some("a.one"), 10, true).unwrap()),
+        vec!["b.two", "c.three"]
+    );
+    assert!(st.delete_event_type("a.one").unwrap());
+    assert!(st.event_type("a.one").unwrap().is_none());
+}
+
+#[test]
+fn delivery_index_due_index_and_pending_floor_move_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    st.set_delivery(7, 100, &pending(5_000)).unwrap();
+    st.set_delivery(8, 100, &pending(1_000)).unwrap();
+    st.set_delivery(7, 101, &pending(3_000)).unwrap();
+    assert_eq!(st.pending_count(), 3);
+    assert_eq!(st.min_pending_seq().unwrap(), Some(100));
+    let due: Vec<_> = st
+        .due_before(4_000, 10)
+        .unwrap()
+        .iter()
+        .map(|d| (d.at_ms, d.endpoint, d.seq))
+        .collect();
+    assert_eq!(due, vec![(1_000, 8, 100), (3_000, 7, 101)]);
+    // Rescheduling moves the due entry rather than adding one.
+    st.set_delivery(
+        8,
+        100,
+        &DeliveryState {
+            attempts: 1,
+            next_at_ms: 9_000,
+            ..pending(0)
+        },
+    )
+    .unwrap();
+    assert_eq!(st.due_before(4_000, 10).unwrap().len(), 1);
+    // Success removes it from due and pending; the floor moves only when both of seq 100's go.
+    st.set_delivery(
+        8,
+        100,
+        &DeliveryState {
+            status: DeliveryStatus::Success,
+            ..pending(0)
+        },
+    )
+    .unwrap();
+    assert_eq!(st.min_pending_seq().unwrap(), Some(100));
+    st.set_delivery(
+        7,
+        100,
+        &DeliveryState {
+            status: DeliveryStatus::Fail,
+            ..pending(0)
+        },
+    )
+    .unwrap();
+    assert_eq!(st.min_pending_seq().unwrap(), Some(101));
+    assert_eq!(st.due_before(u64::MAX, 10).unwrap().len(), 1);
+    let per_msg = st.message_deliveries(100).unwrap();
+    assert_eq!(
+        per_msg
+            .iter()
+            .map(|(ep, s)| (*ep, s.status))
+            .collect::<Vec<_>>(),
+        vec![(7, DeliveryStatus::Fail), (8, DeliveryStatus::Success)]
+    );
+    let per_ep = st.endpoint_deliveries(7, 0, 10).unwrap();
+    assert_eq!(
+        per_ep.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![100, 101]
+    );
+}
+
+#[test]
+fn attempts_list_newest_first_by_message_and_by_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    for (key, seq, ep) in [(1, 100, 7), (2, 100, 8), (3, 101, 7), (4, 100, 7)] {
+        st.add_attempt(&AttemptRecord {
+            key,
+            id: format!("atmpt_{key}"),
+            msg_seq: seq,
+            endpoint_key: ep,
+            url: "https://x".into(),
+            status_code: Some(500),
+            response: "oops".into(),
+            duration_ms: 3,
+            trigger: Trigger::Scheduled,
+            status: DeliveryStatus::Fail,
+            ts_ms: key,
+        })
+        .unwrap();
+    }
+    let keys = |p: storage::Page<AttemptRecord>| p.items.iter().map(|a| a.key).collect::<Vec<_>>();
+    assert_eq!(
+        keys(st.attempts_for_message(100, None, 10).unwrap()),
+        vec![4, 2, 1]
+    );
+    let first = st.attempts_for_endpoint(7, None, 2).unwrap();
+    assert!(!first.done);
+    assert_eq!(keys(first), vec![4, 3]);
+    assert_eq!(
+        keys(st.attempts_for_endpoint(7, Some(3), 2).unwrap()),
+        vec![1]
+    );
+    assert_eq!(st.attempt(2).unwrap().unwrap().endpoint_key, 8);
+}
+
+#[test]
+fn idempotency_keys_expire_and_are_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    let rec = |exp| IdempotencyRecord {
+        expires_ms: exp,
+        status: 202,
+        body: b"{}".to_vec(),
+    };
+    st.put_idempotency("app_1", "k1", &rec(1_000)).unwrap();
+    st.put_idempotency("app_1", "k2", &rec(5_000)).unwrap();
+    st.put_idempotency("app_2", "k1", &rec(5_000)).unwrap();
+    assert_eq!(
+        st.idempotency("app_1", "k1", 999).unwrap(),
+        Some(rec(1_000))
+    );
+    assert_eq!(st.idempotency("app_1", "k1", 1_000).unwrap(), None);
+    assert_eq!(st.purge_idempotency(2_000).unwrap(), 1);
+    assert_eq!(
+        st.idempotency("app_2", "k1", 2_000).unwrap(),
+        Some(rec(5_000))
+    );
+}
+
+#[test]
+fn event_ids_are_unique_per_app_and_messages_list_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    st.index_message(1, 10, Some("evt-1"), "msg_a").unwrap();
+    st.index_message(1, 11, None, "msg_b").unwrap();
+    st.index_message(2, 12, Some("evt-1"), "msg_c").unwrap();
+    let err = st.index_message(1, 13, Some("evt-1"), "msg_d").unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }));
+    assert_eq!(st.message_by_event_id(1, "evt-1").unwrap().unwrap().seq, 10);
+    let p = st.list_messages(1, None, 10).unwrap();
+    assert_eq!(p.items, vec![11, 10]);
+    assert_eq!(st.list_messages(1, Some(11), 10).unwrap().items, vec![10]);
+}
+
+#[test]
+fn audit_trail_is_newest_first_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    {
+        let store = common::open(dir.path(), &clock);
+        for (i, action) in ["app.create", "endpoint.create", "endpoint.delete"]
+            .iter()
+            .enumerate()
+        {
+            store
+                .state()
+                .audit(&AuditRecord {
+                    ts_ms: i as u64,
+                    actor: "ops".into(),
+                    action: (*action).into(),
+                    target: "x".into(),
+                })
+                .unwrap();
+        }
+        let ticket = store.commit_index();
+        common::futures_lite_block_on(store.index_durable().wait(ticket)).unwrap();
+    }
+    let store = common::open(dir.path(), &clock);
+    let p = store.state().list_audit(None, 2).unwrap();
+    assert_eq!(
+        p.items
+            .iter()
+            .map(|a| a.action.as_str())
+            .collect::<Vec<_>>(),
+        vec!["endpoint.delete", "endpoint.create"]
+    );
+    let p = store.state().list_audit(p.last_key.as_deref(), 2).unwrap();
+    assert_eq!((p.items[0].action.as_str(), p.done), ("app.create", true));
+}
+
+#[test]
+fn cursors_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    {
+        let store = common::open(dir.path(), &clock);
+        store.state().set_cursor("fanout", 42).unwrap();
+    }
+    let store = common::open(dir.path(), &clock);
+    assert_eq!(store.state().cursor("fanout").unwrap(), Some(42));
+    assert_eq!(store.state().cursor("other").unwrap(), None);
+}
