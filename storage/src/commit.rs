@@ -103,7 +103,14 @@ impl Watermark {
         self.closed.store(true, Ordering::Release);
         let all = std::mem::take(&mut *lock(&self.waiters));
         all.into_values().for_each(Waker::wake);
-        lock(&self.subscribers).iter().for_each(|s| s.notify());
+        self.notify_subscribers();
+    }
+
+    /// Signals every subscriber. Wakes outside the lock: a wake may drop the woken task (its
+    /// executor is gone), and with it a `Subscription` whose drop takes this lock.
+    fn notify_subscribers(&self) {
+        let subs: Vec<Arc<Slot>> = lock(&self.subscribers).clone();
+        subs.iter().for_each(|s| s.notify());
     }
 
     fn wake_settled(&self) {
@@ -113,7 +120,7 @@ impl Watermark {
             std::mem::replace(&mut *waiters, above)
         };
         settled.into_values().for_each(Waker::wake);
-        lock(&self.subscribers).iter().for_each(|s| s.notify());
+        self.notify_subscribers();
     }
 
     /// A future that resolves when `seq` is settled.
@@ -214,7 +221,8 @@ struct Slot {
 impl Slot {
     fn notify(&self) {
         self.signaled.store(true, Ordering::Release);
-        if let Some(w) = lock(&self.waker).take() {
+        let waker = lock(&self.waker).take();
+        if let Some(w) = waker {
             w.wake();
         }
     }
@@ -412,6 +420,34 @@ mod tests {
             poll_once(&mut w, &flag),
             Poll::Ready(Err(Error::Closed))
         ));
+    }
+
+    /// A wake that drops the woken task's subscription (its executor has gone away) must not
+    /// deadlock the flusher that is waking it.
+    #[test]
+    fn wake_that_drops_a_subscription_does_not_deadlock() {
+        struct DropOnWake(Mutex<Option<Subscription>>);
+        impl Wake for DropOnWake {
+            fn wake(self: Arc<Self>) {
+                drop(self.0.lock().unwrap().take());
+            }
+        }
+        let mark = Arc::new(Watermark::new(0));
+        let holder = Arc::new(DropOnWake(Mutex::new(Some(mark.subscribe()))));
+        let waker = Waker::from(holder.clone());
+        {
+            let guard = holder.0.lock().unwrap();
+            let sub = guard.as_ref().unwrap();
+            let mut changed = Box::pin(sub.changed());
+            assert!(changed
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        drop(waker);
+        mark.advance(1);
+        assert!(holder.0.lock().unwrap().is_none());
+        assert!(lock(&mark.subscribers).is_empty());
     }
 
     #[test]
