@@ -128,8 +128,8 @@ pub struct TlsConfig {
 /// When an accepted event is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// An event is acknowledged only after fsync; writes within
-    /// `flush_interval` share one fsync (group commit).
+    /// An event is acknowledged only after fsync; every write made while one
+    /// fsync runs shares the next one (group commit).
     Sync,
     /// Events are acknowledged once written; fsync runs every `flush_interval`.
     Interval,
@@ -152,8 +152,11 @@ pub struct StorageConfig {
     pub path: PathBuf,
     /// When an event counts as stored.
     pub durability: Durability,
-    /// Group-commit window (sync) or fsync period (interval).
+    /// fsync period in interval mode (the loss window on power failure).
     pub flush_interval: Duration,
+    /// Sync mode: at most one fsync per window (0 = back to back, as soon as
+    /// the previous one finished).
+    pub commit_window: Duration,
     /// A log segment is closed at this size...
     pub segment_bytes_max: u64,
     /// ...or this many events...
@@ -176,6 +179,7 @@ impl Default for StorageConfig {
             path: PathBuf::from("./hookd-data"),
             durability: Durability::Sync,
             flush_interval: Duration::from_millis(1),
+            commit_window: Duration::ZERO,
             segment_bytes_max: 64 << 20,
             segment_events_max: 1_000_000,
             segment_age_max: Duration::from_secs(3600),

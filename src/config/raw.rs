@@ -63,6 +63,7 @@ pub struct RawStorage {
     pub path: Option<String>,
     pub durability: Option<String>,
     pub flush_interval: Option<String>,
+    pub commit_window: Option<String>,
     pub segment_bytes_max: Option<RawSize>,
     pub segment_events_max: Option<RawInt>,
     pub segment_age_max: Option<String>,

@@ -29,6 +29,7 @@ const ALL_KEYS: &[&str] = &[
     "storage.path",
     "storage.durability",
     "storage.flush_interval",
+    "storage.commit_window",
     "storage.segment_bytes_max",
     "storage.segment_events_max",
     "storage.segment_age_max",
@@ -226,6 +227,7 @@ key = "k.pem"
 path = "data"
 durability = "interval"
 flush_interval = "50ms"
+commit_window = "2ms"
 segment_bytes_max = "1GiB"
 segment_events_max = 10
 segment_age_max = "2d"
@@ -300,6 +302,7 @@ rate_per_second = 5
             path: "data".into(),
             durability: Durability::Interval,
             flush_interval: Duration::from_millis(50),
+            commit_window: Duration::from_millis(2),
             segment_bytes_max: 1 << 30,
             segment_events_max: 10,
             segment_age_max: secs(2 * 86_400),
@@ -811,8 +814,8 @@ fn ranges_and_relationships() {
     assert_eq!(c.delivery.in_flight_per_endpoint_max, 4);
     assert_eq!(c.ingest.payload_bytes_max, 100 * 1024);
     // Zero is meaningful where it is allowed.
-    let c = parse("[storage]\nflush_interval = \"0ms\"\n[delivery]\nsecret_rotation_grace = \"0s\"\n[server]\nshards = 0");
-    assert_eq!(c.storage.flush_interval, Duration::ZERO);
+    let c = parse("[storage]\ncommit_window = \"0ms\"\n[delivery]\nsecret_rotation_grace = \"0s\"\n[server]\nshards = 0");
+    assert_eq!(c.storage.commit_window, Duration::ZERO);
     assert_eq!(c.delivery.secret_rotation_grace, Duration::ZERO);
     let fifty: Vec<String> = (0..50).map(|_| "\"1s\"".to_owned()).collect();
     let c = parse(&format!(

@@ -322,17 +322,19 @@ fn storage(c: &mut Checker, raw: &RawConfig) -> StorageConfig {
             ("interval", Durability::Interval),
         ],
     );
-    // In sync mode zero means "no group-commit window": fsync every write.
-    // In interval mode it would mean fsync in a busy loop.
-    let flush_zero = match durability {
-        Durability::Sync => Zero::Allowed,
-        Durability::Interval => Zero::Refused,
-    };
+    // Zero would mean fsync in a busy loop.
     let flush_interval = c.duration(
         "storage.flush_interval",
         r.flush_interval.as_deref(),
         d.flush_interval,
-        flush_zero,
+        Zero::Refused,
+    );
+    // Zero means "no extra wait": the next fsync starts as soon as the last ended.
+    let commit_window = c.duration(
+        "storage.commit_window",
+        r.commit_window.as_deref(),
+        d.commit_window,
+        Zero::Allowed,
     );
     let segment_bytes_max = c.size(
         "storage.segment_bytes_max",
@@ -359,6 +361,7 @@ fn storage(c: &mut Checker, raw: &RawConfig) -> StorageConfig {
         path,
         durability,
         flush_interval,
+        commit_window,
         segment_bytes_max,
         segment_events_max: c.count(
             "storage.segment_events_max",
