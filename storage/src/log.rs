@@ -364,7 +364,7 @@ impl Log {
                 (id, file, path)
             }
         };
-        inner.next_id = id + 1;
+        inner.next_id = inner.next_id.max(id + 1);
         let old = inner.segs.last().expect("open segment");
         inner.unsynced.push((old.file.clone(), old.summary()));
         inner.segs.push(Seg {
@@ -718,18 +718,26 @@ fn flush_once(sh: &Shared) {
 }
 
 fn make_spare(sh: &Shared) {
-    let id = sh.inner.lock().unwrap_or_else(|e| e.into_inner()).next_id;
-    // Created with a placeholder time; the roll stamps the real one in memory.
-    if let Ok((file, path)) = segment::create(&sh.dir, id, sh.clock.now_ms()) {
+    // Reserve the id under the lock, so that a roll that cannot wait for the spare creates a
+    // different one; a spare that lost the race is deleted, and nobody else uses its id.
+    let id = {
         let mut inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.next_id == id && inner.spare.is_none() {
-            inner.spare = Some((id, file, path));
-        } else {
-            drop(inner);
-            let _ = std::fs::remove_file(&path);
+        let id = inner.next_id;
+        inner.next_id += 1;
+        id
+    };
+    match segment::create(&sh.dir, id, sh.clock.now_ms()) {
+        Ok((file, path)) => {
+            let mut inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.spare.is_none() && inner.next_id == id + 1 {
+                inner.spare = Some((id, file, path));
+            } else {
+                drop(inner);
+                let _ = std::fs::remove_file(&path);
+            }
         }
-    } else {
-        std::thread::sleep(Duration::from_millis(100)); // disk full: try again later
+        // Disk full or similar: try again later; a roll meanwhile creates its own segment.
+        Err(_) => std::thread::sleep(Duration::from_millis(100)),
     }
 }
 

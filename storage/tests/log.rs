@@ -291,3 +291,25 @@ fn unsafe_is_root() -> bool {
                 .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
         })
 }
+
+/// Regression: the flusher preparing a spare segment and an append rolling without one used to
+/// create the same segment id, and the loser deleted the live segment, losing durable records.
+#[test]
+fn rolling_on_every_append_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    let mut o = opts(Durability::Sync);
+    o.log.segment_events_max = 1;
+    {
+        let (store, _) = Store::open(dir.path(), o.clone(), Arc::new(clock.clone())).unwrap();
+        for i in 0..200 {
+            let seq = store.log().append(&[&payload(i)]).unwrap();
+            store.log().durable().wait(seq).blocking().unwrap();
+        }
+    }
+    let (store, report) = Store::open(dir.path(), o, Arc::new(clock)).unwrap();
+    assert!(report.lost.is_empty(), "{report:?}");
+    for seq in 1..=200 {
+        assert_eq!(store.log().read(seq).unwrap().unwrap().payload, payload(seq - 1));
+    }
+}

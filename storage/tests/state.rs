@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use storage::{
     state::{
         AppRecord, AttemptRecord, AuditRecord, DeliveryState, DeliveryStatus, EndpointRecord,
-        EventTypeRecord, IdempotencyRecord, SigningKey, Trigger,
+        EventTypeRecord, IdempotencyRecord, ListingEntry, MessageRef, SigningKey, Trigger,
     },
     Error, ManualClock,
 };
@@ -290,15 +290,56 @@ fn event_ids_are_unique_per_app_and_messages_list_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(dir.path(), &ManualClock::new(1));
     let st = store.state();
-    st.index_message(1, 10, Some("evt-1"), "msg_a").unwrap();
-    st.index_message(1, 11, None, "msg_b").unwrap();
-    st.index_message(2, 12, Some("evt-1"), "msg_c").unwrap();
-    let err = st.index_message(1, 13, Some("evt-1"), "msg_d").unwrap_err();
+    let r = |seq: u64, id: &str| MessageRef { seq, id: id.into() };
+    st.claim_event_id(1, "evt-1", &r(0, "")).unwrap();
+    st.claim_event_id(2, "evt-1", &r(0, "")).unwrap();
+    let err = st.claim_event_id(1, "evt-1", &r(0, "")).unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }));
+    st.set_event_id(1, "evt-1", Some(&r(10, "msg_a"))).unwrap();
     assert_eq!(st.message_by_event_id(1, "evt-1").unwrap().unwrap().seq, 10);
-    let p = st.list_messages(1, None, 10).unwrap();
-    assert_eq!(p.items, vec![11, 10]);
-    assert_eq!(st.list_messages(1, Some(11), 10).unwrap().items, vec![10]);
+    st.set_event_id(2, "evt-1", None).unwrap();
+    assert!(st.message_by_event_id(2, "evt-1").unwrap().is_none());
+    st.claim_event_id(2, "evt-1", &r(0, "")).unwrap();
+
+    let entry = |t: &str| ListingEntry {
+        created_ms: 1,
+        event_type: t.into(),
+        channels: vec![],
+    };
+    st.index_messages(
+        &[
+            (1, 10, entry("a")),
+            (1, 11, entry("b")),
+            (2, 12, entry("a")),
+        ],
+        "listing",
+        12,
+    )
+    .unwrap();
+    assert_eq!(st.cursor("listing").unwrap(), Some(12));
+    let seqs =
+        |p: storage::Page<(u64, ListingEntry)>| p.items.iter().map(|i| i.0).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(st.list_messages(1, None, None, 10, &|_| true).unwrap()),
+        vec![11, 10]
+    );
+    assert_eq!(
+        seqs(st.list_messages(1, Some(11), None, 10, &|_| true).unwrap()),
+        vec![10]
+    );
+    assert_eq!(
+        seqs(st.list_messages(1, None, Some(10), 10, &|_| true).unwrap()),
+        vec![11]
+    );
+    assert_eq!(
+        seqs(
+            st.list_messages(1, None, None, 10, &|e| e.event_type == "a")
+                .unwrap()
+        ),
+        vec![10]
+    );
+    let first = st.list_messages(1, None, None, 1, &|_| true).unwrap();
+    assert!(!first.done);
 }
 
 #[test]

@@ -37,7 +37,7 @@ pub mod records;
 use std::path::Path;
 
 use bincode::{Decode, Encode};
-use sled::{IVec, Tree};
+use sled::{IVec, Transactional, Tree};
 
 use crate::{
     codec::{decode_value, encode_value, FORMAT_VERSION},
@@ -109,11 +109,25 @@ pub(crate) fn read_be(bytes: &[u8], at: usize) -> u64 {
 impl State {
     /// Opens the index database in `path`, with sled's page cache capped at `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        // sled releases its file lock from a background thread shortly after the previous
+        // handle is dropped, so a reopen in the same process may briefly find it held. Another
+        // process holding the store is refused earlier, by the store's own LOCK file.
+        let mut tries = 0;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && tries < 40 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
         let t = |name: &str| db.open_tree(name);
         let state = Self {
             meta: t("meta")?,
@@ -186,36 +200,36 @@ impl State {
         Ok(())
     }
 
-    /// Records a message in its app's listing and, when it has one, under its `eventId`.
-    /// Returns [`Error::Conflict`] if the `eventId` is already used in the app.
-    pub fn index_message(
-        &self,
-        app: u64,
-        seq: u64,
-        event_id: Option<&str>,
-        id: &str,
-    ) -> Result<()> {
-        let listing = key(&[&be(app), &be(seq)]);
-        let Some(eid) = event_id else {
-            self.messages.insert(listing, &[])?;
-            return Ok(());
-        };
-        let reference = encode_value(&MessageRef {
-            seq,
-            id: id.to_owned(),
-        })?;
-        let ek = key(&[&be(app), eid.as_bytes()]);
+    /// Reserves `eventId` in the app for the message `reference`. [`Error::Conflict`] if another
+    /// message has it. Called before the append, so two racing requests cannot both store it.
+    pub fn claim_event_id(&self, app: u64, event_id: &str, reference: &MessageRef) -> Result<()> {
+        let k = key(&[&be(app), event_id.as_bytes()]);
+        let value = encode_value(reference)?;
         match self
             .event_ids
-            .compare_and_swap(&ek, None::<&[u8]>, Some(reference))?
+            .compare_and_swap(&k, None::<&[u8]>, Some(value))?
         {
-            Ok(()) => {
-                self.messages.insert(listing, &[])?;
+            Ok(()) => Ok(()),
+            Err(_) => Err(Error::Conflict {
+                what: format!("eventId {event_id}"),
+            }),
+        }
+    }
+
+    /// Points a claimed `eventId` at its message (once its seq is known), or frees it (`None`).
+    pub fn set_event_id(
+        &self,
+        app: u64,
+        event_id: &str,
+        reference: Option<&MessageRef>,
+    ) -> Result<()> {
+        let k = key(&[&be(app), event_id.as_bytes()]);
+        match reference {
+            Some(r) => put(&self.event_ids, &k, r),
+            None => {
+                self.event_ids.remove(k)?;
                 Ok(())
             }
-            Err(_) => Err(Error::Conflict {
-                what: format!("eventId {eid}"),
-            }),
         }
     }
 
@@ -228,26 +242,54 @@ impl State {
         )
     }
 
-    /// An app's message sequence numbers, newest first, strictly before `before_seq`.
+    /// Adds messages to their apps' listings and moves cursor `cursor` to `upto`, atomically.
+    pub fn index_messages(
+        &self,
+        entries: &[(u64, u64, ListingEntry)],
+        cursor: &str,
+        upto: u64,
+    ) -> Result<()> {
+        let mut encoded = Vec::with_capacity(entries.len());
+        for (app, seq, entry) in entries {
+            encoded.push((key(&[&be(*app), &be(*seq)]), encode_value(entry)?));
+        }
+        let cursor_key = key(&[b"cursor/", cursor.as_bytes()]);
+        (&self.messages, &self.meta).transaction(|(messages, meta)| {
+            for (k, v) in &encoded {
+                messages.insert(k.as_slice(), v.as_slice())?;
+            }
+            meta.insert(cursor_key.as_slice(), &be(upto))?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// An app's messages, newest first, with seq strictly between `after_seq` and `before_seq`.
     pub fn list_messages(
         &self,
         app: u64,
         before_seq: Option<u64>,
+        after_seq: Option<u64>,
         limit: usize,
-    ) -> Result<Page<u64>> {
-        let prefix = be(app);
-        let end = key(&[&prefix, &be(before_seq.unwrap_or(u64::MAX))]);
+        keep: &dyn Fn(&ListingEntry) -> bool,
+    ) -> Result<Page<(u64, ListingEntry)>> {
+        let start = key(&[&be(app), &be(after_seq.map_or(0, |a| a.saturating_add(1)))]);
+        let end = key(&[&be(app), &be(before_seq.unwrap_or(u64::MAX))]);
         let mut items = Vec::new();
         let mut done = true;
-        for kv in self.messages.range(prefix.to_vec()..end).rev() {
-            let (k, _) = kv?;
+        for kv in self.messages.range(start..end).rev() {
+            let (k, v) = kv?;
+            let entry: ListingEntry = decode_value(&v, &|| format!("listing at {}", hex(&k)))?;
+            if !keep(&entry) {
+                continue;
+            }
             if items.len() == limit {
                 done = false;
                 break;
             }
-            items.push(read_be(&k, 8));
+            items.push((read_be(&k, 8), entry));
         }
-        let last_key = items.last().map(|s| be(*s).to_vec());
+        let last_key = items.last().map(|(s, _)| be(*s).to_vec());
         Ok(Page {
             items,
             last_key,

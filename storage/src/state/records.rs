@@ -143,3 +143,26 @@ pub struct MessageRef {
     pub seq: u64,
     pub id: String,
 }
+
+/// A message as it is stored in the log: everything needed to answer for it and deliver it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct MessageRecord {
+    pub app_key: u64,
+    /// The random bits of its public id (which is made of `created_ms`, the seq and these).
+    pub rand: u64,
+    pub created_ms: u64,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Vec<String>,
+    pub tags: Vec<String>,
+    /// The payload as received: the text of a JSON object.
+    pub payload: Vec<u8>,
+}
+
+/// What an app's message listing keeps per message, to filter without reading the log.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct ListingEntry {
+    pub created_ms: u64,
+    pub event_type: String,
+    pub channels: Vec<String>,
+}
