@@ -134,14 +134,27 @@ mod tests {
             rand: (1 << 48) - 1,
         };
         assert_eq!(decode(Kind::App, &encode(Kind::App, max)), Some(max));
-        assert_eq!(decode(Kind::App, "app_zzzzzzzzzzzzzzzzzzzzzzzzzzz"), None, "over 160 bits");
+        assert_eq!(
+            decode(Kind::App, "app_zzzzzzzzzzzzzzzzzzzzzzzzzzz"),
+            None,
+            "over 160 bits"
+        );
         assert_eq!(decode(Kind::App, "app_short"), None);
         assert_eq!(decode(Kind::App, "app_00000000000000000000000000!"), None);
     }
 
     #[test]
     fn ids_sort_by_time_then_key() {
-        let id = |ts, key| encode(Kind::Endpoint, Parts { ts_ms: ts, key, rand: 999 });
+        let id = |ts, key| {
+            encode(
+                Kind::Endpoint,
+                Parts {
+                    ts_ms: ts,
+                    key,
+                    rand: 999,
+                },
+            )
+        };
         let mut ids = vec![id(5, 1), id(3, 9), id(3, 2), id(1_000_000, 0)];
         ids.sort();
         assert_eq!(ids, vec![id(3, 2), id(3, 9), id(5, 1), id(1_000_000, 0)]);

@@ -4,5 +4,15 @@
 //! - [`config`]: `hookd.toml`, loaded in two stages into a validated [`config::Config`].
 //! - [`cli`]: the command line of the `hookd` binary.
 
+pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod http;
+pub mod ids;
+pub mod logging;
+pub mod service;
+pub mod shard;
+pub mod signals;
+pub mod time;
+pub mod url;

@@ -7,11 +7,13 @@
 use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use hookd::cli::{Cli, Command, TokenCommand, TokenNewArgs};
 use hookd::config::{self, tokens, Config, ConfigErrors, LoadError, Scope};
+use hookd::time::SystemClock;
 
 // Why mimalloc: every request makes many small, short-lived allocations
 // (headers, JSON, log records) on each shard thread. mimalloc's per-thread
@@ -92,35 +94,63 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let shards = config.effective_shards();
-    let mut out = io::stdout().lock();
+    hookd::logging::init(&config.log);
+    // Before any thread starts, so that all of them inherit the mask.
+    hookd::signals::block().context("blocking signals")?;
+    hookd::http::tls::install_crypto_provider();
+    let started = std::time::Instant::now();
+    let (svc, opened) = hookd::service::Service::open(config.clone(), Arc::new(SystemClock))?;
+    let r = &opened.report;
+    tracing::info!(
+        path = %config.storage.path.display(),
+        segments = r.segments,
+        records = r.records,
+        truncated = r.truncated.len(),
+        quarantined = r.quarantined.len(),
+        "store opened"
+    );
+    if let Some(token) = &opened.new_admin_token {
+        let mut err = io::stderr().lock();
+        writeln!(
+            err,
+            "hookd: first start: an admin token was created; it is shown once:"
+        )?;
+        writeln!(err, "\n    {token}\n")?;
+        writeln!(
+            err,
+            "hookd: only its SHA-256 is kept. Use it as 'Authorization: Bearer <token>'."
+        )?;
+    }
+    let shards = match hookd::shard::start(svc.clone(), &config) {
+        Ok(s) => s,
+        Err(e) => {
+            svc.close();
+            return Err(e.into());
+        }
+    };
     writeln!(
-        out,
-        "hookd {}: listen {} ({}), {shards} shard{}{}, storage {} (durability {}), {} API token{}",
-        env!("CARGO_PKG_VERSION"),
-        config.server.listen,
-        if config.server.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        },
-        if shards == 1 { "" } else { "s" },
-        if config.server.shards == 0 {
-            " (one per core)"
-        } else {
-            ""
-        },
-        config.storage.path.display(),
-        config.storage.durability.as_str(),
-        config.auth.tokens.len(),
-        if config.auth.tokens.len() == 1 {
-            ""
-        } else {
-            "s"
-        },
+        io::stdout(),
+        "listening on {} ({} shards, {}, ready in {} ms)",
+        shards.addr,
+        config.effective_shards(),
+        shards.driver.as_str(),
+        started.elapsed().as_millis()
     )
     .context("writing to stdout")?;
-    writeln!(out, "serving is not built yet").context("writing to stdout")?;
+    loop {
+        match hookd::signals::wait().context("waiting for signals")? {
+            hookd::signals::Signal::Stop => break,
+            hookd::signals::Signal::Reload => {
+                tracing::warn!(
+                    "SIGHUP: reloading the config is not supported yet; restart to apply changes"
+                );
+            }
+        }
+    }
+    tracing::info!("stopping: draining connections");
+    shards.stop();
+    svc.close();
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -45,7 +45,9 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
         let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
@@ -83,9 +85,12 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         _ => return None,
     };
     let days = days_from_civil(i64::from(y), mo, d);
-    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec)
-        - offset_secs;
-    u64::try_from(secs).ok()?.checked_mul(1000)?.checked_add(frac_ms)
+    let secs =
+        days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec) - offset_secs;
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(frac_ms)
 }
 
 #[cfg(test)]
@@ -96,7 +101,10 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(format_rfc3339(1_649_367_553_123), "2022-04-07T21:39:13.123Z");
+        assert_eq!(
+            format_rfc3339(1_649_367_553_123),
+            "2022-04-07T21:39:13.123Z"
+        );
     }
 
     #[test]
@@ -104,10 +112,26 @@ mod tests {
         for ms in [0, 951_782_400_000, 1_649_367_553_123, 4_102_444_800_999] {
             assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms));
         }
-        assert_eq!(parse_rfc3339("2022-04-07T21:39:13Z"), Some(1_649_367_553_000));
-        assert_eq!(parse_rfc3339("2022-04-07T23:39:13.5+02:00"), Some(1_649_367_553_500));
-        assert_eq!(parse_rfc3339("2022-04-07T21:39:13.123456Z"), Some(1_649_367_553_123));
-        for bad in ["", "2022-04-07", "2022-13-07T00:00:00Z", "2022-04-07T21:39:13", "2022-04-07T21:39:13+0200", "x022-04-07T21:39:13Z"] {
+        assert_eq!(
+            parse_rfc3339("2022-04-07T21:39:13Z"),
+            Some(1_649_367_553_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2022-04-07T23:39:13.5+02:00"),
+            Some(1_649_367_553_500)
+        );
+        assert_eq!(
+            parse_rfc3339("2022-04-07T21:39:13.123456Z"),
+            Some(1_649_367_553_123)
+        );
+        for bad in [
+            "",
+            "2022-04-07",
+            "2022-13-07T00:00:00Z",
+            "2022-04-07T21:39:13",
+            "2022-04-07T21:39:13+0200",
+            "x022-04-07T21:39:13Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

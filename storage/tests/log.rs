@@ -310,6 +310,9 @@ fn rolling_on_every_append_loses_nothing() {
     let (store, report) = Store::open(dir.path(), o, Arc::new(clock)).unwrap();
     assert!(report.lost.is_empty(), "{report:?}");
     for seq in 1..=200 {
-        assert_eq!(store.log().read(seq).unwrap().unwrap().payload, payload(seq - 1));
+        assert_eq!(
+            store.log().read(seq).unwrap().unwrap().payload,
+            payload(seq - 1)
+        );
     }
 }

@@ -79,11 +79,21 @@ fn apps_are_found_by_id_or_uid_and_uids_are_unique() {
     st.put_app(&app(2, "app_2", Some("one"))).unwrap();
     assert_eq!(st.app_by_id_or_uid("one").unwrap().unwrap().key, 2);
     // Paging.
-    let p = st.list_apps(None, 1).unwrap();
-    assert_eq!((p.items.len(), p.done), (1, false));
-    let p2 = st.list_apps(p.last_key.as_deref(), 5).unwrap();
+    let p = st.list_apps(None, 1, false).unwrap();
+    assert_eq!((p.items[0].key, p.done), (1, false));
+    let p2 = st.list_apps(Some(1), 5, false).unwrap();
     assert_eq!(p2.items.iter().map(|a| a.key).collect::<Vec<_>>(), vec![2]);
     assert!(p2.done);
+    let desc = st.list_apps(None, 5, true).unwrap();
+    assert_eq!(
+        desc.items.iter().map(|a| a.key).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    let desc = st.list_apps(Some(2), 5, true).unwrap();
+    assert_eq!(
+        desc.items.iter().map(|a| a.key).collect::<Vec<_>>(),
+        vec![1]
+    );
 }
 
 #[test]
@@ -114,10 +124,20 @@ fn endpoints_belong_to_their_app_and_go_with_it() {
         st.endpoint(10).unwrap().unwrap(),
         endpoint(10, 1, Some("main"))
     );
-    let page = st.list_endpoints(1, None, 1).unwrap();
+    let page = st.list_endpoints(1, None, 1, false).unwrap();
     assert_eq!((page.items[0].key, page.done), (10, false));
-    let page = st.list_endpoints(1, Some(10), 10).unwrap();
+    let page = st.list_endpoints(1, Some(10), 10, false).unwrap();
     assert_eq!((page.items[0].key, page.done), (11, true));
+    let page = st.list_endpoints(1, None, 10, true).unwrap();
+    assert_eq!(
+        page.items.iter().map(|e| e.key).collect::<Vec<_>>(),
+        vec![11, 10]
+    );
+    let page = st.list_endpoints(1, Some(11), 10, true).unwrap();
+    assert_eq!(
+        page.items.iter().map(|e| e.key).collect::<Vec<_>>(),
+        vec![10]
+    );
     assert!(st.delete_app(1).unwrap());
     assert!(st.endpoint(10).unwrap().is_none());
     assert!(st.app_endpoints(1).unwrap().is_empty());
@@ -320,25 +340,36 @@ fn event_ids_are_unique_per_app_and_messages_list_newest_first() {
     let seqs =
         |p: storage::Page<(u64, ListingEntry)>| p.items.iter().map(|i| i.0).collect::<Vec<_>>();
     assert_eq!(
-        seqs(st.list_messages(1, None, None, 10, &|_| true).unwrap()),
+        seqs(
+            st.list_messages(1, None, None, 10, false, &|_| true)
+                .unwrap()
+        ),
         vec![11, 10]
     );
     assert_eq!(
-        seqs(st.list_messages(1, Some(11), None, 10, &|_| true).unwrap()),
-        vec![10]
-    );
-    assert_eq!(
-        seqs(st.list_messages(1, None, Some(10), 10, &|_| true).unwrap()),
-        vec![11]
-    );
-    assert_eq!(
         seqs(
-            st.list_messages(1, None, None, 10, &|e| e.event_type == "a")
+            st.list_messages(1, Some(11), None, 10, false, &|_| true)
                 .unwrap()
         ),
         vec![10]
     );
-    let first = st.list_messages(1, None, None, 1, &|_| true).unwrap();
+    assert_eq!(
+        seqs(
+            st.list_messages(1, None, Some(10), 10, false, &|_| true)
+                .unwrap()
+        ),
+        vec![11]
+    );
+    assert_eq!(
+        seqs(
+            st.list_messages(1, None, None, 10, false, &|e| e.event_type == "a")
+                .unwrap()
+        ),
+        vec![10]
+    );
+    let first = st
+        .list_messages(1, None, None, 1, false, &|_| true)
+        .unwrap();
     assert!(!first.done);
 }
 

@@ -70,18 +70,21 @@ impl State {
         self.app(read_be(&k, 0))
     }
 
-    /// Apps in key order (oldest first), after `after` (a `last_key` of a prior page).
-    pub fn list_apps(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<AppRecord>> {
-        match after {
-            Some(a) => page(
-                self.apps
-                    .range(a.to_vec()..)
-                    .skip_while(|kv| kv.as_ref().is_ok_and(|(k, _)| k.as_ref() == a)),
-                limit,
-                "app",
-            ),
-            None => page(self.apps.iter(), limit, "app"),
-        }
+    /// Apps in key order (oldest first, or newest first when `descending`), strictly after the
+    /// app with key `after` in that order.
+    pub fn list_apps(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+        descending: bool,
+    ) -> Result<Page<AppRecord>> {
+        let iter: Box<dyn Iterator<Item = _>> = match (after, descending) {
+            (None, false) => Box::new(self.apps.iter()),
+            (None, true) => Box::new(self.apps.iter().rev()),
+            (Some(a), false) => Box::new(self.apps.range(be(a.saturating_add(1))..)),
+            (Some(a), true) => Box::new(self.apps.range(..be(a)).rev()),
+        };
+        page(iter, limit, "app")
     }
 
     /// Deletes an app, its endpoints and their indexes. Returns whether it existed.
@@ -163,18 +166,29 @@ impl State {
         Ok(found.filter(|ep| ep.app_key == app))
     }
 
-    /// An app's endpoints in key order, after `after` (an endpoint key).
+    /// An app's endpoints in key order (or reversed), strictly after endpoint key `after`.
     pub fn list_endpoints(
         &self,
         app: u64,
         after: Option<u64>,
         limit: usize,
+        descending: bool,
     ) -> Result<Page<EndpointRecord>> {
-        let start = key(&[&be(app), &be(after.map_or(0, |a| a.saturating_add(1)))]);
-        let end = key(&[&be(app), &be(u64::MAX)]);
+        let lo = key(&[&be(app), &be(0)]);
+        let hi = key(&[&be(app), &be(u64::MAX)]);
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            match (after, descending) {
+                (None, false) => Box::new(self.app_eps.range(lo..=hi)),
+                (None, true) => Box::new(self.app_eps.range(lo..=hi).rev()),
+                (Some(a), false) => Box::new(
+                    self.app_eps
+                        .range(key(&[&be(app), &be(a.saturating_add(1))])..=hi),
+                ),
+                (Some(a), true) => Box::new(self.app_eps.range(lo..key(&[&be(app), &be(a)])).rev()),
+            };
         let mut items = Vec::new();
         let mut done = true;
-        for kv in self.app_eps.range(start..=end) {
+        for kv in iter {
             let (k, _) = kv?;
             if items.len() == limit {
                 done = false;
@@ -194,7 +208,7 @@ impl State {
 
     /// All of an app's endpoints (for fan-out).
     pub fn app_endpoints(&self, app: u64) -> Result<Vec<EndpointRecord>> {
-        Ok(self.list_endpoints(app, None, usize::MAX)?.items)
+        Ok(self.list_endpoints(app, None, usize::MAX, false)?.items)
     }
 
     /// Deletes an endpoint and its indexes. Returns whether it existed.

@@ -5,7 +5,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | `b"format"`, `b"floor"`, `b"cursor/<name>"` | version byte, u64 BE |
+//! | `meta` | `b"format"`, `b"floor"`, `b"cursor/<name>"`, `b"setting/<name>"` | version byte, u64 BE, bytes |
 //! | `segments` | segment id | [`SegmentSummary`] |
 //! | `apps` | app key | [`AppRecord`] |
 //! | `app_by_id`, `app_by_uid` | id / uid string | app key |
@@ -200,6 +200,21 @@ impl State {
         Ok(())
     }
 
+    /// A small named value kept with the index (for example the first-start token's hash).
+    pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .meta
+            .get(key(&[b"setting/", name.as_bytes()]))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Sets a named value; see [`State::setting`].
+    pub fn set_setting(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.meta
+            .insert(key(&[b"setting/", name.as_bytes()]), value)?;
+        Ok(())
+    }
+
     /// Reserves `eventId` in the app for the message `reference`. [`Error::Conflict`] if another
     /// message has it. Called before the append, so two racing requests cannot both store it.
     pub fn claim_event_id(&self, app: u64, event_id: &str, reference: &MessageRef) -> Result<()> {
@@ -264,20 +279,28 @@ impl State {
         Ok(())
     }
 
-    /// An app's messages, newest first, with seq strictly between `after_seq` and `before_seq`.
+    /// An app's messages with seq strictly between `after_seq` and `before_seq`, newest first
+    /// (oldest first when `ascending`), keeping those `keep` accepts.
     pub fn list_messages(
         &self,
         app: u64,
         before_seq: Option<u64>,
         after_seq: Option<u64>,
         limit: usize,
+        ascending: bool,
         keep: &dyn Fn(&ListingEntry) -> bool,
     ) -> Result<Page<(u64, ListingEntry)>> {
         let start = key(&[&be(app), &be(after_seq.map_or(0, |a| a.saturating_add(1)))]);
         let end = key(&[&be(app), &be(before_seq.unwrap_or(u64::MAX))]);
         let mut items = Vec::new();
         let mut done = true;
-        for kv in self.messages.range(start..end).rev() {
+        let range = self.messages.range(start..end);
+        let iter: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if ascending {
+            Box::new(range)
+        } else {
+            Box::new(range.rev())
+        };
+        for kv in iter {
             let (k, v) = kv?;
             let entry: ListingEntry = decode_value(&v, &|| format!("listing at {}", hex(&k)))?;
             if !keep(&entry) {

@@ -1,0 +1,199 @@
+//! Attempts and per-endpoint delivery status of messages. Until the delivery engine lands
+//! (issue 4) these lists are empty, but they answer with the right shapes and errors.
+
+use storage::state::{AttemptRecord, DeliveryStatus, Trigger};
+
+use super::{
+    apps, endpoints,
+    error::{ApiError, ApiResult, FieldError},
+    json_response,
+    list::{self, ListParams},
+    messages, Ctx,
+};
+use crate::{
+    ids::{self, Kind},
+    time::format_rfc3339,
+};
+
+fn status_text(s: DeliveryStatus) -> &'static str {
+    match s {
+        DeliveryStatus::Success => "success",
+        DeliveryStatus::Pending => "pending",
+        DeliveryStatus::Fail => "fail",
+        DeliveryStatus::Sending => "sending",
+    }
+}
+
+fn attempt_json(cx: &Ctx<'_>, a: &AttemptRecord) -> ApiResult<serde_json::Value> {
+    let ep_id = cx
+        .svc
+        .store
+        .state()
+        .endpoint(a.endpoint_key)?
+        .map(|e| e.id)
+        .unwrap_or_default();
+    let msg_id = messages::read(cx, a.msg_seq)?
+        .map(|m| messages::message_id(a.msg_seq, &m))
+        .unwrap_or_default();
+    Ok(serde_json::json!({
+        "id": a.id,
+        "msgId": msg_id,
+        "endpointId": ep_id,
+        "url": a.url,
+        "response": a.response,
+        "responseStatusCode": a.status_code.map_or(0, i32::from),
+        "responseDurationMs": a.duration_ms,
+        "status": a.status as u8,
+        "statusText": status_text(a.status),
+        "triggerType": match a.trigger { Trigger::Scheduled => 0, Trigger::Manual => 1 },
+        "timestamp": format_rfc3339(a.ts_ms),
+    }))
+}
+
+fn status_filter(cx: &Ctx<'_>) -> ApiResult<Option<u8>> {
+    match cx.query.get("status") {
+        None => Ok(None),
+        Some(s) => match s.parse::<u8>() {
+            Ok(n) if n <= 4 => Ok(Some(n)),
+            _ => Err(ApiError::Validation(vec![FieldError::query(
+                "status",
+                "must be 0 to 4",
+            )])),
+        },
+    }
+}
+
+fn attempts_page(
+    cx: &Ctx<'_>,
+    fetch: impl Fn(Option<u64>, usize) -> ApiResult<storage::Page<AttemptRecord>>,
+    keep: impl Fn(&AttemptRecord) -> bool,
+) -> ApiResult {
+    let params = ListParams::parse(&cx.query, true)?;
+    if !params.descending || params.backwards {
+        return Err(ApiError::Validation(vec![FieldError::query(
+            "iterator",
+            "attempts list newest first, forwards",
+        )]));
+    }
+    let before = match &params.iterator {
+        Some(it) => Some(
+            ids::decode(Kind::Attempt, it)
+                .ok_or_else(ListParams::bad_iterator)?
+                .key,
+        ),
+        None => None,
+    };
+    // Filtered pages are filled from further pages, bounded by a scan limit.
+    let mut out = Vec::new();
+    let mut cursor = before;
+    let mut more = false;
+    for _ in 0..20 {
+        let page = fetch(cursor, params.limit)?;
+        cursor = page.items.last().map(|a| a.key);
+        for a in page.items.iter().filter(|a| keep(a)) {
+            if out.len() == params.limit {
+                more = true;
+                break;
+            }
+            out.push((a.id.clone(), attempt_json(cx, a)?));
+        }
+        if out.len() == params.limit || page.done {
+            more |= !page.done;
+            break;
+        }
+    }
+    let resp = list::respond(&params, out, more, |(id, _)| id.clone());
+    let data: Vec<&serde_json::Value> = resp.data.iter().map(|(_, v)| v).collect();
+    json_response(
+        200,
+        &serde_json::json!({
+            "data": data, "iterator": resp.iterator, "prevIterator": resp.prev_iterator, "done": resp.done,
+        }),
+    )
+}
+
+pub fn by_message(cx: &Ctx<'_>, app: &str, msg: &str) -> ApiResult {
+    let a = apps::find(cx, app)?;
+    let (seq, _) = messages::find(cx, &a, msg)?;
+    let status = status_filter(cx)?;
+    let ep = match cx.query.get("endpoint_id") {
+        Some(e) => Some(endpoints::find(cx, app, e)?.1.key),
+        None => None,
+    };
+    attempts_page(
+        cx,
+        |before, limit| {
+            Ok(cx
+                .svc
+                .store
+                .state()
+                .attempts_for_message(seq, before, limit)?)
+        },
+        |at| status.is_none_or(|s| at.status as u8 == s) && ep.is_none_or(|e| at.endpoint_key == e),
+    )
+}
+
+pub fn by_endpoint(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let (_, e) = endpoints::find(cx, app, ep)?;
+    let status = status_filter(cx)?;
+    attempts_page(
+        cx,
+        |before, limit| {
+            Ok(cx
+                .svc
+                .store
+                .state()
+                .attempts_for_endpoint(e.key, before, limit)?)
+        },
+        |at| status.is_none_or(|s| at.status as u8 == s),
+    )
+}
+
+pub fn get(cx: &Ctx<'_>, app: &str, msg: &str, attempt: &str) -> ApiResult {
+    let a = apps::find(cx, app)?;
+    let (seq, _) = messages::find(cx, &a, msg)?;
+    let not_found = || ApiError::NotFound(format!("attempt {attempt} not found"));
+    let parts = ids::decode(Kind::Attempt, attempt).ok_or_else(not_found)?;
+    let at = cx
+        .svc
+        .store
+        .state()
+        .attempt(parts.key)?
+        .filter(|at| at.msg_seq == seq && at.id == attempt)
+        .ok_or_else(not_found)?;
+    json_response(200, &attempt_json(cx, &at)?)
+}
+
+/// The endpoints a message is (or was) to be delivered to, with its status at each.
+pub fn message_endpoints(cx: &Ctx<'_>, app: &str, msg: &str) -> ApiResult {
+    let a = apps::find(cx, app)?;
+    let (seq, _) = messages::find(cx, &a, msg)?;
+    let params = ListParams::parse(&cx.query, false)?;
+    let mut out = Vec::new();
+    for (ep_key, st) in cx
+        .svc
+        .store
+        .state()
+        .message_deliveries(seq)?
+        .into_iter()
+        .take(list::LIMIT_MAX)
+    {
+        if let Some(e) = cx.svc.store.state().endpoint(ep_key)? {
+            let mut v = serde_json::to_value(super::models::EndpointOut::from(&e))
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            v["status"] = (st.status as u8).into();
+            v["statusText"] = status_text(st.status).into();
+            if st.status == DeliveryStatus::Pending {
+                v["nextAttempt"] = format_rfc3339(st.next_at_ms).into();
+            }
+            out.push((e.id.clone(), v));
+        }
+    }
+    out.truncate(params.limit);
+    let resp = list::respond(&params, out, false, |(id, _)| id.clone());
+    let data: Vec<&serde_json::Value> = resp.data.iter().map(|(_, v)| v).collect();
+    json_response(
+        200,
+        &serde_json::json!({ "data": data, "iterator": resp.iterator, "prevIterator": null, "done": true }),
+    )
+}

@@ -1,0 +1,435 @@
+//! `/app/{app}/endpoint/...`: endpoints, their secrets, custom headers and stats.
+
+use std::collections::BTreeMap;
+
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use storage::state::{DeliveryStatus, EndpointRecord, SigningKey};
+
+use super::{
+    apps,
+    error::{ApiError, ApiResult, FieldError},
+    input::{self, check_name, check_uid},
+    json_response,
+    list::{self, ListParams},
+    models::{EndpointIn, EndpointOut, EndpointPatch, HeadersIn, SecretRotateIn},
+    Ctx,
+};
+use crate::{
+    http::Response,
+    ids::{self, Kind},
+    url::Url,
+};
+
+/// Bytes of a generated secret (as Svix: 24, so `whsec_` + 32 base64 characters).
+const SECRET_BYTES: usize = 24;
+/// Accepted secret sizes when a client brings its own.
+const SECRET_BYTES_MIN: usize = 24;
+const SECRET_BYTES_MAX: usize = 75;
+/// Channels an endpoint may filter on, and their length.
+const CHANNELS_MAX: usize = 10;
+const CHANNEL_BYTES_MAX: usize = 128;
+/// Custom headers per endpoint.
+const HEADERS_MAX: usize = 20;
+
+/// Headers hookd sets itself, which an endpoint may not override.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-connection",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "svix-id",
+    "svix-timestamp",
+    "svix-signature",
+];
+
+/// The endpoint of `app` named by id or uid, or 404.
+pub fn find(
+    cx: &Ctx<'_>,
+    app: &str,
+    ep: &str,
+) -> ApiResult<(storage::state::AppRecord, EndpointRecord)> {
+    let a = apps::find(cx, app)?;
+    let e = cx
+        .svc
+        .store
+        .state()
+        .endpoint_by_id_or_uid(a.key, ep)?
+        .ok_or_else(|| ApiError::NotFound(format!("endpoint {ep} not found")))?;
+    Ok((a, e))
+}
+
+/// `whsec_` + base64 of the key.
+pub fn format_secret(key: &[u8]) -> String {
+    format!("whsec_{}", B64.encode(key))
+}
+
+fn parse_secret(s: &str) -> Result<Vec<u8>, String> {
+    let b64 = s.strip_prefix("whsec_").unwrap_or(s);
+    let key = B64
+        .decode(b64)
+        .map_err(|e| format!("not base64 after whsec_: {e}"))?;
+    if (SECRET_BYTES_MIN..=SECRET_BYTES_MAX).contains(&key.len()) {
+        Ok(key)
+    } else {
+        Err(format!(
+            "must decode to {SECRET_BYTES_MIN} to {SECRET_BYTES_MAX} bytes, got {}",
+            key.len()
+        ))
+    }
+}
+
+fn new_secret() -> Vec<u8> {
+    (0..SECRET_BYTES).map(|_| rand::random::<u8>()).collect()
+}
+
+/// Checks fields shared by create, update and patch; names unknown event types.
+fn validate(cx: &Ctx<'_>, e: &EndpointRecord) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    if let Err(why) = Url::parse(&e.url) {
+        errors.push(FieldError::body("url", format!("invalid URL: {why}")));
+    }
+    if let Some(uid) = &e.uid {
+        check_uid("uid", uid, Kind::Endpoint.prefix(), &mut errors);
+    }
+    if let Some(types) = &e.event_types {
+        let mut unknown = Vec::new();
+        for t in types {
+            check_name("eventTypes", t, &mut errors);
+            match cx.svc.store.state().event_type(t)? {
+                Some(et) if !et.archived => {}
+                _ => unknown.push(t.as_str()),
+            }
+        }
+        if !unknown.is_empty() {
+            errors.push(FieldError::body(
+                "eventTypes",
+                format!("unknown or archived event types: {}", unknown.join(", ")),
+            ));
+        }
+    }
+    if let Some(channels) = &e.channels {
+        if channels.len() > CHANNELS_MAX {
+            errors.push(FieldError::body(
+                "channels",
+                format!("at most {CHANNELS_MAX} channels"),
+            ));
+        }
+        for c in channels {
+            if c.is_empty() || c.len() > CHANNEL_BYTES_MAX {
+                errors.push(FieldError::body(
+                    "channels",
+                    format!("a channel is 1 to {CHANNEL_BYTES_MAX} characters"),
+                ));
+            }
+        }
+    }
+    check_headers(&e.headers, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+fn check_headers(headers: &BTreeMap<String, String>, errors: &mut Vec<FieldError>) {
+    if headers.len() > HEADERS_MAX {
+        errors.push(FieldError::body(
+            "headers",
+            format!("at most {HEADERS_MAX} headers"),
+        ));
+    }
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            errors.push(FieldError::body(
+                "headers",
+                format!("{name:?} is not a header name"),
+            ));
+        } else if RESERVED_HEADERS.contains(&lower.as_str()) {
+            errors.push(FieldError::body(
+                "headers",
+                format!("{name} is set by hookd and cannot be overridden"),
+            ));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            errors.push(FieldError::body(
+                "headers",
+                format!("the value of {name} contains a line break"),
+            ));
+        }
+    }
+}
+
+async fn save(cx: &Ctx<'_>, e: &EndpointRecord, action: &str) -> ApiResult<()> {
+    cx.svc.store.state().put_endpoint(e)?;
+    cx.audit(action, &e.id)?;
+    cx.commit().await
+}
+
+fn new_record(cx: &Ctx<'_>, app_key: u64, body: EndpointIn) -> ApiResult<EndpointRecord> {
+    let secret = match &body.secret {
+        Some(s) => parse_secret(s).map_err(|why| ApiError::invalid("secret", why))?,
+        None => new_secret(),
+    };
+    let now = cx.svc.now_ms();
+    let key = cx.svc.store.state().next_key()?;
+    let e = EndpointRecord {
+        key,
+        app_key,
+        id: ids::encode(
+            Kind::Endpoint,
+            ids::Parts {
+                ts_ms: now,
+                key,
+                rand: ids::random_bits(),
+            },
+        ),
+        uid: body.uid,
+        url: body.url,
+        description: body.description,
+        version: 1,
+        event_types: body.event_types.filter(|t| !t.is_empty()),
+        channels: body.channels.filter(|c| !c.is_empty()),
+        secrets: vec![SigningKey {
+            key: secret,
+            expires_ms: None,
+        }],
+        disabled: body.disabled,
+        disabled_reason: None,
+        metadata: body.metadata.unwrap_or_default(),
+        headers: body.headers.unwrap_or_default(),
+        throttle_rate: body.throttle_rate.map(u32::from),
+        config_owned: false,
+        created_ms: now,
+        updated_ms: now,
+    };
+    validate(cx, &e)?;
+    Ok(e)
+}
+
+pub fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
+    let a = apps::find(cx, app)?;
+    let params = ListParams::parse(&cx.query, false)?;
+    let after = match &params.iterator {
+        Some(it) => Some(
+            ids::decode(Kind::Endpoint, it)
+                .ok_or_else(ListParams::bad_iterator)?
+                .key,
+        ),
+        None => None,
+    };
+    let page = cx.svc.store.state().list_endpoints(
+        a.key,
+        after,
+        params.limit,
+        params.scan_descending(),
+    )?;
+    let out: Vec<EndpointOut<'_>> = page.items.iter().map(EndpointOut::from).collect();
+    json_response(
+        200,
+        &list::respond(&params, out, !page.done, |e| e.id.to_owned()),
+    )
+}
+
+pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
+    let a = apps::find(cx, app)?;
+    let body: EndpointIn = input::json(&cx.req.body)?;
+    let e = new_record(cx, a.key, body)?;
+    save(cx, &e, "endpoint.create").await?;
+    json_response(201, &EndpointOut::from(&e))
+}
+
+pub fn get(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let (_, e) = find(cx, app, ep)?;
+    json_response(200, &EndpointOut::from(&e))
+}
+
+/// PUT: replace, or create with the path's uid (201).
+pub async fn put(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let a = apps::find(cx, app)?;
+    let mut body: EndpointIn = input::json(&cx.req.body)?;
+    match cx.svc.store.state().endpoint_by_id_or_uid(a.key, ep)? {
+        Some(mut e) => {
+            e.url = body.url;
+            e.description = body.description;
+            e.throttle_rate = body.throttle_rate.map(u32::from);
+            e.uid = body.uid;
+            e.disabled = body.disabled;
+            e.event_types = body.event_types.filter(|t| !t.is_empty());
+            e.channels = body.channels.filter(|c| !c.is_empty());
+            e.metadata = body.metadata.unwrap_or_default();
+            e.updated_ms = cx.svc.now_ms();
+            validate(cx, &e)?;
+            save(cx, &e, "endpoint.update").await?;
+            json_response(200, &EndpointOut::from(&e))
+        }
+        None => {
+            body.uid.get_or_insert_with(|| ep.to_owned());
+            let e = new_record(cx, a.key, body)?;
+            save(cx, &e, "endpoint.create").await?;
+            json_response(201, &EndpointOut::from(&e))
+        }
+    }
+}
+
+pub async fn patch(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let body: EndpointPatch = input::json(&cx.req.body)?;
+    let (_, mut e) = find(cx, app, ep)?;
+    if let Some(url) = body.url {
+        e.url = url;
+    }
+    if let Some(d) = body.description {
+        e.description = d;
+    }
+    if let Some(r) = body.throttle_rate {
+        e.throttle_rate = r.map(u32::from);
+    }
+    if let Some(uid) = body.uid {
+        e.uid = uid;
+    }
+    if let Some(d) = body.disabled {
+        e.disabled = d;
+        if !d {
+            e.disabled_reason = None;
+        }
+    }
+    if let Some(t) = body.event_types {
+        e.event_types = t.filter(|t| !t.is_empty());
+    }
+    if let Some(c) = body.channels {
+        e.channels = c.filter(|c| !c.is_empty());
+    }
+    if let Some(m) = body.metadata {
+        e.metadata = m;
+    }
+    e.updated_ms = cx.svc.now_ms();
+    validate(cx, &e)?;
+    save(cx, &e, "endpoint.update").await?;
+    json_response(200, &EndpointOut::from(&e))
+}
+
+pub async fn delete(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let (_, e) = find(cx, app, ep)?;
+    if e.config_owned {
+        return Err(ApiError::Conflict(format!(
+            "endpoint {} is declared in the config file; remove it there",
+            e.id
+        )));
+    }
+    cx.svc.store.state().delete_endpoint(e.key)?;
+    cx.audit("endpoint.delete", &e.id)?;
+    cx.commit().await?;
+    Ok(Response::empty(204))
+}
+
+pub fn secret(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let (_, e) = find(cx, app, ep)?;
+    let key = e
+        .secrets
+        .first()
+        .map(|k| format_secret(&k.key))
+        .unwrap_or_default();
+    json_response(200, &serde_json::json!({ "key": key }))
+}
+
+/// Rotation: the new key signs from now on; the previous one keeps signing beside it for
+/// `delivery.secret_rotation_grace`. Keys whose grace has ended are dropped.
+pub async fn rotate(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let body: SecretRotateIn = if cx.req.body.is_empty() {
+        SecretRotateIn::default()
+    } else {
+        input::json(&cx.req.body)?
+    };
+    let (_, mut e) = find(cx, app, ep)?;
+    let key = match &body.key {
+        Some(s) => parse_secret(s).map_err(|why| ApiError::invalid("key", why))?,
+        None => new_secret(),
+    };
+    let now = cx.svc.now_ms();
+    let grace = cx.svc.config.delivery.secret_rotation_grace.as_millis() as u64;
+    for old in &mut e.secrets {
+        old.expires_ms = Some(old.expires_ms.unwrap_or(now + grace).min(now + grace));
+    }
+    e.secrets.retain(|k| k.expires_ms.is_none_or(|t| t > now));
+    e.secrets.insert(
+        0,
+        SigningKey {
+            key,
+            expires_ms: None,
+        },
+    );
+    e.updated_ms = now;
+    save(cx, &e, "endpoint.secret.rotate").await?;
+    Ok(Response::empty(204))
+}
+
+pub fn headers(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let (_, e) = find(cx, app, ep)?;
+    json_response(
+        200,
+        &serde_json::json!({ "headers": e.headers, "sensitive": [] }),
+    )
+}
+
+/// PUT replaces the custom headers; PATCH merges them and removes `deleteHeaders`.
+pub async fn set_headers(cx: &Ctx<'_>, app: &str, ep: &str, merge: bool) -> ApiResult {
+    let body: HeadersIn = input::json(&cx.req.body)?;
+    let (_, mut e) = find(cx, app, ep)?;
+    if merge {
+        e.headers.extend(body.headers);
+        for name in &body.delete_headers {
+            e.headers.remove(name);
+        }
+    } else {
+        e.headers = body.headers;
+    }
+    let mut errors = Vec::new();
+    check_headers(&e.headers, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    e.updated_ms = cx.svc.now_ms();
+    save(cx, &e, "endpoint.headers.update").await?;
+    Ok(Response::empty(204))
+}
+
+/// Deliveries to the endpoint by status, counted over its delivery index (at most
+/// `STATS_SCAN_MAX` entries, newest excluded beyond that).
+pub fn stats(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    const STATS_SCAN_MAX: usize = 1_000_000;
+    let (_, e) = find(cx, app, ep)?;
+    let mut counts = [0u64; 4];
+    for (_, st) in cx
+        .svc
+        .store
+        .state()
+        .endpoint_deliveries(e.key, 0, STATS_SCAN_MAX)?
+    {
+        counts[st.status as usize] += 1;
+    }
+    json_response(
+        200,
+        &serde_json::json!({
+            "success": counts[DeliveryStatus::Success as usize],
+            "pending": counts[DeliveryStatus::Pending as usize],
+            "fail": counts[DeliveryStatus::Fail as usize],
+            "sending": counts[DeliveryStatus::Sending as usize],
+            "canceled": 0,
+        }),
+    )
+}

@@ -1,0 +1,124 @@
+//! API errors and their Svix-shaped answers.
+//!
+//! Every error answers with a JSON body: `{"code": ..., "detail": ...}`, or for validation
+//! errors 422 `{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`. Bad input never gets a
+//! 5xx; a 500 means a bug or a broken disk, and says so without internals.
+
+use crate::http::Response;
+
+/// One problem with a request body or query, located as Svix locates them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Where: `["body", "url"]`, `["query", "limit"]`.
+    pub loc: Vec<String>,
+    pub msg: String,
+    /// `value_error`, `type_error`, `missing`, ...
+    pub kind: &'static str,
+}
+
+impl FieldError {
+    /// A problem with body field `field`.
+    pub fn body(field: &str, msg: impl Into<String>) -> Self {
+        let mut loc = vec!["body".to_owned()];
+        loc.extend(
+            field
+                .split('.')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+        Self {
+            loc,
+            msg: msg.into(),
+            kind: "value_error",
+        }
+    }
+
+    /// A problem with query parameter `name`.
+    pub fn query(name: &str, msg: impl Into<String>) -> Self {
+        Self {
+            loc: vec!["query".into(), name.into()],
+            msg: msg.into(),
+            kind: "value_error",
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    MethodNotAllowed(&'static [&'static str]),
+    Conflict(String),
+    PayloadTooLarge(String),
+    Validation(Vec<FieldError>),
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
+    /// The log is at its disk ceiling or the disk is full (507).
+    InsufficientStorage(String),
+    /// Not the client's fault; logged, answered 500 without details.
+    Internal(String),
+}
+
+/// The result of an API handler.
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+impl ApiError {
+    /// One validation problem.
+    pub fn invalid(field: &str, msg: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::body(field, msg)])
+    }
+
+    /// The HTTP answer.
+    pub fn into_response(self) -> Response {
+        match self {
+            ApiError::BadRequest(d) => Response::error(400, "bad_request", &d),
+            ApiError::Unauthorized(d) => Response::error(401, "authentication_failed", &d),
+            ApiError::Forbidden(d) => Response::error(403, "insufficient_access", &d),
+            ApiError::NotFound(d) => Response::error(404, "not_found", &d),
+            ApiError::MethodNotAllowed(allow) => {
+                Response::error(405, "method_not_allowed", "method not allowed on this path")
+                    .with_header("allow", allow.join(", "))
+            }
+            ApiError::Conflict(d) => Response::error(409, "conflict", &d),
+            ApiError::PayloadTooLarge(d) => Response::error(413, "payload_too_large", &d),
+            ApiError::Validation(errors) => {
+                let detail: Vec<serde_json::Value> = errors
+                    .iter()
+                    .map(|e| serde_json::json!({ "loc": e.loc, "msg": e.msg, "type": e.kind }))
+                    .collect();
+                let body = serde_json::json!({ "detail": detail });
+                Response::json(422, body.to_string().into_bytes())
+            }
+            ApiError::TooManyRequests { retry_after_secs } => Response::error(
+                429,
+                "rate_limited",
+                "rate limit exceeded; retry after the number of seconds in Retry-After",
+            )
+            .with_header("retry-after", retry_after_secs.to_string()),
+            ApiError::InsufficientStorage(d) => Response::error(507, "insufficient_storage", &d),
+            ApiError::Internal(d) => {
+                tracing::error!(error = %d, "internal error");
+                Response::error(500, "internal_error", "internal error; see the server log")
+            }
+        }
+    }
+}
+
+impl From<storage::Error> for ApiError {
+    fn from(e: storage::Error) -> Self {
+        match e {
+            storage::Error::Conflict { what } => {
+                ApiError::Conflict(format!("{what} already exists"))
+            }
+            e if e.is_disk_full() => ApiError::InsufficientStorage(format!(
+                "the event log is full ({e}); retry once space is freed"
+            )),
+            storage::Error::Closed => ApiError::Internal("the store is shutting down".into()),
+            e => ApiError::Internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The management and ingest API: Svix v1 paths, JSON shapes and status codes (api.md §1).
+//!
+//! [`Api`] is the [`Handler`] each shard runs. It routes by path, checks the token for what the
+//! route needs, replays `Idempotency-Key` answers, and calls one function per route in the
+//! resource modules. Every management write is audited and flushed to the index before it is
+//! answered.
+
+mod apps;
+mod attempts;
+mod endpoints;
+pub mod error;
+mod event_types;
+pub mod input;
+pub mod list;
+mod messages;
+mod models;
+
+use std::sync::Arc;
+
+use crate::{
+    auth::{Denied, Need, Token},
+    http::{Handler, Method, Request, Response},
+    service::Service,
+};
+use error::{ApiError, ApiResult};
+use input::{percent_decode, Query};
+use storage::state::{AuditRecord, IdempotencyRecord};
+
+/// The API of one shard.
+#[derive(Debug, Clone)]
+pub struct Api {
+    svc: Arc<Service>,
+}
+
+impl Api {
+    /// The API over the shared service.
+    pub fn new(svc: Arc<Service>) -> Self {
+        Self { svc }
+    }
+}
+
+impl Handler for Api {
+    async fn handle(&self, req: Request) -> Response {
+        match self.route(&req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        }
+    }
+}
+
+/// What a handler gets: the request, its query, the service, and who asked.
+pub struct Ctx<'a> {
+    pub svc: &'a Service,
+    pub req: &'a Request,
+    pub query: Query,
+    pub token: &'a Token,
+}
+
+impl Ctx<'_> {
+    /// Records a management write in the audit trail.
+    pub fn audit(&self, action: &str, target: &str) -> ApiResult<()> {
+        self.svc.store.state().audit(&AuditRecord {
+            ts_ms: self.svc.now_ms(),
+            actor: self.token.name.clone(),
+            action: action.into(),
+            target: target.into(),
+        })?;
+        Ok(())
+    }
+
+    /// Waits until every index write made so far is on disk.
+    pub async fn commit(&self) -> ApiResult<()> {
+        let ticket = self.svc.store.commit_index();
+        self.svc
+            .store
+            .index_durable()
+            .wait(ticket)
+            .await
+            .map_err(ApiError::from)
+    }
+}
+
+const GET: &[&str] = &["GET", "HEAD"];
+const GET_POST: &[&str] = &["GET", "HEAD", "POST"];
+const POST: &[&str] = &["POST"];
+const RESOURCE: &[&str] = &["GET", "HEAD", "PUT", "PATCH", "DELETE"];
+const GET_PUT_PATCH: &[&str] = &["GET", "HEAD", "PUT", "PATCH"];
+
+/// Every route: its path pattern and the methods it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    Apps,
+    App,
+    Endpoints,
+    Endpoint,
+    EndpointSecret,
+    EndpointSecretRotate,
+    EndpointHeaders,
+    EndpointStats,
+    EventTypes,
+    EventType,
+    Messages,
+    Message,
+    MessageEndpoints,
+    MessageAttempt,
+    AttemptsByMessage,
+    AttemptsByEndpoint,
+}
+
+impl Route {
+    fn allowed(self) -> &'static [&'static str] {
+        use Route::*;
+        match self {
+            Health | EndpointSecret | EndpointStats | Message | MessageEndpoints
+            | MessageAttempt | AttemptsByMessage | AttemptsByEndpoint => GET,
+            Apps | Endpoints | EventTypes | Messages => GET_POST,
+            App | Endpoint | EventType => RESOURCE,
+            EndpointSecretRotate => POST,
+            EndpointHeaders => GET_PUT_PATCH,
+        }
+    }
+}
+
+/// Splits `/api/v1/...` into its route and decoded path parameters.
+fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
+    let rest = path.strip_prefix("/api/v1/")?.trim_end_matches('/');
+    let segs: Vec<&str> = rest.split('/').collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    use Route::*;
+    let (route, params): (Route, &[usize]) = match segs.as_slice() {
+        ["health"] => (Health, &[]),
+        ["app"] => (Apps, &[]),
+        ["app", _] => (App, &[1]),
+        ["app", _, "endpoint"] => (Endpoints, &[1]),
+        ["app", _, "endpoint", _] => (Endpoint, &[1, 3]),
+        ["app", _, "endpoint", _, "secret"] => (EndpointSecret, &[1, 3]),
+        ["app", _, "endpoint", _, "secret", "rotate"] => (EndpointSecretRotate, &[1, 3]),
+        ["app", _, "endpoint", _, "headers"] => (EndpointHeaders, &[1, 3]),
+        ["app", _, "endpoint", _, "stats"] => (EndpointStats, &[1, 3]),
+        ["event-type"] => (EventTypes, &[]),
+        ["event-type", _] => (EventType, &[1]),
+        ["app", _, "msg"] => (Messages, &[1]),
+        ["app", _, "msg", _] => (Message, &[1, 3]),
+        ["app", _, "msg", _, "endpoint"] => (MessageEndpoints, &[1, 3]),
+        ["app", _, "msg", _, "attempt", _] => (MessageAttempt, &[1, 3, 5]),
+        ["app", _, "attempt", "msg", _] => (AttemptsByMessage, &[1, 4]),
+        ["app", _, "attempt", "endpoint", _] => (AttemptsByEndpoint, &[1, 4]),
+        _ => return None,
+    };
+    Some((
+        route,
+        params.iter().map(|&i| percent_decode(segs[i])).collect(),
+    ))
+}
+
+impl Api {
+    async fn route(&self, req: &Request) -> ApiResult {
+        let (route, p) = parse_path(req.path())
+            .ok_or_else(|| ApiError::NotFound(format!("no route for {}", req.path())))?;
+        let method = match req.method {
+            Method::Head => Method::Get,
+            m => m,
+        };
+        if !route.allowed().contains(&method.as_str()) {
+            return Err(ApiError::MethodNotAllowed(route.allowed()));
+        }
+        if route == Route::Health {
+            return Ok(Response::empty(204));
+        }
+        let svc = &*self.svc;
+        let need = match (route, method) {
+            (_, Method::Get) => Need::Read,
+            (Route::Messages, Method::Post) => Need::Ingest,
+            _ => Need::Admin,
+        };
+        let header = req.header("authorization");
+        let token = match need {
+            Need::Ingest => {
+                let app = svc.store.state().app_by_id_or_uid(&p[0])?;
+                let mut names = vec![p[0].as_str()];
+                if let Some(a) = &app {
+                    names.push(&a.id);
+                    names.extend(a.uid.as_deref());
+                }
+                svc.auth.authorize(header, need, &names)
+            }
+            _ => svc.auth.authorize(header, need, &[]),
+        }
+        .map_err(|d| match d {
+            Denied::Unauthenticated(why) => ApiError::Unauthorized(why.into()),
+            Denied::Forbidden(why) => ApiError::Forbidden(why),
+        })?;
+        let cx = Ctx {
+            svc,
+            req,
+            query: Query::parse(req.query()),
+            token,
+        };
+        let idem = match (method, req.header_str("idempotency-key")) {
+            (Method::Post, Some(k)) if !k.is_empty() && k.len() <= 256 => {
+                Some(format!("{}\u{0}{}", token.name, req.path()))
+                    .map(|scope| (scope, k.to_owned()))
+            }
+            _ => None,
+        };
+        if let Some((scope, key)) = &idem {
+            if let Some(prev) = svc.store.state().idempotency(scope, key, svc.now_ms())? {
+                return Ok(Response::json(prev.status, prev.body));
+            }
+        }
+        let resp = self.dispatch(route, method, &p, &cx).await?;
+        if let Some((scope, key)) = idem {
+            if (200..300).contains(&resp.status) {
+                let ttl = svc.config.storage.idempotency_ttl.as_millis() as u64;
+                svc.store.state().put_idempotency(
+                    &scope,
+                    &key,
+                    &IdempotencyRecord {
+                        expires_ms: svc.now_ms() + ttl,
+                        status: resp.status,
+                        body: resp.body.clone(),
+                    },
+                )?;
+                cx.commit().await?;
+            }
+        }
+        Ok(resp)
+    }
+
+    async fn dispatch(&self, route: Route, m: Method, p: &[String], cx: &Ctx<'_>) -> ApiResult {
+        use Method::*;
+        use Route::*;
+        match (route, m) {
+            (Apps, Get) => apps::list(cx),
+            (Apps, Post) => apps::create(cx).await,
+            (App, Get) => apps::get(cx, &p[0]),
+            (App, Put) => apps::put(cx, &p[0]).await,
+            (App, Patch) => apps::patch(cx, &p[0]).await,
+            (App, Delete) => apps::delete(cx, &p[0]).await,
+            (Endpoints, Get) => endpoints::list(cx, &p[0]),
+            (Endpoints, Post) => endpoints::create(cx, &p[0]).await,
+            (Endpoint, Get) => endpoints::get(cx, &p[0], &p[1]),
+            (Endpoint, Put) => endpoints::put(cx, &p[0], &p[1]).await,
+            (Endpoint, Patch) => endpoints::patch(cx, &p[0], &p[1]).await,
+            (Endpoint, Delete) => endpoints::delete(cx, &p[0], &p[1]).await,
+            (EndpointSecret, Get) => endpoints::secret(cx, &p[0], &p[1]),
+            (EndpointSecretRotate, Post) => endpoints::rotate(cx, &p[0], &p[1]).await,
+            (EndpointHeaders, Get) => endpoints::headers(cx, &p[0], &p[1]),
+            (EndpointHeaders, Put) => endpoints::set_headers(cx, &p[0], &p[1], false).await,
+            (EndpointHeaders, Patch) => endpoints::set_headers(cx, &p[0], &p[1], true).await,
+            (EndpointStats, Get) => endpoints::stats(cx, &p[0], &p[1]),
+            (EventTypes, Get) => event_types::list(cx),
+            (EventTypes, Post) => event_types::create(cx).await,
+            (EventType, Get) => event_types::get(cx, &p[0]),
+            (EventType, Put) => event_types::put(cx, &p[0]).await,
+            (EventType, Patch) => event_types::patch(cx, &p[0]).await,
+            (EventType, Delete) => event_types::delete(cx, &p[0]).await,
+            (Messages, Get) => messages::list(cx, &p[0]).await,
+            (Messages, Post) => messages::create(cx, &p[0]).await,
+            (Message, Get) => messages::get(cx, &p[0], &p[1]),
+            (MessageEndpoints, Get) => attempts::message_endpoints(cx, &p[0], &p[1]),
+            (MessageAttempt, Get) => attempts::get(cx, &p[0], &p[1], &p[2]),
+            (AttemptsByMessage, Get) => attempts::by_message(cx, &p[0], &p[1]),
+            (AttemptsByEndpoint, Get) => attempts::by_endpoint(cx, &p[0], &p[1]),
+            _ => Err(ApiError::MethodNotAllowed(route.allowed())),
+        }
+    }
+}
+
+/// Serializes `value` as a JSON response.
+pub fn json_response<T: serde::Serialize>(status: u16, value: &T) -> ApiResult {
+    serde_json::to_vec(value)
+        .map(|b| Response::json(status, b))
+        .map_err(|e| ApiError::Internal(format!("serializing a response: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_route_with_their_parameters() {
+        let (r, p) = parse_path("/api/v1/app/app_1/endpoint/ep%2E1/secret/rotate/").unwrap();
+        assert_eq!(r, Route::EndpointSecretRotate);
+        assert_eq!(p, vec!["app_1", "ep.1"]);
+        assert_eq!(parse_path("/api/v1/health").unwrap().0, Route::Health);
+        assert_eq!(
+            parse_path("/api/v1/app/a/attempt/msg/m").unwrap().0,
+            Route::AttemptsByMessage
+        );
+        assert!(parse_path("/api/v1/app//endpoint").is_none());
+        assert!(parse_path("/api/v2/app").is_none());
+        assert!(parse_path("/api/v1/nope").is_none());
+    }
+}

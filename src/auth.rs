@@ -1,0 +1,283 @@
+//! Who is asking, and may they: bearer tokens, scopes, per-token ingest rate limits.
+//!
+//! Tokens are configured by their SHA-256 only. A request's token is hashed and compared with
+//! every configured hash in constant time (no early exit on the first differing byte, no
+//! lookup keyed by the secret). Rate limits are token buckets shared by all shards.
+
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{Scope, TokenConfig};
+
+/// What a request may do, once its token is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Reading anything.
+    Read,
+    /// Creating messages in an app (the app's id and uid are checked against the token's list).
+    Ingest,
+    /// Everything else.
+    Admin,
+}
+
+/// One configured token at run time.
+#[derive(Debug)]
+pub struct Token {
+    pub name: String,
+    sha256: [u8; 32],
+    scopes: Vec<Scope>,
+    apps: Option<Vec<String>>,
+    bucket: Option<Mutex<Bucket>>,
+}
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+#[derive(Debug)]
+pub struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last_ms: u64,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub fn new(rate: f64, burst: f64, now_ms: u64) -> Self {
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last_ms: now_ms,
+        }
+    }
+
+    /// Takes one token, or says how many seconds until one is there.
+    pub fn take(&mut self, now_ms: u64) -> Result<(), u64> {
+        let elapsed = now_ms.saturating_sub(self.last_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last_ms = self.last_ms.max(now_ms);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / self.rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// No token, or one we do not know: 401.
+    Unauthenticated(&'static str),
+    /// A known token without the right scope or app: 403.
+    Forbidden(String),
+}
+
+/// The configured tokens.
+#[derive(Debug, Default)]
+pub struct Auth {
+    tokens: Vec<Token>,
+}
+
+impl Auth {
+    /// Builds the run-time table from the config.
+    pub fn new(tokens: &[TokenConfig], now_ms: u64) -> Self {
+        Self {
+            tokens: tokens
+                .iter()
+                .map(|t| Token {
+                    name: t.name.clone(),
+                    sha256: t.sha256,
+                    scopes: t.scopes.clone(),
+                    apps: t.apps.clone(),
+                    bucket: t.rate_limit.as_ref().map(|r| {
+                        Mutex::new(Bucket::new(r.per_second as f64, r.burst as f64, now_ms))
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds a token known only by its hash (the one created at first start).
+    pub fn add_admin_hash(&mut self, name: &str, sha256: [u8; 32]) {
+        self.tokens.push(Token {
+            name: name.into(),
+            sha256,
+            scopes: vec![Scope::Admin],
+            apps: None,
+            bucket: None,
+        });
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// True when no token is configured.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Finds the token in an `Authorization` header value.
+    pub fn authenticate(&self, header: Option<&[u8]>) -> Result<&Token, Denied> {
+        let header = header.ok_or(Denied::Unauthenticated("missing Authorization header"))?;
+        let token = header
+            .strip_prefix(b"Bearer ")
+            .or_else(|| header.strip_prefix(b"bearer "))
+            .ok_or(Denied::Unauthenticated(
+                "Authorization must be 'Bearer <token>'",
+            ))?;
+        let digest: [u8; 32] = Sha256::digest(token.trim_ascii()).into();
+        let mut found = None;
+        for t in &self.tokens {
+            if constant_time_eq(&t.sha256, &digest) {
+                found = Some(t);
+            }
+        }
+        found.ok_or(Denied::Unauthenticated("unknown token"))
+    }
+
+    /// Authenticates and checks that the token may do `need` (in app `app`, given by the ids
+    /// it is known by, for ingest).
+    pub fn authorize(
+        &self,
+        header: Option<&[u8]>,
+        need: Need,
+        app: &[&str],
+    ) -> Result<&Token, Denied> {
+        let t = self.authenticate(header)?;
+        let has = |s: Scope| t.scopes.contains(&s);
+        let ok = has(Scope::Admin)
+            || match need {
+                Need::Read => has(Scope::Read),
+                Need::Ingest => {
+                    has(Scope::Ingest)
+                        && t.apps
+                            .as_ref()
+                            .is_none_or(|apps| apps.iter().any(|a| app.contains(&a.as_str())))
+                }
+                Need::Admin => false,
+            };
+        if ok {
+            Ok(t)
+        } else {
+            Err(Denied::Forbidden(format!(
+                "token {:?} may not {}",
+                t.name,
+                match need {
+                    Need::Read => "read",
+                    Need::Ingest => "send messages to this app",
+                    Need::Admin => "change configuration",
+                }
+            )))
+        }
+    }
+}
+
+impl Token {
+    /// Takes one unit of this token's ingest rate; `Err(seconds)` when over it.
+    pub fn take(&self, now_ms: u64) -> Result<(), u64> {
+        match &self.bucket {
+            Some(b) => b.lock().unwrap_or_else(|e| e.into_inner()).take(now_ms),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Compares without an early exit.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{tokens::token_sha256_hex, RateLimit};
+
+    fn cfg(name: &str, token: &str, scopes: Vec<Scope>, apps: Option<Vec<&str>>) -> TokenConfig {
+        let mut sha = [0u8; 32];
+        hex::decode_to_slice(token_sha256_hex(token), &mut sha).unwrap();
+        TokenConfig {
+            name: name.into(),
+            sha256: sha,
+            scopes,
+            apps: apps.map(|a| a.into_iter().map(String::from).collect()),
+            rate_limit: None,
+        }
+    }
+
+    #[test]
+    fn scopes_and_apps_decide() {
+        let auth = Auth::new(
+            &[
+                cfg("ops", "t-admin", vec![Scope::Admin], None),
+                cfg("shop", "t-ingest", vec![Scope::Ingest], Some(vec!["shop"])),
+                cfg("viewer", "t-read", vec![Scope::Read], None),
+            ],
+            0,
+        );
+        let h = |t: &str| format!("Bearer {t}").into_bytes();
+        assert!(auth
+            .authorize(Some(&h("t-admin")), Need::Admin, &[])
+            .is_ok());
+        assert!(auth
+            .authorize(Some(&h("t-ingest")), Need::Ingest, &["app_1", "shop"])
+            .is_ok());
+        assert!(matches!(
+            auth.authorize(Some(&h("t-ingest")), Need::Ingest, &["other"]),
+            Err(Denied::Forbidden(_))
+        ));
+        assert!(matches!(
+            auth.authorize(Some(&h("t-ingest")), Need::Read, &[]),
+            Err(Denied::Forbidden(_))
+        ));
+        assert!(auth.authorize(Some(&h("t-read")), Need::Read, &[]).is_ok());
+        assert!(matches!(
+            auth.authorize(Some(&h("t-read")), Need::Admin, &[]),
+            Err(Denied::Forbidden(_))
+        ));
+        assert!(matches!(
+            auth.authorize(Some(&h("nope")), Need::Read, &[]),
+            Err(Denied::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            auth.authorize(None, Need::Read, &[]),
+            Err(Denied::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            auth.authorize(Some(b"Basic abc"), Need::Read, &[]),
+            Err(Denied::Unauthenticated(_))
+        ));
+    }
+
+    #[test]
+    fn bucket_allows_burst_then_rate() {
+        let mut b = Bucket::new(10.0, 3.0, 0);
+        assert!((0..3).all(|_| b.take(0).is_ok()));
+        assert_eq!(b.take(0), Err(1));
+        assert!(b.take(100).is_ok(), "one token after 100 ms at 10/s");
+        assert!(b.take(100).is_err());
+        let auth = Auth::new(
+            &[TokenConfig {
+                rate_limit: Some(RateLimit {
+                    per_second: 1,
+                    burst: 1,
+                }),
+                ..cfg("x", "t", vec![Scope::Ingest], None)
+            }],
+            0,
+        );
+        let t = auth.authenticate(Some(b"Bearer t")).unwrap();
+        assert!(t.take(0).is_ok());
+        assert_eq!(t.take(10), Err(1));
+    }
+
+    #[test]
+    fn constant_time_eq_is_eq() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
