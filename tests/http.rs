@@ -252,10 +252,21 @@ fn a_large_content_length_is_413_even_while_the_body_is_being_sent() {
         b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: 4097\r\n\r\n",
     )
     .assert_refusal(413, "body_too_large");
-    // Sent in full: the server answers early and reads the rest away, so the client gets
-    // the 413 and not a reset.
-    let body = vec![b'z'; 200_000];
-    refused(&server, &request_bytes("POST", "/x", &body)).assert_refusal(413, "body_too_large");
+    // Answered early, while the client is still sending the body: the server reads the rest
+    // away instead of resetting, so a client that writes its whole body before reading gets
+    // no write error and then the 413.
+    let raw = request_bytes("POST", "/x", &vec![b'z'; 200_000]);
+    let mut client = Client::connect(server.addr);
+    client.send(&raw[..20_000]);
+    client.read_reply().assert_refusal(413, "body_too_large");
+    for piece in raw[20_000..].chunks(20_000) {
+        client
+            .stream
+            .write_all(piece)
+            .expect("the server still reads what the client sends");
+        thread::sleep(Duration::from_millis(5));
+    }
+    client.expect_clean_close();
     // Exactly the limit is accepted.
     let mut client = Client::connect(server.addr);
     let reply = client.request("POST", "/x", &[b'a'; 4096]);
@@ -300,7 +311,7 @@ fn a_slowloris_head_gets_408_from_its_first_byte() {
     let elapsed = started.elapsed();
     reply.assert_refusal(408, "request_timeout");
     assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
     client.expect_closed();
     trickle.join().expect("trickle thread");
     finish(server);
@@ -316,7 +327,7 @@ fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
     client.expect_closed();
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(140), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
     finish(server);
 }
 
@@ -347,7 +358,7 @@ fn an_idle_keep_alive_connection_is_closed_quietly() {
     client.expect_closed();
     let elapsed = idle_from.elapsed();
     assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
     finish(server);
 }
 
@@ -540,9 +551,15 @@ fn shutdown_closes_idle_connections_and_lets_busy_ones_finish() {
     let mut idle = Client::connect(server.addr);
     assert_eq!(idle.request("GET", "/idle", b"").status, 200);
     let mut busy = Client::connect(server.addr);
-    busy.send(request_bytes("GET", "/sleep/300", b""));
-    // Let the busy request reach the handler before the shutdown.
-    thread::sleep(Duration::from_millis(100));
+    busy.send(request_bytes("GET", "/sleep/300/shutdown-test", b""));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !http_server::handler_started("/sleep/300/shutdown-test") {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the handler"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
     let started = Instant::now();
     server.trigger_shutdown();
     idle.expect_closed();

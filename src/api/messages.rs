@@ -5,7 +5,6 @@
 //! Nothing on this path blocks the shard: the append is one `pwrite` under a short lock, and
 //! the wait is a future woken by the flusher thread.
 
-use serde_json::value::RawValue;
 use storage::{
     codec::{decode_value, encode_value},
     state::{AppRecord, MessageRecord, MessageRef},
@@ -16,12 +15,12 @@ use super::{
     apps,
     error::{ApiError, ApiResult, FieldError},
     input::{self, check_name, check_uid},
-    json_response,
-    list::{self, ListParams},
-    models::{MessageIn, MessageOut},
+    list::ListParams,
+    models::MessageIn,
     Ctx,
 };
 use crate::{
+    http::Response,
     ids::{self, Kind},
     time::parse_rfc3339,
 };
@@ -43,40 +42,38 @@ pub fn message_id(seq: u64, m: &MessageRecord) -> String {
     )
 }
 
-/// Renders a stored message as JSON text; the payload is left out (`{}`) unless
-/// `with_content`. The payload is copied as stored, never re-encoded.
-pub fn render(seq: u64, m: &MessageRecord, with_content: bool) -> ApiResult<Box<RawValue>> {
-    let internal =
-        |e: &dyn std::fmt::Display| ApiError::Internal(format!("stored message {seq}: {e}"));
-    let text = if with_content {
-        std::str::from_utf8(&m.payload).map_err(|e| internal(&e))?
-    } else {
-        "{}"
-    };
-    let payload: &RawValue = serde_json::from_str(text).map_err(|e| internal(&e))?;
-    let id = message_id(seq, m);
-    let out = serde_json::to_string(&MessageOut {
-        id: &id,
-        event_type: &m.event_type,
-        event_id: m.event_id.as_deref(),
-        payload,
-        channels: Some(&m.channels)
-            .filter(|c| !c.is_empty())
-            .map(Vec::as_slice),
-        tags: Some(&m.tags).filter(|t| !t.is_empty()).map(Vec::as_slice),
-        timestamp: crate::time::format_rfc3339(m.created_ms),
-    })
-    .map_err(|e| internal(&e))?;
-    RawValue::from_string(out).map_err(|e| internal(&e))
-}
-
-/// A rendered message and its id, for lists.
-#[derive(serde::Serialize)]
-#[serde(transparent)]
-pub struct Rendered {
-    #[serde(skip)]
-    pub id: String,
-    pub json: Box<RawValue>,
+/// Writes a stored message as a `MessageOut` JSON object; the payload is left out (`{}`)
+/// unless `with_content`. The payload is copied as stored (it was validated as a JSON object on
+/// the way in), never parsed or re-encoded: this runs on every ingest.
+pub fn render_into(out: &mut Vec<u8>, id: &str, m: &MessageRecord, with_content: bool) {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+    fn strings(out: &mut Vec<u8>, items: &[String]) {
+        let _ = serde_json::to_writer(&mut *out, items);
+    }
+    out.extend_from_slice(b"{\"id\":");
+    string(out, id);
+    out.extend_from_slice(b",\"eventType\":");
+    string(out, &m.event_type);
+    if let Some(eid) = &m.event_id {
+        out.extend_from_slice(b",\"eventId\":");
+        string(out, eid);
+    }
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(if with_content { &m.payload } else { b"{}" });
+    if !m.channels.is_empty() {
+        out.extend_from_slice(b",\"channels\":");
+        strings(out, &m.channels);
+    }
+    if !m.tags.is_empty() {
+        out.extend_from_slice(b",\"tags\":");
+        strings(out, &m.tags);
+    }
+    out.extend_from_slice(b",\"timestamp\":");
+    string(out, &crate::time::format_rfc3339(m.created_ms));
+    out.push(b'}');
 }
 
 /// Reads the message at `seq`; `None` if it is gone or not a message.
@@ -152,6 +149,8 @@ fn validate(body: &MessageIn<'_>, payload_max: u64) -> ApiResult<()> {
 pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let svc = cx.svc;
     let now = svc.now_ms();
+    // Everything about the request is checked before anything is stored.
+    let with_content = cx.query.bool("with_content", true)?;
     cx.token
         .take(now)
         .map_err(|secs| ApiError::TooManyRequests {
@@ -210,7 +209,8 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
                 e => e.into(),
             })?;
     }
-    let appended = encode_value(&record).and_then(|bytes| svc.store.log().append(&[&bytes]));
+    let appended =
+        encode_value(&record).and_then(|bytes| svc.store.log().append_keyed(app.key, &[&bytes]));
     let seq = match appended {
         Ok(seq) => seq,
         Err(e) => {
@@ -237,28 +237,37 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
     if svc.store.log().durability() == Durability::Sync {
         svc.store.log().durable().wait(seq).await?;
     }
-    let with_content = cx.query.bool("with_content", true)?;
-    let out = render(seq, &record, with_content)?;
-    Ok(crate::http::Response::json(
-        202,
-        String::from(Box::<str>::from(out)).into_bytes(),
-    ))
+    let mut out = Vec::with_capacity(record.payload.len() + 256);
+    render_into(&mut out, &id, &record, with_content);
+    Ok(Response::json(202, out))
 }
 
 pub fn get(cx: &Ctx<'_>, app: &str, msg: &str) -> ApiResult {
     let a = apps::find(cx, app)?;
     let (seq, m) = find(cx, &a, msg)?;
-    json_response(200, &render(seq, &m, cx.query.bool("with_content", true)?)?)
+    let mut out = Vec::with_capacity(m.payload.len() + 256);
+    render_into(
+        &mut out,
+        &message_id(seq, &m),
+        &m,
+        cx.query.bool("with_content", true)?,
+    );
+    Ok(Response::json(200, out))
 }
 
-/// Newest first. Waits until the listing holds every message written before the request.
+/// Log records a list request may read before it answers with what it found so far (and an
+/// iterator to continue from). Bounds the work of listing a quiet app on a busy log.
+const LIST_SCAN_BUDGET: usize = 100_000;
+
+/// Newest first. Reads the log backwards under the app's key (see `Log::scan_back`), so it
+/// always sees every message acknowledged before the request.
 pub async fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let a = apps::find(cx, app)?;
     let params = ListParams::parse(&cx.query, true)?;
-    if !params.descending {
+    if !params.descending || params.backwards {
         return Err(ApiError::Validation(vec![FieldError::query(
-            "order",
-            "messages list newest first",
+            "iterator",
+            "messages list newest first, forwards only",
         )]));
     }
     let with_content = cx.query.bool("with_content", true)?;
@@ -273,7 +282,7 @@ pub async fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
         }
     };
     let (before, after) = (time("before")?, time("after")?);
-    let at = match &params.iterator {
+    let start = match &params.iterator {
         Some(it) => Some(
             ids::decode(Kind::Message, it)
                 .ok_or_else(ListParams::bad_iterator)?
@@ -281,38 +290,65 @@ pub async fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
         ),
         None => None,
     };
-    let written = cx.svc.store.log().next_seq().saturating_sub(1);
-    cx.svc.listing.wait(written).await?;
-    let keep = |e: &storage::state::ListingEntry| {
-        (types.is_empty() || types.contains(&e.event_type))
-            && channel.as_ref().is_none_or(|c| e.channels.contains(c))
-            && before.is_none_or(|b| e.created_ms < b)
-            && after.is_none_or(|a| e.created_ms > a)
-    };
-    let (before_seq, after_seq) = if params.backwards {
-        (None, at)
-    } else {
-        (at, None)
-    };
-    let page = cx.svc.store.state().list_messages(
-        a.key,
-        before_seq,
-        after_seq,
-        params.limit,
-        params.backwards,
-        &keep,
-    )?;
-    let mut out = Vec::with_capacity(page.items.len());
-    for (seq, _) in &page.items {
-        if let Some(m) = read(cx, *seq)? {
-            out.push(Rendered {
-                id: message_id(*seq, &m),
-                json: render(*seq, &m, with_content)?,
-            });
-        }
+    let mut found: Vec<(u64, MessageRecord)> = Vec::new();
+    let mut bad = None;
+    let end =
+        cx.svc
+            .store
+            .log()
+            .scan_back(a.key, start, LIST_SCAN_BUDGET, |rec| {
+                match decode_value::<MessageRecord>(&rec.payload, &|| {
+                    format!("message {}", rec.seq)
+                }) {
+                    Ok(m) => {
+                        let keep = (types.is_empty() || types.contains(&m.event_type))
+                            && channel.as_ref().is_none_or(|c| m.channels.contains(c))
+                            && before.is_none_or(|b| m.created_ms < b)
+                            && after.is_none_or(|t| m.created_ms > t);
+                        if keep {
+                            found.push((rec.seq, m));
+                        }
+                        found.len() <= params.limit
+                    }
+                    Err(e) => {
+                        bad = Some(e);
+                        false
+                    }
+                }
+            })?;
+    if let Some(e) = bad {
+        return Err(e.into());
     }
-    json_response(
-        200,
-        &list::respond(&params, out, !page.done, |r: &Rendered| r.id.clone()),
-    )
+    let more = found.len() > params.limit;
+    found.truncate(params.limit);
+    // Where the next page starts: after the last message shown, or where the budget ran out.
+    let resume = match (more, end, found.last()) {
+        (true, _, Some((seq, m))) => Some(message_id(*seq, m)),
+        (false, storage::ScanEnd::Budget { before }, _) => Some(ids::encode(
+            Kind::Message,
+            ids::Parts {
+                ts_ms: 0,
+                key: before,
+                rand: 0,
+            },
+        )),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(found.iter().map(|(_, m)| m.payload.len() + 256).sum());
+    out.extend_from_slice(b"{\"data\":[");
+    for (i, (seq, m)) in found.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        render_into(&mut out, &message_id(*seq, m), m, with_content);
+    }
+    let iterator = resume
+        .clone()
+        .or_else(|| found.last().map(|(s, m)| message_id(*s, m)));
+    let tail =
+        serde_json::json!({ "iterator": iterator, "prevIterator": null, "done": resume.is_none() });
+    out.extend_from_slice(b"],");
+    // `tail` is an object: splice its members after the data array.
+    out.extend_from_slice(&tail.to_string().as_bytes()[1..]);
+    Ok(Response::json(200, out))
 }

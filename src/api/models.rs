@@ -234,15 +234,3 @@ pub struct MessageIn<'a> {
     pub tags: Vec<String>,
     pub application: Option<ApplicationIn>,
 }
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageOut<'a> {
-    pub id: &'a str,
-    pub event_type: &'a str,
-    pub event_id: Option<&'a str>,
-    pub payload: &'a RawValue,
-    pub channels: Option<&'a [String]>,
-    pub tags: Option<&'a [String]>,
-    pub timestamp: String,
-}

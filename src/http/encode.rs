@@ -110,7 +110,11 @@ pub fn encode_response(
             || name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("date")
             || name.eq_ignore_ascii_case("connection");
-        let handler_length = is_length && keep_handler_length && !length_written;
+        let handler_length = is_length
+            && keep_handler_length
+            && !length_written
+            && !value.is_empty()
+            && value.bytes().all(|b| b.is_ascii_digit());
         if server_owned && !handler_length {
             continue;
         }
@@ -293,6 +297,10 @@ mod tests {
         let text = encode(&resp, true, ConnectionHeader::Omit);
         assert_eq!(text.matches("content-length").count(), 1, "{text}");
         assert!(text.contains("content-length: 42\r\n"), "{text}");
+        // ...but only a well-formed one.
+        let resp = Response::empty(200).with_header("content-length", "4 2");
+        let text = encode(&resp, true, ConnectionHeader::Omit);
+        assert!(text.contains("content-length: 0\r\n"), "{text}");
     }
 
     #[test]

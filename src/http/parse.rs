@@ -211,6 +211,10 @@ impl HeadParser {
 
     /// Looks at the head at the start of `buf` (everything received for this request so far).
     pub fn parse(&mut self, buf: &[u8], limits: &Limits) -> Result<HeadStatus, HeadError> {
+        if buf.len() < self.end_scanned {
+            // Not the growing buffer of one head (a misuse, or a fuzzer): start over.
+            self.reset();
+        }
         // httparse runs on the first look and then only when the empty line that ends a head
         // may have arrived, so a head sent a byte at a time is not re-parsed for every byte.
         let from = self.end_scanned.saturating_sub(2);

@@ -10,7 +10,7 @@
 //! magic  u32 LE = FRAME_MAGIC      lets recovery find the next frame after a corrupt one
 //! len    u32 LE                    length of `body`
 //! crc    u32 LE = crc32c(len || body)
-//! body   = version u8 || bincode(LogRecord { seq, ts_ms, payload })
+//! body   = version u8 || bincode(LogRecord { seq, ts_ms, key, payload })
 //! ```
 
 use bincode::{
@@ -46,6 +46,9 @@ pub struct LogRecord<'a> {
     pub seq: u64,
     /// Wall-clock milliseconds since the Unix epoch when it was appended.
     pub ts_ms: u64,
+    /// The caller's partition key (hookd: the application). Each segment remembers the keys
+    /// it holds, so a scan for one key skips segments without it.
+    pub key: u64,
     /// The caller's bytes.
     pub payload: &'a [u8],
 }
@@ -186,6 +189,7 @@ mod tests {
             &LogRecord {
                 seq,
                 ts_ms: 7,
+                key: 3,
                 payload,
             },
             &mut out,
@@ -205,6 +209,7 @@ mod tests {
                     LogRecord {
                         seq: 42,
                         ts_ms: 7,
+                        key: 3,
                         payload: b"hello"
                     }
                 );

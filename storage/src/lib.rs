@@ -71,7 +71,7 @@ pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
     commit::{LocalWaiters, Subscription, Wait, Watermark},
     error::{Error, Result},
-    log::{Durability, Log, LogOptions, RecoveryReport},
+    log::{Durability, Log, LogOptions, RecoveryReport, ScanEnd},
     segment::Record,
     state::{Page, State},
 };

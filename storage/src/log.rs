@@ -93,6 +93,8 @@ pub struct SegmentSummary {
     pub lost: Vec<(u64, u64)>,
     /// Corrupt byte ranges `(offset, len)` that reads step over.
     pub bad: Vec<(u64, u64)>,
+    /// The distinct record keys in the segment, sorted.
+    pub keys: Vec<u64>,
 }
 
 /// Where the log keeps its segment table and sequence floor (sled, in the [`crate::Store`]).
@@ -153,6 +155,7 @@ struct Seg {
     sparse: Vec<(u64, u64)>,
     lost: Vec<(u64, u64)>,
     bad: Vec<(u64, u64)>,
+    keys: Vec<u64>,
 }
 
 impl Seg {
@@ -168,6 +171,7 @@ impl Seg {
             sparse: self.sparse.clone(),
             lost: self.lost.clone(),
             bad: self.bad.clone(),
+            keys: self.keys.clone(),
         }
     }
 }
@@ -270,15 +274,22 @@ impl Log {
         ))
     }
 
-    /// Appends a batch of payloads; returns the sequence number of the first (the rest follow
-    /// densely). Acknowledge in `sync` mode only after [`Log::durable`] has passed the last one.
+    /// Appends a batch of payloads under key 0; see [`Log::append_keyed`].
     pub fn append(&self, payloads: &[&[u8]]) -> Result<u64> {
+        self.append_keyed(0, payloads)
+    }
+
+    /// Appends a batch of payloads under partition `key`; returns the sequence number of the
+    /// first (the rest follow densely). Acknowledge in `sync` mode only after [`Log::durable`]
+    /// has passed the last one.
+    pub fn append_keyed(&self, key: u64, payloads: &[&[u8]]) -> Result<u64> {
         if payloads.is_empty() {
             return Ok(self.next_seq());
         }
         let sh = &*self.shared;
-        let now = sh.clock.now_ms();
         let mut guard = self.lock();
+        // Read under the lock, so that timestamps never decrease along the sequence.
+        let now = sh.clock.now_ms();
         let inner = &mut *guard;
         if let Some(why) = &inner.broken {
             return Err(Error::Io {
@@ -297,6 +308,7 @@ impl Log {
             let rec = LogRecord {
                 seq: first + i as u64,
                 ts_ms: now,
+                key,
                 payload: p,
             };
             codec::encode_frame(&rec, &mut inner.buf)?;
@@ -340,6 +352,9 @@ impl Log {
             open.count += 1;
         }
         open.first_seq.get_or_insert(first);
+        if let Err(at) = open.keys.binary_search(&key) {
+            open.keys.insert(at, key);
+        }
         let last = first + payloads.len() as u64 - 1;
         open.last_seq = Some(last);
         open.last_ts_ms = now;
@@ -380,6 +395,7 @@ impl Log {
             sparse: Vec::new(),
             lost: Vec::new(),
             bad: Vec::new(),
+            keys: Vec::new(),
         });
         sh.bytes.fetch_add(segment::HEADER_BYTES, Ordering::Relaxed);
         inner.roll_requested = false;
@@ -481,6 +497,65 @@ impl Log {
         }
     }
 
+    /// Visits the records with `key`, newest first, below sequence `before` (all when `None`),
+    /// until `visit` returns false or about `budget` records have been read. Segments without
+    /// the key are skipped unread. Tells where it stopped, so that a caller can resume.
+    pub fn scan_back(
+        &self,
+        key: u64,
+        before: Option<u64>,
+        budget: usize,
+        mut visit: impl FnMut(Record) -> bool,
+    ) -> Result<ScanEnd> {
+        let before = before.unwrap_or(u64::MAX);
+        // (cursor, first seq, [(seq, offset) of its chunks]) per segment, newest first.
+        let segs: Vec<(Cursor, u64, Vec<(u64, u64)>)> = {
+            let inner = self.lock();
+            inner
+                .segs
+                .iter()
+                .rev()
+                .filter(|s| s.keys.binary_search(&key).is_ok())
+                .filter_map(|s| Some((s, s.first_seq?)))
+                .filter(|(_, first)| *first < before)
+                .map(|(s, first)| (Cursor::at(s, first), first, s.sparse.clone()))
+                .collect()
+        };
+        let mut read = 0usize;
+        for (mut cur, _, sparse) in segs {
+            let end = cur.end;
+            // Chunks between sparse points, newest first; each is read forwards, then
+            // visited backwards.
+            let starts: Vec<(u64, u64)> = sparse.into_iter().filter(|&(s, _)| s < before).collect();
+            for (i, &(chunk_seq, off)) in starts.iter().enumerate().rev() {
+                let chunk_end = starts.get(i + 1).map_or(end, |n| n.1);
+                cur.pos = off;
+                let mut chunk = Vec::new();
+                while cur.pos < chunk_end {
+                    match cur.next_record(chunk_end)? {
+                        Some(r) => {
+                            read += 1;
+                            if r.key == key && r.seq < before {
+                                chunk.push(r);
+                            }
+                        }
+                        None => break,
+                    }
+                }
+                for r in chunk.into_iter().rev() {
+                    let seq = r.seq;
+                    if !visit(r) {
+                        return Ok(ScanEnd::Stopped { at: seq });
+                    }
+                }
+                if read >= budget {
+                    return Ok(ScanEnd::Budget { before: chunk_seq });
+                }
+            }
+        }
+        Ok(ScanEnd::Start)
+    }
+
     /// Removes sealed segments, oldest first, while their newest record is older than
     /// `older_than_ms` and every record in them is below `keep_from_seq`. Returns the ids removed.
     pub fn retire(&self, older_than_ms: u64, keep_from_seq: u64) -> Result<Vec<u64>> {
@@ -544,6 +619,17 @@ impl Drop for Log {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Where [`Log::scan_back`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanEnd {
+    /// The visitor said stop, at this record.
+    Stopped { at: u64 },
+    /// The read budget ran out; resume below `before`.
+    Budget { before: u64 },
+    /// Nothing older is left.
+    Start,
 }
 
 /// A read position inside one segment.
@@ -818,6 +904,7 @@ fn recover(
             sparse: summary.sparse,
             lost: summary.lost,
             bad: summary.bad,
+            keys: summary.keys,
         });
     }
     if segs.is_empty() {
@@ -836,6 +923,7 @@ fn recover(
             sparse: Vec::new(),
             lost: Vec::new(),
             bad: Vec::new(),
+            keys: Vec::new(),
         });
     }
     // Whatever survived the crash may sit only in the page cache: make it durable now.
@@ -879,6 +967,7 @@ fn summarize(
         sparse: scan.sparse,
         lost: scan.lost,
         bad: scan.bad.iter().map(|b| (b.offset, b.len)).collect(),
+        keys: scan.keys,
     })
 }
 

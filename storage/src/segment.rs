@@ -128,6 +128,8 @@ pub struct Scan {
     pub last_seq: Option<u64>,
     pub last_ts_ms: u64,
     pub count: u64,
+    /// The distinct record keys, sorted.
+    pub keys: Vec<u64>,
     /// End of the last whole frame: where appends continue.
     pub valid_end: u64,
     /// Corrupt stretches followed by valid frames (to quarantine).
@@ -152,6 +154,7 @@ pub fn scan(path: &Path, sparse_every: u64) -> Result<Scan> {
         last_seq: None,
         last_ts_ms: 0,
         count: 0,
+        keys: Vec::new(),
         valid_end: HEADER_BYTES,
         bad: Vec::new(),
         tail: None,
@@ -178,6 +181,9 @@ pub fn scan(path: &Path, sparse_every: u64) -> Result<Scan> {
                 s.first_seq.get_or_insert(rec.seq);
                 s.last_seq = Some(rec.seq);
                 s.last_ts_ms = rec.ts_ms;
+                if let Err(at) = s.keys.binary_search(&rec.key) {
+                    s.keys.insert(at, rec.key);
+                }
                 s.count += 1;
                 pos += len;
                 s.valid_end = pos as u64;
@@ -228,6 +234,7 @@ fn resync(buf: &[u8], pos: usize, s: &mut Scan, reason: String) -> usize {
 pub struct Record {
     pub seq: u64,
     pub ts_ms: u64,
+    pub key: u64,
     pub payload: Vec<u8>,
 }
 
@@ -256,6 +263,7 @@ pub fn read_at(file: &File, offset: u64, end: u64, path: &Path) -> Result<Option
             Record {
                 seq: rec.seq,
                 ts_ms: rec.ts_ms,
+                key: rec.key,
                 payload: rec.payload.to_vec(),
             },
             len as u64,
@@ -284,6 +292,7 @@ mod tests {
                 &LogRecord {
                     seq,
                     ts_ms: seq * 10,
+                    key: seq % 3,
                     payload: &payload,
                 },
                 &mut buf,
@@ -316,6 +325,7 @@ mod tests {
             }
         );
         assert_eq!((s.first_seq, s.last_seq, s.count), (Some(1), Some(10), 10));
+        assert_eq!(s.keys, vec![0, 1, 2]);
         assert_eq!(s.valid_end, end);
         assert_eq!(
             s.sparse.iter().map(|p| p.0).collect::<Vec<_>>(),

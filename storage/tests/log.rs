@@ -316,3 +316,62 @@ fn rolling_on_every_append_loses_nothing() {
         );
     }
 }
+
+#[test]
+fn scan_back_visits_one_key_newest_first_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    let store = open(dir.path(), &clock);
+    // Key 7 in every third record; key 9 only in records 1 and 2 (its segments are few).
+    for i in 1..=200u64 {
+        let key = if i % 3 == 0 {
+            7
+        } else if i <= 2 {
+            9
+        } else {
+            1
+        };
+        assert_eq!(store.log().append_keyed(key, &[&payload(i)]).unwrap(), i);
+    }
+    let mut seen = Vec::new();
+    let end = store.log().scan_back(7, None, usize::MAX, |r| {
+        assert_eq!(r.payload, payload(r.seq));
+        seen.push(r.seq);
+        true
+    });
+    assert_eq!(end.unwrap(), storage::ScanEnd::Start);
+    assert_eq!(seen, (1..=66).rev().map(|i| i * 3).collect::<Vec<_>>());
+    // Stop after 5, below 100.
+    let mut few = Vec::new();
+    let end = store.log().scan_back(7, Some(100), usize::MAX, |r| {
+        few.push(r.seq);
+        few.len() < 5
+    });
+    assert_eq!(few, vec![99, 96, 93, 90, 87]);
+    assert_eq!(end.unwrap(), storage::ScanEnd::Stopped { at: 87 });
+    // A small budget stops early and says where to resume; resuming finds the rest.
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        match store
+            .log()
+            .scan_back(9, before, 40, |r| {
+                all.push(r.seq);
+                true
+            })
+            .unwrap()
+        {
+            storage::ScanEnd::Budget { before: b } => before = Some(b),
+            storage::ScanEnd::Start => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(all, vec![2, 1]);
+    assert_eq!(
+        store
+            .log()
+            .scan_back(42, None, usize::MAX, |_| true)
+            .unwrap(),
+        storage::ScanEnd::Start
+    );
+}

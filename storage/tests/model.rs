@@ -197,6 +197,7 @@ impl Harness {
         let want = self.model.live.get(&seq).map(|(ts, p)| Record {
             seq,
             ts_ms: *ts,
+            key: 0,
             payload: p.clone(),
         });
         prop_assert_eq!(got, want, "read({})", seq);
@@ -218,6 +219,7 @@ impl Harness {
             .map(|(&seq, (ts, p))| Record {
                 seq,
                 ts_ms: *ts,
+                key: 0,
                 payload: p.clone(),
             })
             .collect();

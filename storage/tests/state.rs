@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use storage::{
     state::{
         AppRecord, AttemptRecord, AuditRecord, DeliveryState, DeliveryStatus, EndpointRecord,
-        EventTypeRecord, IdempotencyRecord, ListingEntry, MessageRef, SigningKey, Trigger,
+        EventTypeRecord, IdempotencyRecord, MessageRef, SigningKey, Trigger,
     },
     Error, ManualClock,
 };
@@ -306,7 +306,7 @@ fn idempotency_keys_expire_and_are_purged() {
 }
 
 #[test]
-fn event_ids_are_unique_per_app_and_messages_list_newest_first() {
+fn event_ids_are_claimed_once_per_app() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(dir.path(), &ManualClock::new(1));
     let st = store.state();
@@ -320,57 +320,6 @@ fn event_ids_are_unique_per_app_and_messages_list_newest_first() {
     st.set_event_id(2, "evt-1", None).unwrap();
     assert!(st.message_by_event_id(2, "evt-1").unwrap().is_none());
     st.claim_event_id(2, "evt-1", &r(0, "")).unwrap();
-
-    let entry = |t: &str| ListingEntry {
-        created_ms: 1,
-        event_type: t.into(),
-        channels: vec![],
-    };
-    st.index_messages(
-        &[
-            (1, 10, entry("a")),
-            (1, 11, entry("b")),
-            (2, 12, entry("a")),
-        ],
-        "listing",
-        12,
-    )
-    .unwrap();
-    assert_eq!(st.cursor("listing").unwrap(), Some(12));
-    let seqs =
-        |p: storage::Page<(u64, ListingEntry)>| p.items.iter().map(|i| i.0).collect::<Vec<_>>();
-    assert_eq!(
-        seqs(
-            st.list_messages(1, None, None, 10, false, &|_| true)
-                .unwrap()
-        ),
-        vec![11, 10]
-    );
-    assert_eq!(
-        seqs(
-            st.list_messages(1, Some(11), None, 10, false, &|_| true)
-                .unwrap()
-        ),
-        vec![10]
-    );
-    assert_eq!(
-        seqs(
-            st.list_messages(1, None, Some(10), 10, false, &|_| true)
-                .unwrap()
-        ),
-        vec![11]
-    );
-    assert_eq!(
-        seqs(
-            st.list_messages(1, None, None, 10, false, &|e| e.event_type == "a")
-                .unwrap()
-        ),
-        vec![10]
-    );
-    let first = st
-        .list_messages(1, None, None, 1, false, &|_| true)
-        .unwrap();
-    assert!(!first.done);
 }
 
 #[test]

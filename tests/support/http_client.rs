@@ -201,6 +201,25 @@ impl<S: Read + Write> Client<S> {
     }
 }
 
+impl Client<TcpStream> {
+    /// Asserts the server ends the connection with a FIN and no further bytes, not a reset
+    /// (which can destroy an answer the client has not read yet).
+    #[track_caller]
+    pub fn expect_clean_close(&mut self) {
+        assert!(
+            self.buf.is_empty(),
+            "unread bytes: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => panic!("expected the end of the stream, got more bytes"),
+            Err(e) => panic!("expected a clean close, got {e}"),
+        }
+    }
+}
+
 /// A request with `host` and, when `body` is not empty, `content-length`.
 pub fn request_bytes(method: &str, target: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!("{method} {target} HTTP/1.1\r\nhost: test\r\n").into_bytes();

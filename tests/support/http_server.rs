@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -19,9 +20,23 @@ pub const ECHOED_HEADERS: [&str; 5] = [
     "x-test",
 ];
 
+/// Targets of `/sleep/` requests whose handler has started, so that a test can wait for a
+/// request to be in the handler instead of guessing with a sleep.
+static STARTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Whether the handler has started on a request for `target`.
+pub fn handler_started(target: &str) -> bool {
+    STARTED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|t| t == target)
+}
+
 /// Answers every request with JSON describing it:
 /// `{"method","target","body","body_len","headers":{...}}`, except for a few targets:
-/// - `/sleep/<ms>` answers after sleeping that long (for ordering and shutdown tests);
+/// - `/sleep/<ms>[/tag]` answers after sleeping that long (for ordering and shutdown tests),
+///   and is recorded for [`handler_started`];
 /// - `/panic` panics inside the handler;
 /// - `/no-content` is 204; `/close` asks for `connection: close`;
 /// - `/big/<n>` answers a body of `n` bytes.
@@ -31,8 +46,16 @@ pub struct EchoHandler;
 impl Handler for EchoHandler {
     async fn handle(&self, req: Request) -> Response {
         let path = req.path().to_owned();
-        if let Some(ms) = path.strip_prefix("/sleep/") {
-            let ms = ms.parse().unwrap_or(0);
+        if let Some(rest) = path.strip_prefix("/sleep/") {
+            STARTED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(path.clone());
+            let ms = rest
+                .split('/')
+                .next()
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or(0);
             monoio::time::sleep(Duration::from_millis(ms)).await;
         }
         if path == "/panic" {

@@ -395,6 +395,19 @@ fn a_head_fed_a_byte_at_a_time_parses_like_a_whole_one() {
 }
 
 #[test]
+fn a_parser_given_a_shorter_buffer_starts_over() {
+    let mut parser = HeadParser::new();
+    let long = b"GET /a-rather-long-target HTTP/1.1\r\nHost: h\r\n";
+    assert_eq!(parser.parse(long, &limits()), Ok(HeadStatus::Partial));
+    let short = b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert!(short.len() < long.len());
+    match parser.parse(short, &limits()) {
+        Ok(HeadStatus::Complete(h)) => assert_eq!(h.target, "/b"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn limits_hold_when_a_head_trickles_in() {
     let raw = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}", "x".repeat(600));
     let mut parser = HeadParser::new();
@@ -644,4 +657,53 @@ fn any_split_of_the_input_decodes_the_same() {
     }
     assert!(decoder.is_done());
     assert_eq!(out, expected);
+}
+
+/// Mutated valid requests (byte flips, insertions, cuts) through every entry point: nothing
+/// panics, and whatever is accepted respects the limits. A cheap stand-in for a fuzzer.
+#[test]
+fn mutated_inputs_never_panic_and_respect_the_limits() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let seeds: [&[u8]; 4] = [
+        b"POST /in?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+        b"GET http://x/y HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        b"5\r\nhello\r\na\r\n0123456789\r\n0\r\n\r\n",
+    ];
+    let interesting = b"\r\n :;,0123456789abcdefABCDEF-+\t\0\x7f\xff";
+    let mut rng = StdRng::seed_from_u64(0x6b6f_6f68);
+    for _ in 0..20_000 {
+        let mut input = seeds[rng.gen_range(0..seeds.len())].to_vec();
+        for _ in 0..rng.gen_range(1..4) {
+            let at = rng.gen_range(0..=input.len());
+            let byte = interesting[rng.gen_range(0..interesting.len())];
+            match rng.gen_range(0..4) {
+                0 if at < input.len() => input[at] = byte,
+                1 => input.insert(at, byte),
+                2 if at < input.len() => {
+                    input.remove(at);
+                }
+                _ => input.truncate(at),
+            }
+        }
+        let limits = limits();
+        if let Ok(HeadStatus::Complete(head)) = parse_head(&input, &limits) {
+            assert!(head.head_bytes <= input.len().min(limits.header_bytes_max));
+            if let BodyFraming::Length(n) = head.framing {
+                assert!(n <= limits.body_bytes_max);
+            }
+        }
+        let mut parser = HeadParser::new();
+        for end in 0..=input.len() {
+            if !matches!(
+                parser.parse(&input[..end], &limits),
+                Ok(HeadStatus::Partial)
+            ) {
+                break;
+            }
+        }
+        if let Ok(Some((body, used))) = dechunk(&input, &limits) {
+            assert!(body.len() <= limits.body_bytes_max && used <= input.len());
+        }
+    }
 }

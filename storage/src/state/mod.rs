@@ -14,7 +14,6 @@
 //! | `ep_by_uid` | app key, uid | endpoint key |
 //! | `app_eps` | app key, endpoint key | empty |
 //! | `event_types` | name | [`EventTypeRecord`] |
-//! | `messages` | app key, seq | empty (list an app's messages newest first) |
 //! | `event_ids` | app key, eventId | [`MessageRef`] |
 //! | `deliveries` | endpoint key, seq | [`DeliveryState`] |
 //! | `msg_deliveries` | seq, endpoint key | empty |
@@ -37,7 +36,7 @@ pub mod records;
 use std::path::Path;
 
 use bincode::{Decode, Encode};
-use sled::{IVec, Transactional, Tree};
+use sled::{IVec, Tree};
 
 use crate::{
     codec::{decode_value, encode_value, FORMAT_VERSION},
@@ -69,7 +68,6 @@ pub struct State {
     ep_by_uid: Tree,
     app_eps: Tree,
     event_types: Tree,
-    messages: Tree,
     event_ids: Tree,
     deliveries: Tree,
     msg_deliveries: Tree,
@@ -120,7 +118,7 @@ impl State {
         let db = loop {
             match config.open() {
                 Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && tries < 40 =>
+                    if e.kind() == std::io::ErrorKind::WouldBlock && tries < 200 =>
                 {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -140,7 +138,6 @@ impl State {
             ep_by_uid: t("ep_by_uid")?,
             app_eps: t("app_eps")?,
             event_types: t("event_types")?,
-            messages: t("messages")?,
             event_ids: t("event_ids")?,
             deliveries: t("deliveries")?,
             msg_deliveries: t("msg_deliveries")?,
@@ -255,69 +252,6 @@ impl State {
             &key(&[&be(app), event_id.as_bytes()]),
             "event id",
         )
-    }
-
-    /// Adds messages to their apps' listings and moves cursor `cursor` to `upto`, atomically.
-    pub fn index_messages(
-        &self,
-        entries: &[(u64, u64, ListingEntry)],
-        cursor: &str,
-        upto: u64,
-    ) -> Result<()> {
-        let mut encoded = Vec::with_capacity(entries.len());
-        for (app, seq, entry) in entries {
-            encoded.push((key(&[&be(*app), &be(*seq)]), encode_value(entry)?));
-        }
-        let cursor_key = key(&[b"cursor/", cursor.as_bytes()]);
-        (&self.messages, &self.meta).transaction(|(messages, meta)| {
-            for (k, v) in &encoded {
-                messages.insert(k.as_slice(), v.as_slice())?;
-            }
-            meta.insert(cursor_key.as_slice(), &be(upto))?;
-            Ok(())
-        })?;
-        Ok(())
-    }
-
-    /// An app's messages with seq strictly between `after_seq` and `before_seq`, newest first
-    /// (oldest first when `ascending`), keeping those `keep` accepts.
-    pub fn list_messages(
-        &self,
-        app: u64,
-        before_seq: Option<u64>,
-        after_seq: Option<u64>,
-        limit: usize,
-        ascending: bool,
-        keep: &dyn Fn(&ListingEntry) -> bool,
-    ) -> Result<Page<(u64, ListingEntry)>> {
-        let start = key(&[&be(app), &be(after_seq.map_or(0, |a| a.saturating_add(1)))]);
-        let end = key(&[&be(app), &be(before_seq.unwrap_or(u64::MAX))]);
-        let mut items = Vec::new();
-        let mut done = true;
-        let range = self.messages.range(start..end);
-        let iter: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if ascending {
-            Box::new(range)
-        } else {
-            Box::new(range.rev())
-        };
-        for kv in iter {
-            let (k, v) = kv?;
-            let entry: ListingEntry = decode_value(&v, &|| format!("listing at {}", hex(&k)))?;
-            if !keep(&entry) {
-                continue;
-            }
-            if items.len() == limit {
-                done = false;
-                break;
-            }
-            items.push((read_be(&k, 8), entry));
-        }
-        let last_key = items.last().map(|(s, _)| be(*s).to_vec());
-        Ok(Page {
-            items,
-            last_key,
-            done,
-        })
     }
 
     /// Remembers the answer for an idempotency key until `rec.expires_ms`.

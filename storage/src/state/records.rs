@@ -158,11 +158,3 @@ pub struct MessageRecord {
     /// The payload as received: the text of a JSON object.
     pub payload: Vec<u8>,
 }
-
-/// What an app's message listing keeps per message, to filter without reading the log.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub struct ListingEntry {
-    pub created_ms: u64,
-    pub event_type: String,
-    pub channels: Vec<String>,
-}
