@@ -508,8 +508,9 @@ impl Log {
         mut visit: impl FnMut(Record) -> bool,
     ) -> Result<ScanEnd> {
         let before = before.unwrap_or(u64::MAX);
-        // (cursor, first seq, [(seq, offset) of its chunks]) per segment, newest first.
-        let segs: Vec<(Cursor, u64, Vec<(u64, u64)>)> = {
+        // A cursor and the (seq, offset) chunk starts of each segment with the key, newest
+        // first.
+        let segs: Vec<(Cursor, Vec<(u64, u64)>)> = {
             let inner = self.lock();
             inner
                 .segs
@@ -518,11 +519,11 @@ impl Log {
                 .filter(|s| s.keys.binary_search(&key).is_ok())
                 .filter_map(|s| Some((s, s.first_seq?)))
                 .filter(|(_, first)| *first < before)
-                .map(|(s, first)| (Cursor::at(s, first), first, s.sparse.clone()))
+                .map(|(s, first)| (Cursor::at(s, first), s.sparse.clone()))
                 .collect()
         };
         let mut read = 0usize;
-        for (mut cur, _, sparse) in segs {
+        for (mut cur, sparse) in segs {
             let end = cur.end;
             // Chunks between sparse points, newest first; each is read forwards, then
             // visited backwards.
