@@ -159,7 +159,7 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let body: MessageIn<'_> = input::json(&cx.req.body)?;
     validate(&body, svc.config.ingest.payload_bytes_max)?;
     let state = svc.store.state();
-    let app = match state.app_by_id_or_uid(app)? {
+    let app = match cx.app.clone() {
         Some(a) => a,
         None => match body.application {
             // As in Svix: a message may bring its application, created on first use.
@@ -235,7 +235,7 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
         )?;
     }
     if svc.store.log().durability() == Durability::Sync {
-        svc.store.log().durable().wait(seq).await?;
+        cx.durable.wait(seq).await?;
     }
     let mut out = Vec::with_capacity(record.payload.len() + 256);
     render_into(&mut out, &id, &record, with_content);

@@ -24,18 +24,32 @@ use crate::{
 };
 use error::{ApiError, ApiResult};
 use input::{percent_decode, Query};
-use storage::state::{AuditRecord, IdempotencyRecord};
+use storage::{
+    state::{AppRecord, AuditRecord, IdempotencyRecord},
+    LocalWaiters,
+};
 
 /// The API of one shard.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Api {
     svc: Arc<Service>,
+    durable: LocalWaiters,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").finish_non_exhaustive()
+    }
 }
 
 impl Api {
-    /// The API over the shared service.
+    /// The API over the shared service. Call it on the shard's runtime: it starts the task that
+    /// wakes this shard's requests waiting for the durable watermark, one cross-thread wake per
+    /// flush instead of one per request.
     pub fn new(svc: Arc<Service>) -> Self {
-        Self { svc }
+        let durable = LocalWaiters::new(svc.store.log().durable().subscribe());
+        monoio::spawn(durable.clone().pump());
+        Self { svc, durable }
     }
 }
 
@@ -54,6 +68,10 @@ pub struct Ctx<'a> {
     pub req: &'a Request,
     pub query: Query,
     pub token: &'a Token,
+    /// For ingest routes: the path's app, already looked up to authorize the token.
+    pub app: Option<AppRecord>,
+    /// This shard's waiters on the durable watermark.
+    pub durable: &'a LocalWaiters,
 }
 
 impl Ctx<'_> {
@@ -177,9 +195,10 @@ impl Api {
             _ => Need::Admin,
         };
         let header = req.header("authorization");
+        let mut app = None;
         let token = match need {
             Need::Ingest => {
-                let app = svc.store.state().app_by_id_or_uid(&p[0])?;
+                app = svc.store.state().app_by_id_or_uid(&p[0])?;
                 let mut names = vec![p[0].as_str()];
                 if let Some(a) = &app {
                     names.push(&a.id);
@@ -198,6 +217,8 @@ impl Api {
             req,
             query: Query::parse(req.query()),
             token,
+            app,
+            durable: &self.durable,
         };
         let idem = match (method, req.header_str("idempotency-key")) {
             (Method::Post, Some(k)) if !k.is_empty() && k.len() <= 256 => {
