@@ -88,6 +88,13 @@ impl Watermark {
     /// Records that the flush covering `from..=to` failed, then advances past it so its waiters
     /// learn that.
     pub fn fail(&self, from: u64, to: u64) {
+        self.record_failure(from, to);
+        self.advance(to);
+    }
+
+    /// Records that `from..=to` will never be durable, without advancing: its waiters learn it
+    /// when the watermark passes it (the records before it may not be durable yet).
+    pub fn record_failure(&self, from: u64, to: u64) {
         if from <= to {
             let mut failures = lock(&self.failures);
             if failures.len() == FAILURES_KEPT {
@@ -95,7 +102,6 @@ impl Watermark {
             }
             failures.push_back((from, to));
         }
-        self.advance(to);
     }
 
     /// Wakes every waiter, settled or not, and makes unsettled waits fail with `Closed`.

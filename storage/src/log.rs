@@ -176,13 +176,27 @@ impl Seg {
     }
 }
 
+/// A frame in the pending buffer.
+#[derive(Debug, Clone, Copy)]
+struct PendingFrame {
+    seq: u64,
+    /// Offset in the pending buffer.
+    offset: u64,
+    key: u64,
+    ts_ms: u64,
+}
+
 struct Inner {
     /// Ordered by id; the last one is open for appends.
     segs: Vec<Seg>,
     next_seq: u64,
+    /// The last seq written to a segment file (visible to readers).
     written: u64,
-    buf: Vec<u8>,
-    offsets: Vec<u64>,
+    /// The highest seq whose write failed (its waiters learn it at the next flush).
+    failed_upto: u64,
+    /// Encoded frames not yet written, for the open segment, and where each one starts.
+    pending: Vec<u8>,
+    pending_frames: Vec<PendingFrame>,
     /// Sealed segments whose tail has not been synced yet, with their summaries.
     unsynced: Vec<(Arc<File>, SegmentSummary)>,
     spare: Option<(u64, File, PathBuf)>,
@@ -245,8 +259,9 @@ impl Log {
                 segs,
                 next_seq,
                 written: next_seq - 1,
-                buf: Vec::with_capacity(64 << 10),
-                offsets: Vec::new(),
+                failed_upto: 0,
+                pending: Vec::with_capacity(64 << 10),
+                pending_frames: Vec::new(),
                 unsynced: Vec::new(),
                 spare: None,
                 next_id,
@@ -301,21 +316,34 @@ impl Log {
             return Err(Error::Closed);
         }
         let first = inner.next_seq;
-        inner.buf.clear();
-        inner.offsets.clear();
+        // Frames go to the pending buffer; in `sync` mode the flusher writes it (one `pwrite`
+        // per flush instead of one per append), in `interval` mode it is written right here.
+        let start_len = inner.pending.len();
         for (i, p) in payloads.iter().enumerate() {
-            inner.offsets.push(inner.buf.len() as u64);
+            let seq = first + i as u64;
+            inner.pending_frames.push(PendingFrame {
+                seq,
+                offset: inner.pending.len() as u64,
+                key,
+                ts_ms: now,
+            });
             let rec = LogRecord {
-                seq: first + i as u64,
+                seq,
                 ts_ms: now,
                 key,
                 payload: p,
             };
-            codec::encode_frame(&rec, &mut inner.buf)?;
+            if let Err(e) = codec::encode_frame(&rec, &mut inner.pending) {
+                inner.pending.truncate(start_len);
+                inner.pending_frames.retain(|f| f.seq < first);
+                return Err(e);
+            }
         }
-        let len = inner.buf.len() as u64;
+        let len = (inner.pending.len() - start_len) as u64;
         let used = sh.bytes.load(Ordering::Relaxed);
         if sh.opts.max_bytes > 0 && used + len > sh.opts.max_bytes {
+            inner.pending.truncate(start_len);
+            inner.pending_frames.retain(|f| f.seq < first);
             return Err(Error::OverCapacity {
                 used,
                 max: sh.opts.max_bytes,
@@ -326,51 +354,46 @@ impl Log {
             .last()
             .expect("the log always has an open segment");
         let age = Duration::from_millis(now.saturating_sub(open.created_ms));
-        if open.count > 0
+        let queued = inner.pending_frames.len() as u64 - payloads.len() as u64;
+        if open.count + queued > 0
             && (inner.roll_requested
-                || open.count + payloads.len() as u64 > sh.opts.segment_events_max
-                || open.end + len > sh.opts.segment_bytes_max
+                || open.count + queued + payloads.len() as u64 > sh.opts.segment_events_max
+                || open.end + inner.pending.len() as u64 > sh.opts.segment_bytes_max
                 || age >= sh.opts.segment_age_max)
         {
+            // The new frames move to the next segment; what was queued before stays here.
+            let mine = inner.pending.split_off(start_len);
+            let frames = inner
+                .pending_frames
+                .split_off(inner.pending_frames.len() - payloads.len());
             self.roll(inner, now)?;
-        }
-        let open = inner.segs.last_mut().expect("open segment");
-        if let Err(e) = open.file.write_all_at(&inner.buf, open.end) {
-            // Leave nothing half-written behind; if that fails too, stop taking writes.
-            if let Err(t) = open.file.set_len(open.end) {
-                inner.broken = Some(format!("truncate after failed write: {t}"));
+            inner.pending = mine;
+            inner.pending_frames = frames;
+            for f in &mut inner.pending_frames {
+                f.offset -= start_len as u64;
             }
-            return Err(Error::io(
-                format!("appending to {}", open.path.display()),
-                e,
-            ));
-        }
-        for (i, off) in inner.offsets.iter().enumerate() {
-            if open.count % SPARSE_EVERY == 0 {
-                open.sparse.push((first + i as u64, open.end + off));
-            }
-            open.count += 1;
-        }
-        open.first_seq.get_or_insert(first);
-        if let Err(at) = open.keys.binary_search(&key) {
-            open.keys.insert(at, key);
         }
         let last = first + payloads.len() as u64 - 1;
-        open.last_seq = Some(last);
-        open.last_ts_ms = now;
-        open.end += len;
         inner.next_seq = last + 1;
-        inner.written = last;
         sh.bytes.fetch_add(len, Ordering::Relaxed);
-        drop(guard);
-        if sh.opts.durability == Durability::Sync {
-            sh.unparker.unpark();
+        if sh.opts.durability == Durability::Interval {
+            if let Err((e, _)) = write_pending(sh, inner) {
+                return Err(e);
+            }
+            return Ok(first);
         }
+        drop(guard);
+        sh.unparker.unpark();
         Ok(first)
     }
 
     fn roll(&self, inner: &mut Inner, now: u64) -> Result<()> {
         let sh = &*self.shared;
+        // What is queued for the old segment goes there first. If that write fails, its
+        // waiters learn it as `FlushFailed` at the next flush.
+        if let Err((_, (a, b))) = write_pending(sh, inner) {
+            sh.durable.record_failure(a, b);
+        }
         let (id, file, path) = match inner.spare.take() {
             Some(spare) => spare,
             None => {
@@ -407,7 +430,7 @@ impl Log {
     pub fn roll_now(&self) -> Result<()> {
         let now = self.shared.clock.now_ms();
         let mut inner = self.lock();
-        if inner.segs.last().is_some_and(|s| s.count > 0) {
+        if inner.segs.last().is_some_and(|s| s.count > 0) || !inner.pending_frames.is_empty() {
             self.roll(&mut inner, now)?;
         }
         Ok(())
@@ -742,7 +765,9 @@ fn flusher_loop(sh: &Shared, parker: Parker) {
             let open = inner.segs.last().expect("open segment");
             let age = sh.clock.now_ms().saturating_sub(open.created_ms);
             (
-                inner.written > sh.durable.get() || !inner.unsynced.is_empty(),
+                inner.written.max(inner.failed_upto) > sh.durable.get()
+                    || !inner.pending.is_empty()
+                    || !inner.unsynced.is_empty(),
                 inner.spare.is_none(),
                 open.count > 0 && age >= sh.opts.segment_age_max.as_millis() as u64,
             )
@@ -780,13 +805,58 @@ fn flusher_loop(sh: &Shared, parker: Parker) {
     }
 }
 
+/// Writes the pending frames at the end of the open segment and makes them visible. On
+/// failure the file is cut back, the frames are dropped (their sequence numbers stay unused,
+/// and the log rolls so the gap falls between segments), and the failed range is returned.
+fn write_pending(sh: &Shared, inner: &mut Inner) -> std::result::Result<(), (Error, (u64, u64))> {
+    let (Some(first), Some(last)) = (inner.pending_frames.first(), inner.pending_frames.last())
+    else {
+        return Ok(());
+    };
+    let range = (first.seq, last.seq);
+    let open = inner.segs.last_mut().expect("open segment");
+    if let Err(e) = open.file.write_all_at(&inner.pending, open.end) {
+        if let Err(t) = open.file.set_len(open.end) {
+            inner.broken = Some(format!("truncate after failed write: {t}"));
+        }
+        let err = Error::io(format!("appending to {}", open.path.display()), e);
+        sh.bytes
+            .fetch_sub(inner.pending.len() as u64, Ordering::Relaxed);
+        inner.pending.clear();
+        inner.pending_frames.clear();
+        inner.roll_requested = true;
+        inner.failed_upto = inner.failed_upto.max(range.1);
+        return Err((err, range));
+    }
+    for f in &inner.pending_frames {
+        if open.count % SPARSE_EVERY == 0 {
+            open.sparse.push((f.seq, open.end + f.offset));
+        }
+        open.count += 1;
+        open.first_seq.get_or_insert(f.seq);
+        if let Err(at) = open.keys.binary_search(&f.key) {
+            open.keys.insert(at, f.key);
+        }
+        open.last_ts_ms = f.ts_ms;
+    }
+    open.last_seq = Some(range.1);
+    open.end += inner.pending.len() as u64;
+    inner.written = range.1;
+    inner.pending.clear();
+    inner.pending_frames.clear();
+    Ok(())
+}
+
 fn flush_once(sh: &Shared) {
     let (target, files, sealed) = {
         let mut inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err((_, (a, b))) = write_pending(sh, &mut inner) {
+            sh.durable.record_failure(a, b);
+        }
         let sealed = std::mem::take(&mut inner.unsynced);
         let mut files: Vec<Arc<File>> = sealed.iter().map(|(f, _)| f.clone()).collect();
         files.push(inner.segs.last().expect("open segment").file.clone());
-        (inner.written, files, sealed)
+        (inner.written.max(inner.failed_upto), files, sealed)
     };
     let from = sh.durable.get() + 1;
     let ok = files.iter().all(|f| f.sync_data().is_ok());

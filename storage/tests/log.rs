@@ -333,6 +333,8 @@ fn scan_back_visits_one_key_newest_first_and_resumes() {
         };
         assert_eq!(store.log().append_keyed(key, &[&payload(i)]).unwrap(), i);
     }
+    // Readers see records once the flusher has written them.
+    wait_durable(&store, 200);
     let mut seen = Vec::new();
     let end = store.log().scan_back(7, None, usize::MAX, |r| {
         assert_eq!(r.payload, payload(r.seq));

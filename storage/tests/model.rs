@@ -273,7 +273,14 @@ impl Harness {
                 self.model.next_seq += batch.len() as u64;
                 if !batch.is_empty() {
                     self.model.open_has_records = Some(true);
-                    self.read(first + batch.len() as u64 - 1)?;
+                    let last = first + batch.len() as u64 - 1;
+                    // In sync mode a record becomes visible when the flusher writes it (with
+                    // the flush that makes it durable): until then it reads as absent.
+                    let log = self.store().log();
+                    let early = ok!(log.read(last));
+                    prop_assert!(early.is_none() || early.as_ref().map(|r| r.seq) == Some(last));
+                    ok!(log.durable().wait(last).blocking());
+                    self.read(last)?;
                 }
             }
             Op::Read(s) => self.read(self.model.resolve(s))?,
