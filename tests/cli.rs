@@ -111,15 +111,49 @@ fn check_config_refuses_without_panicking() {
     }
 }
 
+/// With no config, `serve` runs the embedded default: 127.0.0.1:8071, data under
+/// ./hookd-data, and at first start one admin token, printed once, that works.
 #[test]
 fn serve_runs_with_the_embedded_default() {
+    use std::io::{BufRead, BufReader, Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let out = hookd(&["serve"], dir.path());
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(text.contains("listen 127.0.0.1:8071"), "{text}");
-    assert!(text.contains("storage ./hookd-data"), "{text}");
-    assert_eq!(text.lines().last(), Some("serving is not built yet"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run hookd");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    assert!(first.starts_with("listening on 127.0.0.1:8071"), "{first}");
+    assert!(dir.path().join("hookd-data").join("HOOKD").exists());
+    // The token is on stderr, once; it authenticates.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut token = None;
+    let mut seen = String::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if let Some(t) = line.trim().strip_prefix("hkd_") {
+            token = Some(format!("hkd_{t}"));
+            break;
+        }
+    }
+    let token = token.unwrap_or_else(|| panic!("no token printed: {seen}"));
+    let mut s = std::net::TcpStream::connect("127.0.0.1:8071").unwrap();
+    write!(s, "GET /api/v1/app HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // SIGTERM: a clean stop.
+    // SAFETY: kill(2) on our own child's pid with a valid signal.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
 }
 
 #[test]

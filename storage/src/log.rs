@@ -159,6 +159,25 @@ struct Seg {
 }
 
 impl Seg {
+    /// A segment just created, holding only its header.
+    fn empty(id: u64, path: PathBuf, file: File, created_ms: u64) -> Self {
+        Self {
+            id,
+            path,
+            file: Arc::new(file),
+            created_ms,
+            first_seq: None,
+            last_seq: None,
+            last_ts_ms: 0,
+            count: 0,
+            end: segment::HEADER_BYTES,
+            sparse: Vec::new(),
+            lost: Vec::new(),
+            bad: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+
     fn summary(&self) -> SegmentSummary {
         SegmentSummary {
             id: self.id,
@@ -405,21 +424,7 @@ impl Log {
         inner.next_id = inner.next_id.max(id + 1);
         let old = inner.segs.last().expect("open segment");
         inner.unsynced.push((old.file.clone(), old.summary()));
-        inner.segs.push(Seg {
-            id,
-            path,
-            file: Arc::new(file),
-            created_ms: now,
-            first_seq: None,
-            last_seq: None,
-            last_ts_ms: 0,
-            count: 0,
-            end: segment::HEADER_BYTES,
-            sparse: Vec::new(),
-            lost: Vec::new(),
-            bad: Vec::new(),
-            keys: Vec::new(),
-        });
+        inner.segs.push(Seg::empty(id, path, file, now));
         sh.bytes.fetch_add(segment::HEADER_BYTES, Ordering::Relaxed);
         inner.roll_requested = false;
         sh.unparker.unpark(); // make a new spare
@@ -981,21 +986,7 @@ fn recover(
     if segs.is_empty() {
         let id = ids.last().map_or(1, |l| l + 1);
         let (file, path) = segment::create(dir, id, now_ms)?;
-        segs.push(Seg {
-            id,
-            path,
-            file: Arc::new(file),
-            created_ms: now_ms,
-            first_seq: None,
-            last_seq: None,
-            last_ts_ms: 0,
-            count: 0,
-            end: segment::HEADER_BYTES,
-            sparse: Vec::new(),
-            lost: Vec::new(),
-            bad: Vec::new(),
-            keys: Vec::new(),
-        });
+        segs.push(Seg::empty(id, path, file, now_ms));
     }
     // Whatever survived the crash may sit only in the page cache: make it durable now.
     let open = segs.last().expect("at least one segment");

@@ -307,7 +307,7 @@ impl Harness {
                 let durable = self.store().log().durable();
                 ok!(durable.wait(last).blocking());
                 prop_assert!(durable.get() >= last);
-                ok!(common::futures_lite_block_on(durable.wait(last)));
+                ok!(durable.wait(last).blocking());
             }
             Op::Reopen => self.reopen()?,
         }

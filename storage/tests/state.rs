@@ -343,7 +343,7 @@ fn audit_trail_is_newest_first_and_survives_reopen() {
                 .unwrap();
         }
         let ticket = store.commit_index();
-        common::futures_lite_block_on(store.index_durable().wait(ticket)).unwrap();
+        store.index_durable().wait(ticket).blocking().unwrap();
     }
     let store = common::open(dir.path(), &clock);
     let p = store.state().list_audit(None, 2).unwrap();

@@ -30,27 +30,7 @@ pub fn open(dir: &Path, clock: &ManualClock) -> Store {
 
 /// Blocks the test thread until `seq` is durable.
 pub fn wait_durable(store: &Store, seq: u64) {
-    futures_lite_block_on(store.log().durable().wait(seq)).expect("durable");
-}
-
-/// A minimal executor for one future (the storage crate is runtime-agnostic).
-pub fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
+    store.log().durable().wait(seq).blocking().expect("durable");
 }
 
 /// Deterministic payload for `n`: its length and bytes both depend on `n`.
