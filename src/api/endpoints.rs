@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use storage::state::{DeliveryStatus, EndpointRecord, SigningKey};
 
 use super::{
@@ -21,10 +20,7 @@ use crate::{
 };
 
 /// Bytes of a generated secret (as Svix: 24, so `whsec_` + 32 base64 characters).
-const SECRET_BYTES: usize = 24;
-/// Accepted secret sizes when a client brings its own.
-const SECRET_BYTES_MIN: usize = 24;
-const SECRET_BYTES_MAX: usize = 75;
+const SECRET_BYTES: usize = crate::deliver::sign::SECRET_BYTES_MIN;
 /// Channels an endpoint may filter on, and their length.
 const CHANNELS_MAX: usize = 10;
 const CHANNEL_BYTES_MAX: usize = 128;
@@ -69,24 +65,8 @@ pub fn find(
     Ok((a, e))
 }
 
-/// `whsec_` + base64 of the key.
-pub fn format_secret(key: &[u8]) -> String {
-    format!("whsec_{}", B64.encode(key))
-}
-
 fn parse_secret(s: &str) -> Result<Vec<u8>, String> {
-    let b64 = s.strip_prefix("whsec_").unwrap_or(s);
-    let key = B64
-        .decode(b64)
-        .map_err(|e| format!("not base64 after whsec_: {e}"))?;
-    if (SECRET_BYTES_MIN..=SECRET_BYTES_MAX).contains(&key.len()) {
-        Ok(key)
-    } else {
-        Err(format!(
-            "must decode to {SECRET_BYTES_MIN} to {SECRET_BYTES_MAX} bytes, got {}",
-            key.len()
-        ))
-    }
+    crate::deliver::sign::parse_secret(s).map_err(|e| e.to_string())
 }
 
 fn new_secret() -> Vec<u8> {
@@ -342,7 +322,7 @@ pub fn secret(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let key = e
         .secrets
         .first()
-        .map(|k| format_secret(&k.key))
+        .map(|k| crate::deliver::sign::format_secret(&k.key))
         .unwrap_or_default();
     json_response(200, &serde_json::json!({ "key": key }))
 }

@@ -1,1 +1,268 @@
-//! Being written.
+//! Standard Webhooks signatures (version `v1`, HMAC-SHA256).
+//!
+//! The signed content is `{msg_id}.{timestamp}.{body}`: the message id, the attempt's unix
+//! seconds in decimal, and the body bytes exactly as sent. Each key is the raw bytes of a secret,
+//! which is written `whsec_` + base64 (standard alphabet, padded). The `webhook-signature` value
+//! is one `v1,<base64 of the 32-byte MAC>` entry per valid key, separated by single spaces, in
+//! the order the keys are given: the current key first, then older keys still in their rotation
+//! grace. A receiver accepts the message if any `v1` entry matches and ignores other versions.
+//!
+//! A [`Signer`] keys one HMAC state per key once, per endpoint key set, and clones it for each
+//! signature, so a delivery costs no key setup and one allocation (the header value).
+
+use std::fmt::{self, Write as _};
+
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use storage::state::SigningKey;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Prefix of a secret's text form.
+pub const SECRET_PREFIX: &str = "whsec_";
+/// Accepted decoded sizes of a secret brought by a client (as Svix).
+pub const SECRET_BYTES_MIN: usize = 24;
+pub const SECRET_BYTES_MAX: usize = 75;
+
+const VERSION_PREFIX: &str = "v1,";
+/// Base64 (padded) length of a 32-byte HMAC-SHA256 output.
+const MAC_B64_BYTES: usize = 44;
+const _: () = assert!(MAC_B64_BYTES == 32usize.div_ceil(3) * 4);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    #[error("no signing key is valid")]
+    NoKeys,
+    #[error("bad secret: {0}")]
+    BadSecret(String),
+}
+
+/// The prepared HMAC states of one endpoint's valid keys, current key first.
+#[derive(Clone)]
+pub struct Signer {
+    macs: Vec<HmacSha256>,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material.
+        f.debug_struct("Signer")
+            .field("keys", &self.macs.len())
+            .finish()
+    }
+}
+
+impl Signer {
+    /// Keys are raw (decoded) bytes, current key first. At least one is required.
+    pub fn new(keys: &[&[u8]]) -> Result<Signer, SignError> {
+        if keys.is_empty() {
+            return Err(SignError::NoKeys);
+        }
+        let macs = keys.iter().map(|k| keyed(k)).collect();
+        Ok(Signer { macs })
+    }
+
+    /// The endpoint's keys that still sign at `now_ms`: no expiry, or an expiry after `now_ms`.
+    pub fn from_endpoint(secrets: &[SigningKey], now_ms: u64) -> Result<Signer, SignError> {
+        let valid: Vec<&[u8]> = secrets
+            .iter()
+            .filter(|k| k.expires_ms.is_none_or(|t| t > now_ms))
+            .map(|k| k.key.as_slice())
+            .collect();
+        Signer::new(&valid)
+    }
+
+    /// The full `webhook-signature` header value.
+    pub fn sign(&self, msg_id: &str, timestamp: u64, body: &[u8]) -> String {
+        let len = self.macs.len() * (VERSION_PREFIX.len() + MAC_B64_BYTES + 1) - 1;
+        let mut out = String::with_capacity(len);
+        for (i, mac) in self.macs.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(VERSION_PREFIX);
+            let tag = content(mac.clone(), msg_id, timestamp, body).finalize();
+            B64.encode_string(tag.into_bytes(), &mut out);
+        }
+        debug_assert_eq!(out.len(), len);
+        out
+    }
+}
+
+/// True if any `v1` entry of `header` is the MAC of the content under `secret` (compared in
+/// constant time). Other versions and malformed entries are ignored.
+pub fn verify(secret: &[u8], msg_id: &str, timestamp: u64, body: &[u8], header: &str) -> bool {
+    let mac = content(keyed(secret), msg_id, timestamp, body);
+    header
+        .split(' ')
+        .filter_map(|entry| entry.strip_prefix(VERSION_PREFIX))
+        .filter_map(|b64| B64.decode(b64).ok())
+        .any(|tag| mac.clone().verify_slice(&tag).is_ok())
+}
+
+/// Decodes `whsec_<base64>` (or bare base64) to the key bytes.
+pub fn parse_secret(s: &str) -> Result<Vec<u8>, SignError> {
+    let b64 = s.strip_prefix(SECRET_PREFIX).unwrap_or(s);
+    let key = B64
+        .decode(b64)
+        .map_err(|e| SignError::BadSecret(format!("not base64 after {SECRET_PREFIX}: {e}")))?;
+    if (SECRET_BYTES_MIN..=SECRET_BYTES_MAX).contains(&key.len()) {
+        Ok(key)
+    } else {
+        Err(SignError::BadSecret(format!(
+            "must decode to {SECRET_BYTES_MIN} to {SECRET_BYTES_MAX} bytes, got {}",
+            key.len()
+        )))
+    }
+}
+
+/// The text form of a key: `whsec_` + base64.
+pub fn format_secret(key: &[u8]) -> String {
+    format!("{SECRET_PREFIX}{}", B64.encode(key))
+}
+
+fn keyed(key: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
+/// Feeds `{msg_id}.{timestamp}.{body}` into a keyed state, without building the string.
+fn content(mut mac: HmacSha256, msg_id: &str, timestamp: u64, body: &[u8]) -> HmacSha256 {
+    struct Feed<'a>(&'a mut HmacSha256);
+    impl fmt::Write for Feed<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0.update(s.as_bytes());
+            Ok(())
+        }
+    }
+    write!(Feed(&mut mac), "{msg_id}.{timestamp}.").expect("Feed never fails");
+    mac.update(body);
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTORS: &str = include_str!("../../../shared/vectors/standard-webhooks.json");
+
+    #[derive(serde::Deserialize)]
+    struct Vector {
+        secret: String,
+        id: String,
+        timestamp: u64,
+        body: String,
+        signature: String,
+    }
+
+    fn vectors() -> Vec<Vector> {
+        #[derive(serde::Deserialize)]
+        struct File {
+            vectors: Vec<Vector>,
+        }
+        serde_json::from_str::<File>(VECTORS).unwrap().vectors
+    }
+
+    const K1: &[u8] = &[1; 24];
+    const K2: &[u8] = &[2; 32];
+
+    #[test]
+    fn standard_webhooks_vectors() {
+        let vs = vectors();
+        assert_eq!(vs.len(), 2);
+        for v in vs {
+            let key = parse_secret(&v.secret).unwrap();
+            let header = Signer::new(&[&key])
+                .unwrap()
+                .sign(&v.id, v.timestamp, v.body.as_bytes());
+            assert_eq!(header, v.signature, "vector {}", v.id);
+            assert!(verify(
+                &key,
+                &v.id,
+                v.timestamp,
+                v.body.as_bytes(),
+                &v.signature
+            ));
+        }
+    }
+
+    #[test]
+    fn one_entry_per_key_in_order() {
+        let header = Signer::new(&[K1, K2])
+            .unwrap()
+            .sign("msg_1", 1700000000, b"{}");
+        let entries: Vec<&str> = header.split(' ').collect();
+        let one = |k| Signer::new(&[k]).unwrap().sign("msg_1", 1700000000, b"{}");
+        assert_eq!(entries, [one(K1), one(K2)]);
+        assert_ne!(entries[0], entries[1]);
+        assert!(verify(K1, "msg_1", 1700000000, b"{}", &header));
+        assert!(verify(K2, "msg_1", 1700000000, b"{}", &header));
+    }
+
+    #[test]
+    fn from_endpoint_skips_expired_keys() {
+        let key = |k: &[u8], expires_ms| SigningKey {
+            key: k.to_vec(),
+            expires_ms,
+        };
+        let now = 1_000;
+        let secrets = [
+            key(K1, None),
+            key(&[3; 24], Some(now)),
+            key(K2, Some(now + 1)),
+        ];
+        let signer = Signer::from_endpoint(&secrets, now).unwrap();
+        let want = Signer::new(&[K1, K2]).unwrap();
+        assert_eq!(signer.sign("m", 5, b"x"), want.sign("m", 5, b"x"));
+
+        let expired = [key(K1, Some(now)), key(K2, Some(now - 1))];
+        assert_eq!(
+            Signer::from_endpoint(&expired, now).unwrap_err(),
+            SignError::NoKeys
+        );
+        assert_eq!(Signer::new(&[]).unwrap_err(), SignError::NoKeys);
+    }
+
+    #[test]
+    fn verify_rejects_any_change() {
+        let header = Signer::new(&[K1]).unwrap().sign("msg_1", 42, b"body");
+        assert!(verify(K1, "msg_1", 42, b"body", &header));
+        assert!(!verify(K1, "msg_1", 42, b"bodY", &header));
+        assert!(!verify(K1, "msg_2", 42, b"body", &header));
+        assert!(!verify(K1, "msg_1", 43, b"body", &header));
+        assert!(!verify(K2, "msg_1", 42, b"body", &header));
+        assert!(!verify(K1, "msg_1", 42, b"body", ""));
+    }
+
+    #[test]
+    fn verify_ignores_other_versions_and_garbage() {
+        let good = Signer::new(&[K1]).unwrap().sign("m", 1, b"b");
+        let mac = good.strip_prefix(VERSION_PREFIX).unwrap();
+        let mixed = format!("v2,abc v1,!!! v1,{} {good}", &mac[..40]);
+        assert!(verify(K1, "m", 1, b"b", &mixed));
+        assert!(!verify(K1, "m", 1, b"b", &format!("v2,{mac}")));
+        assert!(!verify(K1, "m", 1, b"b", mac));
+    }
+
+    #[test]
+    fn secrets_round_trip_and_bounds() {
+        for n in [SECRET_BYTES_MIN, SECRET_BYTES_MAX] {
+            let key: Vec<u8> = (0..n as u8).collect();
+            let text = format_secret(&key);
+            assert!(text.starts_with("whsec_"));
+            assert_eq!(parse_secret(&text).unwrap(), key);
+            assert_eq!(parse_secret(&text["whsec_".len()..]).unwrap(), key);
+        }
+        for bad in [
+            "whsec_not base64!",
+            "whsec_AQID",
+            &format_secret(&[0; SECRET_BYTES_MIN - 1]),
+            &format_secret(&[0; SECRET_BYTES_MAX + 1]),
+        ] {
+            assert!(
+                matches!(parse_secret(bad), Err(SignError::BadSecret(_))),
+                "{bad}"
+            );
+        }
+    }
+}
