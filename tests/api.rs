@@ -455,6 +455,25 @@ fn messages_ingest_get_list_and_idempotency() {
     );
     assert_eq!((first.status, second.status), (202, 202));
     assert_eq!(first.json()["id"], second.json()["id"]);
+    // A failed request does not use up its key: the corrected retry runs.
+    let idem2 = [("idempotency-key", "key-2")];
+    let bad = h.call_with(
+        "POST",
+        "/api/v1/app/shop/msg",
+        Some(ADMIN),
+        Some(r#"{"eventType":"x","payload":[]}"#),
+        &idem2,
+    );
+    assert_eq!(bad.status, 422);
+    let good = h.call_with(
+        "POST",
+        "/api/v1/app/shop/msg",
+        Some(ADMIN),
+        Some(body),
+        &idem2,
+    );
+    assert_eq!(good.status, 202);
+    assert_ne!(good.json()["id"], first.json()["id"]);
     // List: newest first, filters, paging; it sees what was just written.
     for i in 0..5 {
         let r = post(&format!(

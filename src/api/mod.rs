@@ -98,6 +98,10 @@ impl Ctx<'_> {
     }
 }
 
+/// How long an `Idempotency-Key` stays claimed by a request still being processed (if hookd
+/// dies meanwhile, a retry may run after this).
+const IDEMPOTENCY_CLAIM_MS: u64 = 60_000;
+
 const GET: &[&str] = &["GET", "HEAD"];
 const GET_POST: &[&str] = &["GET", "HEAD", "POST"];
 const POST: &[&str] = &["POST"];
@@ -228,25 +232,48 @@ impl Api {
             _ => None,
         };
         if let Some((scope, key)) = &idem {
-            if let Some(prev) = svc.store.state().idempotency(scope, key, svc.now_ms())? {
-                return Ok(Response::json(prev.status, prev.body));
+            // Claimed before the work, so that two concurrent retries cannot both run it.
+            let now = svc.now_ms();
+            let placeholder = IdempotencyRecord {
+                expires_ms: now + IDEMPOTENCY_CLAIM_MS,
+                status: 0,
+                body: Vec::new(),
+            };
+            match svc
+                .store
+                .state()
+                .claim_idempotency(scope, key, &placeholder, now)?
+            {
+                Some(prev) if prev.status == 0 => {
+                    return Err(ApiError::Conflict(
+                        "a request with this Idempotency-Key is still being processed".into(),
+                    ))
+                }
+                Some(prev) => return Ok(Response::json(prev.status, prev.body)),
+                None => {}
             }
         }
-        let resp = self.dispatch(route, method, &p, &cx).await?;
-        if let Some((scope, key)) = idem {
-            if (200..300).contains(&resp.status) {
-                let ttl = svc.config.storage.idempotency_ttl.as_millis() as u64;
-                svc.store.state().put_idempotency(
-                    &scope,
-                    &key,
-                    &IdempotencyRecord {
-                        expires_ms: svc.now_ms() + ttl,
-                        status: resp.status,
-                        body: resp.body.clone(),
-                    },
-                )?;
-                cx.commit().await?;
+        let result = self.dispatch(route, method, &p, &cx).await;
+        let resp = match (result, &idem) {
+            (Ok(r), _) if (200..300).contains(&r.status) => r,
+            (other, Some((scope, key))) => {
+                svc.store.state().release_idempotency(scope, key)?;
+                return other;
             }
+            (other, None) => return other,
+        };
+        if let Some((scope, key)) = idem {
+            let ttl = svc.config.storage.idempotency_ttl.as_millis() as u64;
+            svc.store.state().put_idempotency(
+                &scope,
+                &key,
+                &IdempotencyRecord {
+                    expires_ms: svc.now_ms() + ttl,
+                    status: resp.status,
+                    body: resp.body.clone(),
+                },
+            )?;
+            cx.commit().await?;
         }
         Ok(resp)
     }

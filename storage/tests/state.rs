@@ -306,6 +306,46 @@ fn idempotency_keys_expire_and_are_purged() {
 }
 
 #[test]
+fn idempotency_claims_are_exclusive_until_released_or_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    let claim = |exp| IdempotencyRecord {
+        expires_ms: exp,
+        status: 0,
+        body: vec![],
+    };
+    assert_eq!(
+        st.claim_idempotency("s", "k", &claim(100), 10).unwrap(),
+        None
+    );
+    assert_eq!(
+        st.claim_idempotency("s", "k", &claim(100), 20).unwrap(),
+        Some(claim(100))
+    );
+    st.release_idempotency("s", "k").unwrap();
+    assert_eq!(
+        st.claim_idempotency("s", "k", &claim(100), 30).unwrap(),
+        None
+    );
+    // An expired claim (its request died) can be taken over.
+    assert_eq!(
+        st.claim_idempotency("s", "k", &claim(300), 150).unwrap(),
+        None
+    );
+    let done = IdempotencyRecord {
+        expires_ms: 1_000,
+        status: 202,
+        body: b"{}".to_vec(),
+    };
+    st.put_idempotency("s", "k", &done).unwrap();
+    assert_eq!(
+        st.claim_idempotency("s", "k", &claim(300), 200).unwrap(),
+        Some(done)
+    );
+}
+
+#[test]
 fn event_ids_are_claimed_once_per_app() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(dir.path(), &ManualClock::new(1));

@@ -254,6 +254,46 @@ impl State {
         )
     }
 
+    /// Claims an idempotency key for a request being processed: stores `placeholder` unless an
+    /// unexpired record is there, which is returned instead (a finished answer to replay, or
+    /// another request's placeholder). Atomic, so two concurrent requests cannot both proceed.
+    pub fn claim_idempotency(
+        &self,
+        scope: &str,
+        idem_key: &str,
+        placeholder: &IdempotencyRecord,
+        now_ms: u64,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let k = key(&[scope.as_bytes(), &[0], idem_key.as_bytes()]);
+        let value = encode_value(placeholder)?;
+        loop {
+            let current = self.idempotency.get(&k)?;
+            if let Some(cur) = &current {
+                let rec: IdempotencyRecord =
+                    decode_value(cur, &|| format!("idempotency key at {}", hex(&k)))?;
+                if rec.expires_ms > now_ms {
+                    return Ok(Some(rec));
+                }
+            }
+            if self
+                .idempotency
+                .compare_and_swap(&k, current, Some(value.clone()))?
+                .is_ok()
+            {
+                self.idem_expiry
+                    .insert(key(&[&be(placeholder.expires_ms), &k]), &[])?;
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Forgets an idempotency key (a claim whose request failed, so that a retry may run).
+    pub fn release_idempotency(&self, scope: &str, idem_key: &str) -> Result<()> {
+        self.idempotency
+            .remove(key(&[scope.as_bytes(), &[0], idem_key.as_bytes()]))?;
+        Ok(())
+    }
+
     /// Remembers the answer for an idempotency key until `rec.expires_ms`.
     pub fn put_idempotency(
         &self,
