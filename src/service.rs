@@ -19,6 +19,8 @@ pub struct Service {
     pub config: Arc<Config>,
     pub auth: Auth,
     pub clock: Arc<dyn Clock>,
+    /// Bumped on every endpoint or application write, so that caches of endpoints reload.
+    pub endpoints_version: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Service {
@@ -115,6 +117,7 @@ impl Service {
             config: Arc::new(config),
             auth,
             clock,
+            endpoints_version: std::sync::atomic::AtomicU64::new(1),
         });
         Ok((
             svc,
@@ -123,6 +126,12 @@ impl Service {
                 new_admin_token,
             },
         ))
+    }
+
+    /// Tells endpoint caches (fan-out, delivery) to reload.
+    pub fn endpoints_changed(&self) {
+        self.endpoints_version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Now, in Unix milliseconds, from the injected clock.

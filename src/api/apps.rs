@@ -162,6 +162,7 @@ pub async fn patch(cx: &Ctx<'_>, app: &str) -> ApiResult {
 pub async fn delete(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let a = find(cx, app)?;
     cx.svc.store.state().delete_app(a.key)?;
+    cx.svc.endpoints_changed();
     cx.audit("application.delete", &a.id)?;
     cx.commit().await?;
     Ok(crate::http::Response::empty(204))

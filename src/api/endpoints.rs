@@ -157,6 +157,7 @@ fn check_headers(headers: &BTreeMap<String, String>, errors: &mut Vec<FieldError
 
 async fn save(cx: &Ctx<'_>, e: &EndpointRecord, action: &str) -> ApiResult<()> {
     cx.svc.store.state().put_endpoint(e)?;
+    cx.svc.endpoints_changed();
     cx.audit(action, &e.id)?;
     cx.commit().await
 }
@@ -312,6 +313,7 @@ pub async fn delete(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
         )));
     }
     cx.svc.store.state().delete_endpoint(e.key)?;
+    cx.svc.endpoints_changed();
     cx.audit("endpoint.delete", &e.id)?;
     cx.commit().await?;
     Ok(Response::empty(204))

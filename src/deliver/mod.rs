@@ -1,11 +1,13 @@
 //! Delivery: from a stored message to signed HTTP requests at the endpoints subscribed to it.
 //!
+//! - `dispatch`: the thread that fans messages out into deliveries and hands due ones to shards;
 //! - `sign`: Standard Webhooks signatures (HMAC-SHA256), key state prepared once per key;
 //! - `policy`: the retry state machine, pure: `(state, outcome, now, rng) -> (state, action)`;
 //! - `ssrf`: which resolved addresses an endpoint may be dialled at;
 //! - `client`: a small HTTP/1.1 client over monoio TCP and rustls, with a keep-alive pool.
 
 pub mod client;
+pub mod dispatch;
 pub mod policy;
 pub mod sign;
 pub mod ssrf;

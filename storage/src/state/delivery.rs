@@ -1,15 +1,14 @@
 //! Delivery state: the delivery index, the due index, the pending floor and attempts.
 //!
-//! A delivery `(endpoint, seq)` is in `deliveries` for as long as it is known. While it is
-//! pending it also has exactly one entry in `due` (keyed by when it is next due) and one in
-//! `pending` (keyed by seq, so that the lowest pending seq, below which the log may be retired,
-//! is the first key). [`State::set_delivery`] keeps the three in step in one transaction.
+//! A delivery `(endpoint, seq)` is in `deliveries` for as long as it is known. While it is open
+//! (pending, or sending under a lease) it also has exactly one entry in `due` (keyed by when it
+//! is next due, or when its lease runs out) and one in `pending` (keyed by seq, so that the
+//! lowest open seq, below which the log may be retired, is the first key).
+//! [`State::set_delivery`] keeps the three in step in one transaction.
 
 use sled::Transactional;
 
-use super::{
-    be, get, key, page, read_be, AttemptRecord, DeliveryState, DeliveryStatus, Page, State,
-};
+use super::{be, get, key, page, read_be, AttemptRecord, DeliveryState, Page, State};
 use crate::{codec::encode_value, error::Result};
 
 /// A due entry: which delivery, and when.
@@ -41,11 +40,10 @@ impl State {
         )
             .transaction(|(deliveries, due, pending, by_msg)| {
                 for (ep, seq, st, value, old) in &encoded {
-                    if let Some(old) = old.as_ref().filter(|o| o.status == DeliveryStatus::Pending)
-                    {
+                    if let Some(old) = old.as_ref().filter(|o| o.status.is_open()) {
                         due.remove(key(&[&be(old.next_at_ms), &be(*ep), &be(*seq)]))?;
                     }
-                    if st.status == DeliveryStatus::Pending {
+                    if st.status.is_open() {
                         due.insert(key(&[&be(st.next_at_ms), &be(*ep), &be(*seq)]), &[])?;
                         pending.insert(key(&[&be(*seq), &be(*ep)]), &[])?;
                     } else {

@@ -78,6 +78,13 @@ pub enum DeliveryStatus {
     Sending = 3,
 }
 
+impl DeliveryStatus {
+    /// Pending or sending: still to be settled, so it has a due entry.
+    pub fn is_open(self) -> bool {
+        matches!(self, DeliveryStatus::Pending | DeliveryStatus::Sending)
+    }
+}
+
 /// One (endpoint, message) delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct DeliveryState {

@@ -1,0 +1,400 @@
+//! The dispatcher thread: fan-out from the durable log into the delivery index, and the due
+//! scan that hands deliveries to the shards that own their endpoints.
+//!
+//! Fan-out runs after the fact, off the ingest path: the thread tails the durable log from its
+//! cursor, matches each message against its application's endpoints (event types, channels,
+//! enabled), and writes one pending delivery per match together with... no: the deliveries go
+//! in one transaction, then the cursor moves. A crash in between fans the same messages out
+//! again, which writes the same `(endpoint, seq)` keys: at least once, never lost.
+//!
+//! The due scan takes deliveries whose time has come, leases them (status `sending`, due again
+//! when the lease runs out, so an attempt cut short by a crash is retried without counting),
+//! and sends them to the owner shard's bounded queue, ringing its doorbell. A shard whose queue
+//! is full gets nothing more until it has room: the deliveries stay due in the index, so memory
+//! stays bounded whatever the backlog.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    task::{Context, Wake, Waker},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_utils::sync::{Parker, Unparker};
+use storage::{
+    codec::decode_value,
+    state::{DeliveryState, DeliveryStatus, EndpointRecord, MessageRecord, Trigger},
+    Watermark,
+};
+
+use crate::service::Service;
+
+/// The index cursor: every message at or below it has been fanned out.
+pub const FANOUT_CURSOR: &str = "fanout";
+/// Log records fanned out per transaction.
+const FANOUT_BATCH: usize = 512;
+/// Longest the dispatcher sleeps when nothing wakes it.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// One delivery handed to a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Task {
+    pub endpoint: u64,
+    pub seq: u64,
+    /// Attempts already made.
+    pub attempts: u32,
+    pub trigger: Trigger,
+}
+
+/// A shard's side of the hand-over: a bounded queue and a doorbell.
+pub struct Inbox {
+    tx: Sender<Task>,
+    pub rx: Receiver<Task>,
+    /// Advanced (by one) whenever tasks were queued; the shard subscribes to it.
+    pub doorbell: Arc<Watermark>,
+    rings: AtomicU64,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox")
+            .field("queued", &self.rx.len())
+            .finish()
+    }
+}
+
+impl Inbox {
+    /// An inbox holding at most `capacity` tasks.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        Self {
+            tx,
+            rx,
+            doorbell: Arc::new(Watermark::new(0)),
+            rings: AtomicU64::new(0),
+        }
+    }
+
+    /// Room left.
+    pub fn room(&self) -> usize {
+        self.tx
+            .capacity()
+            .unwrap_or(0)
+            .saturating_sub(self.tx.len())
+    }
+
+    fn ring(&self) {
+        let n = self.rings.fetch_add(1, Ordering::AcqRel) + 1;
+        self.doorbell.advance(n);
+    }
+}
+
+/// Which shard owns an endpoint.
+pub fn owner(endpoint: u64, shards: usize) -> usize {
+    // Keys are dense; mix them so that neighbours spread.
+    (endpoint.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % shards.max(1)
+}
+
+/// Whether `ep` wants `m`: enabled, and its event types and channels (if any) match.
+pub fn subscribed(ep: &EndpointRecord, m: &MessageRecord) -> bool {
+    !ep.disabled
+        && ep
+            .event_types
+            .as_ref()
+            .is_none_or(|t| t.contains(&m.event_type))
+        && ep
+            .channels
+            .as_ref()
+            .is_none_or(|c| m.channels.iter().any(|mc| c.contains(mc)))
+}
+
+/// The running dispatcher thread.
+pub struct Dispatcher {
+    stop: Arc<AtomicBool>,
+    unparker: Unparker,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").finish_non_exhaustive()
+    }
+}
+
+struct Unpark(Unparker);
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+impl Dispatcher {
+    /// Starts the thread.
+    pub fn start(svc: Arc<Service>, inboxes: Arc<Vec<Inbox>>) -> std::io::Result<Self> {
+        let parker = Parker::new();
+        let unparker = parker.unparker().clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("hookd-dispatch".into())
+            .spawn(move || run(&svc, &inboxes, &parker, &s))?;
+        Ok(Self {
+            stop,
+            unparker,
+            handle: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Wakes the thread early (for example after a manual resend).
+    pub fn nudge(&self) {
+        self.unparker.unpark();
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.unparker.unpark();
+        if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
+    let state = svc.store.state();
+    let log = svc.store.log();
+    let mut cursor = state.cursor(FANOUT_CURSOR).ok().flatten().unwrap_or(0);
+    let waker = Waker::from(Arc::new(Unpark(parker.unparker().clone())));
+    let mut endpoints = EndpointCache::default();
+    let lease_ms = (svc.config.delivery.timeout + Duration::from_secs(30)).as_millis() as u64;
+    while !stop.load(Ordering::Acquire) {
+        match fan_out(svc, &mut endpoints, cursor) {
+            Ok(c) => cursor = c,
+            Err(e) => tracing::error!(error = %e, "fan-out failed; retrying"),
+        }
+        if let Err(e) = hand_out(svc, inboxes, lease_ms) {
+            tracing::error!(error = %e, "due scan failed; retrying");
+        }
+        // Sleep until the log moves past the cursor, a nudge, or the next tick.
+        let mut wait = std::pin::pin!(log.durable().wait(cursor + 1));
+        if wait
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+        {
+            parker.park_timeout(IDLE_TICK);
+        }
+    }
+}
+
+/// Endpoints per app, reloaded when any endpoint changes.
+#[derive(Default)]
+struct EndpointCache {
+    version: u64,
+    by_app: HashMap<u64, Vec<EndpointRecord>>,
+}
+
+impl EndpointCache {
+    fn get(&mut self, svc: &Service, app: u64) -> storage::Result<&[EndpointRecord]> {
+        let v = svc.endpoints_version.load(Ordering::Acquire);
+        if v != self.version {
+            self.by_app.clear();
+            self.version = v;
+        }
+        if !self.by_app.contains_key(&app) {
+            let eps = svc.store.state().app_endpoints(app)?;
+            self.by_app.insert(app, eps);
+        }
+        Ok(self.by_app.get(&app).map_or(&[], Vec::as_slice))
+    }
+}
+
+/// Fans out every durable message after `cursor`; returns the new cursor.
+fn fan_out(svc: &Service, endpoints: &mut EndpointCache, mut cursor: u64) -> storage::Result<u64> {
+    let log = svc.store.log();
+    let upto = log.durable().get();
+    while cursor < upto {
+        let now = svc.now_ms();
+        let mut batch = Vec::new();
+        let mut last = cursor;
+        for rec in log.iter_from(cursor + 1).take(FANOUT_BATCH) {
+            let rec = match rec {
+                Ok(r) if r.seq > upto => break,
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "fan-out skipped an unreadable record");
+                    continue;
+                }
+            };
+            last = rec.seq;
+            let Ok(m) =
+                decode_value::<MessageRecord>(&rec.payload, &|| format!("message {}", rec.seq))
+            else {
+                tracing::warn!(seq = rec.seq, "fan-out skipped an undecodable message");
+                continue;
+            };
+            for ep in endpoints
+                .get(svc, m.app_key)?
+                .iter()
+                .filter(|ep| subscribed(ep, &m))
+            {
+                batch.push((
+                    ep.key,
+                    rec.seq,
+                    DeliveryState {
+                        status: DeliveryStatus::Pending,
+                        attempts: 0,
+                        next_at_ms: now,
+                        last_status_code: None,
+                        updated_ms: now,
+                    },
+                ));
+            }
+        }
+        if last == cursor {
+            // Nothing readable up to `upto` (retired or quarantined): skip ahead.
+            last = upto;
+        }
+        svc.store.state().set_deliveries(&batch)?;
+        svc.store.state().set_cursor(FANOUT_CURSOR, last)?;
+        cursor = last;
+    }
+    Ok(cursor)
+}
+
+/// Leases due deliveries and queues them at their shards, as far as the queues have room.
+fn hand_out(svc: &Service, inboxes: &[Inbox], lease_ms: u64) -> storage::Result<()> {
+    let state = svc.store.state();
+    let room: usize = inboxes.iter().map(Inbox::room).sum();
+    if room == 0 {
+        return Ok(());
+    }
+    let now = svc.now_ms();
+    let mut room_left: Vec<usize> = inboxes.iter().map(Inbox::room).collect();
+    let mut leased = Vec::new();
+    let mut tasks = Vec::new();
+    for due in state.due_before(now, room.min(4096))? {
+        let shard = owner(due.endpoint, inboxes.len());
+        if room_left[shard] == 0 {
+            continue;
+        }
+        let Some(mut st) = state.delivery(due.endpoint, due.seq)? else {
+            continue;
+        };
+        room_left[shard] -= 1;
+        let trigger = if st.status == DeliveryStatus::Pending && st.last_status_code == Some(0) {
+            Trigger::Manual
+        } else {
+            Trigger::Scheduled
+        };
+        st.status = DeliveryStatus::Sending;
+        st.next_at_ms = now + lease_ms;
+        st.updated_ms = now;
+        tasks.push((
+            shard,
+            Task {
+                endpoint: due.endpoint,
+                seq: due.seq,
+                attempts: st.attempts,
+                trigger,
+            },
+        ));
+        leased.push((due.endpoint, due.seq, st));
+    }
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    state.set_deliveries(&leased)?;
+    let mut rung = vec![false; inboxes.len()];
+    for (shard, task) in tasks {
+        match inboxes[shard].tx.try_send(task) {
+            // Full or gone: the lease runs out and the delivery comes round again.
+            Ok(()) => rung[shard] = true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
+        }
+    }
+    for (i, r) in rung.into_iter().enumerate() {
+        if r {
+            inboxes[i].ring();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn ep(types: Option<&[&str]>, channels: Option<&[&str]>, disabled: bool) -> EndpointRecord {
+        EndpointRecord {
+            key: 1,
+            app_key: 1,
+            id: "ep_x".into(),
+            uid: None,
+            url: "https://example.com".into(),
+            description: String::new(),
+            version: 1,
+            event_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
+            channels: channels.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            secrets: vec![],
+            disabled,
+            disabled_reason: None,
+            metadata: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            throttle_rate: None,
+            config_owned: false,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    fn msg(event_type: &str, channels: &[&str]) -> MessageRecord {
+        MessageRecord {
+            app_key: 1,
+            rand: 0,
+            created_ms: 0,
+            event_type: event_type.into(),
+            event_id: None,
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+            tags: vec![],
+            payload: b"{}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn subscriptions_follow_event_types_channels_and_disabled() {
+        assert!(subscribed(&ep(None, None, false), &msg("a", &[])));
+        assert!(!subscribed(&ep(None, None, true), &msg("a", &[])));
+        assert!(subscribed(
+            &ep(Some(&["a", "b"]), None, false),
+            &msg("b", &[])
+        ));
+        assert!(!subscribed(&ep(Some(&["a"]), None, false), &msg("b", &[])));
+        assert!(subscribed(
+            &ep(None, Some(&["eu"]), false),
+            &msg("a", &["us", "eu"])
+        ));
+        assert!(!subscribed(
+            &ep(None, Some(&["eu"]), false),
+            &msg("a", &["us"])
+        ));
+        assert!(!subscribed(&ep(None, Some(&["eu"]), false), &msg("a", &[])));
+    }
+
+    #[test]
+    fn owners_spread_over_shards() {
+        let mut counts = [0usize; 4];
+        for k in 1..=4000 {
+            counts[owner(k, 4)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+        assert!((1..100).all(|k| owner(k, 1) == 0));
+    }
+}
