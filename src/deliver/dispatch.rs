@@ -207,9 +207,8 @@ impl EndpointCache {
             self.by_app.clear();
             self.version = v;
         }
-        if !self.by_app.contains_key(&app) {
-            let eps = svc.store.state().app_endpoints(app)?;
-            self.by_app.insert(app, eps);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.by_app.entry(app) {
+            slot.insert(svc.store.state().app_endpoints(app)?);
         }
         Ok(self.by_app.get(&app).map_or(&[], Vec::as_slice))
     }
