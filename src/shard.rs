@@ -1,7 +1,8 @@
 //! The thread topology: one monoio runtime per shard, each on its own thread with its own
 //! `SO_REUSEPORT` listener on `server.listen`, all sharing one [`Service`].
 //!
-//! This is the one place threads for serving are started. Each shard uses io_uring when the
+//! This is the one place threads for serving and delivery are started: the shards (each also
+//! runs its delivery engine), the dispatcher thread, and the resolver threads. Each shard uses io_uring when the
 //! kernel allows it and epoll otherwise (monoio's fusion driver decides at start; which one
 //! runs is logged and reported). Listeners are bound on the starting thread before any shard
 //! starts, so a bind error is reported at once and port 0 resolves to one port for all.
@@ -11,9 +12,17 @@ use std::{net::SocketAddr, rc::Rc, sync::Arc, thread::JoinHandle};
 use crate::{
     api::Api,
     config::Config,
+    deliver::{
+        client::{Client, ClientConfig, ClientError, Resolver},
+        dispatch::{Dispatcher, Inbox},
+        engine::Engine,
+    },
     http::{self, Limits, Shutdown},
     service::Service,
 };
+
+/// Threads resolving endpoint host names (their lookups block).
+const RESOLVER_THREADS: usize = 2;
 
 /// The I/O driver a shard runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +61,18 @@ pub enum ServeError {
     },
     #[error("TLS: {0}")]
     Tls(#[from] http::tls::TlsError),
-    #[error("starting shard thread: {0}")]
+    #[error("starting a thread: {0}")]
     Thread(std::io::Error),
+    #[error("delivery client: {0}")]
+    Client(#[from] ClientError),
+}
+
+/// What every shard's delivery engine shares.
+#[derive(Clone)]
+struct DeliveryParts {
+    inboxes: Arc<Vec<Inbox>>,
+    client: ClientConfig,
+    resolver: Arc<Resolver>,
 }
 
 /// The running shards.
@@ -62,6 +81,8 @@ pub struct Shards {
     pub driver: Driver,
     shutdown: Shutdown,
     threads: Vec<JoinHandle<()>>,
+    dispatcher: Dispatcher,
+    inboxes: Arc<Vec<Inbox>>,
 }
 
 impl std::fmt::Debug for Shards {
@@ -94,22 +115,33 @@ pub fn start(svc: Arc<Service>, config: &Config) -> Result<Shards, ServeError> {
     let driver = Driver::detect();
     let limits = Limits::from(&config.server);
     let shutdown = Shutdown::new();
+    let queue = config.delivery.queue_capacity as usize;
+    let delivery = DeliveryParts {
+        inboxes: Arc::new((0..n).map(|_| Inbox::new(queue)).collect()),
+        client: ClientConfig::from_config(&config.delivery)?,
+        resolver: Resolver::start(RESOLVER_THREADS).map_err(ServeError::Thread)?,
+    };
     let mut threads = Vec::with_capacity(n);
     for (i, listener) in listeners.into_iter().enumerate() {
         let (svc, tls, limits, shutdown) =
             (svc.clone(), tls.clone(), limits.clone(), shutdown.clone());
+        let delivery = delivery.clone();
         let t = std::thread::Builder::new()
             .name(format!("hookd-shard-{i}"))
-            .spawn(move || run_shard(i, listener, svc, tls, limits, shutdown))
+            .spawn(move || run_shard(i, listener, svc, tls, limits, shutdown, delivery))
             .map_err(ServeError::Thread)?;
         threads.push(t);
     }
+    let dispatcher =
+        Dispatcher::start(svc, delivery.inboxes.clone()).map_err(ServeError::Thread)?;
     tracing::info!(%addr, shards = n, driver = driver.as_str(), tls = config.server.tls.is_some(), "listening");
     Ok(Shards {
         addr,
         driver,
         shutdown,
         threads,
+        dispatcher,
+        inboxes: delivery.inboxes,
     })
 }
 
@@ -120,6 +152,7 @@ fn run_shard(
     tls: Option<http::tls::TlsAcceptor>,
     limits: Limits,
     shutdown: Shutdown,
+    delivery: DeliveryParts,
 ) {
     let mut rt = match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
@@ -139,6 +172,9 @@ fn run_shard(
                 return;
             }
         };
+        let client = Client::new(delivery.client, delivery.resolver);
+        let engine = Engine::new(svc.clone(), delivery.inboxes, index, client);
+        monoio::spawn(engine.run());
         let api = Rc::new(Api::new(svc));
         http::server::run_listener(listener, tls, api, Rc::new(limits), shutdown).await;
     });
@@ -147,6 +183,10 @@ fn run_shard(
 impl Shards {
     /// Stops accepting, lets requests in flight finish, and joins the shard threads.
     pub fn stop(self) {
+        self.dispatcher.stop();
+        for inbox in self.inboxes.iter() {
+            inbox.doorbell.close();
+        }
         self.shutdown.trigger();
         for t in self.threads {
             let _ = t.join();

@@ -76,8 +76,28 @@ fn new_secret() -> Vec<u8> {
 /// Checks fields shared by create, update and patch; names unknown event types.
 fn validate(cx: &Ctx<'_>, e: &EndpointRecord) -> ApiResult<()> {
     let mut errors = Vec::new();
-    if let Err(why) = Url::parse(&e.url) {
-        errors.push(FieldError::body("url", format!("invalid URL: {why}")));
+    match Url::parse(&e.url) {
+        Err(why) => errors.push(FieldError::body("url", format!("invalid URL: {why}"))),
+        // SSRF guard, where the address is known now; names are checked when dialled.
+        Ok(url) if !cx.svc.config.delivery.allow_private_networks => {
+            let refused = match url.ip() {
+                Some(ip) => crate::deliver::ssrf::check(ip).err(),
+                None if url.host == "localhost" || url.host.ends_with(".localhost") => {
+                    Some("loopback address")
+                }
+                None => None,
+            };
+            if let Some(why) = refused {
+                errors.push(FieldError::body(
+                    "url",
+                    format!(
+                        "{} is a {why}; delivery.allow_private_networks is false",
+                        url.host
+                    ),
+                ));
+            }
+        }
+        Ok(_) => {}
     }
     if let Some(uid) = &e.uid {
         check_uid("uid", uid, Kind::Endpoint.prefix(), &mut errors);
@@ -195,6 +215,7 @@ fn new_record(cx: &Ctx<'_>, app_key: u64, body: EndpointIn) -> ApiResult<Endpoin
         metadata: body.metadata.unwrap_or_default(),
         headers: body.headers.unwrap_or_default(),
         throttle_rate: body.throttle_rate.map(u32::from),
+        failing_since_ms: None,
         config_owned: false,
         created_ms: now,
         updated_ms: now,

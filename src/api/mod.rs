@@ -12,7 +12,7 @@ pub mod error;
 mod event_types;
 pub mod input;
 pub mod list;
-mod messages;
+pub mod messages;
 mod models;
 
 use std::sync::Arc;

@@ -1,1 +1,1409 @@
-//! Being written.
+//! The outgoing HTTP/1.1 client of delivery: one `POST` per attempt, over monoio TCP or
+//! rustls (monoio-rustls), with a keep-alive pool, name resolution off the shard, the SSRF
+//! guard on every address dialled, and every wait bounded.
+//!
+//! **One per shard.** A [`Client`] is not `Send`: its pool and name cache are shard-local
+//! (`RefCell`, never borrowed across an `.await`). The [`Resolver`] threads are shared by all
+//! shards.
+//!
+//! **An attempt** ([`Client::post`]):
+//! 1. The request is encoded whole: `POST {path} HTTP/1.1`, `host`, `content-length`,
+//!    `connection: keep-alive`, then the caller's headers (any `host`, `content-length`,
+//!    `transfer-encoding` or `connection` among them is dropped: the client owns framing;
+//!    a header with CR, LF or NUL is refused before anything is sent), then the body.
+//! 2. An idle pooled connection to the same (scheme, host, port) is taken if there is one
+//!    that has been idle less than [`POOL_IDLE_MAX`] and whose socket shows no EOF or stray
+//!    bytes (a non-blocking `MSG_PEEK`). If writing the request or reading the first
+//!    response byte fails on it anyway (the peer closed it meanwhile), the request is sent
+//!    once more on a fresh connection. Once any response byte has arrived it is never resent.
+//! 3. Otherwise the host is resolved (IP literals skip this; names go to the [`Resolver`]
+//!    and a per-shard cache of [`DNS_TTL`]), every address is checked with
+//!    [`ssrf::check`] unless `allow_private_networks`, and the allowed ones are dialled in
+//!    order until one connects; if every address is refused the attempt fails with
+//!    [`ClientError::Refused`] and nothing is dialled. Then the TLS handshake, for `https`.
+//! 4. The response head is read (at most [`HEAD_BYTES_MAX`]) and parsed with httparse;
+//!    `1xx` heads are skipped; 3xx are returned like any status (redirects are never
+//!    followed). The body is framed by `Transfer-Encoding: chunked` (decoded), by
+//!    `Content-Length`, or by the close of the connection. Its first `response_bytes_max`
+//!    bytes are kept; the rest is read and dropped, up to [`DRAIN_BYTES_MAX`], so that the
+//!    connection can be reused. Once the head has arrived its status stands: a body cut
+//!    short (closed early, broken chunk framing, a read error, the deadline) is kept as far
+//!    as it came, and the connection is closed.
+//! 5. The connection goes back to the pool only when the server allowed keep-alive, the
+//!    whole body was read, nothing followed it, and no operation on it timed out.
+//!
+//! **Timeouts.** Resolution, TCP connect and TLS handshake together are bounded by
+//! `connect_timeout` (the addresses of a name share it); the whole attempt, connect
+//! included, by `timeout`, which gives [`ClientError::Timeout`]. A connect phase that runs
+//! out of `connect_timeout` first is a [`ClientError::Connect`] (or `Resolve`, `Tls`) that
+//! says it timed out. A stream whose read or write timed out is dropped at once, never
+//! reused or touched again (monoio-rustls streams panic when used after a cancelled
+//! operation).
+//!
+//! The shard's runtime must have its timer enabled (`RuntimeBuilder::enable_timer`).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use monoio::buf::{IoBufMut, SliceMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use monoio::time::{timeout_at, Instant};
+use monoio::BufResult;
+use monoio_rustls::{ClientTlsStream, TlsConnector};
+use rustls::pki_types::ServerName;
+use thiserror::Error;
+
+use super::ssrf;
+use crate::config::DeliveryConfig;
+use crate::http::parse::{ChunkedDecoder, Decoded};
+use crate::url::Url;
+
+/// The most bytes of a response head (status line and headers, of one response; `1xx`
+/// heads count separately).
+pub const HEAD_BYTES_MAX: usize = 16 << 10;
+/// The most header fields in a response head.
+pub const HEADERS_MAX: usize = 64;
+/// The most body bytes read and dropped beyond those kept, to make a connection reusable;
+/// a longer body closes the connection instead.
+pub const DRAIN_BYTES_MAX: usize = 1 << 20;
+/// Idle connections kept per (scheme, host, port).
+pub const POOL_PER_KEY_MAX: usize = 8;
+/// Idle connections kept per client (per shard).
+pub const POOL_TOTAL_MAX: usize = 256;
+/// An idle connection older than this is closed instead of reused: servers close idle
+/// connections after a while, and reusing one at that moment costs a resend.
+pub const POOL_IDLE_MAX: Duration = Duration::from_secs(20);
+/// How long a resolved name is reused.
+pub const DNS_TTL: Duration = Duration::from_secs(30);
+/// Names cached per client.
+pub const DNS_CACHE_MAX: usize = 1024;
+/// Lookups waiting for a resolver thread; beyond this a lookup fails at once.
+pub const RESOLVER_QUEUE_MAX: usize = 1024;
+/// Longest `Retry-After` value kept.
+const RETRY_AFTER_BYTES_MAX: usize = 128;
+/// Initial capacity of a connection's read buffer.
+const READ_BUF_INITIAL: usize = 8 << 10;
+/// Below this much free room the read buffer is compacted or grown.
+const READ_ROOM_MIN: usize = 1 << 10;
+/// The read buffer's cap: one head plus room to read.
+const READ_BUF_MAX: usize = HEAD_BYTES_MAX + READ_BUF_INITIAL;
+/// A read buffer grown past this is shrunk before its connection goes idle.
+const READ_BUF_RETAIN: usize = 2 * READ_BUF_INITIAL;
+
+const _: () = assert!(READ_ROOM_MIN <= READ_BUF_INITIAL && READ_BUF_INITIAL <= READ_BUF_MAX);
+const _: () = assert!(POOL_PER_KEY_MAX <= POOL_TOTAL_MAX);
+
+/// Why an attempt got no response. Expected outcomes of delivery, not bugs.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClientError {
+    /// The SSRF guard refused every address of the endpoint; the sentence says which and why.
+    #[error("{0}")]
+    Refused(String),
+    /// The host name could not be resolved.
+    #[error("name resolution failed: {0}")]
+    Resolve(String),
+    /// No TCP connection could be made.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// The TLS handshake failed (untrusted or mismatched certificate, protocol error), or
+    /// [`ClientConfig::from_config`] could not build the TLS configuration (`ca_file`).
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    /// The attempt did not finish within `delivery.timeout`.
+    #[error("no response within delivery.timeout")]
+    Timeout,
+    /// The response was not valid HTTP/1.1 framing (or a request header could not be sent).
+    #[error("invalid HTTP exchange: {0}")]
+    Protocol(String),
+    /// The connection failed while sending or receiving.
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+impl ClientError {
+    /// A short stable label of the kind of failure, for metrics and attempt records.
+    pub fn outcome_class(&self) -> &'static str {
+        match self {
+            Self::Refused(_) => "refused",
+            Self::Resolve(_) => "resolve",
+            Self::Connect(_) => "connect",
+            Self::Tls(_) => "tls",
+            Self::Timeout => "timeout",
+            Self::Protocol(_) => "protocol",
+            Self::Io(_) => "io",
+        }
+    }
+}
+
+/// What the client needs from `[delivery]`.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Resolution, TCP connect and TLS handshake together; within `timeout`.
+    pub connect_timeout: Duration,
+    /// The whole attempt, connect included.
+    pub timeout: Duration,
+    /// Response body bytes kept.
+    pub response_bytes_max: usize,
+    /// Skip the SSRF guard.
+    pub allow_private_networks: bool,
+    /// Roots: webpki's, plus `delivery.ca_file`; ALPN `http/1.1`.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("response_bytes_max", &self.response_bytes_max)
+            .field("allow_private_networks", &self.allow_private_networks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// From the validated `[delivery]` section; reads `ca_file` when set. A problem with the
+    /// CA file is a [`ClientError::Tls`] naming the file.
+    pub fn from_config(delivery: &DeliveryConfig) -> Result<Self, ClientError> {
+        Ok(Self {
+            connect_timeout: delivery.connect_timeout,
+            timeout: delivery.timeout,
+            response_bytes_max: usize::try_from(delivery.response_bytes_max).unwrap_or(usize::MAX),
+            allow_private_networks: delivery.allow_private_networks,
+            tls: Arc::new(tls_config(delivery.ca_file.as_deref())?),
+        })
+    }
+}
+
+/// A rustls client config trusting the webpki roots and the certificates in `ca_file`.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
+    crate::http::tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let name = path.display();
+        let pem = std::fs::read(path)
+            .map_err(|e| ClientError::Tls(format!("cannot read delivery.ca_file {name}: {e}")))?;
+        let certs = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                ClientError::Tls(format!("delivery.ca_file {name} is not valid PEM: {e}"))
+            })?;
+        if certs.is_empty() {
+            return Err(ClientError::Tls(format!(
+                "delivery.ca_file {name} holds no PEM certificate"
+            )));
+        }
+        for (i, cert) in certs.into_iter().enumerate() {
+            roots.add(cert).map_err(|e| {
+                ClientError::Tls(format!(
+                    "certificate {} of delivery.ca_file {name} is not usable as a CA: {e}",
+                    i + 1
+                ))
+            })?;
+        }
+    }
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// What came back from an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The final status (after any `1xx`); a 3xx is returned as is.
+    pub status: u16,
+    /// The `Retry-After` header, trimmed, at most 128 bytes, as sent (seconds or a date).
+    pub retry_after: Option<String>,
+    /// The first `response_bytes_max` bytes of the (de-chunked) body.
+    pub body: Vec<u8>,
+    /// From the call to the end of the response (connect included).
+    pub duration: Duration,
+}
+
+/// The HTTP client of one shard.
+pub struct Client {
+    config: ClientConfig,
+    connector: TlsConnector,
+    resolver: Arc<Resolver>,
+    pool: RefCell<Pool>,
+    dns: RefCell<DnsCache>,
+}
+
+impl Client {
+    /// A client resolving names through `resolver`.
+    pub fn new(config: ClientConfig, resolver: Arc<Resolver>) -> Self {
+        Self {
+            connector: TlsConnector::from(config.tls.clone()),
+            config,
+            resolver,
+            pool: RefCell::new(Pool::default()),
+            dns: RefCell::new(DnsCache::default()),
+        }
+    }
+
+    /// The configuration this client runs with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Idle pooled connections.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.borrow().total
+    }
+
+    /// Sends `POST url` with `headers` and `body`; see the module doc for every step.
+    pub async fn post(
+        &self,
+        url: &Url,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, ClientError> {
+        let started = Instant::now();
+        let deadline = deadline_after(started, self.config.timeout);
+        let mut request = encode_request(url, headers, body)?;
+        let key = PoolKey {
+            https: url.https,
+            host: url.host.clone(),
+            port: url.port,
+        };
+
+        let pooled = self.pool.borrow_mut().take(&key, started);
+        if let Some(mut conn) = pooled {
+            match self.exchange(&mut conn, request, deadline).await {
+                Ok(exchanged) => return Ok(self.finish(key, conn, exchanged, started)),
+                Err(failure) => match failure.resend {
+                    // The pooled connection was dead before the server saw anything.
+                    Some(returned) => request = returned,
+                    None => return Err(failure.error),
+                },
+            }
+        }
+        let mut conn = self.connect(url, deadline).await?;
+        match self.exchange(&mut conn, request, deadline).await {
+            Ok(exchanged) => Ok(self.finish(key, conn, exchanged, started)),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// Pools the connection when it may be reused and builds the response.
+    fn finish(&self, key: PoolKey, conn: Conn, exchanged: Exchanged, started: Instant) -> Response {
+        let now = Instant::now();
+        if exchanged.reusable {
+            self.pool.borrow_mut().put(key, conn, now);
+        }
+        Response {
+            status: exchanged.status,
+            retry_after: exchanged.retry_after,
+            body: exchanged.body,
+            duration: now.saturating_duration_since(started),
+        }
+    }
+
+    /// Resolves, checks, dials and (for https) handshakes, within `connect_timeout` and
+    /// `deadline`.
+    async fn connect(&self, url: &Url, deadline: Instant) -> Result<Conn, ClientError> {
+        let begun = Instant::now();
+        let phase_end = deadline_after(begun, self.config.connect_timeout).min(deadline);
+        // Which error a timeout of the connect phase is: the attempt's own when its
+        // deadline is the nearer one.
+        let phase_timeout = |what: &str| -> Option<String> {
+            (phase_end < deadline).then(|| {
+                format!(
+                    "{what} did not finish within delivery.connect_timeout ({} ms)",
+                    self.config.connect_timeout.as_millis()
+                )
+            })
+        };
+
+        let ips = match self.resolve(&url.host, url.port, phase_end).await {
+            Ok(ips) => ips,
+            Err(None) => {
+                let message = phase_timeout(&format!("resolving {}", url.host));
+                return Err(message.map_or(ClientError::Timeout, ClientError::Resolve));
+            }
+            Err(Some(e)) => return Err(e),
+        };
+        let mut allowed = Vec::with_capacity(ips.len());
+        let mut refused = None;
+        for ip in ips {
+            if !self.config.allow_private_networks {
+                if let Some(why) = ssrf::refusal(&url.host, ip) {
+                    refused.get_or_insert(why);
+                    continue;
+                }
+            }
+            allowed.push(SocketAddr::new(ip, url.port));
+        }
+        if allowed.is_empty() {
+            let why = refused.unwrap_or_else(|| format!("{} has no address", url.host));
+            return Err(ClientError::Refused(why));
+        }
+
+        let tcp = self.dial(&allowed, phase_end, &phase_timeout).await?;
+        // Requests are written whole; Nagle would only delay them.
+        let _ = tcp.set_nodelay(true);
+        let fd = tcp.as_raw_fd();
+        let stream = if url.https {
+            let name = match url.ip() {
+                Some(ip) => ServerName::IpAddress(ip.into()),
+                None => ServerName::try_from(url.host.clone()).map_err(|e| {
+                    ClientError::Tls(format!("{} is not a valid TLS server name: {e}", url.host))
+                })?,
+            };
+            match timeout_at(phase_end, self.connector.connect(name, tcp)).await {
+                Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                Ok(Err(e)) => {
+                    let detail = match e {
+                        monoio_rustls::TlsError::Io(e) => e.to_string(),
+                        monoio_rustls::TlsError::Rustls(e) => e.to_string(),
+                    };
+                    return Err(ClientError::Tls(format!(
+                        "handshake with {} failed: {detail}",
+                        url.host
+                    )));
+                }
+                Err(_) => {
+                    let message = phase_timeout("the TLS handshake");
+                    return Err(message.map_or(ClientError::Timeout, ClientError::Tls));
+                }
+            }
+        } else {
+            Stream::Plain(tcp)
+        };
+        Ok(Conn {
+            stream,
+            fd,
+            rbuf: Vec::with_capacity(READ_BUF_INITIAL),
+            pos: 0,
+        })
+    }
+
+    /// Connects to the first of `addrs` that accepts. Each address gets an equal share of
+    /// what is left of the phase, so one black hole does not starve the others.
+    async fn dial(
+        &self,
+        addrs: &[SocketAddr],
+        phase_end: Instant,
+        phase_timeout: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<TcpStream, ClientError> {
+        let mut failures = Vec::new();
+        for (i, &addr) in addrs.iter().enumerate() {
+            let now = Instant::now();
+            let left = phase_end.saturating_duration_since(now);
+            let share = left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
+            let until = deadline_after(now, share).min(phase_end);
+            match timeout_at(until, TcpStream::connect_addr(addr)).await {
+                Ok(Ok(tcp)) => return Ok(tcp),
+                Ok(Err(e)) => failures.push(format!("{addr}: {e}")),
+                Err(_) if until < phase_end => {
+                    failures.push(format!("{addr}: timed out after {} ms", share.as_millis()))
+                }
+                Err(_) => {
+                    let what = format!("connecting to {addr}");
+                    return Err(match phase_timeout(&what) {
+                        Some(message) if failures.is_empty() => ClientError::Connect(message),
+                        Some(message) => {
+                            ClientError::Connect(format!("{}; {message}", failures.join("; ")))
+                        }
+                        None => ClientError::Timeout,
+                    });
+                }
+            }
+        }
+        Err(ClientError::Connect(failures.join("; ")))
+    }
+
+    /// The addresses of `host`: the literal itself, the cached answer, or a lookup on the
+    /// resolver threads. `Err(None)`: `until` passed first.
+    async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        until: Instant,
+    ) -> Result<Vec<IpAddr>, Option<ClientError>> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let now = Instant::now();
+        if let Some(ips) = self.dns.borrow().get(host, now) {
+            return Ok(ips);
+        }
+        let answer = self
+            .resolver
+            .lookup(host, port)
+            .map_err(|e| Some(ClientError::Resolve(e)))?;
+        match timeout_at(until, answer).await {
+            Ok(Some(Ok(ips))) if !ips.is_empty() => {
+                self.dns.borrow_mut().put(host, ips.clone(), Instant::now());
+                Ok(ips)
+            }
+            Ok(Some(Ok(_))) => Err(Some(ClientError::Resolve(format!("{host} has no address")))),
+            Ok(Some(Err(e))) => Err(Some(ClientError::Resolve(e))),
+            Ok(None) => Err(Some(ClientError::Resolve(
+                "the resolver threads have stopped".to_owned(),
+            ))),
+            Err(_) => Err(None),
+        }
+    }
+
+    /// Writes `request` and reads the response on `conn`.
+    async fn exchange(
+        &self,
+        conn: &mut Conn,
+        request: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<Exchanged, Failure> {
+        let sent = match timeout_at(deadline, conn.stream.write_all(request)).await {
+            Ok((Ok(_), sent)) => sent,
+            Ok((Err(e), request)) => {
+                return Err(Failure::before_response(
+                    ClientError::Io(format!("sending the request: {e}")),
+                    request,
+                ))
+            }
+            Err(_) => return Err(Failure::fatal(ClientError::Timeout)),
+        };
+        let mut request = Some(sent);
+        let head = loop {
+            let head = conn.read_head(deadline, &mut request).await?;
+            if !(100..200).contains(&head.status) {
+                break head;
+            }
+            if head.status == 101 {
+                return Err(Failure::fatal(ClientError::Protocol(
+                    "the server switched protocols (101) in answer to a POST".to_owned(),
+                )));
+            }
+        };
+        let (body, complete) = conn
+            .read_body(head.framing, self.config.response_bytes_max, deadline)
+            .await;
+        let reusable = head.keep_alive && complete && conn.pos == conn.rbuf.len();
+        Ok(Exchanged {
+            status: head.status,
+            retry_after: head.retry_after,
+            body,
+            reusable,
+        })
+    }
+}
+
+/// A response read off a connection.
+struct Exchanged {
+    status: u16,
+    retry_after: Option<String>,
+    body: Vec<u8>,
+    /// The connection may go back to the pool.
+    reusable: bool,
+}
+
+/// A failed exchange.
+struct Failure {
+    error: ClientError,
+    /// Set when the server cannot have answered anything yet and the stream failed without
+    /// a timeout: the request, given back for a resend on a fresh connection.
+    resend: Option<Vec<u8>>,
+}
+
+impl Failure {
+    fn fatal(error: ClientError) -> Self {
+        Self {
+            error,
+            resend: None,
+        }
+    }
+
+    fn before_response(error: ClientError, request: Vec<u8>) -> Self {
+        Self {
+            error,
+            resend: Some(request),
+        }
+    }
+}
+
+/// A connection's byte stream.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<ClientTlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn write_all(&mut self, buf: Vec<u8>) -> BufResult<usize, Vec<u8>> {
+        match self {
+            Self::Plain(s) => s.write_all(buf).await,
+            Self::Tls(s) => s.write_all(buf).await,
+        }
+    }
+
+    async fn read(&mut self, buf: SliceMut<Vec<u8>>) -> BufResult<usize, SliceMut<Vec<u8>>> {
+        match self {
+            Self::Plain(s) => s.read(buf).await,
+            Self::Tls(s) => s.read(buf).await,
+        }
+    }
+}
+
+/// An open connection and its read buffer.
+struct Conn {
+    stream: Stream,
+    /// The TCP socket under `stream`, for the liveness peek; owned by `stream`.
+    fd: RawFd,
+    /// Received bytes; `rbuf[pos..]` is not consumed yet.
+    rbuf: Vec<u8>,
+    pos: usize,
+}
+
+/// What one read brought.
+enum Filled {
+    Data,
+    Eof,
+}
+
+/// Why a read brought nothing.
+enum FillError {
+    TimedOut,
+    Io(io::Error),
+}
+
+impl Conn {
+    fn buffered(&self) -> usize {
+        self.rbuf.len() - self.pos
+    }
+
+    /// Whether an idle connection still looks usable: the socket has neither EOF nor bytes
+    /// waiting (an idle HTTP connection has nothing to say; a TLS alert or stray bytes
+    /// mean it is done).
+    fn looks_open(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: `self.fd` is the socket owned by `self.stream`, open as long as `self`
+        // is; the buffer is one writable byte that outlives the call, which does not block.
+        let n = unsafe {
+            libc::recv(
+                self.fd,
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    }
+
+    /// Reads more bytes after the buffered ones, until `deadline`.
+    async fn fill(&mut self, deadline: Instant) -> Result<Filled, FillError> {
+        if self.pos == self.rbuf.len() {
+            self.rbuf.clear();
+            self.pos = 0;
+        }
+        let room = |b: &Vec<u8>| b.capacity() - b.len();
+        if room(&self.rbuf) < READ_ROOM_MIN {
+            if self.pos > 0 {
+                self.rbuf.copy_within(self.pos.., 0);
+                self.rbuf.truncate(self.rbuf.len() - self.pos);
+                self.pos = 0;
+            }
+            if room(&self.rbuf) < READ_ROOM_MIN && self.rbuf.capacity() < READ_BUF_MAX {
+                let want = (self.rbuf.capacity() * 2).clamp(READ_BUF_INITIAL, READ_BUF_MAX);
+                self.rbuf.reserve_exact(want - self.rbuf.len());
+            }
+        }
+        // Callers stop before the buffer holds more than a head, so there is always room.
+        debug_assert!(room(&self.rbuf) > 0);
+        let buf = std::mem::take(&mut self.rbuf);
+        let (start, end) = (buf.len(), buf.capacity());
+        match timeout_at(deadline, self.stream.read(buf.slice_mut(start..end))).await {
+            Err(_) => Err(FillError::TimedOut),
+            Ok((result, slice)) => {
+                self.rbuf = slice.into_inner();
+                match result {
+                    Ok(0) => Ok(Filled::Eof),
+                    Ok(_) => Ok(Filled::Data),
+                    // A TLS peer that closed without close_notify.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Filled::Eof),
+                    Err(e) => Err(FillError::Io(e)),
+                }
+            }
+        }
+    }
+
+    /// Reads and parses one response head. `request` is `Some` until the first response
+    /// byte arrives: a failure before that gives it back for a resend.
+    async fn read_head(
+        &mut self,
+        deadline: Instant,
+        request: &mut Option<Vec<u8>>,
+    ) -> Result<Head, Failure> {
+        loop {
+            if self.buffered() > 0 {
+                request.take();
+                match parse_head(&self.rbuf[self.pos..]) {
+                    Ok(Some((head, n))) => {
+                        self.pos += n;
+                        return Ok(head);
+                    }
+                    Ok(None) if self.buffered() >= HEAD_BYTES_MAX => {
+                        return Err(Failure::fatal(ClientError::Protocol(format!(
+                            "response head longer than {HEAD_BYTES_MAX} bytes"
+                        ))))
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(Failure::fatal(ClientError::Protocol(e))),
+                }
+            }
+            let error = match self.fill(deadline).await {
+                Ok(Filled::Data) => continue,
+                Ok(Filled::Eof) if request.is_some() => {
+                    ClientError::Io("the server closed the connection without answering".into())
+                }
+                Ok(Filled::Eof) => ClientError::Protocol(
+                    "the server closed the connection in the middle of the response head".into(),
+                ),
+                Err(FillError::TimedOut) => return Err(Failure::fatal(ClientError::Timeout)),
+                Err(FillError::Io(e)) => ClientError::Io(format!("reading the response: {e}")),
+            };
+            return Err(match request.take() {
+                Some(returned) => Failure::before_response(error, returned),
+                None => Failure::fatal(error),
+            });
+        }
+    }
+
+    /// Reads the body as `framing` says, keeping its first `keep_max` bytes. Also says
+    /// whether the body was read to its end (so that the connection can be reused).
+    async fn read_body(
+        &mut self,
+        framing: Framing,
+        keep_max: usize,
+        deadline: Instant,
+    ) -> (Vec<u8>, bool) {
+        let mut kept = Vec::new();
+        let mut seen: u64 = 0;
+        let keep = |kept: &mut Vec<u8>, data: &[u8]| {
+            let n = data.len().min(keep_max - kept.len());
+            kept.extend_from_slice(&data[..n]);
+        };
+        let drained_enough =
+            |kept: &Vec<u8>, seen: u64| kept.len() >= keep_max && seen > DRAIN_BYTES_MAX as u64;
+        match framing {
+            Framing::Empty => (kept, true),
+            Framing::Length(n) => loop {
+                let take = (n - seen).min(self.buffered() as u64) as usize;
+                keep(&mut kept, &self.rbuf[self.pos..self.pos + take]);
+                self.pos += take;
+                seen += take as u64;
+                if seen == n {
+                    return (kept, true);
+                }
+                if kept.len() >= keep_max && n > DRAIN_BYTES_MAX as u64 {
+                    return (kept, false);
+                }
+                if !matches!(self.fill(deadline).await, Ok(Filled::Data)) {
+                    return (kept, false);
+                }
+            },
+            Framing::Chunked => {
+                let mut decoder = ChunkedDecoder::with_limits(usize::MAX, HEAD_BYTES_MAX);
+                loop {
+                    while self.buffered() > 0 {
+                        let input = &self.rbuf[self.pos..];
+                        match decoder.decode(input) {
+                            Ok(Decoded::Data(range)) => {
+                                keep(&mut kept, &input[range.clone()]);
+                                seen += range.len() as u64;
+                                self.pos += range.end;
+                            }
+                            Ok(Decoded::NeedMore) => self.pos = self.rbuf.len(),
+                            Ok(Decoded::Done(n)) => {
+                                self.pos += n;
+                                return (kept, true);
+                            }
+                            Err(_) => return (kept, false),
+                        }
+                    }
+                    if drained_enough(&kept, seen) {
+                        return (kept, false);
+                    }
+                    if !matches!(self.fill(deadline).await, Ok(Filled::Data)) {
+                        return (kept, false);
+                    }
+                }
+            }
+            // The connection closes after such a body, so nothing is drained.
+            Framing::UntilClose => loop {
+                keep(&mut kept, &self.rbuf[self.pos..]);
+                self.pos = self.rbuf.len();
+                if kept.len() >= keep_max {
+                    return (kept, false);
+                }
+                match self.fill(deadline).await {
+                    Ok(Filled::Data) => {}
+                    Ok(Filled::Eof) => return (kept, true),
+                    Err(_) => return (kept, false),
+                }
+            },
+        }
+    }
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// The parts of a response head the client uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Head {
+    status: u16,
+    retry_after: Option<String>,
+    framing: Framing,
+    /// The server lets the connection stay open after this response.
+    keep_alive: bool,
+}
+
+/// Parses a response head at the start of `buf`: the head and its length, `None` when
+/// incomplete, or what is wrong.
+fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut resp = httparse::Response::new(&mut headers);
+    let n = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(format!("more than {HEADERS_MAX} header fields"))
+        }
+        Err(e) => return Err(format!("malformed response head: {e}")),
+    };
+    let status = resp.code.unwrap_or(0);
+    let http11 = resp.version == Some(1);
+    let mut length: Option<u64> = None;
+    let mut codings_seen = false;
+    let mut chunked_last = false;
+    let (mut close, mut keep_alive) = (false, false);
+    let mut retry_after = None;
+    for h in resp.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            for part in h.value.split(|&b| b == b',') {
+                let part = part.trim_ascii();
+                let value = std::str::from_utf8(part)
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "content-length {:?} is not a number",
+                            String::from_utf8_lossy(part)
+                        )
+                    })?;
+                if length.is_some_and(|l| l != value) {
+                    return Err("conflicting content-length values".to_owned());
+                }
+                length = Some(value);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            for coding in h.value.split(|&b| b == b',') {
+                let coding = coding.trim_ascii();
+                if coding.is_empty() {
+                    continue;
+                }
+                codings_seen = true;
+                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("retry-after") && retry_after.is_none() {
+            let value = String::from_utf8_lossy(h.value.trim_ascii());
+            let mut end = value.len().min(RETRY_AFTER_BYTES_MAX);
+            while !value.is_char_boundary(end) {
+                end -= 1;
+            }
+            retry_after = Some(value[..end].to_owned());
+        }
+    }
+    let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
+        Framing::Empty
+    } else if codings_seen {
+        if chunked_last {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::UntilClose
+    };
+    let keep_alive = (if http11 { !close } else { keep_alive && !close })
+        // Both framings at once is a smuggling pattern: do not trust what follows.
+        && !(codings_seen && length.is_some())
+        && framing != Framing::UntilClose;
+    Ok(Some((
+        Head {
+            status,
+            retry_after,
+            framing,
+            keep_alive,
+        },
+        n,
+    )))
+}
+
+/// Header names the client writes itself; the caller's are dropped.
+const FRAMING_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
+
+/// The whole request: head and body.
+fn encode_request(
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Vec<u8>, ClientError> {
+    let headers_len: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let mut head = String::with_capacity(128 + url.path.len() + url.host.len() + headers_len);
+    let default_port = if url.https { 443 } else { 80 };
+    // Writing to a String cannot fail.
+    let _ = write!(head, "POST {} HTTP/1.1\r\nhost: ", url.path);
+    if url.host.contains(':') {
+        let _ = write!(head, "[{}]", url.host);
+    } else {
+        head.push_str(&url.host);
+    }
+    if url.port != default_port {
+        let _ = write!(head, ":{}", url.port);
+    }
+    let _ = write!(
+        head,
+        "\r\ncontent-length: {}\r\nconnection: keep-alive\r\n",
+        body.len()
+    );
+    for &(name, value) in headers {
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(ClientError::Protocol(format!(
+                "request header name {name:?} is not a valid HTTP token"
+            )));
+        }
+        if value.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+            return Err(ClientError::Protocol(format!(
+                "request header {name:?} has a control character in its value"
+            )));
+        }
+        if FRAMING_HEADERS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            continue;
+        }
+        let _ = write!(head, "{name}: {}\r\n", value.trim_matches([' ', '\t']));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// `tchar` of RFC 9110.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `from + after`, or far in the future when that overflows.
+fn deadline_after(from: Instant, after: Duration) -> Instant {
+    from.checked_add(after)
+        .or_else(|| from.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(from)
+}
+
+/// Where pooled connections lead.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// Idle keep-alive connections, most recently used last.
+#[derive(Default)]
+struct Pool {
+    idle: HashMap<PoolKey, Vec<Idle>>,
+    total: usize,
+}
+
+impl Pool {
+    /// The most recently pooled live connection to `key`; stale ones found on the way are
+    /// closed.
+    fn take(&mut self, key: &PoolKey, now: Instant) -> Option<Conn> {
+        let list = self.idle.get_mut(key)?;
+        let mut found = None;
+        while let Some(idle) = list.pop() {
+            self.total -= 1;
+            if now.saturating_duration_since(idle.since) < POOL_IDLE_MAX && idle.conn.looks_open() {
+                found = Some(idle.conn);
+                break;
+            }
+        }
+        if list.is_empty() {
+            self.idle.remove(key);
+        }
+        found
+    }
+
+    /// Keeps `conn` for reuse, unless the caps are reached (then it is closed).
+    fn put(&mut self, key: PoolKey, mut conn: Conn, now: Instant) {
+        if self.total >= POOL_TOTAL_MAX {
+            self.sweep(now);
+        }
+        if self.total >= POOL_TOTAL_MAX {
+            return;
+        }
+        let list = self.idle.entry(key).or_default();
+        if list.len() >= POOL_PER_KEY_MAX {
+            return;
+        }
+        if conn.rbuf.capacity() > READ_BUF_RETAIN {
+            conn.rbuf = Vec::with_capacity(READ_BUF_INITIAL);
+        }
+        conn.rbuf.clear();
+        conn.pos = 0;
+        list.push(Idle { conn, since: now });
+        self.total += 1;
+    }
+
+    /// Closes every connection idle for too long.
+    fn sweep(&mut self, now: Instant) {
+        let mut total = 0;
+        self.idle.retain(|_, list| {
+            list.retain(|idle| now.saturating_duration_since(idle.since) < POOL_IDLE_MAX);
+            total += list.len();
+            !list.is_empty()
+        });
+        self.total = total;
+    }
+}
+
+/// Resolved names of one shard, each kept for [`DNS_TTL`].
+#[derive(Default)]
+struct DnsCache {
+    entries: HashMap<String, (Vec<IpAddr>, Instant)>,
+}
+
+impl DnsCache {
+    fn get(&self, host: &str, now: Instant) -> Option<Vec<IpAddr>> {
+        let (ips, at) = self.entries.get(host)?;
+        (now.saturating_duration_since(*at) < DNS_TTL).then(|| ips.clone())
+    }
+
+    fn put(&mut self, host: &str, ips: Vec<IpAddr>, now: Instant) {
+        if self.entries.len() >= DNS_CACHE_MAX && !self.entries.contains_key(host) {
+            self.entries
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < DNS_TTL);
+            if self.entries.len() >= DNS_CACHE_MAX {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(host.to_owned(), (ips, now));
+    }
+}
+
+/// Name resolution off the shards: `getaddrinfo` blocks, so lookups run on a few threads
+/// of their own, fed by one bounded queue shared by every shard. The answer comes back
+/// through a one-shot slot that wakes the waiting task (monoio's `sync` feature makes that
+/// cross-thread wake work). A lookup whose waiter gave up still runs to its end; the
+/// threads exit once the `Resolver` is dropped and the queue is empty.
+pub struct Resolver {
+    jobs: crossbeam_channel::Sender<Lookup>,
+}
+
+type Answer = Result<Vec<IpAddr>, String>;
+
+struct Lookup {
+    host: String,
+    port: u16,
+    reply: oneshot::Sender<Answer>,
+}
+
+impl Resolver {
+    /// Starts `threads` resolver threads (at least one).
+    pub fn start(threads: usize) -> io::Result<Arc<Self>> {
+        let (jobs, queue) = crossbeam_channel::bounded::<Lookup>(RESOLVER_QUEUE_MAX);
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("hookd-resolve-{i}"))
+                .spawn(move || {
+                    for job in queue.iter() {
+                        let answer = lookup_blocking(&job.host, job.port);
+                        job.reply.send(answer);
+                    }
+                })?;
+        }
+        Ok(Arc::new(Self { jobs }))
+    }
+
+    /// Queues a lookup of `host`; the future gives the answer (`None` if the threads died).
+    fn lookup(&self, host: &str, port: u16) -> Result<oneshot::Receiver<Answer>, String> {
+        let (reply, answer) = oneshot::channel();
+        let job = Lookup {
+            host: host.to_owned(),
+            port,
+            reply,
+        };
+        self.jobs.try_send(job).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => {
+                format!("the resolver queue is full ({RESOLVER_QUEUE_MAX} lookups waiting)")
+            }
+            crossbeam_channel::TrySendError::Disconnected(_) => {
+                "the resolver threads have stopped".to_owned()
+            }
+        })?;
+        Ok(answer)
+    }
+}
+
+/// `getaddrinfo`, on a resolver thread: the distinct addresses in the order given.
+fn lookup_blocking(host: &str, port: u16) -> Answer {
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for addr in addrs {
+        if !ips.contains(&addr.ip()) {
+            ips.push(addr.ip());
+        }
+    }
+    Ok(ips)
+}
+
+/// A one-shot channel from any thread to a task: a mutex-guarded slot plus the waker of the
+/// task waiting on it.
+mod oneshot {
+    use super::*;
+
+    struct Slot<T> {
+        value: Option<T>,
+        waker: Option<Waker>,
+        /// The sender sent or was dropped.
+        closed: bool,
+    }
+
+    type Shared<T> = Arc<Mutex<Slot<T>>>;
+
+    pub(super) fn channel<T>() -> (Sender<T>, Receiver<T>) {
+        let shared = Arc::new(Mutex::new(Slot {
+            value: None,
+            waker: None,
+            closed: false,
+        }));
+        (Sender(Some(shared.clone())), Receiver(shared))
+    }
+
+    pub(super) struct Sender<T>(Option<Shared<T>>);
+
+    impl<T> Sender<T> {
+        pub(super) fn send(mut self, value: T) {
+            if let Some(shared) = self.0.take() {
+                close(&shared, Some(value));
+            }
+        }
+    }
+
+    impl<T> Drop for Sender<T> {
+        fn drop(&mut self) {
+            if let Some(shared) = self.0.take() {
+                close(&shared, None);
+            }
+        }
+    }
+
+    fn close<T>(shared: &Shared<T>, value: Option<T>) {
+        let waker = {
+            let mut slot = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.value = value;
+            slot.closed = true;
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Resolves to the value, or `None` when the sender was dropped without sending.
+    pub(super) struct Receiver<T>(Shared<T>);
+
+    impl<T> Future for Receiver<T> {
+        type Output = Option<T>;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+            let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if slot.closed {
+                return Poll::Ready(slot.value.take());
+            }
+            match &slot.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => slot.waker = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> Result<Option<(Head, usize)>, String> {
+        parse_head(raw.as_bytes())
+    }
+
+    #[test]
+    fn heads_give_status_framing_and_keep_alive() {
+        use Framing::*;
+        let cases: &[(&str, u16, Framing, bool)] = &[
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+                200,
+                Length(5),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+                200,
+                Length(5),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                200,
+                Length(0),
+                false,
+            ),
+            (
+                "HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n",
+                201,
+                Chunked,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, Chunked\r\n\r\n",
+                200,
+                Chunked,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n",
+                200,
+                UntilClose,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n",
+                200,
+                Chunked,
+                false,
+            ),
+            ("HTTP/1.1 200 OK\r\n\r\n", 200, UntilClose, false),
+            ("HTTP/1.1 204 No Content\r\n\r\n", 204, Empty, true),
+            (
+                "HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n",
+                304,
+                Empty,
+                true,
+            ),
+            ("HTTP/1.1 100 Continue\r\n\r\n", 100, Empty, true),
+            (
+                "HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n",
+                200,
+                Length(1),
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\ncontent-length: 1\r\n\r\n",
+                200,
+                Length(1),
+                true,
+            ),
+            (
+                "HTTP/1.1 302 Found\r\nlocation: http://elsewhere/\r\ncontent-length: 0\r\n\r\n",
+                302,
+                Length(0),
+                true,
+            ),
+        ];
+        for &(raw, status, framing, keep_alive) in cases {
+            let (h, n) = head(raw).expect(raw).expect(raw);
+            assert_eq!(n, raw.len(), "{raw}");
+            assert_eq!(
+                (h.status, h.framing, h.keep_alive),
+                (status, framing, keep_alive),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn heads_that_are_partial_or_broken() {
+        assert_eq!(head("HTTP/1.1 200 OK\r\ncontent-len"), Ok(None));
+        for bad in [
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 0x10\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\n",
+            "HTTP/2 200\r\n\r\n",
+            "SMTP 220 hello\r\n\r\n",
+        ] {
+            assert!(head(bad).is_err(), "{bad}");
+        }
+        let many: String = (0..=HEADERS_MAX).map(|i| format!("x-{i}: y\r\n")).collect();
+        let err = head(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")).unwrap_err();
+        assert!(err.contains("header fields"), "{err}");
+    }
+
+    #[test]
+    fn retry_after_is_trimmed_and_bounded() {
+        let (h, _) =
+            head("HTTP/1.1 429 Too Many\r\nRetry-After:  120 \r\ncontent-length: 0\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(h.retry_after.as_deref(), Some("120"));
+        let long = "9".repeat(500);
+        let (h, _) = head(&format!("HTTP/1.1 503 X\r\nretry-after: {long}\r\n\r\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.retry_after.unwrap().len(), RETRY_AFTER_BYTES_MAX);
+    }
+
+    #[test]
+    fn requests_carry_framing_and_the_callers_headers() {
+        let url = Url::parse("https://Example.com/hook?a=1").unwrap();
+        let req = encode_request(
+            &url,
+            &[
+                ("content-type", "application/json"),
+                ("Host", "evil"),
+                ("x-a", " b "),
+            ],
+            b"{}",
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(req).unwrap(),
+            "POST /hook?a=1 HTTP/1.1\r\nhost: example.com\r\ncontent-length: 2\r\n\
+             connection: keep-alive\r\ncontent-type: application/json\r\nx-a: b\r\n\r\n{}"
+        );
+        let url = Url::parse("http://[::1]:8080/").unwrap();
+        let req = encode_request(&url, &[], b"").unwrap();
+        assert!(req.starts_with(b"POST / HTTP/1.1\r\nhost: [::1]:8080\r\n"));
+        for bad in [
+            ("x-a", "b\r\nx-injected: 1"),
+            ("bad name", "v"),
+            ("", "v"),
+            ("x", "\0"),
+        ] {
+            let err = encode_request(&url, &[bad], b"").unwrap_err();
+            assert_eq!(err.outcome_class(), "protocol", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn outcome_classes_are_distinct() {
+        let all = [
+            ClientError::Refused(String::new()),
+            ClientError::Resolve(String::new()),
+            ClientError::Connect(String::new()),
+            ClientError::Tls(String::new()),
+            ClientError::Timeout,
+            ClientError::Protocol(String::new()),
+            ClientError::Io(String::new()),
+        ];
+        let mut classes: Vec<_> = all.iter().map(ClientError::outcome_class).collect();
+        classes.sort_unstable();
+        classes.dedup();
+        assert_eq!(classes.len(), all.len());
+    }
+
+    #[test]
+    fn ca_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        for path in [&missing, &empty, &broken] {
+            let err = tls_config(Some(path)).unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains("delivery.ca_file"), "{message}");
+        }
+        let ca = rcgen::generate_simple_self_signed(vec!["x.test".to_owned()]).unwrap();
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, ca.cert.pem()).unwrap();
+        let config = tls_config(Some(&good)).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn dns_cache_expires_and_stays_bounded() {
+        let mut cache = DnsCache::default();
+        let t0 = Instant::now();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        cache.put("a.test", vec![ip], t0);
+        assert_eq!(cache.get("a.test", t0), Some(vec![ip]));
+        assert_eq!(cache.get("a.test", t0 + DNS_TTL), None);
+        for i in 0..DNS_CACHE_MAX + 10 {
+            cache.put(&format!("h{i}.test"), vec![ip], t0);
+        }
+        assert!(cache.entries.len() <= DNS_CACHE_MAX);
+    }
+
+    #[test]
+    fn resolver_answers_through_the_oneshot() {
+        let resolver = Resolver::start(1).unwrap();
+        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let answer = resolver.lookup("localhost", 80).unwrap().await;
+            let ips = answer.expect("sent").expect("localhost resolves");
+            assert!(ips.iter().all(|ip| ip.is_loopback()), "{ips:?}");
+            let answer = resolver.lookup("name.invalid", 80).unwrap().await;
+            assert!(answer.expect("sent").is_err());
+        });
+        // A sender dropped unsent wakes its receiver with `None`.
+        let (tx, rx) = oneshot::channel::<u8>();
+        let waiter = std::thread::spawn(move || {
+            let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                .build()
+                .unwrap();
+            rt.block_on(rx)
+        });
+        drop(tx);
+        assert_eq!(waiter.join().unwrap(), None);
+    }
+}

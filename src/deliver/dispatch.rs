@@ -39,6 +39,8 @@ use crate::service::Service;
 pub const FANOUT_CURSOR: &str = "fanout";
 /// Log records fanned out per transaction.
 const FANOUT_BATCH: usize = 512;
+/// How long a lease outlives its attempt's timeout.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Longest the dispatcher sleeps when nothing wakes it.
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
@@ -172,7 +174,8 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let mut cursor = state.cursor(FANOUT_CURSOR).ok().flatten().unwrap_or(0);
     let waker = Waker::from(Arc::new(Unpark(parker.unparker().clone())));
     let mut endpoints = EndpointCache::default();
-    let lease_ms = (svc.config.delivery.timeout + Duration::from_secs(30)).as_millis() as u64;
+    // A lease outlives the attempt (its timeout) with a margin for recording it.
+    let lease_ms = (svc.config.delivery.timeout + LEASE_MARGIN).as_millis() as u64;
     while !stop.load(Ordering::Acquire) {
         match fan_out(svc, &mut endpoints, cursor) {
             Ok(c) => cursor = c,
@@ -348,6 +351,7 @@ mod tests {
             metadata: BTreeMap::new(),
             headers: BTreeMap::new(),
             throttle_rate: None,
+            failing_since_ms: None,
             config_owned: false,
             created_ms: 0,
             updated_ms: 0,

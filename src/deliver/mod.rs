@@ -1,6 +1,7 @@
 //! Delivery: from a stored message to signed HTTP requests at the endpoints subscribed to it.
 //!
 //! - `dispatch`: the thread that fans messages out into deliveries and hands due ones to shards;
+//! - `engine`: each shard's delivery loop: per-endpoint queues, caps, rates, attempts;
 //! - `sign`: Standard Webhooks signatures (HMAC-SHA256), key state prepared once per key;
 //! - `policy`: the retry state machine, pure: `(state, outcome, now, rng) -> (state, action)`;
 //! - `ssrf`: which resolved addresses an endpoint may be dialled at;
@@ -8,6 +9,7 @@
 
 pub mod client;
 pub mod dispatch;
+pub mod engine;
 pub mod policy;
 pub mod sign;
 pub mod ssrf;

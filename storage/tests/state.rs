@@ -45,6 +45,7 @@ fn endpoint(key: u64, app_key: u64, uid: Option<&str>) -> EndpointRecord {
         metadata: BTreeMap::new(),
         headers: BTreeMap::from([("x-a".into(), "b".into())]),
         throttle_rate: Some(10),
+        failing_since_ms: None,
         config_owned: false,
         created_ms: 1,
         updated_ms: 1,

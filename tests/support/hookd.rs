@@ -260,3 +260,13 @@ pub fn read_reply_to(s: &mut TcpStream, no_body: bool) -> Reply {
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
+
+/// The key inside a `whsec_` secret.
+pub fn parse_secret(s: &str) -> Vec<u8> {
+    ::hookd::deliver::sign::parse_secret(s).expect("a whsec_ secret")
+}
+
+/// Standard Webhooks verification, by hookd's own signer module.
+pub fn verify(key: &[u8], id: &str, ts: u64, body: &[u8], header: &str) -> bool {
+    ::hookd::deliver::sign::verify(key, id, ts, body, header)
+}

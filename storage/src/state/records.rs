@@ -48,6 +48,8 @@ pub struct EndpointRecord {
     pub metadata: BTreeMap<String, String>,
     pub headers: BTreeMap<String, String>,
     pub throttle_rate: Option<u32>,
+    /// Since when every attempt has failed (cleared by a success); drives auto-disable.
+    pub failing_since_ms: Option<u64>,
     /// Declared in the config file: the API may not delete it.
     pub config_owned: bool,
     pub created_ms: u64,

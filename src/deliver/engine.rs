@@ -1,0 +1,434 @@
+//! The delivery loop of one shard: takes leased deliveries from the shard's inbox, keeps a
+//! queue per endpoint with its concurrency cap and token bucket, and runs each attempt:
+//! read the message, sign it, POST it, record the attempt, and settle the delivery through the
+//! retry policy.
+//!
+//! Everything here lives on one shard thread (`Rc`, `RefCell`): an endpoint's queue, limiter,
+//! health and signing keys are owned by the shard `dispatch::owner` assigns it to, so no lock
+//! guards them.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::{HashMap, VecDeque},
+    rc::Rc,
+    sync::Arc,
+    time::Duration,
+};
+
+use rand::{rngs::StdRng, SeedableRng};
+use storage::{
+    codec::decode_value,
+    state::{AttemptRecord, DeliveryState, DeliveryStatus, EndpointRecord, MessageRecord},
+};
+
+use super::{
+    client::{Client, ClientError},
+    dispatch::{Inbox, Task},
+    policy::{self, Action, Delivery, EndpointHealth, Outcome, Policy},
+    sign::Signer,
+};
+use crate::{
+    api::messages::message_id,
+    auth::Bucket,
+    ids::{self, Kind},
+    service::Service,
+    url::Url,
+};
+
+/// How often a shard with throttled or capped work looks at its queues again.
+const TICK: Duration = Duration::from_millis(5);
+/// The user agent sent with every delivery.
+const USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Default)]
+struct EndpointSlot {
+    in_flight: u32,
+    waiting: VecDeque<Task>,
+    bucket: Option<(u32, Bucket)>,
+    signer: Option<(u64, Signer)>,
+}
+
+/// One shard's delivery engine.
+pub struct Engine {
+    svc: Arc<Service>,
+    inboxes: Arc<Vec<Inbox>>,
+    shard: usize,
+    client: Client,
+    policy: Policy,
+    endpoints: RefCell<HashMap<u64, EndpointSlot>>,
+    waiting: Cell<usize>,
+    in_flight: Cell<u32>,
+    rng: RefCell<StdRng>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("shard", &self.shard)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// The engine of shard `shard`.
+    pub fn new(
+        svc: Arc<Service>,
+        inboxes: Arc<Vec<Inbox>>,
+        shard: usize,
+        client: Client,
+    ) -> Rc<Self> {
+        let policy = Policy::from_config(&svc.config.delivery);
+        Rc::new(Self {
+            svc,
+            inboxes,
+            shard,
+            client,
+            policy,
+            endpoints: RefCell::default(),
+            waiting: Cell::new(0),
+            in_flight: Cell::new(0),
+            rng: RefCell::new(StdRng::from_entropy()),
+        })
+    }
+
+    /// Runs until the inbox's doorbell closes.
+    pub async fn run(self: Rc<Self>) {
+        let inbox = &self.inboxes[self.shard];
+        let doorbell = inbox.doorbell.subscribe();
+        let capacity = self.svc.config.delivery.queue_capacity as usize;
+        loop {
+            while self.waiting.get() < capacity {
+                let Ok(task) = inbox.rx.try_recv() else { break };
+                self.endpoints
+                    .borrow_mut()
+                    .entry(task.endpoint)
+                    .or_default()
+                    .waiting
+                    .push_back(task);
+                self.waiting.set(self.waiting.get() + 1);
+            }
+            self.pump();
+            if inbox.doorbell.outcome(u64::MAX).is_some() {
+                return; // closed
+            }
+            if self.waiting.get() > 0 {
+                monoio::select! {
+                    _ = doorbell.changed() => {}
+                    _ = monoio::time::sleep(TICK) => {}
+                }
+            } else {
+                doorbell.changed().await;
+            }
+        }
+    }
+
+    /// Starts every waiting delivery that its endpoint's cap, rate and the shard's cap allow.
+    fn pump(self: &Rc<Self>) {
+        let now = self.svc.now_ms();
+        let per_endpoint = self.svc.config.delivery.in_flight_per_endpoint_max;
+        let per_shard = self.svc.config.delivery.in_flight_per_shard_max;
+        let mut start = Vec::new();
+        {
+            let mut eps = self.endpoints.borrow_mut();
+            for (key, slot) in eps.iter_mut() {
+                while slot.in_flight < per_endpoint && self.in_flight.get() < per_shard {
+                    let Some(task) = slot.waiting.front().copied() else {
+                        break;
+                    };
+                    if let Some((_, bucket)) = &mut slot.bucket {
+                        if bucket.take(now).is_err() {
+                            break;
+                        }
+                    }
+                    slot.waiting.pop_front();
+                    slot.in_flight += 1;
+                    self.in_flight.set(self.in_flight.get() + 1);
+                    self.waiting.set(self.waiting.get() - 1);
+                    start.push((*key, task));
+                }
+            }
+            eps.retain(|_, s| s.in_flight > 0 || !s.waiting.is_empty() || s.bucket.is_some());
+        }
+        for (_, task) in start {
+            let me = self.clone();
+            monoio::spawn(async move {
+                if let Err(e) = me.attempt(task).await {
+                    tracing::error!(error = %e, endpoint = task.endpoint, seq = task.seq, "recording a delivery failed; it will be retried when its lease runs out");
+                }
+                if let Some(slot) = me.endpoints.borrow_mut().get_mut(&task.endpoint) {
+                    slot.in_flight -= 1;
+                }
+                me.in_flight.set(me.in_flight.get() - 1);
+                me.pump();
+            });
+        }
+    }
+
+    /// One attempt, start to finish.
+    async fn attempt(&self, task: Task) -> storage::Result<()> {
+        let state = self.svc.store.state();
+        let started = self.svc.now_ms();
+        let Some(ep) = state.endpoint(task.endpoint)? else {
+            return self.settle_without_attempt(task, "endpoint deleted");
+        };
+        if ep.disabled {
+            return self.settle_without_attempt(task, "endpoint disabled");
+        }
+        let msg = match self.svc.store.log().read(task.seq) {
+            Ok(Some(r)) => {
+                decode_value::<MessageRecord>(&r.payload, &|| format!("message {}", task.seq)).ok()
+            }
+            Ok(None) | Err(storage::Error::Quarantined { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let Some(msg) = msg else {
+            return self.settle_without_attempt(task, "message no longer in the log");
+        };
+        self.update_limits(&ep);
+        let id = message_id(task.seq, &msg);
+        let outcome = match Url::parse(&ep.url) {
+            Err(why) => (
+                Outcome::Refused(format!("invalid endpoint URL: {why}")),
+                None,
+            ),
+            Ok(url) => self.send(&ep, &url, &id, &msg, started).await,
+        };
+        let (outcome, response) = outcome;
+        let finished = self.svc.now_ms();
+        let (delivery, action) = {
+            let mut rng = self.rng.borrow_mut();
+            self.policy.next(
+                Delivery {
+                    attempts: task.attempts,
+                },
+                &outcome,
+                finished,
+                &mut *rng,
+            )
+        };
+        let code = match &outcome {
+            Outcome::Status { code, .. } => Some(*code),
+            _ => None,
+        };
+        let success = outcome.is_success();
+        let key = state.next_key()?;
+        let text = match (&response, &outcome) {
+            (Some(body), _) => String::from_utf8_lossy(body).into_owned(),
+            (None, o) => o.to_string(),
+        };
+        state.add_attempt(&AttemptRecord {
+            key,
+            id: ids::encode(
+                Kind::Attempt,
+                ids::Parts {
+                    ts_ms: started,
+                    key,
+                    rand: ids::random_bits(),
+                },
+            ),
+            msg_seq: task.seq,
+            endpoint_key: task.endpoint,
+            url: ep.url.clone(),
+            status_code: code,
+            response: text,
+            duration_ms: finished.saturating_sub(started),
+            trigger: task.trigger,
+            status: if success {
+                DeliveryStatus::Success
+            } else {
+                DeliveryStatus::Fail
+            },
+            ts_ms: started,
+        })?;
+        let mut next = DeliveryState {
+            status: DeliveryStatus::Fail,
+            attempts: delivery.attempts,
+            next_at_ms: finished,
+            last_status_code: code,
+            updated_ms: finished,
+        };
+        let mut disable = None;
+        match action {
+            Action::Done => next.status = DeliveryStatus::Success,
+            Action::RetryAt { at_ms } => {
+                next.status = DeliveryStatus::Pending;
+                next.next_at_ms = at_ms;
+            }
+            Action::Fail { .. } => {}
+            Action::DisableEndpoint { reason } => disable = Some(reason),
+        }
+        state.set_delivery(task.endpoint, task.seq, &next)?;
+        let health = EndpointHealth {
+            failing_since_ms: ep.failing_since_ms,
+        };
+        let (health, too_long) = self.policy.record(health, success, finished);
+        if too_long && disable.is_none() {
+            disable = Some(format!(
+                "every attempt failed for {} (delivery.disable_after)",
+                humantime(self.svc.config.delivery.disable_after)
+            ));
+        }
+        match disable {
+            Some(reason) => self.disable(task.endpoint, &reason)?,
+            None if health.failing_since_ms != ep.failing_since_ms => {
+                if let Some(mut fresh) = state.endpoint(task.endpoint)? {
+                    fresh.failing_since_ms = health.failing_since_ms;
+                    state.put_endpoint(&fresh)?;
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Signs and sends; returns the outcome and the response body kept.
+    async fn send(
+        &self,
+        ep: &EndpointRecord,
+        url: &Url,
+        id: &str,
+        msg: &MessageRecord,
+        now_ms: u64,
+    ) -> (Outcome, Option<Vec<u8>>) {
+        let signature = match self.signer(ep, now_ms) {
+            Some(s) => s.sign(id, now_ms / 1000, &msg.payload),
+            None => return (Outcome::Refused("endpoint has no signing key".into()), None),
+        };
+        let ts = (now_ms / 1000).to_string();
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("content-type", "application/json"),
+            ("user-agent", USER_AGENT),
+            ("webhook-id", id),
+            ("webhook-timestamp", &ts),
+            ("webhook-signature", &signature),
+        ];
+        if self.svc.config.delivery.svix_headers {
+            headers.extend([
+                ("svix-id", id),
+                ("svix-timestamp", ts.as_str()),
+                ("svix-signature", signature.as_str()),
+            ]);
+        }
+        headers.extend(ep.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        match self.client.post(url, &headers, &msg.payload).await {
+            Ok(resp) => {
+                let retry_after = resp
+                    .retry_after
+                    .as_deref()
+                    .and_then(|v| policy::parse_retry_after(v, self.svc.now_ms()));
+                (
+                    Outcome::Status {
+                        code: resp.status,
+                        retry_after,
+                    },
+                    Some(resp.body),
+                )
+            }
+            Err(ClientError::Timeout) => (Outcome::Timeout, None),
+            Err(ClientError::Refused(why)) => (Outcome::Refused(why), None),
+            Err(e) => (Outcome::Connect(e.to_string()), None),
+        }
+    }
+
+    /// The endpoint's signer, prepared once per version of its keys.
+    fn signer(&self, ep: &EndpointRecord, now_ms: u64) -> Option<Signer> {
+        let mut eps = self.endpoints.borrow_mut();
+        let slot = eps.entry(ep.key).or_default();
+        let version = ep.updated_ms ^ (ep.secrets.len() as u64) << 56;
+        let expired = ep
+            .secrets
+            .iter()
+            .any(|k| k.expires_ms.is_some_and(|t| t <= now_ms));
+        match &slot.signer {
+            Some((v, s)) if *v == version && !expired => Some(s.clone()),
+            _ => {
+                let s = Signer::from_endpoint(&ep.secrets, now_ms).ok()?;
+                slot.signer = Some((version, s.clone()));
+                Some(s)
+            }
+        }
+    }
+
+    /// Keeps the endpoint's token bucket in step with its `throttleRate`.
+    fn update_limits(&self, ep: &EndpointRecord) {
+        let mut eps = self.endpoints.borrow_mut();
+        let slot = eps.entry(ep.key).or_default();
+        match (ep.throttle_rate.filter(|&r| r > 0), &slot.bucket) {
+            (Some(rate), Some((r, _))) if *r == rate => {}
+            (Some(rate), _) => {
+                slot.bucket = Some((rate, Bucket::new(f64::from(rate), 1.0, self.svc.now_ms())))
+            }
+            (None, _) => slot.bucket = None,
+        }
+    }
+
+    /// Settles a delivery that could not even be attempted.
+    fn settle_without_attempt(&self, task: Task, why: &str) -> storage::Result<()> {
+        tracing::info!(
+            endpoint = task.endpoint,
+            seq = task.seq,
+            why,
+            "delivery failed without an attempt"
+        );
+        let now = self.svc.now_ms();
+        self.svc.store.state().set_delivery(
+            task.endpoint,
+            task.seq,
+            &DeliveryState {
+                status: DeliveryStatus::Fail,
+                attempts: task.attempts,
+                next_at_ms: now,
+                last_status_code: None,
+                updated_ms: now,
+            },
+        )
+    }
+
+    /// Disables an endpoint and fails its open deliveries (they can be recovered later).
+    fn disable(&self, endpoint: u64, reason: &str) -> storage::Result<()> {
+        let state = self.svc.store.state();
+        let Some(mut ep) = state.endpoint(endpoint)? else {
+            return Ok(());
+        };
+        tracing::warn!(endpoint = %ep.id, reason, "endpoint disabled");
+        ep.disabled = true;
+        ep.disabled_reason = Some(reason.to_owned());
+        ep.failing_since_ms = None;
+        ep.updated_ms = self.svc.now_ms();
+        state.put_endpoint(&ep)?;
+        self.svc.endpoints_changed();
+        let now = self.svc.now_ms();
+        let mut from = 0;
+        loop {
+            let page = state.endpoint_deliveries(endpoint, from, 1024)?;
+            let Some(&(last, _)) = page.last() else { break };
+            let open: Vec<_> = page
+                .into_iter()
+                .filter(|(_, st)| st.status.is_open())
+                .map(|(seq, st)| {
+                    (
+                        endpoint,
+                        seq,
+                        DeliveryState {
+                            status: DeliveryStatus::Fail,
+                            updated_ms: now,
+                            ..st
+                        },
+                    )
+                })
+                .collect();
+            state.set_deliveries(&open)?;
+            from = last + 1;
+        }
+        Ok(())
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 86_400 == 0 && s > 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        s => format!("{s}s"),
+    }
+}

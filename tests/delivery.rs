@@ -1,0 +1,287 @@
+//! Delivery end to end: the real binary delivering to real HTTP receivers on loopback.
+
+#[path = "support/hookd.rs"]
+mod hookd;
+#[path = "support/receiver.rs"]
+mod receiver;
+
+use std::time::Duration;
+
+use hookd::Hookd;
+use receiver::{Receiver, Reply};
+use serde_json::{json, Value};
+
+/// Short schedules and loopback allowed, so tests run in seconds.
+const FAST: &str = r#"
+[delivery]
+retry_schedule = ["100ms", "100ms", "100ms"]
+timeout = "2s"
+connect_timeout = "1s"
+allow_private_networks = true
+"#;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn setup(h: &Hookd) {
+    assert_eq!(
+        h.admin(
+            "POST",
+            "/api/v1/app",
+            Some(r#"{"name":"Shop","uid":"shop"}"#)
+        )
+        .status,
+        201
+    );
+    for name in ["order.paid", "order.shipped"] {
+        let body = json!({"name": name, "description": "d"}).to_string();
+        assert_eq!(
+            h.admin("POST", "/api/v1/event-type", Some(&body)).status,
+            201
+        );
+    }
+}
+
+fn endpoint(h: &Hookd, body: Value) -> Value {
+    let r = h.admin("POST", "/api/v1/app/shop/endpoint", Some(&body.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()
+}
+
+fn send(h: &Hookd, event_type: &str, payload: Value, channels: &[&str]) -> String {
+    let body = json!({"eventType": event_type, "payload": payload, "channels": channels});
+    let r = h.admin("POST", "/api/v1/app/shop/msg", Some(&body.to_string()));
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.json()["id"].as_str().unwrap().to_owned()
+}
+
+fn secret(h: &Hookd, ep: &str) -> Vec<u8> {
+    let key = h
+        .admin(
+            "GET",
+            &format!("/api/v1/app/shop/endpoint/{ep}/secret"),
+            None,
+        )
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    hookd::parse_secret(&key)
+}
+
+#[test]
+fn fan_out_filters_and_signed_requests() {
+    let h = Hookd::start(FAST);
+    setup(&h);
+    let all = Receiver::start();
+    let paid = Receiver::start();
+    let eu = Receiver::start();
+    let e_all = endpoint(
+        &h,
+        json!({"url": all.url("/all"), "headers": {"X-Team": "ops"}}),
+    );
+    endpoint(
+        &h,
+        json!({"url": paid.url("/paid"), "eventTypes": ["order.paid"]}),
+    );
+    endpoint(&h, json!({"url": eu.url("/eu"), "channels": ["eu"]}));
+    let m1 = send(&h, "order.paid", json!({"n": 1}), &[]);
+    let m2 = send(&h, "order.shipped", json!({"n": 2}), &["eu"]);
+    let got = all.wait_for_requests(2, WAIT);
+    assert_eq!(
+        paid.wait_for_requests(1, WAIT)[0].header("webhook-id"),
+        Some(m1.as_str())
+    );
+    assert_eq!(
+        eu.wait_for_requests(1, WAIT)[0].header("webhook-id"),
+        Some(m2.as_str())
+    );
+    // Each request is signed with the endpoint's secret, over the payload as stored.
+    let key = secret(&h, e_all["id"].as_str().unwrap());
+    for r in &got {
+        let id = r.header("webhook-id").unwrap();
+        let ts: u64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+        let sig = r.header("webhook-signature").unwrap();
+        assert!(
+            hookd::verify(&key, id, ts, &r.body, sig),
+            "signature of {id}"
+        );
+        assert_eq!(r.header("svix-id"), Some(id));
+        assert_eq!(r.header("svix-signature"), Some(sig));
+        assert_eq!(r.header("x-team"), Some("ops"));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(r.header("user-agent").unwrap().starts_with("hookd/"));
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/all"));
+    }
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert!(bodies.contains(&json!({"n": 1})) && bodies.contains(&json!({"n": 2})));
+    // Filters held: nothing else arrived.
+    assert_eq!((paid.requests().len(), eu.requests().len()), (1, 1));
+}
+
+#[test]
+fn retries_until_success_with_the_same_id_and_records_attempts() {
+    let h = Hookd::start(FAST);
+    setup(&h);
+    let rx = Receiver::start();
+    rx.script([
+        Reply::status(500),
+        Reply::status(503).header("Retry-After", "0"),
+    ]);
+    let ep = endpoint(&h, json!({"url": rx.url("/h")}));
+    let msg = send(&h, "order.paid", json!({"n": 1}), &[]);
+    let got = rx.wait_for_requests(3, WAIT);
+    assert!(got
+        .iter()
+        .all(|r| r.header("webhook-id") == Some(msg.as_str())));
+    let path = format!("/api/v1/app/shop/attempt/msg/{msg}");
+    let attempts = wait_json(&h, &path, |v| {
+        v["data"].as_array().is_some_and(|a| a.len() == 3)
+    });
+    let codes: Vec<i64> = attempts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["responseStatusCode"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, vec![200, 503, 500], "newest first");
+    assert_eq!(attempts["data"][0]["endpointId"], ep["id"]);
+    let status = wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
+        v["data"][0]["status"] == 0
+    });
+    assert_eq!(status["data"][0]["statusText"], "success");
+}
+
+#[test]
+fn gone_disables_the_endpoint_and_exhaustion_fails() {
+    let h = Hookd::start(FAST);
+    setup(&h);
+    let gone = Receiver::builder().handler(|_| Reply::status(410)).start();
+    let broken = Receiver::builder().handler(|_| Reply::status(500)).start();
+    let e_gone = endpoint(&h, json!({"url": gone.url("/")}));
+    let e_broken = endpoint(&h, json!({"url": broken.url("/")}));
+    let msg = send(&h, "order.paid", json!({}), &[]);
+    gone.wait_for_requests(1, WAIT);
+    let ep = wait_json(
+        &h,
+        &format!(
+            "/api/v1/app/shop/endpoint/{}",
+            e_gone["id"].as_str().unwrap()
+        ),
+        |v| v["disabled"] == true,
+    );
+    assert_eq!(ep["disabled"], true);
+    // The 500 endpoint gets the first attempt and 3 retries, then the delivery fails.
+    broken.wait_for_requests(4, WAIT);
+    let st = wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
+        v["data"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|e| e["id"] == e_broken["id"] && e["status"] == 2)
+        })
+    });
+    assert!(st["data"].as_array().unwrap().len() == 2);
+    assert_eq!(
+        broken.requests().len(),
+        4,
+        "no attempt after the schedule ends"
+    );
+    // A disabled endpoint receives nothing more.
+    send(&h, "order.paid", json!({}), &[]);
+    broken.wait_for_requests(5, WAIT);
+    assert_eq!(gone.requests().len(), 1);
+}
+
+#[test]
+fn concurrency_cap_holds() {
+    let h = Hookd::start(&format!("{FAST}in_flight_per_endpoint_max = 2\n"));
+    setup(&h);
+    let rx = Receiver::builder()
+        .handler(|_| Reply::ok().delay(Duration::from_millis(150)))
+        .start();
+    endpoint(&h, json!({"url": rx.url("/")}));
+    for i in 0..10 {
+        send(&h, "order.paid", json!({"i": i}), &[]);
+    }
+    rx.wait_for_requests(10, WAIT);
+    assert!(
+        rx.in_flight_max() <= 2,
+        "in flight at once: {}",
+        rx.in_flight_max()
+    );
+    assert_eq!(rx.in_flight_max(), 2, "the cap was reached");
+}
+
+#[test]
+fn private_addresses_are_refused_unless_allowed() {
+    let h = Hookd::start("");
+    setup(&h);
+    let r = h.admin(
+        "POST",
+        "/api/v1/app/shop/endpoint",
+        Some(r#"{"url":"http://127.0.0.1:9/hook"}"#),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("loopback"), "{}", r.body);
+    let r = h.admin(
+        "POST",
+        "/api/v1/app/shop/endpoint",
+        Some(r#"{"url":"http://10.1.2.3/hook"}"#),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+}
+
+/// Polls a GET until `done` holds (deliveries settle asynchronously); fails after WAIT.
+fn wait_json(h: &Hookd, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let v = h.admin("GET", path, None).json();
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never reached the expected state: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Crash test: messages acknowledged while the endpoint is down survive a SIGKILL and are all
+/// delivered once it is up.
+#[test]
+fn acknowledged_messages_are_delivered_after_a_crash() {
+    // Retries every second for 50 s: long enough that no delivery runs out of schedule
+    // before the endpoint comes up, short enough to come round quickly once it is.
+    let schedule = vec!["\"1s\""; 50].join(", ");
+    let mut h = Hookd::start(&format!(
+        "[delivery]\nretry_schedule = [{schedule}]\ntimeout = \"1s\"\nconnect_timeout = \"500ms\"\nallow_private_networks = true\n"
+    ));
+    setup(&h);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/down", dead.local_addr().unwrap());
+    drop(dead); // nothing listens there now: connections are refused
+    let ep = endpoint(&h, json!({"url": dead_url}));
+    let ids: Vec<String> = (0..40)
+        .map(|i| send(&h, "order.paid", json!({"i": i}), &[]))
+        .collect();
+    h.crash_and_restart();
+    let rx = Receiver::start();
+    let patch = json!({"url": rx.url("/up")}).to_string();
+    let r = h.admin(
+        "PATCH",
+        &format!("/api/v1/app/shop/endpoint/{}", ep["id"].as_str().unwrap()),
+        Some(&patch),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = rx.wait_for_requests(ids.len(), Duration::from_secs(60));
+    let delivered: std::collections::HashSet<&str> =
+        got.iter().filter_map(|r| r.header("webhook-id")).collect();
+    for id in &ids {
+        assert!(
+            delivered.contains(id.as_str()),
+            "acknowledged message {id} was never delivered"
+        );
+    }
+}
