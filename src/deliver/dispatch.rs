@@ -22,7 +22,7 @@ use std::{
     },
     task::{Context, Wake, Waker},
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -41,8 +41,13 @@ pub const FANOUT_CURSOR: &str = "fanout";
 const FANOUT_BATCH: usize = 512;
 /// How long a lease outlives its attempt's timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
-/// Longest the dispatcher sleeps when nothing wakes it.
-const IDLE_TICK: Duration = Duration::from_millis(100);
+/// How often due deliveries (retries) are looked for when nothing new came in; also the
+/// longest the dispatcher sleeps.
+const SCAN_EVERY: Duration = Duration::from_millis(20);
+/// How long the dispatcher lets flushes gather after it wakes.
+const GATHER: Duration = Duration::from_millis(1);
+/// How often the fan-out cursor is saved when no delivery was created.
+const CURSOR_EVERY: Duration = Duration::from_secs(1);
 
 /// One delivery handed to a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,23 +181,42 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let mut endpoints = EndpointCache::default();
     // A lease outlives the attempt (its timeout) with a margin for recording it.
     let lease_ms = (svc.config.delivery.timeout + LEASE_MARGIN).as_millis() as u64;
+    let mut last_scan = Instant::now();
+    let mut last_cursor_write = Instant::now();
     while !stop.load(Ordering::Acquire) {
+        let mut created = 0;
         match fan_out(svc, &mut endpoints, cursor) {
-            Ok(c) => cursor = c,
+            Ok((c, n)) => {
+                created = n;
+                // The cursor only saves work after a crash (fan-out is idempotent): write it
+                // with new deliveries, or now and then.
+                if c != cursor && (n > 0 || last_cursor_write.elapsed() >= CURSOR_EVERY) {
+                    match state.set_cursor(FANOUT_CURSOR, c) {
+                        Ok(()) => last_cursor_write = Instant::now(),
+                        Err(e) => tracing::error!(error = %e, "saving the fan-out cursor"),
+                    }
+                }
+                cursor = c;
+            }
             Err(e) => tracing::error!(error = %e, "fan-out failed; retrying"),
         }
-        if let Err(e) = hand_out(svc, inboxes, lease_ms) {
-            tracing::error!(error = %e, "due scan failed; retrying");
+        if created > 0 || last_scan.elapsed() >= SCAN_EVERY {
+            if let Err(e) = hand_out(svc, inboxes, lease_ms) {
+                tracing::error!(error = %e, "due scan failed; retrying");
+            }
+            last_scan = Instant::now();
         }
-        // Sleep until the log moves past the cursor, a nudge, or the next tick.
+        // Sleep until the log moves past the cursor, a nudge, or the next tick; then let a
+        // few flushes gather, so the thread wakes per batch of messages, not per flush.
         let mut wait = std::pin::pin!(log.durable().wait(cursor + 1));
         if wait
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
             .is_pending()
         {
-            parker.park_timeout(IDLE_TICK);
+            parker.park_timeout(SCAN_EVERY);
         }
+        std::thread::sleep(GATHER);
     }
 }
 
@@ -217,8 +241,14 @@ impl EndpointCache {
     }
 }
 
-/// Fans out every durable message after `cursor`; returns the new cursor.
-fn fan_out(svc: &Service, endpoints: &mut EndpointCache, mut cursor: u64) -> storage::Result<u64> {
+/// Fans out every durable message after `cursor`; returns the new cursor and how many
+/// deliveries were created.
+fn fan_out(
+    svc: &Service,
+    endpoints: &mut EndpointCache,
+    mut cursor: u64,
+) -> storage::Result<(u64, usize)> {
+    let mut created = 0;
     let log = svc.store.log();
     let upto = log.durable().get();
     while cursor < upto {
@@ -263,11 +293,13 @@ fn fan_out(svc: &Service, endpoints: &mut EndpointCache, mut cursor: u64) -> sto
             // Nothing readable up to `upto` (retired or quarantined): skip ahead.
             last = upto;
         }
-        svc.store.state().set_deliveries(&batch)?;
-        svc.store.state().set_cursor(FANOUT_CURSOR, last)?;
+        if !batch.is_empty() {
+            svc.store.state().set_deliveries(&batch)?;
+            created += batch.len();
+        }
         cursor = last;
     }
-    Ok(cursor)
+    Ok((cursor, created))
 }
 
 /// Leases due deliveries and queues them at their shards, as far as the queues have room.

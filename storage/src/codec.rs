@@ -92,6 +92,15 @@ pub enum Frame<'a> {
     Bad { reason: String },
 }
 
+/// The length of the frame starting at `buf` as its header claims (header included), if the
+/// header is there and plausible.
+pub fn frame_len(buf: &[u8]) -> Option<usize> {
+    let head = buf.get(..FRAME_HEADER_BYTES)?;
+    let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) == FRAME_MAGIC;
+    let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    (magic && len > 0 && len <= RECORD_BYTES_MAX).then_some(FRAME_HEADER_BYTES + len)
+}
+
 /// Decodes the frame at the start of `buf`. Never panics, whatever the bytes.
 pub fn decode_frame(buf: &[u8]) -> Result<Frame<'_>> {
     if buf.len() < FRAME_HEADER_BYTES {

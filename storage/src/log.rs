@@ -547,7 +547,7 @@ impl Log {
                 .filter(|s| s.keys.binary_search(&key).is_ok())
                 .filter_map(|s| Some((s, s.first_seq?)))
                 .filter(|(_, first)| *first < before)
-                .map(|(s, first)| (Cursor::at(s, first), s.sparse.clone()))
+                .map(|(s, first)| (Cursor::at(s, first).streaming(), s.sparse.clone()))
                 .collect()
         };
         let mut read = 0usize;
@@ -669,6 +669,10 @@ struct Cursor {
     pos: u64,
     end: u64,
     bad: Vec<(u64, u64)>,
+    /// Bytes read ahead, starting at file offset `buf_at`.
+    buf: Vec<u8>,
+    buf_at: u64,
+    read_ahead: usize,
 }
 
 impl Cursor {
@@ -686,21 +690,87 @@ impl Cursor {
             pos,
             end: seg.end,
             bad: seg.bad.clone(),
+            buf: Vec::new(),
+            buf_at: 0,
+            read_ahead: READ_AHEAD_ONE,
         }
     }
 
-    /// The next record before `end`, stepping over quarantined ranges.
+    /// Reads ahead in large blocks: for scans, not for one record.
+    fn streaming(mut self) -> Self {
+        self.read_ahead = READ_AHEAD_SCAN;
+        self
+    }
+
+    /// The next record before `end`, stepping over quarantined ranges. Frames are decoded
+    /// from a read-ahead buffer, so a scan makes one `pread` per block, not two per record.
     fn next_record(&mut self, end: u64) -> Result<Option<Record>> {
         while let Some(&(_, len)) = self.bad.iter().find(|&&(off, _)| off == self.pos) {
             self.pos += len;
         }
-        let Some((rec, len)) = segment::read_at(&self.file, self.pos, end, &self.path)? else {
+        if self.pos >= end {
             return Ok(None);
-        };
-        self.pos += len;
-        Ok(Some(rec))
+        }
+        let mut want = FRAME_HEADER_MIN;
+        loop {
+            let stale = self.pos < self.buf_at
+                || self.pos - self.buf_at + want as u64 > self.buf.len() as u64;
+            if stale {
+                let len = (end - self.pos).min(self.read_ahead.max(want) as u64) as usize;
+                self.buf.resize(len, 0);
+                self.file
+                    .read_exact_at(&mut self.buf, self.pos)
+                    .map_err(|e| {
+                        Error::io(
+                            format!("reading {} at offset {}", self.path.display(), self.pos),
+                            e,
+                        )
+                    })?;
+                self.buf_at = self.pos;
+            }
+            let start = (self.pos - self.buf_at) as usize;
+            let location = || format!("{} at offset {}", self.path.display(), self.pos);
+            match codec::decode_frame(&self.buf[start..])? {
+                codec::Frame::Whole { rec, len } => {
+                    let rec = Record {
+                        seq: rec.seq,
+                        ts_ms: rec.ts_ms,
+                        key: rec.key,
+                        payload: rec.payload.to_vec(),
+                    };
+                    self.pos += len as u64;
+                    return Ok(Some(rec));
+                }
+                codec::Frame::Partial => {
+                    let buffered = self.buf.len() - start;
+                    let need = codec::frame_len(&self.buf[start..])
+                        .unwrap_or(want * 2)
+                        .max(buffered + 1);
+                    if self.pos + need as u64 > end {
+                        return Err(Error::Corrupt {
+                            location: location(),
+                            reason: "frame runs past the end of the written data".into(),
+                        });
+                    }
+                    want = need;
+                    self.buf_at = u64::MAX; // force a fresh read of at least `want`
+                }
+                codec::Frame::Bad { reason } => {
+                    return Err(Error::Corrupt {
+                        location: location(),
+                        reason,
+                    })
+                }
+            }
+        }
     }
 }
+
+/// Read-ahead for a single record, and for scans.
+const READ_AHEAD_ONE: usize = 4 << 10;
+const READ_AHEAD_SCAN: usize = 256 << 10;
+/// The smallest read that can hold a frame header.
+const FRAME_HEADER_MIN: usize = codec::FRAME_HEADER_BYTES;
 
 /// Iterator returned by [`Log::iter_from`].
 pub struct Iter<'a> {
@@ -756,7 +826,7 @@ impl Iterator for Iter<'_> {
                 return Some(Err(err));
             }
             self.stuck = Some(seg.id);
-            self.cur = Some(Cursor::at(seg, self.next));
+            self.cur = Some(Cursor::at(seg, self.next).streaming());
         }
     }
 }
