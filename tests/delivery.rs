@@ -285,3 +285,100 @@ fn acknowledged_messages_are_delivered_after_a_crash() {
         );
     }
 }
+
+fn an_hour_ago() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    ::hookd::time::format_rfc3339(secs * 1000)
+}
+
+#[test]
+fn resend_recover_and_replay_missing() {
+    let h = Hookd::start("[delivery]\nretry_schedule = [\"100ms\"]\ntimeout = \"2s\"\nallow_private_networks = true\n");
+    setup(&h);
+    // Fails twice (first attempt + the one retry), then answers 200.
+    let rx = Receiver::start();
+    rx.script([Reply::status(500), Reply::status(500)]);
+    let ep = endpoint(&h, json!({"url": rx.url("/r")}));
+    let ep_id = ep["id"].as_str().unwrap().to_owned();
+    let msg = send(&h, "order.paid", json!({"n": 1}), &[]);
+    rx.wait_for_requests(2, WAIT);
+    wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
+        v["data"][0]["status"] == 2
+    });
+    // Recover the failed delivery: it is sent again and succeeds.
+    let window = json!({"since": an_hour_ago()}).to_string();
+    let r = h.admin(
+        "POST",
+        &format!("/api/v1/app/shop/endpoint/{ep_id}/recover"),
+        Some(&window),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(r.json()["id"].as_str().unwrap().starts_with("qtask_"));
+    let got = rx.wait_for_requests(3, WAIT);
+    assert_eq!(got[2].header("webhook-id"), Some(msg.as_str()));
+    wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
+        v["data"][0]["status"] == 0
+    });
+    // Resend: once more, recorded as a manual attempt.
+    let r = h.admin(
+        "POST",
+        &format!("/api/v1/app/shop/msg/{msg}/endpoint/{ep_id}/resend"),
+        Some(""),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        rx.wait_for_requests(4, WAIT)[3].header("webhook-id"),
+        Some(msg.as_str())
+    );
+    let attempts = wait_json(&h, &format!("/api/v1/app/shop/attempt/msg/{msg}"), |v| {
+        v["data"].as_array().is_some_and(|a| a.len() == 4)
+    });
+    assert_eq!(
+        attempts["data"][0]["triggerType"], 1,
+        "the resend is manual"
+    );
+    assert_eq!(attempts["data"][3]["triggerType"], 0);
+    // Replay-missing: a new endpoint gets the old message it never had, and only that.
+    let late = Receiver::start();
+    let late_ep = endpoint(&h, json!({"url": late.url("/late")}));
+    let r = h.admin(
+        "POST",
+        &format!(
+            "/api/v1/app/shop/endpoint/{}/replay-missing",
+            late_ep["id"].as_str().unwrap()
+        ),
+        Some(&window),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        late.wait_for_requests(1, WAIT)[0].header("webhook-id"),
+        Some(msg.as_str())
+    );
+    let r = h.admin(
+        "POST",
+        &format!(
+            "/api/v1/app/shop/endpoint/{}/replay-missing",
+            late_ep["id"].as_str().unwrap()
+        ),
+        Some(&window),
+    );
+    assert_eq!(r.status, 202);
+    let marker = send(&h, "order.paid", json!({"marker": true}), &[]);
+    let seen = late.wait_for_requests(2, WAIT);
+    assert_eq!(
+        seen[1].header("webhook-id"),
+        Some(marker.as_str()),
+        "the second replay re-sent nothing"
+    );
+    // Bad windows are 422.
+    let r = h.admin(
+        "POST",
+        &format!("/api/v1/app/shop/endpoint/{ep_id}/recover"),
+        Some(r#"{"since":"yesterday"}"#),
+    );
+    assert_eq!(r.status, 422);
+}

@@ -14,6 +14,7 @@ pub mod input;
 pub mod list;
 pub mod messages;
 mod models;
+mod replay;
 
 use std::sync::Arc;
 
@@ -64,7 +65,7 @@ impl Handler for Api {
 
 /// What a handler gets: the request, its query, the service, and who asked.
 pub struct Ctx<'a> {
-    pub svc: &'a Service,
+    pub svc: &'a Arc<Service>,
     pub req: &'a Request,
     pub query: Query,
     pub token: &'a Token,
@@ -120,6 +121,9 @@ enum Route {
     EndpointSecretRotate,
     EndpointHeaders,
     EndpointStats,
+    EndpointRecover,
+    EndpointReplayMissing,
+    MessageResend,
     EventTypes,
     EventType,
     Messages,
@@ -138,7 +142,7 @@ impl Route {
             | MessageAttempt | AttemptsByMessage | AttemptsByEndpoint => GET,
             Apps | Endpoints | EventTypes | Messages => GET_POST,
             App | Endpoint | EventType => RESOURCE,
-            EndpointSecretRotate => POST,
+            EndpointSecretRotate | EndpointRecover | EndpointReplayMissing | MessageResend => POST,
             EndpointHeaders => GET_PUT_PATCH,
         }
     }
@@ -162,6 +166,9 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
         ["app", _, "endpoint", _, "secret", "rotate"] => (EndpointSecretRotate, &[1, 3]),
         ["app", _, "endpoint", _, "headers"] => (EndpointHeaders, &[1, 3]),
         ["app", _, "endpoint", _, "stats"] => (EndpointStats, &[1, 3]),
+        ["app", _, "endpoint", _, "recover"] => (EndpointRecover, &[1, 3]),
+        ["app", _, "endpoint", _, "replay-missing"] => (EndpointReplayMissing, &[1, 3]),
+        ["app", _, "msg", _, "endpoint", _, "resend"] => (MessageResend, &[1, 3, 5]),
         ["event-type"] => (EventTypes, &[]),
         ["event-type", _] => (EventType, &[1]),
         ["app", _, "msg"] => (Messages, &[1]),
@@ -192,7 +199,7 @@ impl Api {
         if route == Route::Health {
             return Ok(Response::empty(204));
         }
-        let svc = &*self.svc;
+        let svc = &self.svc;
         let need = match (route, method) {
             (_, Method::Get) => Need::Read,
             (Route::Messages, Method::Post) => Need::Ingest,
@@ -300,6 +307,9 @@ impl Api {
             (EndpointHeaders, Put) => endpoints::set_headers(cx, &p[0], &p[1], false).await,
             (EndpointHeaders, Patch) => endpoints::set_headers(cx, &p[0], &p[1], true).await,
             (EndpointStats, Get) => endpoints::stats(cx, &p[0], &p[1]),
+            (EndpointRecover, Post) => replay::recover(cx, &p[0], &p[1]).await,
+            (EndpointReplayMissing, Post) => replay::replay_missing(cx, &p[0], &p[1]).await,
+            (MessageResend, Post) => replay::resend(cx, &p[0], &p[1], &p[2]).await,
             (EventTypes, Get) => event_types::list(cx),
             (EventTypes, Post) => event_types::create(cx).await,
             (EventType, Get) => event_types::get(cx, &p[0]),

@@ -285,6 +285,7 @@ fn fan_out(
                         next_at_ms: now,
                         last_status_code: None,
                         updated_ms: now,
+                        trigger: Trigger::Scheduled,
                     },
                 ));
             }
@@ -322,11 +323,7 @@ fn hand_out(svc: &Service, inboxes: &[Inbox], lease_ms: u64) -> storage::Result<
             continue;
         };
         room_left[shard] -= 1;
-        let trigger = if st.status == DeliveryStatus::Pending && st.last_status_code == Some(0) {
-            Trigger::Manual
-        } else {
-            Trigger::Scheduled
-        };
+        let trigger = st.trigger;
         st.status = DeliveryStatus::Sending;
         st.next_at_ms = now + lease_ms;
         st.updated_ms = now;

@@ -18,7 +18,7 @@ use std::{
 use rand::{rngs::StdRng, SeedableRng};
 use storage::{
     codec::decode_value,
-    state::{AttemptRecord, DeliveryState, DeliveryStatus, EndpointRecord, MessageRecord},
+    state::{AttemptRecord, DeliveryState, DeliveryStatus, EndpointRecord, MessageRecord, Trigger},
 };
 
 use super::{
@@ -246,6 +246,7 @@ impl Engine {
             next_at_ms: finished,
             last_status_code: code,
             updated_ms: finished,
+            trigger: Trigger::Scheduled,
         };
         let mut disable = None;
         match action {
@@ -380,6 +381,7 @@ impl Engine {
                 next_at_ms: now,
                 last_status_code: None,
                 updated_ms: now,
+                trigger: Trigger::Scheduled,
             },
         )
     }
@@ -412,6 +414,7 @@ impl Engine {
                         DeliveryState {
                             status: DeliveryStatus::Fail,
                             updated_ms: now,
+                            trigger: Trigger::Scheduled,
                             ..st
                         },
                     )

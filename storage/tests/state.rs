@@ -59,6 +59,7 @@ fn pending(at: u64) -> DeliveryState {
         next_at_ms: at,
         last_status_code: None,
         updated_ms: 0,
+        trigger: Trigger::Scheduled,
     }
 }
 

@@ -97,6 +97,8 @@ pub struct DeliveryState {
     pub next_at_ms: u64,
     pub last_status_code: Option<u16>,
     pub updated_ms: u64,
+    /// What queued the next attempt (a manual resend or recovery, or the schedule).
+    pub trigger: Trigger,
 }
 
 /// What started an attempt.
