@@ -382,3 +382,78 @@ fn resend_recover_and_replay_missing() {
     );
     assert_eq!(r.status, 422);
 }
+
+#[test]
+fn throttle_rate_holds_within_ten_percent() {
+    let h = Hookd::start(FAST);
+    setup(&h);
+    let rx = Receiver::start();
+    endpoint(&h, json!({"url": rx.url("/t"), "throttleRate": 20}));
+    for i in 0..41 {
+        send(&h, "order.paid", json!({"i": i}), &[]);
+    }
+    let got = rx.wait_for_requests(41, WAIT);
+    // 40 intervals at 20/s take 2 s; measure from the first arrival to the last.
+    let span = got
+        .last()
+        .unwrap()
+        .at
+        .duration_since(got[0].at)
+        .as_secs_f64();
+    let rate = 40.0 / span;
+    assert!(
+        (18.0..=22.0).contains(&rate),
+        "{rate:.1} deliveries/s for a throttleRate of 20"
+    );
+}
+
+#[test]
+fn tls_receiver_with_a_ca_from_the_config() {
+    let rx = Receiver::builder().tls().start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = rx.write_ca_file(dir.path());
+    let h = Hookd::start(&format!("{FAST}ca_file = \"{}\"\n", ca.display()));
+    setup(&h);
+    endpoint(&h, json!({"url": rx.url_with_host("localhost", "/secure")}));
+    let msg = send(&h, "order.paid", json!({"tls": true}), &[]);
+    let got = rx.wait_for_requests(1, WAIT);
+    assert_eq!(got[0].header("webhook-id"), Some(msg.as_str()));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got[0].body).unwrap(),
+        json!({"tls": true})
+    );
+}
+
+#[test]
+fn a_slow_receiver_times_out_and_waits_at_least_a_minute() {
+    let h = Hookd::start("[delivery]\nretry_schedule = [\"100ms\"]\ntimeout = \"300ms\"\nconnect_timeout = \"200ms\"\nallow_private_networks = true\n");
+    setup(&h);
+    let rx = Receiver::start();
+    rx.script([Reply::ok().delay(Duration::from_millis(1500))]);
+    endpoint(&h, json!({"url": rx.url("/slow")}));
+    let msg = send(&h, "order.paid", json!({}), &[]);
+    rx.wait_for_requests(1, WAIT);
+    let attempts = wait_json(&h, &format!("/api/v1/app/shop/attempt/msg/{msg}"), |v| {
+        v["data"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    let first = &attempts["data"][0];
+    assert_eq!(first["responseStatusCode"], 0, "no response: {first}");
+    assert_eq!(first["status"], 2);
+    assert!(
+        first["response"].as_str().unwrap().contains("timeout"),
+        "{first}"
+    );
+    assert!(first["responseDurationMs"].as_u64().unwrap() < 1500);
+    // After a timeout the next try waits at least 60 s, although the schedule says 100 ms.
+    let st = wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
+        v["data"][0]["status"] == 1
+    });
+    let next =
+        ::hookd::time::parse_rfc3339(st["data"][0]["nextAttempt"].as_str().unwrap()).unwrap();
+    let attempted = ::hookd::time::parse_rfc3339(first["timestamp"].as_str().unwrap()).unwrap();
+    assert!(
+        next >= attempted + 59_000,
+        "next attempt {} ms after the first",
+        next - attempted
+    );
+}

@@ -39,6 +39,8 @@ pub struct Recorded {
     pub body: Vec<u8>,
     /// Which accepted connection (0, 1, ...) carried it.
     pub connection: usize,
+    /// When its head arrived.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -540,6 +542,7 @@ fn read_request<S: Read>(
                     .collect(),
                 body: Vec::new(),
                 connection,
+                at: Instant::now(),
             };
             break (recorded, n);
         }
