@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# End-to-end delivery benchmark: wrk POSTs 1 KiB messages to hookd (sync durability) for a
+# while; hookd delivers each one, signed, to an nginx receiver (`return 200`) on loopback. It
+# reports deliveries per second and the lag from the last 202 to the last delivery, beside
+# nginx's own request rate measured in the same run, and hookd's RSS with 100k deliveries
+# pending against a dead endpoint.
+#
+#   benches/deliver.sh [SECONDS]      (default 10)
+#
+# Installs wrk and nginx from Debian's packages if missing. Writes benches/results/deliver.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+CONNS=64
+THREADS=2
+
+need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need wrk wrk
+need nginx nginx-light
+
+cargo build --release -q -p hookd
+BIN=target/release/hookd
+WORK=$(mktemp -d /var/tmp/hookd-deliver.XXXXXX)
+cleanup() {
+  [ -n "${HOOKD_PID:-}" ] && kill "$HOOKD_PID" 2>/dev/null && wait "$HOOKD_PID" 2>/dev/null
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+TOKEN=hkd_bench_token
+SHA=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
+HOOKD_PORT=18171
+NGINX_PORT=18172
+DEAD_PORT=18179
+
+start_hookd() { # data-dir
+  cat > "$WORK/hookd.toml" <<TOML
+[server]
+listen = "127.0.0.1:$HOOKD_PORT"
+[storage]
+path = "$1"
+durability = "sync"
+[delivery]
+allow_private_networks = true
+[log]
+level = "warn"
+[[auth.tokens]]
+name = "bench"
+sha256 = "$SHA"
+scopes = ["admin"]
+TOML
+  "$BIN" serve --config "$WORK/hookd.toml" > "$WORK/hookd.out" 2>&1 &
+  HOOKD_PID=$!
+  for _ in $(seq 100); do grep -q "listening on" "$WORK/hookd.out" && break; sleep 0.1; done
+}
+api() { curl -sf -X "$1" "http://127.0.0.1:$HOOKD_PORT/api/v1/$2" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' ${3:+-d "$3"}; }
+
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes $(nproc);
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$NGINX_PORT reuseport;
+    location = /status { stub_status; }
+    location / { return 200; }
+  }
+}
+NGINX
+nginx -c "$WORK/nginx.conf"
+served() { curl -sf "http://127.0.0.1:$NGINX_PORT/status" | awk 'NR==3 {print $3}'; }
+
+PAYLOAD=$(python3 -c 'import json; print(json.dumps({"eventType":"bench.event","payload":{"data":"x"*1000}}))')
+cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$PAYLOAD'
+wrk.headers["content-type"] = "application/json"
+wrk.headers["authorization"] = "Bearer $TOKEN"
+LUA
+
+# nginx's own rate for the same POST, as the yardstick.
+NGINX_RATE=$(wrk -t$THREADS -c$CONNS -d"${SECS}s" -s "$WORK/post.lua" "http://127.0.0.1:$NGINX_PORT/hook" | awk '/Requests\/sec/ {print $2}')
+
+# Deliveries: ingest for SECS seconds, then wait for the receiver to have them all.
+start_hookd "$WORK/data"
+api POST app '{"name":"bench","uid":"bench"}' > /dev/null
+api POST app/bench/endpoint "{\"url\":\"http://127.0.0.1:$NGINX_PORT/hook\"}" > /dev/null
+BASE=$(served)
+T0=$(date +%s.%N)
+OUT=$(wrk -t$THREADS -c$CONNS -d"${SECS}s" -s "$WORK/post.lua" "http://127.0.0.1:$HOOKD_PORT/api/v1/app/bench/msg")
+T1=$(date +%s.%N)
+ACKED=$(echo "$OUT" | awk '/requests in/ {print $1}')
+NON2XX=$(echo "$OUT" | awk '/Non-2xx/ {print $NF}')
+ACKED=$((ACKED - ${NON2XX:-0}))
+INGEST_RATE=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
+DELIVERED=0
+for _ in $(seq 6000); do
+  DELIVERED=$(( $(served) - BASE - 1 ))
+  [ "$DELIVERED" -ge "$ACKED" ] && break
+  sleep 0.05
+done
+T2=$(date +%s.%N)
+RSS_BUSY=$(awk '/VmHWM/ {print $2}' /proc/$HOOKD_PID/status)
+kill "$HOOKD_PID"; wait "$HOOKD_PID" 2>/dev/null || true; HOOKD_PID=
+
+read -r DRATE LAG <<<"$(python3 -c "print(f'{$DELIVERED/($T2-$T0):.0f} {$T2-$T1:.2f}')")"
+RATIO=$(python3 -c "print(f'{$DRATE/$NGINX_RATE:.2f}')")
+
+# RSS with 100k deliveries pending against a dead endpoint.
+start_hookd "$WORK/data-dead"
+api POST app '{"name":"dead","uid":"dead"}' > /dev/null
+api POST app/dead/endpoint "{\"url\":\"http://127.0.0.1:$DEAD_PORT/nobody\"}" > /dev/null
+PENDING=0
+while [ "$PENDING" -lt 100000 ]; do
+  N=$(wrk -t$THREADS -c$CONNS -d2s -s "$WORK/post.lua" "http://127.0.0.1:$HOOKD_PORT/api/v1/app/dead/msg" | awk '/requests in/ {print $1}')
+  PENDING=$((PENDING + N))
+done
+sleep 3
+RSS_PENDING=$(awk '/VmRSS/ {print $2}' /proc/$HOOKD_PID/status)
+
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+{
+  echo "Machine: $(nproc) cores ($CPU), kernel $(uname -r); wrk -t$THREADS -c$CONNS -d${SECS}s, 1 KiB payload, one endpoint (nginx \`return 200\` on loopback), hookd \`sync\` durability, default delivery settings."
+  echo
+  echo "| measure | value |"
+  echo "|---|---|"
+  echo "| nginx, same POST straight to it | $NGINX_RATE req/s |"
+  echo "| hookd ingest while delivering | $INGEST_RATE req/s ($ACKED acknowledged) |"
+  echo "| end-to-end deliveries (first 202 to last delivery) | $DRATE /s |"
+  echo "| deliveries / nginx rate | $RATIO |"
+  echo "| lag, last 202 to last delivery | $LAG s |"
+  echo "| peak RSS during the run | $((RSS_BUSY / 1024)) MiB |"
+  echo "| RSS with $PENDING deliveries pending to a dead endpoint | $((RSS_PENDING / 1024)) MiB |"
+} | tee "$WORK/table.md"
+mkdir -p benches/results
+cp "$WORK/table.md" benches/results/deliver.md
