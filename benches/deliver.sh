@@ -11,25 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
-CONNS=64
-THREADS=2
-
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
-need wrk wrk
-need nginx nginx-light
-
-cargo build --release -q -p hookd
-BIN=target/release/hookd
-WORK=$(mktemp -d /var/tmp/hookd-deliver.XXXXXX)
-cleanup() {
-  [ -n "${HOOKD_PID:-}" ] && kill "$HOOKD_PID" 2>/dev/null && wait "$HOOKD_PID" 2>/dev/null
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-TOKEN=hkd_bench_token
-SHA=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
+# shellcheck source=benches/common.sh
+source benches/common.sh
 HOOKD_PORT=18171
 NGINX_PORT=18172
 DEAD_PORT=18179
@@ -73,13 +56,6 @@ NGINX
 nginx -c "$WORK/nginx.conf"
 served() { curl -sf "http://127.0.0.1:$NGINX_PORT/status" | awk 'NR==3 {print $3}'; }
 
-PAYLOAD=$(python3 -c 'import json; print(json.dumps({"eventType":"bench.event","payload":{"data":"x"*1000}}))')
-cat > "$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$PAYLOAD'
-wrk.headers["content-type"] = "application/json"
-wrk.headers["authorization"] = "Bearer $TOKEN"
-LUA
 
 # nginx's own rate for the same POST, as the yardstick.
 NGINX_RATE=$(wrk -t$THREADS -c$CONNS -d"${SECS}s" -s "$WORK/post.lua" "http://127.0.0.1:$NGINX_PORT/hook" | awk '/Requests\/sec/ {print $2}')

@@ -10,25 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 ROUNDS=${2:-2}
-CONNS=64
-THREADS=2
-
-need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
-need wrk wrk
-need nginx nginx-light
-
-cargo build --release -q -p hookd
-BIN=target/release/hookd
-WORK=$(mktemp -d /var/tmp/hookd-bench.XXXXXX)
-cleanup() {
-  [ -n "${HOOKD_PID:-}" ] && kill "$HOOKD_PID" 2>/dev/null && wait "$HOOKD_PID" 2>/dev/null
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-TOKEN=hkd_bench_token
-SHA=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
+# shellcheck source=benches/common.sh
+source benches/common.sh
 HOOKD_PORT=18071
 NGINX_PORT=18072
 cat > "$WORK/hookd.toml" <<TOML
@@ -60,13 +43,6 @@ http {
 }
 NGINX
 
-PAYLOAD=$(python3 -c 'import json; print(json.dumps({"eventType":"bench.event","payload":{"data":"x"*1000}}))')
-cat > "$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$PAYLOAD'
-wrk.headers["content-type"] = "application/json"
-wrk.headers["authorization"] = "Bearer $TOKEN"
-LUA
 
 "$BIN" serve --config "$WORK/hookd.toml" > "$WORK/hookd.out" 2>&1 &
 HOOKD_PID=$!
