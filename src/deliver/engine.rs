@@ -152,20 +152,33 @@ impl Engine {
         for (_, task) in start {
             let me = self.clone();
             monoio::spawn(async move {
-                if let Err(e) = me.attempt(task).await {
+                let mut held = Held {
+                    engine: &me,
+                    endpoint: task.endpoint,
+                    released: false,
+                };
+                if let Err(e) = me.attempt(task, &mut held).await {
                     tracing::error!(error = %e, endpoint = task.endpoint, seq = task.seq, "recording a delivery failed; it will be retried when its lease runs out");
                 }
-                if let Some(slot) = me.endpoints.borrow_mut().get_mut(&task.endpoint) {
-                    slot.in_flight -= 1;
-                }
+                drop(held);
                 me.in_flight.set(me.in_flight.get() - 1);
                 me.pump();
             });
         }
     }
 
-    /// One attempt, start to finish.
-    async fn attempt(&self, task: Task) -> storage::Result<()> {
+    /// Frees one of the endpoint's in-flight slots and starts what waits for it.
+    fn release(self: &Rc<Self>, endpoint: u64) {
+        if let Some(slot) = self.endpoints.borrow_mut().get_mut(&endpoint) {
+            slot.in_flight -= 1;
+        }
+        self.pump();
+    }
+
+    /// One attempt, start to finish. The endpoint's slot is given back (`held`) as soon as the
+    /// response is in, before the attempt is recorded: the cap is on requests to the endpoint.
+    /// The shard's slot is held until the attempt is recorded, which bounds that backlog.
+    async fn attempt(self: &Rc<Self>, task: Task, held: &mut Held<'_>) -> storage::Result<()> {
         let state = self.svc.store.state();
         let started = self.svc.now_ms();
         let Some(ep) = state.endpoint(task.endpoint)? else {
@@ -194,6 +207,7 @@ impl Engine {
             Ok(url) => self.send(&ep, &url, &id, &msg, started).await,
         };
         let (outcome, response) = outcome;
+        held.release();
         let finished = self.svc.now_ms();
         let (delivery, action) = {
             let mut rng = self.rng.borrow_mut();
@@ -424,6 +438,28 @@ impl Engine {
             from = last + 1;
         }
         Ok(())
+    }
+}
+
+/// An endpoint in-flight slot, given back once (at the latest when dropped).
+struct Held<'a> {
+    engine: &'a Rc<Engine>,
+    endpoint: u64,
+    released: bool,
+}
+
+impl Held<'_> {
+    fn release(&mut self) {
+        if !self.released {
+            self.released = true;
+            self.engine.release(self.endpoint);
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

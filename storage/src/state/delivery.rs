@@ -39,17 +39,31 @@ impl State {
             &self.msg_deliveries,
         )
             .transaction(|(deliveries, due, pending, by_msg)| {
+                // Only the index entries that change are written.
                 for (ep, seq, st, value, old) in &encoded {
-                    if let Some(old) = old.as_ref().filter(|o| o.status.is_open()) {
-                        due.remove(key(&[&be(old.next_at_ms), &be(*ep), &be(*seq)]))?;
+                    let was_open = old.as_ref().filter(|o| o.status.is_open());
+                    let old_due = was_open.map(|o| o.next_at_ms);
+                    let new_due = st.status.is_open().then_some(st.next_at_ms);
+                    if old_due != new_due {
+                        if let Some(at) = old_due {
+                            due.remove(key(&[&be(at), &be(*ep), &be(*seq)]))?;
+                        }
+                        if let Some(at) = new_due {
+                            due.insert(key(&[&be(at), &be(*ep), &be(*seq)]), &[])?;
+                        }
                     }
-                    if st.status.is_open() {
-                        due.insert(key(&[&be(st.next_at_ms), &be(*ep), &be(*seq)]), &[])?;
-                        pending.insert(key(&[&be(*seq), &be(*ep)]), &[])?;
-                    } else {
-                        pending.remove(key(&[&be(*seq), &be(*ep)]))?;
+                    match (was_open.is_some(), st.status.is_open()) {
+                        (false, true) => {
+                            pending.insert(key(&[&be(*seq), &be(*ep)]), &[])?;
+                        }
+                        (true, false) => {
+                            pending.remove(key(&[&be(*seq), &be(*ep)]))?;
+                        }
+                        _ => {}
                     }
-                    by_msg.insert(key(&[&be(*seq), &be(*ep)]), &[])?;
+                    if old.is_none() {
+                        by_msg.insert(key(&[&be(*seq), &be(*ep)]), &[])?;
+                    }
                     deliveries.insert(key(&[&be(*ep), &be(*seq)]), value.clone())?;
                 }
                 Ok(())

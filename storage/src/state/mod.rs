@@ -110,7 +110,8 @@ impl State {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .flush_every_ms(None);
+            .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput);
         // sled releases its file lock from a background thread shortly after the previous
         // handle is dropped, so a reopen in the same process may briefly find it held. Another
         // process holding the store is refused earlier, by the store's own LOCK file.
