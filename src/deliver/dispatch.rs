@@ -184,10 +184,8 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let mut last_scan = Instant::now();
     let mut last_cursor_write = Instant::now();
     while !stop.load(Ordering::Acquire) {
-        let mut created = 0;
-        match fan_out(svc, &mut endpoints, cursor) {
+        match fan_out(svc, &mut endpoints, inboxes, lease_ms, cursor) {
             Ok((c, n)) => {
-                created = n;
                 // The cursor only saves work after a crash (fan-out is idempotent): write it
                 // with new deliveries, or now and then.
                 if c != cursor && (n > 0 || last_cursor_write.elapsed() >= CURSOR_EVERY) {
@@ -200,7 +198,7 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
             }
             Err(e) => tracing::error!(error = %e, "fan-out failed; retrying"),
         }
-        if created > 0 || last_scan.elapsed() >= SCAN_EVERY {
+        if last_scan.elapsed() >= SCAN_EVERY {
             if let Err(e) = hand_out(svc, inboxes, lease_ms) {
                 tracing::error!(error = %e, "due scan failed; retrying");
             }
@@ -246,6 +244,8 @@ impl EndpointCache {
 fn fan_out(
     svc: &Service,
     endpoints: &mut EndpointCache,
+    inboxes: &[Inbox],
+    lease_ms: u64,
     mut cursor: u64,
 ) -> storage::Result<(u64, usize)> {
     let mut created = 0;
@@ -254,6 +254,10 @@ fn fan_out(
     while cursor < upto {
         let now = svc.now_ms();
         let mut batch = Vec::new();
+        // New deliveries whose shard has room go straight there, leased in the same write
+        // that creates them; the rest wait in the due index for the scan.
+        let mut room: Vec<usize> = inboxes.iter().map(Inbox::room).collect();
+        let mut direct = Vec::new();
         let mut last = cursor;
         for rec in log.iter_from(cursor + 1).take(FANOUT_BATCH) {
             let rec = match rec {
@@ -265,6 +269,10 @@ fn fan_out(
                 }
             };
             last = rec.seq;
+            // The record's key is its app: apps without endpoints are skipped undecoded.
+            if endpoints.get(svc, rec.key)?.is_empty() {
+                continue;
+            }
             let Ok(m) =
                 decode_value::<MessageRecord>(&rec.payload, &|| format!("message {}", rec.seq))
             else {
@@ -276,18 +284,31 @@ fn fan_out(
                 .iter()
                 .filter(|ep| subscribed(ep, &m))
             {
-                batch.push((
-                    ep.key,
-                    rec.seq,
-                    DeliveryState {
-                        status: DeliveryStatus::Pending,
-                        attempts: 0,
-                        next_at_ms: now,
-                        last_status_code: None,
-                        updated_ms: now,
-                        trigger: Trigger::Scheduled,
-                    },
-                ));
+                let shard = owner(ep.key, inboxes.len());
+                let leased = room[shard] > 0;
+                let mut st = DeliveryState {
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    next_at_ms: now,
+                    last_status_code: None,
+                    updated_ms: now,
+                    trigger: Trigger::Scheduled,
+                };
+                if leased {
+                    room[shard] -= 1;
+                    st.status = DeliveryStatus::Sending;
+                    st.next_at_ms = now + lease_ms;
+                    direct.push((
+                        shard,
+                        Task {
+                            endpoint: ep.key,
+                            seq: rec.seq,
+                            attempts: 0,
+                            trigger: Trigger::Scheduled,
+                        },
+                    ));
+                }
+                batch.push((ep.key, rec.seq, st));
             }
         }
         if last == cursor {
@@ -298,9 +319,27 @@ fn fan_out(
             svc.store.state().set_deliveries(&batch)?;
             created += batch.len();
         }
+        queue(inboxes, direct);
         cursor = last;
     }
     Ok((cursor, created))
+}
+
+/// Sends leased tasks to their shards and rings the doorbells of those that got some. A task
+/// that does not fit is left to its lease, which runs out and brings it round again.
+fn queue(inboxes: &[Inbox], tasks: Vec<(usize, Task)>) {
+    let mut rung = vec![false; inboxes.len()];
+    for (shard, task) in tasks {
+        match inboxes[shard].tx.try_send(task) {
+            Ok(()) => rung[shard] = true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
+        }
+    }
+    for (i, r) in rung.into_iter().enumerate() {
+        if r {
+            inboxes[i].ring();
+        }
+    }
 }
 
 /// Leases due deliveries and queues them at their shards, as far as the queues have room.
@@ -342,19 +381,7 @@ fn hand_out(svc: &Service, inboxes: &[Inbox], lease_ms: u64) -> storage::Result<
         return Ok(());
     }
     state.set_deliveries(&leased)?;
-    let mut rung = vec![false; inboxes.len()];
-    for (shard, task) in tasks {
-        match inboxes[shard].tx.try_send(task) {
-            // Full or gone: the lease runs out and the delivery comes round again.
-            Ok(()) => rung[shard] = true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
-        }
-    }
-    for (i, r) in rung.into_iter().enumerate() {
-        if r {
-            inboxes[i].ring();
-        }
-    }
+    queue(inboxes, tasks);
     Ok(())
 }
 
