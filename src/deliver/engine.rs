@@ -35,6 +35,9 @@ use crate::{
     url::Url,
 };
 
+/// Outcomes written per index transaction, at most, and the longest one waits to be written.
+const OUTCOME_BATCH: usize = 128;
+const OUTCOME_DELAY: Duration = Duration::from_millis(2);
 /// How often a shard with throttled or capped work looks at its queues again.
 const TICK: Duration = Duration::from_millis(5);
 /// The user agent sent with every delivery.
@@ -59,6 +62,9 @@ pub struct Engine {
     waiting: Cell<usize>,
     in_flight: Cell<u32>,
     rng: RefCell<StdRng>,
+    /// Finished attempts not yet written, and whether a write is scheduled.
+    outcomes: RefCell<Vec<(AttemptRecord, DeliveryState)>>,
+    flush_scheduled: Cell<bool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -88,6 +94,8 @@ impl Engine {
             waiting: Cell::new(0),
             in_flight: Cell::new(0),
             rng: RefCell::new(StdRng::from_entropy()),
+            outcomes: RefCell::default(),
+            flush_scheduled: Cell::new(false),
         })
     }
 
@@ -230,7 +238,7 @@ impl Engine {
             (Some(body), _) => String::from_utf8_lossy(body).into_owned(),
             (None, o) => o.to_string(),
         };
-        state.add_attempt(&AttemptRecord {
+        let attempt = AttemptRecord {
             key,
             id: ids::encode(
                 Kind::Attempt,
@@ -253,7 +261,7 @@ impl Engine {
                 DeliveryStatus::Fail
             },
             ts_ms: started,
-        })?;
+        };
         let mut next = DeliveryState {
             status: DeliveryStatus::Fail,
             attempts: delivery.attempts,
@@ -272,7 +280,7 @@ impl Engine {
             Action::Fail { .. } => {}
             Action::DisableEndpoint { reason } => disable = Some(reason),
         }
-        state.set_delivery(task.endpoint, task.seq, &next)?;
+        self.record(attempt, next);
         let health = EndpointHealth {
             failing_since_ms: ep.failing_since_ms,
         };
@@ -284,7 +292,10 @@ impl Engine {
             ));
         }
         match disable {
-            Some(reason) => self.disable(task.endpoint, &reason)?,
+            Some(reason) => {
+                self.flush_outcomes();
+                self.disable(task.endpoint, &reason)?
+            }
             None if health.failing_since_ms != ep.failing_since_ms => {
                 if let Some(mut fresh) = state.endpoint(task.endpoint)? {
                     fresh.failing_since_ms = health.failing_since_ms;
@@ -294,6 +305,38 @@ impl Engine {
             None => {}
         }
         Ok(())
+    }
+
+    /// Queues an outcome for the shard's next outcome write: one index transaction for up to
+    /// `OUTCOME_BATCH` attempts, at most `OUTCOME_DELAY` after the first. An outcome lost in a
+    /// crash leaves its delivery leased, so it is sent again: at least once.
+    fn record(self: &Rc<Self>, attempt: AttemptRecord, next: DeliveryState) {
+        let len = {
+            let mut q = self.outcomes.borrow_mut();
+            q.push((attempt, next));
+            q.len()
+        };
+        if len >= OUTCOME_BATCH {
+            self.flush_outcomes();
+        } else if !self.flush_scheduled.replace(true) {
+            let me = self.clone();
+            monoio::spawn(async move {
+                monoio::time::sleep(OUTCOME_DELAY).await;
+                me.flush_outcomes();
+            });
+        }
+    }
+
+    /// Writes the queued outcomes.
+    fn flush_outcomes(&self) {
+        self.flush_scheduled.set(false);
+        let batch = std::mem::take(&mut *self.outcomes.borrow_mut());
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.svc.store.state().record_outcomes(&batch) {
+            tracing::error!(error = %e, n = batch.len(), "recording attempts failed; their deliveries will be retried when their leases run out");
+        }
     }
 
     /// Signs and sends; returns the outcome and the response body kept.

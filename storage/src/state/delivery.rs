@@ -6,10 +6,59 @@
 //! lowest open seq, below which the log may be retired, is the first key).
 //! [`State::set_delivery`] keeps the three in step in one transaction.
 
-use sled::Transactional;
+use sled::{
+    transaction::{ConflictableTransactionError, TransactionalTree},
+    Transactional,
+};
 
 use super::{be, get, key, page, read_be, AttemptRecord, DeliveryState, Page, State};
-use crate::{codec::encode_value, error::Result};
+use crate::{
+    codec::encode_value,
+    error::{Error, Result},
+};
+
+type Trees<'a> = (
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+);
+
+/// Writes one delivery state and moves its index entries (only those that change), inside a
+/// transaction over (deliveries, due, pending, msg_deliveries).
+fn apply_delivery(
+    (deliveries, due, pending, by_msg): Trees<'_>,
+    (ep, seq): (u64, u64),
+    st: &DeliveryState,
+    value: &[u8],
+    old: Option<&DeliveryState>,
+) -> Result<(), ConflictableTransactionError<Error>> {
+    let was_open = old.filter(|o| o.status.is_open());
+    let old_due = was_open.map(|o| o.next_at_ms);
+    let new_due = st.status.is_open().then_some(st.next_at_ms);
+    if old_due != new_due {
+        if let Some(at) = old_due {
+            due.remove(key(&[&be(at), &be(ep), &be(seq)]))?;
+        }
+        if let Some(at) = new_due {
+            due.insert(key(&[&be(at), &be(ep), &be(seq)]), &[])?;
+        }
+    }
+    match (was_open.is_some(), st.status.is_open()) {
+        (false, true) => {
+            pending.insert(key(&[&be(seq), &be(ep)]), &[])?;
+        }
+        (true, false) => {
+            pending.remove(key(&[&be(seq), &be(ep)]))?;
+        }
+        _ => {}
+    }
+    if old.is_none() {
+        by_msg.insert(key(&[&be(seq), &be(ep)]), &[])?;
+    }
+    deliveries.insert(key(&[&be(ep), &be(seq)]), value)?;
+    Ok(())
+}
 
 /// A due entry: which delivery, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,35 +88,54 @@ impl State {
             &self.msg_deliveries,
         )
             .transaction(|(deliveries, due, pending, by_msg)| {
-                // Only the index entries that change are written.
                 for (ep, seq, st, value, old) in &encoded {
-                    let was_open = old.as_ref().filter(|o| o.status.is_open());
-                    let old_due = was_open.map(|o| o.next_at_ms);
-                    let new_due = st.status.is_open().then_some(st.next_at_ms);
-                    if old_due != new_due {
-                        if let Some(at) = old_due {
-                            due.remove(key(&[&be(at), &be(*ep), &be(*seq)]))?;
-                        }
-                        if let Some(at) = new_due {
-                            due.insert(key(&[&be(at), &be(*ep), &be(*seq)]), &[])?;
-                        }
-                    }
-                    match (was_open.is_some(), st.status.is_open()) {
-                        (false, true) => {
-                            pending.insert(key(&[&be(*seq), &be(*ep)]), &[])?;
-                        }
-                        (true, false) => {
-                            pending.remove(key(&[&be(*seq), &be(*ep)]))?;
-                        }
-                        _ => {}
-                    }
-                    if old.is_none() {
-                        by_msg.insert(key(&[&be(*seq), &be(*ep)]), &[])?;
-                    }
-                    deliveries.insert(key(&[&be(*ep), &be(*seq)]), value.clone())?;
+                    apply_delivery(
+                        (deliveries, due, pending, by_msg),
+                        (*ep, *seq),
+                        st,
+                        value,
+                        old.as_ref(),
+                    )?;
                 }
                 Ok(())
             })?;
+        Ok(())
+    }
+
+    /// Records finished attempts and the delivery states they lead to, all in one
+    /// transaction (a shard batches its outcomes so that many deliveries share one write).
+    pub fn record_outcomes(&self, outcomes: &[(AttemptRecord, DeliveryState)]) -> Result<()> {
+        let mut encoded = Vec::with_capacity(outcomes.len());
+        for (a, st) in outcomes {
+            let old: Option<DeliveryState> = self.delivery(a.endpoint_key, a.msg_seq)?;
+            encoded.push((a, encode_value(a)?, st, encode_value(st)?, old));
+        }
+        (
+            &self.attempts,
+            &self.attempts_by_msg,
+            &self.attempts_by_ep,
+            &self.deliveries,
+            &self.due,
+            &self.pending,
+            &self.msg_deliveries,
+        )
+            .transaction(
+                |(attempts, att_by_msg, att_by_ep, deliveries, due, pending, by_msg)| {
+                    for (a, a_value, st, st_value, old) in &encoded {
+                        attempts.insert(&be(a.key), a_value.clone())?;
+                        att_by_msg.insert(key(&[&be(a.msg_seq), &be(a.key)]), &[])?;
+                        att_by_ep.insert(key(&[&be(a.endpoint_key), &be(a.key)]), &[])?;
+                        apply_delivery(
+                            (deliveries, due, pending, by_msg),
+                            (a.endpoint_key, a.msg_seq),
+                            st,
+                            st_value,
+                            old.as_ref(),
+                        )?;
+                    }
+                    Ok(())
+                },
+            )?;
         Ok(())
     }
 
