@@ -118,9 +118,8 @@ impl State {
         let mut tries = 0;
         let db = loop {
             match config.open() {
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && tries < 200 =>
-                {
+                // sled reports the busy lock as an `Other` error whose text names it.
+                Err(sled::Error::Io(e)) if lock_busy(&e) && tries < 200 => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
@@ -356,6 +355,14 @@ impl State {
     }
 }
 
+/// Whether sled could not open because its file lock is still held (by this process's previous
+/// handle, being released by a background thread).
+fn lock_busy(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+        || e.raw_os_error() == Some(libc::EWOULDBLOCK)
+        || e.to_string().contains("could not acquire lock")
+}
+
 impl Catalog for State {
     fn load(&self, id: u64) -> Result<Option<SegmentSummary>> {
         get(&self.segments, &Self::catalog_key(id), "segment summary")
@@ -419,4 +426,20 @@ pub(crate) fn page<V: Decode<()>>(
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The retry in `State::open` must recognize sled's "lock is held" error.
+    #[test]
+    fn a_held_sled_lock_is_recognized() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = State::open(dir.path(), 1 << 20).unwrap();
+        match sled::Config::new().path(dir.path()).open() {
+            Err(sled::Error::Io(e)) => assert!(lock_busy(&e), "not recognized: {e:?}"),
+            other => panic!("expected a lock error, got {:?}", other.map(|_| ())),
+        }
+    }
 }
