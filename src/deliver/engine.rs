@@ -414,7 +414,10 @@ impl Engine {
         match (ep.throttle_rate.filter(|&r| r > 0), &slot.bucket) {
             (Some(rate), Some((r, _))) if *r == rate => {}
             (Some(rate), _) => {
-                slot.bucket = Some((rate, Bucket::new(f64::from(rate), 1.0, self.svc.now_ms())))
+                slot.bucket = Some((
+                    rate,
+                    Bucket::new(f64::from(rate), throttle_burst(rate), self.svc.now_ms()),
+                ))
             }
             (None, _) => slot.bucket = None,
         }
@@ -504,6 +507,12 @@ impl Drop for Held<'_> {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// Requests an endpoint may get at once above its `throttleRate`: a tenth of a second's worth,
+/// at least 2, so that a shard that looks a little late does not lose rate for good.
+fn throttle_burst(rate: u32) -> f64 {
+    (f64::from(rate) / 10.0).max(2.0)
 }
 
 fn humantime(d: Duration) -> String {
