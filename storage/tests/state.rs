@@ -251,22 +251,48 @@ fn attempts_list_newest_first_by_message_and_by_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(dir.path(), &ManualClock::new(1));
     let st = store.state();
+    // Recorded with the delivery states they lead to, the last one succeeding.
     for (key, seq, ep) in [(1, 100, 7), (2, 100, 8), (3, 101, 7), (4, 100, 7)] {
-        st.add_attempt(&AttemptRecord {
-            key,
-            id: format!("atmpt_{key}"),
-            msg_seq: seq,
-            endpoint_key: ep,
-            url: "https://x".into(),
-            status_code: Some(500),
-            response: "oops".into(),
-            duration_ms: 3,
-            trigger: Trigger::Scheduled,
-            status: DeliveryStatus::Fail,
-            ts_ms: key,
-        })
+        let next = DeliveryState {
+            status: if key == 4 {
+                DeliveryStatus::Success
+            } else {
+                DeliveryStatus::Pending
+            },
+            ..pending(1_000 + key)
+        };
+        st.record_outcomes(&[(
+            AttemptRecord {
+                key,
+                id: format!("atmpt_{key}"),
+                msg_seq: seq,
+                endpoint_key: ep,
+                url: "https://x".into(),
+                status_code: Some(500),
+                response: "oops".into(),
+                duration_ms: 3,
+                trigger: Trigger::Scheduled,
+                status: DeliveryStatus::Fail,
+                ts_ms: key,
+            },
+            next,
+        )])
         .unwrap();
     }
+    assert_eq!(
+        st.delivery(7, 100).unwrap().unwrap().status,
+        DeliveryStatus::Success
+    );
+    assert_eq!(st.delivery(7, 101).unwrap().unwrap().next_at_ms, 1_003);
+    assert_eq!(
+        st.due_before(u64::MAX, 10)
+            .unwrap()
+            .iter()
+            .map(|d| (d.endpoint, d.seq))
+            .collect::<Vec<_>>(),
+        vec![(8, 100), (7, 101)],
+        "the succeeded delivery left the due index"
+    );
     let keys = |p: storage::Page<AttemptRecord>| p.items.iter().map(|a| a.key).collect::<Vec<_>>();
     assert_eq!(
         keys(st.attempts_for_message(100, None, 10).unwrap()),

@@ -206,20 +206,6 @@ impl State {
         Ok(out)
     }
 
-    /// Records an attempt under its key, its message and its endpoint.
-    pub fn add_attempt(&self, a: &AttemptRecord) -> Result<()> {
-        let value = encode_value(a)?;
-        (&self.attempts, &self.attempts_by_msg, &self.attempts_by_ep).transaction(
-            |(attempts, by_msg, by_ep)| {
-                attempts.insert(&be(a.key), value.clone())?;
-                by_msg.insert(key(&[&be(a.msg_seq), &be(a.key)]), &[])?;
-                by_ep.insert(key(&[&be(a.endpoint_key), &be(a.key)]), &[])?;
-                Ok(())
-            },
-        )?;
-        Ok(())
-    }
-
     /// The attempt with internal key `k`.
     pub fn attempt(&self, k: u64) -> Result<Option<AttemptRecord>> {
         get(&self.attempts, &be(k), "attempt")
