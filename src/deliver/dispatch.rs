@@ -38,7 +38,7 @@ use crate::service::Service;
 /// The index cursor: every message at or below it has been fanned out.
 pub const FANOUT_CURSOR: &str = "fanout";
 /// Log records fanned out per transaction.
-const FANOUT_BATCH: usize = 512;
+const FANOUT_BATCH: usize = 128;
 /// How long a lease outlives its attempt's timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often due deliveries (retries) are looked for when nothing new came in; also the

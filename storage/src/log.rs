@@ -768,7 +768,7 @@ impl Cursor {
 
 /// Read-ahead for a single record, and for scans.
 const READ_AHEAD_ONE: usize = 4 << 10;
-const READ_AHEAD_SCAN: usize = 256 << 10;
+const READ_AHEAD_SCAN: usize = 64 << 10;
 /// The smallest read that can hold a frame header.
 const FRAME_HEADER_MIN: usize = codec::FRAME_HEADER_BYTES;
 
