@@ -12,6 +12,7 @@ pub mod deliver;
 pub mod http;
 pub mod ids;
 pub mod logging;
+pub mod metrics;
 pub mod service;
 pub mod shard;
 pub mod signals;

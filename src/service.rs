@@ -21,6 +21,10 @@ pub struct Service {
     pub clock: Arc<dyn Clock>,
     /// Bumped on every endpoint or application write, so that caches of endpoints reload.
     pub endpoints_version: std::sync::atomic::AtomicU64,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+    /// The shards' inboxes and I/O driver, once they run.
+    pub shards: std::sync::OnceLock<(Arc<Vec<crate::deliver::dispatch::Inbox>>, &'static str)>,
 }
 
 impl std::fmt::Debug for Service {
@@ -118,6 +122,8 @@ impl Service {
             auth,
             clock,
             endpoints_version: std::sync::atomic::AtomicU64::new(1),
+            metrics: crate::metrics::Metrics::default(),
+            shards: std::sync::OnceLock::new(),
         });
         Ok((
             svc,
@@ -126,6 +132,30 @@ impl Service {
                 new_admin_token,
             },
         ))
+    }
+
+    /// The gauges of `/metrics`, read now. Blocks on index reads: cheap, but not free.
+    pub fn gauges(&self) -> crate::metrics::Gauges {
+        let state = self.store.state();
+        let now = self.now_ms();
+        let oldest = state
+            .min_pending_seq()
+            .ok()
+            .flatten()
+            .and_then(|seq| self.store.log().read(seq).ok().flatten())
+            .map_or(0, |r| now.saturating_sub(r.ts_ms));
+        let (depths, driver) = match self.shards.get() {
+            Some((inboxes, driver)) => (inboxes.iter().map(|i| i.rx.len()).collect(), *driver),
+            None => (Vec::new(), "none"),
+        };
+        crate::metrics::Gauges {
+            pending: state.pending_count(),
+            oldest_pending_age_ms: oldest,
+            queue_depths: depths,
+            disk_bytes: self.store.disk_bytes(),
+            flushes: self.store.log().flush_count(),
+            driver,
+        }
     }
 
     /// Tells endpoint caches (fan-out, delivery) to reload.

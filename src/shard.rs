@@ -121,6 +121,7 @@ pub fn start(svc: Arc<Service>, config: &Config) -> Result<Shards, ServeError> {
         client: ClientConfig::from_config(&config.delivery)?,
         resolver: Resolver::start(RESOLVER_THREADS).map_err(ServeError::Thread)?,
     };
+    let _ = svc.shards.set((delivery.inboxes.clone(), driver.as_str()));
     let mut threads = Vec::with_capacity(n);
     for (i, listener) in listeners.into_iter().enumerate() {
         let (svc, tls, limits, shutdown) =

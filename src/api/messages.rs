@@ -223,6 +223,7 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
             });
         }
     };
+    svc.metrics.appended(record.payload.len());
     let id = message_id(seq, &record);
     if let Some(eid) = &record.event_id {
         state.set_event_id(

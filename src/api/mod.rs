@@ -56,10 +56,35 @@ impl Api {
 
 impl Handler for Api {
     async fn handle(&self, req: Request) -> Response {
-        match self.route(&req).await {
-            Ok(r) => r,
-            Err(e) => e.into_response(),
-        }
+        let family = family(req.path());
+        let result = if family == "metrics" {
+            self.metrics(&req)
+        } else {
+            self.route(&req).await
+        };
+        let resp = result.unwrap_or_else(ApiError::into_response);
+        self.svc.metrics.request(family, resp.status);
+        resp
+    }
+}
+
+/// The route family of a path, for request counters (a fixed, small set).
+fn family(path: &str) -> &'static str {
+    if path == "/metrics" {
+        return "metrics";
+    }
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        return "other";
+    };
+    let segs: Vec<&str> = rest.split('/').take(4).collect();
+    match segs.as_slice() {
+        ["health", ..] => "health",
+        ["event-type", ..] => "event_type",
+        ["app", _, "endpoint", ..] => "endpoint",
+        ["app", _, "msg", ..] => "message",
+        ["app", _, "attempt", ..] => "attempt",
+        ["app", ..] => "app",
+        _ => "other",
     }
 }
 
@@ -186,6 +211,28 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
 }
 
 impl Api {
+    /// `GET /metrics`: Prometheus text; needs a `read` token unless `metrics.public`.
+    fn metrics(&self, req: &Request) -> ApiResult {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return Err(ApiError::MethodNotAllowed(GET));
+        }
+        if !self.svc.config.metrics.public {
+            self.svc
+                .auth
+                .authorize(req.header("authorization"), Need::Read, &[])
+                .map_err(|d| match d {
+                    Denied::Unauthenticated(why) => ApiError::Unauthorized(why.into()),
+                    Denied::Forbidden(why) => ApiError::Forbidden(why),
+                })?;
+        }
+        let text = self.svc.metrics.render(&self.svc.gauges());
+        Ok(Response {
+            status: 200,
+            headers: vec![("content-type", "text/plain; version=0.0.4".into())],
+            body: text.into_bytes(),
+        })
+    }
+
     async fn route(&self, req: &Request) -> ApiResult {
         let (route, p) = parse_path(req.path())
             .ok_or_else(|| ApiError::NotFound(format!("no route for {}", req.path())))?;

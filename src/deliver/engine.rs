@@ -216,6 +216,7 @@ impl Engine {
         };
         let (outcome, response) = outcome;
         held.release();
+        self.svc.metrics.delivery(outcome.class());
         let finished = self.svc.now_ms();
         let (delivery, action) = {
             let mut rng = self.rng.borrow_mut();
@@ -453,6 +454,10 @@ impl Engine {
             return Ok(());
         };
         tracing::warn!(endpoint = %ep.id, reason, "endpoint disabled");
+        self.svc
+            .metrics
+            .endpoints_disabled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ep.disabled = true;
         ep.disabled_reason = Some(reason.to_owned());
         ep.failing_since_ms = None;

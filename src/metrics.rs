@@ -1,0 +1,226 @@
+//! Counters every shard bumps, and the Prometheus text page (`GET /metrics`) made from them.
+//!
+//! Label sets are fixed and small (route family × status class, outcome class): no label
+//! carries a message, endpoint or app, so the number of series never grows with traffic.
+//! Gauges that the index already knows (pending deliveries, disk use) are read at scrape time.
+
+use std::{
+    fmt::Write as _,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+/// Route families counted separately.
+pub const ROUTES: [&str; 8] = [
+    "health",
+    "app",
+    "endpoint",
+    "event_type",
+    "message",
+    "attempt",
+    "metrics",
+    "other",
+];
+/// Status classes: 1xx..5xx.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Delivery outcome classes, as the retry policy names them.
+pub const OUTCOMES: [&str; 10] = [
+    "2xx", "3xx", "4xx", "5xx", "timeout", "connect", "refused", "resolve", "tls", "other",
+];
+
+/// The process's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [[AtomicU64; 5]; ROUTES.len()],
+    pub events_appended: AtomicU64,
+    pub event_bytes: AtomicU64,
+    deliveries: [AtomicU64; OUTCOMES.len()],
+    pub endpoints_disabled: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn request(&self, route: &str, status: u16) {
+        let r = ROUTES
+            .iter()
+            .position(|x| *x == route)
+            .unwrap_or(ROUTES.len() - 1);
+        let c = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[r][c].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one appended event of `bytes`.
+    pub fn appended(&self, bytes: usize) {
+        self.events_appended.fetch_add(1, Ordering::Relaxed);
+        self.event_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one delivery attempt by outcome class.
+    pub fn delivery(&self, class: &str) {
+        let i = OUTCOMES
+            .iter()
+            .position(|x| *x == class)
+            .unwrap_or(OUTCOMES.len() - 1);
+        self.deliveries[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of the counters plus the gauges given.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(4096);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        head(
+            &mut out,
+            "hookd_http_requests_total",
+            "counter",
+            "HTTP requests answered, by route family and status class.",
+        );
+        for (r, route) in ROUTES.iter().enumerate() {
+            for (c, class) in CLASSES.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "hookd_http_requests_total{{route=\"{route}\",status=\"{class}\"}} {}",
+                    load(&self.requests[r][c])
+                );
+            }
+        }
+        head(
+            &mut out,
+            "hookd_events_appended_total",
+            "counter",
+            "Events appended to the log.",
+        );
+        let _ = writeln!(
+            out,
+            "hookd_events_appended_total {}",
+            load(&self.events_appended)
+        );
+        head(
+            &mut out,
+            "hookd_event_bytes_total",
+            "counter",
+            "Payload bytes of the events appended.",
+        );
+        let _ = writeln!(out, "hookd_event_bytes_total {}", load(&self.event_bytes));
+        head(
+            &mut out,
+            "hookd_deliveries_total",
+            "counter",
+            "Delivery attempts, by outcome class.",
+        );
+        for (i, class) in OUTCOMES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "hookd_deliveries_total{{outcome=\"{class}\"}} {}",
+                load(&self.deliveries[i])
+            );
+        }
+        head(
+            &mut out,
+            "hookd_endpoints_disabled_total",
+            "counter",
+            "Endpoints disabled by delivery (410 or failing too long).",
+        );
+        let _ = writeln!(
+            out,
+            "hookd_endpoints_disabled_total {}",
+            load(&self.endpoints_disabled)
+        );
+        head(
+            &mut out,
+            "hookd_log_flushes_total",
+            "counter",
+            "Group-commit flushes (fdatasync) of the log.",
+        );
+        let _ = writeln!(out, "hookd_log_flushes_total {}", gauges.flushes);
+        head(
+            &mut out,
+            "hookd_pending_deliveries",
+            "gauge",
+            "Deliveries not yet settled (pending or sending).",
+        );
+        let _ = writeln!(out, "hookd_pending_deliveries {}", gauges.pending);
+        head(
+            &mut out,
+            "hookd_oldest_pending_age_seconds",
+            "gauge",
+            "Age of the oldest unsettled delivery's message.",
+        );
+        let _ = writeln!(
+            out,
+            "hookd_oldest_pending_age_seconds {:.3}",
+            gauges.oldest_pending_age_ms as f64 / 1000.0
+        );
+        head(
+            &mut out,
+            "hookd_shard_queue_depth",
+            "gauge",
+            "Deliveries waiting in each shard's inbox.",
+        );
+        for (i, d) in gauges.queue_depths.iter().enumerate() {
+            let _ = writeln!(out, "hookd_shard_queue_depth{{shard=\"{i}\"}} {d}");
+        }
+        head(
+            &mut out,
+            "hookd_disk_bytes",
+            "gauge",
+            "Bytes on disk: log segments and index.",
+        );
+        let _ = writeln!(out, "hookd_disk_bytes {}", gauges.disk_bytes);
+        head(
+            &mut out,
+            "hookd_io_driver",
+            "gauge",
+            "The I/O driver the shards run on (1 for the one in use).",
+        );
+        let _ = writeln!(out, "hookd_io_driver{{driver=\"{}\"}} 1", gauges.driver);
+        head(&mut out, "hookd_build_info", "gauge", "Build information.");
+        let _ = writeln!(
+            out,
+            "hookd_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        out
+    }
+}
+
+/// Values read at scrape time.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub pending: usize,
+    pub oldest_pending_age_ms: u64,
+    pub queue_depths: Vec<usize>,
+    pub disk_bytes: u64,
+    pub flushes: u64,
+    pub driver: &'static str,
+}
+
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_land_in_their_series_and_unknowns_in_other() {
+        let m = Metrics::default();
+        m.request("message", 202);
+        m.request("message", 202);
+        m.request("nope", 404);
+        m.delivery("timeout");
+        m.delivery("weird");
+        m.appended(10);
+        let text = m.render(&Gauges {
+            driver: "io_uring",
+            queue_depths: vec![3, 0],
+            ..Gauges::default()
+        });
+        assert!(text.contains("hookd_http_requests_total{route=\"message\",status=\"2xx\"} 2\n"));
+        assert!(text.contains("hookd_http_requests_total{route=\"other\",status=\"4xx\"} 1\n"));
+        assert!(text.contains("hookd_deliveries_total{outcome=\"timeout\"} 1\n"));
+        assert!(text.contains("hookd_deliveries_total{outcome=\"other\"} 1\n"));
+        assert!(text.contains("hookd_event_bytes_total 10\n"));
+        assert!(text.contains("hookd_shard_queue_depth{shard=\"0\"} 3\n"));
+        assert!(text.contains("hookd_io_driver{driver=\"io_uring\"} 1\n"));
+    }
+}
