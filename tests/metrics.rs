@@ -20,30 +20,54 @@ fn scrape(h: &Hookd, token: Option<&str>) -> HashMap<String, f64> {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let mut py = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/prom_parse.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/compat/prom_parse.py"
+        ))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3");
-    py.stdin.take().unwrap().write_all(r.body.as_bytes()).unwrap();
+    py.stdin
+        .take()
+        .unwrap()
+        .write_all(r.body.as_bytes())
+        .unwrap();
     let out = py.wait_with_output().unwrap();
-    assert!(out.status.success(), "the Prometheus parser refused the page:\n{}", r.body);
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused the page:\n{}",
+        r.body
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn metrics_parse_and_move() {
-    let probe = Command::new("python3").args(["-c", "import prometheus_client"]).output();
+    let probe = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .output();
     assert!(
         probe.as_ref().is_ok_and(|o| o.status.success()),
         "the prometheus-client Python package is missing: pip install prometheus-client"
     );
     let h = Hookd::start("[delivery]\nallow_private_networks = true\n");
-    assert_eq!(h.call("GET", "/metrics", None, None).status, 401, "a read token is needed");
+    assert_eq!(
+        h.call("GET", "/metrics", None, None).status,
+        401,
+        "a read token is needed"
+    );
     let rx = receiver::Receiver::start();
-    assert_eq!(h.admin("POST", "/api/v1/app", Some(r#"{"name":"m","uid":"m"}"#)).status, 201);
+    assert_eq!(
+        h.admin("POST", "/api/v1/app", Some(r#"{"name":"m","uid":"m"}"#))
+            .status,
+        201
+    );
     let ep = format!(r#"{{"url":"{}"}}"#, rx.url("/m"));
-    assert_eq!(h.admin("POST", "/api/v1/app/m/endpoint", Some(&ep)).status, 201);
+    assert_eq!(
+        h.admin("POST", "/api/v1/app/m/endpoint", Some(&ep)).status,
+        201
+    );
     let before = scrape(&h, Some(READER));
     for key in [
         "hookd_build_info{version=0.1.0}",
@@ -54,10 +78,15 @@ fn metrics_parse_and_move() {
     ] {
         assert!(before.contains_key(key), "{key} missing: {before:?}");
     }
-    assert!(before.keys().any(|k| k.starts_with("hookd_io_driver{driver=")));
+    assert!(before
+        .keys()
+        .any(|k| k.starts_with("hookd_io_driver{driver=")));
     for i in 0..3 {
         let body = format!(r#"{{"eventType":"m.x","payload":{{"i":{i}}}}}"#);
-        assert_eq!(h.admin("POST", "/api/v1/app/m/msg", Some(&body)).status, 202);
+        assert_eq!(
+            h.admin("POST", "/api/v1/app/m/msg", Some(&body)).status,
+            202
+        );
     }
     rx.wait_for_requests(3, Duration::from_secs(20));
     // Delivery counters are bumped right after the response; give the shard a moment.
@@ -71,7 +100,9 @@ fn metrics_parse_and_move() {
     };
     let grew = |k: &str, by: f64| {
         let a = before.get(k).copied().unwrap_or(0.0);
-        let b = *after.get(k).unwrap_or_else(|| panic!("{k} missing: {after:?}"));
+        let b = *after
+            .get(k)
+            .unwrap_or_else(|| panic!("{k} missing: {after:?}"));
         assert!(b - a >= by, "{k}: {a} -> {b}, expected +{by}");
     };
     grew("hookd_events_appended_total{}", 3.0);

@@ -239,6 +239,7 @@ fn delivery_index_due_index_and_pending_floor_move_together() {
             .collect::<Vec<_>>(),
         vec![(7, DeliveryStatus::Fail), (8, DeliveryStatus::Success)]
     );
+    assert_eq!(st.pending_count(), 1, "one delivery is still open");
     let per_ep = st.endpoint_deliveries(7, 0, 10).unwrap();
     assert_eq!(
         per_ep.iter().map(|(s, _)| *s).collect::<Vec<_>>(),

@@ -6,6 +6,8 @@
 //! lowest open seq, below which the log may be retired, is the first key).
 //! [`State::set_delivery`] keeps the three in step in one transaction.
 
+use std::sync::atomic::Ordering;
+
 use sled::{
     transaction::{ConflictableTransactionError, TransactionalTree},
     Transactional,
@@ -99,6 +101,7 @@ impl State {
                 }
                 Ok(())
             })?;
+        self.count_open(encoded.iter().map(|(_, _, st, _, old)| (old.as_ref(), *st)));
         Ok(())
     }
 
@@ -136,6 +139,7 @@ impl State {
                     Ok(())
                 },
             )?;
+        self.count_open(encoded.iter().map(|(_, _, st, _, old)| (old.as_ref(), *st)));
         Ok(())
     }
 
@@ -172,7 +176,21 @@ impl State {
 
     /// Number of pending deliveries.
     pub fn pending_count(&self) -> usize {
-        self.pending.len()
+        self.open_deliveries.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// Moves the open-delivery count by what a committed write changed.
+    fn count_open<'a>(
+        &self,
+        changes: impl Iterator<Item = (Option<&'a DeliveryState>, &'a DeliveryState)>,
+    ) {
+        let delta: i64 = changes
+            .map(|(old, new)| {
+                let was = old.is_some_and(|o| o.status.is_open());
+                i64::from(new.status.is_open()) - i64::from(was)
+            })
+            .sum();
+        self.open_deliveries.fetch_add(delta, Ordering::Relaxed);
     }
 
     /// The endpoints a message has deliveries for, with their states.

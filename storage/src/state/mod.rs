@@ -79,6 +79,8 @@ pub struct State {
     idempotency: Tree,
     idem_expiry: Tree,
     audit: Tree,
+    /// Entries in `pending`, kept in step by the delivery writes (counted once at open).
+    open_deliveries: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for State {
@@ -149,8 +151,13 @@ impl State {
             idempotency: t("idempotency")?,
             idem_expiry: t("idem_expiry")?,
             audit: t("audit")?,
+            open_deliveries: std::sync::atomic::AtomicI64::new(0),
             db,
         };
+        state.open_deliveries.store(
+            state.pending.len() as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         match state.meta.get(b"format")? {
             Some(v) if v.first().copied().unwrap_or(0) > FORMAT_VERSION => {
                 return Err(Error::NewerFormat {
