@@ -15,7 +15,7 @@ use sled::{
 
 use super::{be, get, key, page, read_be, AttemptRecord, DeliveryState, Page, State};
 use crate::{
-    codec::encode_value,
+    codec::{decode_value, encode_value},
     error::{Error, Result},
 };
 
@@ -27,15 +27,24 @@ type Trees<'a> = (
 );
 
 /// Writes one delivery state and moves its index entries (only those that change), inside a
-/// transaction over (deliveries, due, pending, msg_deliveries).
+/// transaction over (deliveries, due, pending, msg_deliveries). The previous state is read
+/// in the same transaction, so concurrent writers cannot leave an index entry behind.
+/// Returns how the number of open deliveries changed (-1, 0 or 1).
 fn apply_delivery(
     (deliveries, due, pending, by_msg): Trees<'_>,
     (ep, seq): (u64, u64),
     st: &DeliveryState,
     value: &[u8],
-    old: Option<&DeliveryState>,
-) -> Result<(), ConflictableTransactionError<Error>> {
-    let was_open = old.filter(|o| o.status.is_open());
+) -> Result<i64, ConflictableTransactionError<Error>> {
+    let k = key(&[&be(ep), &be(seq)]);
+    let old: Option<DeliveryState> = match deliveries.get(&k)? {
+        Some(v) => Some(
+            decode_value(&v, &|| format!("delivery at {}", super::hex(&k)))
+                .map_err(ConflictableTransactionError::Abort)?,
+        ),
+        None => None,
+    };
+    let was_open = old.as_ref().filter(|o| o.status.is_open());
     let old_due = was_open.map(|o| o.next_at_ms);
     let new_due = st.status.is_open().then_some(st.next_at_ms);
     if old_due != new_due {
@@ -46,20 +55,22 @@ fn apply_delivery(
             due.insert(key(&[&be(at), &be(ep), &be(seq)]), &[])?;
         }
     }
-    match (was_open.is_some(), st.status.is_open()) {
+    let delta = match (was_open.is_some(), st.status.is_open()) {
         (false, true) => {
             pending.insert(key(&[&be(seq), &be(ep)]), &[])?;
+            1
         }
         (true, false) => {
             pending.remove(key(&[&be(seq), &be(ep)]))?;
+            -1
         }
-        _ => {}
-    }
+        _ => 0,
+    };
     if old.is_none() {
         by_msg.insert(key(&[&be(seq), &be(ep)]), &[])?;
     }
-    deliveries.insert(key(&[&be(ep), &be(seq)]), value)?;
-    Ok(())
+    deliveries.insert(k, value)?;
+    Ok(delta)
 }
 
 /// A due entry: which delivery, and when.
@@ -80,28 +91,23 @@ impl State {
     pub fn set_deliveries(&self, batch: &[(u64, u64, DeliveryState)]) -> Result<()> {
         let mut encoded = Vec::with_capacity(batch.len());
         for (ep, seq, st) in batch {
-            let old: Option<DeliveryState> = self.delivery(*ep, *seq)?;
-            encoded.push((*ep, *seq, st, encode_value(st)?, old));
+            encoded.push((*ep, *seq, st, encode_value(st)?));
         }
-        (
+        let delta = (
             &self.deliveries,
             &self.due,
             &self.pending,
             &self.msg_deliveries,
         )
             .transaction(|(deliveries, due, pending, by_msg)| {
-                for (ep, seq, st, value, old) in &encoded {
-                    apply_delivery(
-                        (deliveries, due, pending, by_msg),
-                        (*ep, *seq),
-                        st,
-                        value,
-                        old.as_ref(),
-                    )?;
+                let mut delta = 0;
+                for (ep, seq, st, value) in &encoded {
+                    delta +=
+                        apply_delivery((deliveries, due, pending, by_msg), (*ep, *seq), st, value)?;
                 }
-                Ok(())
+                Ok(delta)
             })?;
-        self.count_open(encoded.iter().map(|(_, _, st, _, old)| (old.as_ref(), *st)));
+        self.open_deliveries.fetch_add(delta, Ordering::Relaxed);
         Ok(())
     }
 
@@ -110,10 +116,9 @@ impl State {
     pub fn record_outcomes(&self, outcomes: &[(AttemptRecord, DeliveryState)]) -> Result<()> {
         let mut encoded = Vec::with_capacity(outcomes.len());
         for (a, st) in outcomes {
-            let old: Option<DeliveryState> = self.delivery(a.endpoint_key, a.msg_seq)?;
-            encoded.push((a, encode_value(a)?, st, encode_value(st)?, old));
+            encoded.push((a, encode_value(a)?, st, encode_value(st)?));
         }
-        (
+        let delta = (
             &self.attempts,
             &self.attempts_by_msg,
             &self.attempts_by_ep,
@@ -124,22 +129,22 @@ impl State {
         )
             .transaction(
                 |(attempts, att_by_msg, att_by_ep, deliveries, due, pending, by_msg)| {
-                    for (a, a_value, st, st_value, old) in &encoded {
+                    let mut delta = 0;
+                    for (a, a_value, st, st_value) in &encoded {
                         attempts.insert(&be(a.key), a_value.clone())?;
                         att_by_msg.insert(key(&[&be(a.msg_seq), &be(a.key)]), &[])?;
                         att_by_ep.insert(key(&[&be(a.endpoint_key), &be(a.key)]), &[])?;
-                        apply_delivery(
+                        delta += apply_delivery(
                             (deliveries, due, pending, by_msg),
                             (a.endpoint_key, a.msg_seq),
                             st,
                             st_value,
-                            old.as_ref(),
                         )?;
                     }
-                    Ok(())
+                    Ok(delta)
                 },
             )?;
-        self.count_open(encoded.iter().map(|(_, _, st, _, old)| (old.as_ref(), *st)));
+        self.open_deliveries.fetch_add(delta, Ordering::Relaxed);
         Ok(())
     }
 
@@ -177,20 +182,6 @@ impl State {
     /// Number of pending deliveries.
     pub fn pending_count(&self) -> usize {
         self.open_deliveries.load(Ordering::Relaxed).max(0) as usize
-    }
-
-    /// Moves the open-delivery count by what a committed write changed.
-    fn count_open<'a>(
-        &self,
-        changes: impl Iterator<Item = (Option<&'a DeliveryState>, &'a DeliveryState)>,
-    ) {
-        let delta: i64 = changes
-            .map(|(old, new)| {
-                let was = old.is_some_and(|o| o.status.is_open());
-                i64::from(new.status.is_open()) - i64::from(was)
-            })
-            .sum();
-        self.open_deliveries.fetch_add(delta, Ordering::Relaxed);
     }
 
     /// The endpoints a message has deliveries for, with their states.
