@@ -457,3 +457,46 @@ fn a_slow_receiver_times_out_and_waits_at_least_a_minute() {
         next - attempted
     );
 }
+
+/// Retention drops old messages, but never one with a delivery still pending.
+#[test]
+fn retention_keeps_what_is_pending_and_drops_the_rest() {
+    let schedule = vec!["\"1h\""; 3].join(", ");
+    let h = Hookd::start(&format!(
+        "[storage]\nretention = \"1s\"\nsegment_events_max = 1\n[delivery]\nretry_schedule = [{schedule}]\nallow_private_networks = true\n"
+    ));
+    setup(&h);
+    // An endpoint that refuses connections: its delivery stays pending for an hour.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/down", dead.local_addr().unwrap());
+    drop(dead);
+    endpoint(&h, json!({"url": url, "eventTypes": ["order.shipped"]}));
+    // Segments go oldest first: the old messages come before the one that stays pending.
+    let old: Vec<String> = (0..3)
+        .map(|i| send(&h, "order.paid", json!({"i": i}), &[]))
+        .collect();
+    let pending = send(&h, "order.shipped", json!({"keep": true}), &[]);
+    // A newer message makes the old segments sealed (segments roll on every event).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        send(&h, "order.paid", json!({"tick": true}), &[]);
+        if h.admin("GET", &format!("/api/v1/app/shop/msg/{}", old[0]), None)
+            .status
+            == 404
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old messages were never retired"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Give retention a few more rounds: the pending message stays, and so does what follows.
+    std::thread::sleep(Duration::from_millis(2500));
+    let kept = h.admin("GET", &format!("/api/v1/app/shop/msg/{pending}"), None);
+    assert_eq!(
+        kept.status, 200,
+        "a message with a pending delivery was retired"
+    );
+}

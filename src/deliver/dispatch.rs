@@ -12,6 +12,9 @@
 //! and sends them to the owner shard's bounded queue, ringing its doorbell. A shard whose queue
 //! is full gets nothing more until it has room: the deliveries stay due in the index, so memory
 //! stays bounded whatever the backlog.
+//!
+//! The same thread runs retention now and then: whole old segments go once every delivery of
+//! theirs is settled and they are fanned out, and expired idempotency keys are purged.
 
 use std::{
     collections::HashMap,
@@ -46,6 +49,8 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 const SCAN_EVERY: Duration = Duration::from_millis(20);
 /// How long the dispatcher lets flushes gather after it wakes.
 const GATHER: Duration = Duration::from_millis(1);
+/// Retention runs every half `storage.retention`, at least every second and at most this.
+const RETENTION_EVERY_MAX: Duration = Duration::from_secs(60);
 /// How often the fan-out cursor is saved when no delivery was created.
 const CURSOR_EVERY: Duration = Duration::from_secs(1);
 
@@ -183,7 +188,23 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let lease_ms = (svc.config.delivery.timeout + LEASE_MARGIN).as_millis() as u64;
     let mut last_scan = Instant::now();
     let mut last_cursor_write = Instant::now();
+    let retention = svc.config.storage.retention;
+    let retention_every = (retention / 2).clamp(Duration::from_secs(1), RETENTION_EVERY_MAX);
+    let mut last_retention = Instant::now();
     while !stop.load(Ordering::Acquire) {
+        // Retention runs here, off the shards: old segments go once nothing pending and
+        // nothing not yet fanned out needs them; expired idempotency keys too.
+        if last_retention.elapsed() >= retention_every {
+            last_retention = Instant::now();
+            let floor = svc.store.retention_floor(cursor + 1);
+            match floor.and_then(|f| svc.store.run_retention(retention, f)) {
+                Ok(removed) if !removed.is_empty() => {
+                    tracing::info!(segments = removed.len(), "retention removed old segments")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention failed; retrying later"),
+            }
+        }
         match fan_out(svc, &mut endpoints, inboxes, lease_ms, cursor) {
             Ok((c, n)) => {
                 // The cursor only saves work after a crash (fan-out is idempotent): write it

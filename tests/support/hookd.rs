@@ -15,6 +15,24 @@ pub const ADMIN: &str = "hkd_admin_token_for_tests";
 pub const INGEST: &str = "hkd_ingest_token_for_tests";
 pub const READER: &str = "hkd_read_token_for_tests";
 
+/// Splits the `[storage]` table's lines out of a TOML snippet.
+fn split_storage(extra: &str) -> (String, String) {
+    let (mut storage, mut rest) = (String::new(), String::new());
+    let mut in_storage = false;
+    for line in extra.lines() {
+        if line.trim_start().starts_with('[') {
+            in_storage = line.trim() == "[storage]";
+            if in_storage {
+                continue;
+            }
+        }
+        let target = if in_storage { &mut storage } else { &mut rest };
+        target.push_str(line);
+        target.push('\n');
+    }
+    (storage, rest)
+}
+
 /// A running hookd with its own data directory.
 pub struct Hookd {
     child: Option<Child>,
@@ -27,8 +45,10 @@ fn sha(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The config used by tests: three tokens, small limits where tests need them, `extra` appended.
+/// The config used by tests: three tokens, small limits where tests need them, `extra` appended
+/// (its `[storage]` keys, if any, go into the config's own `[storage]` table).
 pub fn config_text(data: &Path, extra: &str) -> String {
+    let (storage_extra, extra) = split_storage(extra);
     format!(
         r#"
 [server]
@@ -37,6 +57,7 @@ shards = 2
 
 [storage]
 path = "{data}"
+{storage_extra}
 
 [[auth.tokens]]
 name = "admin"
