@@ -254,7 +254,7 @@ fn wait_json(h: &Hookd, path: &str, done: impl Fn(&Value) -> bool) -> Value {
 fn acknowledged_messages_are_delivered_after_a_crash() {
     // Retries every second for 50 s: long enough that no delivery runs out of schedule
     // before the endpoint comes up, short enough to come round quickly once it is.
-    let schedule = vec!["\"1s\""; 50].join(", ");
+    let schedule = ["\"1s\""; 50].join(", ");
     let mut h = Hookd::start(&format!(
         "[delivery]\nretry_schedule = [{schedule}]\ntimeout = \"1s\"\nconnect_timeout = \"500ms\"\nallow_private_networks = true\n"
     ));
@@ -461,7 +461,7 @@ fn a_slow_receiver_times_out_and_waits_at_least_a_minute() {
 /// Retention drops old messages, but never one with a delivery still pending.
 #[test]
 fn retention_keeps_what_is_pending_and_drops_the_rest() {
-    let schedule = vec!["\"1h\""; 3].join(", ");
+    let schedule = ["\"1h\""; 3].join(", ");
     let h = Hookd::start(&format!(
         "[storage]\nretention = \"1s\"\nsegment_events_max = 1\n[delivery]\nretry_schedule = [{schedule}]\nallow_private_networks = true\n"
     ));
