@@ -188,6 +188,10 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let lease_ms = (svc.config.delivery.timeout + LEASE_MARGIN).as_millis() as u64;
     let mut last_scan = Instant::now();
     let mut last_cursor_write = Instant::now();
+    let mut tail = Tail {
+        iter: log.iter_from(cursor + 1),
+        held: None,
+    };
     let retention = svc.config.storage.retention;
     let retention_every = (retention / 2).clamp(Duration::from_secs(1), RETENTION_EVERY_MAX);
     let mut last_retention = Instant::now();
@@ -205,7 +209,7 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
                 Err(e) => tracing::error!(error = %e, "retention failed; retrying later"),
             }
         }
-        match fan_out(svc, &mut endpoints, inboxes, lease_ms, cursor) {
+        match fan_out(svc, &mut endpoints, inboxes, &mut tail, lease_ms, cursor) {
             Ok((c, n)) => {
                 // The cursor only saves work after a crash (fan-out is idempotent): write it
                 // with new deliveries, or now and then.
@@ -262,10 +266,35 @@ impl EndpointCache {
 
 /// Fans out every durable message after `cursor`; returns the new cursor and how many
 /// deliveries were created.
+/// The log read from the fan-out cursor on, kept open between rounds (its read-ahead buffer
+/// and position survive), holding back a record that is written but not yet durable.
+struct Tail<'a> {
+    iter: storage::log::Iter<'a>,
+    held: Option<storage::Record>,
+}
+
+impl Tail<'_> {
+    /// The next record at or below `upto`, or `None` until there is one.
+    fn next_upto(&mut self, upto: u64) -> Option<storage::Result<storage::Record>> {
+        let next = match self.held.take() {
+            Some(r) => Some(Ok(r)),
+            None => self.iter.next(),
+        };
+        match next {
+            Some(Ok(r)) if r.seq > upto => {
+                self.held = Some(r);
+                None
+            }
+            other => other,
+        }
+    }
+}
+
 fn fan_out(
     svc: &Service,
     endpoints: &mut EndpointCache,
     inboxes: &[Inbox],
+    tail: &mut Tail<'_>,
     lease_ms: u64,
     mut cursor: u64,
 ) -> storage::Result<(u64, usize)> {
@@ -280,9 +309,11 @@ fn fan_out(
         let mut room: Vec<usize> = inboxes.iter().map(Inbox::room).collect();
         let mut direct = Vec::new();
         let mut last = cursor;
-        for rec in log.iter_from(cursor + 1).take(FANOUT_BATCH) {
+        for _ in 0..FANOUT_BATCH {
+            let Some(rec) = tail.next_upto(upto) else {
+                break;
+            };
             let rec = match rec {
-                Ok(r) if r.seq > upto => break,
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, "fan-out skipped an unreadable record");
