@@ -49,6 +49,8 @@ struct EndpointSlot {
     waiting: VecDeque<Task>,
     bucket: Option<(u32, Bucket)>,
     signer: Option<(u64, Signer)>,
+    /// Whether the endpoint's limits (its `throttleRate`) have been read.
+    limits_known: bool,
 }
 
 /// One shard's delivery engine.
@@ -132,6 +134,23 @@ impl Engine {
 
     /// Starts every waiting delivery that its endpoint's cap, rate and the shard's cap allow.
     fn pump(self: &Rc<Self>) {
+        // An endpoint seen for the first time gets its rate limit before its first request.
+        let unknown: Vec<u64> = self
+            .endpoints
+            .borrow()
+            .iter()
+            .filter(|(_, s)| !s.limits_known && !s.waiting.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        for key in unknown {
+            // Deleted or unreadable: the attempt settles it.
+            if let Ok(Some(ep)) = self.svc.store.state().endpoint(key) {
+                self.update_limits(&ep);
+            }
+            if let Some(slot) = self.endpoints.borrow_mut().get_mut(&key) {
+                slot.limits_known = true;
+            }
+        }
         let now = self.svc.now_ms();
         let per_endpoint = self.svc.config.delivery.in_flight_per_endpoint_max;
         let per_shard = self.svc.config.delivery.in_flight_per_shard_max;
@@ -155,7 +174,9 @@ impl Engine {
                     start.push((*key, task));
                 }
             }
-            eps.retain(|_, s| s.in_flight > 0 || !s.waiting.is_empty() || s.bucket.is_some());
+            eps.retain(|_, s| {
+                s.in_flight > 0 || !s.waiting.is_empty() || s.bucket.is_some() || s.signer.is_some()
+            });
         }
         for (_, task) in start {
             let me = self.clone();
