@@ -28,3 +28,29 @@ wrk.body = '$PAYLOAD'
 wrk.headers["content-type"] = "application/json"
 wrk.headers["authorization"] = "Bearer $TOKEN"
 LUA
+
+# start_hookd DATA_DIR [EXTRA_DELIVERY_TOML]: hookd on $HOOKD_PORT, `sync` durability, the bench
+# token; returns once it listens.
+start_hookd() {
+  cat > "$WORK/hookd.toml" <<TOML
+[server]
+listen = "127.0.0.1:$HOOKD_PORT"
+[storage]
+path = "$1"
+durability = "sync"
+[delivery]
+${2:-}
+[log]
+level = "warn"
+[[auth.tokens]]
+name = "bench"
+sha256 = "$SHA"
+scopes = ["admin"]
+TOML
+  "$BIN" serve --config "$WORK/hookd.toml" > "$WORK/hookd.out" 2>&1 &
+  HOOKD_PID=$!
+  for _ in $(seq 100); do grep -q "listening on" "$WORK/hookd.out" && break; sleep 0.1; done
+}
+
+# api METHOD PATH [JSON]: one authenticated call to the running hookd.
+api() { curl -sf -X "$1" "http://127.0.0.1:$HOOKD_PORT/api/v1/$2" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' ${3:+-d "$3"}; }

@@ -17,27 +17,6 @@ HOOKD_PORT=18171
 NGINX_PORT=18172
 DEAD_PORT=18179
 
-start_hookd() { # data-dir
-  cat > "$WORK/hookd.toml" <<TOML
-[server]
-listen = "127.0.0.1:$HOOKD_PORT"
-[storage]
-path = "$1"
-durability = "sync"
-[delivery]
-allow_private_networks = true
-[log]
-level = "warn"
-[[auth.tokens]]
-name = "bench"
-sha256 = "$SHA"
-scopes = ["admin"]
-TOML
-  "$BIN" serve --config "$WORK/hookd.toml" > "$WORK/hookd.out" 2>&1 &
-  HOOKD_PID=$!
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/hookd.out" && break; sleep 0.1; done
-}
-api() { curl -sf -X "$1" "http://127.0.0.1:$HOOKD_PORT/api/v1/$2" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' ${3:+-d "$3"}; }
 
 cat > "$WORK/nginx.conf" <<NGINX
 worker_processes $(nproc);
@@ -61,7 +40,7 @@ served() { curl -sf "http://127.0.0.1:$NGINX_PORT/status" | awk 'NR==3 {print $3
 NGINX_RATE=$(wrk -t$THREADS -c$CONNS -d"${SECS}s" -s "$WORK/post.lua" "http://127.0.0.1:$NGINX_PORT/hook" | awk '/Requests\/sec/ {print $2}')
 
 # Deliveries: ingest for SECS seconds, then wait for the receiver to have them all.
-start_hookd "$WORK/data"
+start_hookd "$WORK/data" "allow_private_networks = true"
 api POST app '{"name":"bench","uid":"bench"}' > /dev/null
 api POST app/bench/endpoint "{\"url\":\"http://127.0.0.1:$NGINX_PORT/hook\"}" > /dev/null
 BASE=$(served)
@@ -86,7 +65,7 @@ read -r DRATE LAG <<<"$(python3 -c "print(f'{$DELIVERED/($T2-$T0):.0f} {$T2-$T1:
 RATIO=$(python3 -c "print(f'{$DRATE/$NGINX_RATE:.2f}')")
 
 # RSS with 100k deliveries pending against a dead endpoint.
-start_hookd "$WORK/data-dead"
+start_hookd "$WORK/data-dead" "allow_private_networks = true"
 api POST app '{"name":"dead","uid":"dead"}' > /dev/null
 api POST app/dead/endpoint "{\"url\":\"http://127.0.0.1:$DEAD_PORT/nobody\"}" > /dev/null
 PENDING=0

@@ -14,19 +14,6 @@ ROUNDS=${2:-2}
 source benches/common.sh
 HOOKD_PORT=18071
 NGINX_PORT=18072
-cat > "$WORK/hookd.toml" <<TOML
-[server]
-listen = "127.0.0.1:$HOOKD_PORT"
-[storage]
-path = "$WORK/data"
-durability = "sync"
-[log]
-level = "warn"
-[[auth.tokens]]
-name = "bench"
-sha256 = "$SHA"
-scopes = ["admin"]
-TOML
 
 cat > "$WORK/nginx.conf" <<NGINX
 worker_processes $(nproc);
@@ -44,11 +31,8 @@ http {
 NGINX
 
 
-"$BIN" serve --config "$WORK/hookd.toml" > "$WORK/hookd.out" 2>&1 &
-HOOKD_PID=$!
-for _ in $(seq 100); do grep -q "listening on" "$WORK/hookd.out" && break; sleep 0.1; done
-curl -sf -X POST "http://127.0.0.1:$HOOKD_PORT/api/v1/app" -H "authorization: Bearer $TOKEN" \
-  -H 'content-type: application/json' -d '{"name":"bench","uid":"bench"}' > /dev/null
+start_hookd "$WORK/data"
+api POST app '{"name":"bench","uid":"bench"}' > /dev/null
 nginx -c "$WORK/nginx.conf"
 sleep 0.3
 

@@ -76,14 +76,14 @@ fn family(path: &str) -> &'static str {
     let Some(rest) = path.strip_prefix("/api/v1/") else {
         return "other";
     };
-    let segs: Vec<&str> = rest.split('/').take(4).collect();
-    match segs.as_slice() {
-        ["health", ..] => "health",
-        ["event-type", ..] => "event_type",
-        ["app", _, "endpoint", ..] => "endpoint",
-        ["app", _, "msg", ..] => "message",
-        ["app", _, "attempt", ..] => "attempt",
-        ["app", ..] => "app",
+    let mut segs = rest.split('/');
+    match (segs.next(), segs.next(), segs.next()) {
+        (Some("health"), ..) => "health",
+        (Some("event-type"), ..) => "event_type",
+        (Some("app"), Some(_), Some("endpoint")) => "endpoint",
+        (Some("app"), Some(_), Some("msg")) => "message",
+        (Some("app"), Some(_), Some("attempt")) => "attempt",
+        (Some("app"), ..) => "app",
         _ => "other",
     }
 }

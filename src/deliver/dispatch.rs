@@ -322,7 +322,8 @@ fn fan_out(
             };
             last = rec.seq;
             // The record's key is its app: apps without endpoints are skipped undecoded.
-            if endpoints.get(svc, rec.key)?.is_empty() {
+            let eps = endpoints.get(svc, rec.key)?;
+            if eps.is_empty() {
                 continue;
             }
             let Ok(m) =
@@ -331,11 +332,7 @@ fn fan_out(
                 tracing::warn!(seq = rec.seq, "fan-out skipped an undecodable message");
                 continue;
             };
-            for ep in endpoints
-                .get(svc, m.app_key)?
-                .iter()
-                .filter(|ep| subscribed(ep, &m))
-            {
+            for ep in eps.iter().filter(|ep| subscribed(ep, &m)) {
                 let shard = owner(ep.key, inboxes.len());
                 let leased = room[shard] > 0;
                 let mut st = DeliveryState {
