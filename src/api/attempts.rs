@@ -158,8 +158,8 @@ pub fn get(cx: &Ctx<'_>, app: &str, msg: &str, attempt: &str) -> ApiResult {
         .svc
         .store
         .state()
-        .attempt(parts.key)?
-        .filter(|at| at.msg_seq == seq && at.id == attempt)
+        .attempt(seq, parts.key)?
+        .filter(|at| at.id == attempt)
         .ok_or_else(not_found)?;
     json_response(200, &attempt_json(cx, &at)?)
 }
@@ -169,17 +169,13 @@ pub fn message_endpoints(cx: &Ctx<'_>, app: &str, msg: &str) -> ApiResult {
     let a = apps::find(cx, app)?;
     let (seq, _) = messages::find(cx, &a, msg)?;
     let params = ListParams::parse(&cx.query, false)?;
+    let state = cx.svc.store.state();
+    let endpoints = state.app_endpoints(a.key)?;
+    let states = state.message_deliveries(seq, endpoints.iter().map(|e| e.key))?;
     let mut out = Vec::new();
-    for (ep_key, st) in cx
-        .svc
-        .store
-        .state()
-        .message_deliveries(seq)?
-        .into_iter()
-        .take(list::LIMIT_MAX)
-    {
-        if let Some(e) = cx.svc.store.state().endpoint(ep_key)? {
-            let mut v = serde_json::to_value(super::models::EndpointOut::from(&e))
+    for (ep_key, st) in states.into_iter().take(list::LIMIT_MAX) {
+        if let Some(e) = endpoints.iter().find(|e| e.key == ep_key) {
+            let mut v = serde_json::to_value(super::models::EndpointOut::from(e))
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             v["status"] = (st.status as u8).into();
             v["statusText"] = status_text(st.status).into();

@@ -2,22 +2,28 @@
 //! scan that hands deliveries to the shards that own their endpoints.
 //!
 //! Fan-out runs after the fact, off the ingest path: the thread tails the durable log from its
-//! cursor, matches each message against its application's endpoints (event types, channels,
-//! enabled), and writes one pending delivery per match together with... no: the deliveries go
-//! in one transaction, then the cursor moves. A crash in between fans the same messages out
-//! again, which writes the same `(endpoint, seq)` keys: at least once, never lost.
+//! position, matches each message against its application's endpoints (event types, channels,
+//! enabled), and hands one task per match to the shard that owns the endpoint.
 //!
-//! The due scan takes deliveries whose time has come, leases them (status `sending`, due again
-//! when the lease runs out, so an attempt cut short by a crash is retried without counting),
-//! and sends them to the owner shard's bounded queue, ringing its doorbell. A shard whose queue
-//! is full gets nothing more until it has room: the deliveries stay due in the index, so memory
-//! stays bounded whatever the backlog.
+//! A first attempt costs no index write before it is made: the task goes to the shard's
+//! bounded queue straight from the log ("fresh"), and the shard writes the delivery's state
+//! only with its outcome. What makes that safe is the fan-out cursor saved in the index: it
+//! never passes a message with a fresh task not yet settled, so after a crash fan-out runs
+//! again from the cursor and rebuilds exactly the tasks that were only in memory (skipping
+//! deliveries that have state by then). The log is the queue.
+//!
+//! When a shard's queue is full, fan-out waits for room (the log holds the backlog) for up to
+//! `SPILL_AFTER`; after that it writes the deliveries to the due index as pending, so one stuck
+//! shard does not hold everyone back. The due scan takes deliveries whose time has come
+//! (retries, spills, resends), leases them (status `sending`, due again when the lease runs
+//! out, so an attempt cut short by a crash is retried without counting), and queues them as far
+//! as the queues have room: memory stays bounded whatever the backlog.
 //!
 //! The same thread runs retention now and then: whole old segments go once every delivery of
 //! theirs is settled and they are fanned out, and expired idempotency keys are purged.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     future::Future,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -51,8 +57,10 @@ const SCAN_EVERY: Duration = Duration::from_millis(20);
 const GATHER: Duration = Duration::from_millis(1);
 /// Retention runs every half `storage.retention`, at least every second and at most this.
 const RETENTION_EVERY_MAX: Duration = Duration::from_secs(60);
-/// How often the fan-out cursor is saved when no delivery was created.
-const CURSOR_EVERY: Duration = Duration::from_secs(1);
+/// How often the fan-out cursor is saved, at most.
+const CURSOR_EVERY: Duration = Duration::from_millis(100);
+/// How long fan-out waits for room in a full shard queue before it spills to the due index.
+const SPILL_AFTER: Duration = Duration::from_millis(200);
 
 /// One delivery handed to a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +70,9 @@ pub struct Task {
     /// Attempts already made.
     pub attempts: u32,
     pub trigger: Trigger,
+    /// Handed over straight from fan-out: the delivery has no state on disk yet, and the
+    /// shard must report it settled (`Inbox::settled`) once it has.
+    pub fresh: bool,
 }
 
 /// A shard's side of the hand-over: a bounded queue and a doorbell.
@@ -71,6 +82,9 @@ pub struct Inbox {
     /// Advanced (by one) whenever tasks were queued; the shard subscribes to it.
     pub doorbell: Arc<Watermark>,
     rings: AtomicU64,
+    /// The seqs of the fresh tasks given to this shard and not yet settled, with how many of
+    /// each: the fan-out cursor stays below the lowest.
+    unsettled: Mutex<BTreeMap<u64, u32>>,
 }
 
 impl std::fmt::Debug for Inbox {
@@ -90,7 +104,34 @@ impl Inbox {
             rx,
             doorbell: Arc::new(Watermark::new(0)),
             rings: AtomicU64::new(0),
+            unsettled: Mutex::default(),
         }
+    }
+
+    /// Reports fresh tasks of these seqs settled: their state (or their attempt's outcome)
+    /// is in the index.
+    pub fn settled(&self, seqs: impl IntoIterator<Item = u64>) {
+        let mut u = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        for seq in seqs {
+            if let std::collections::btree_map::Entry::Occupied(mut e) = u.entry(seq) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    /// The lowest seq with a fresh task not yet settled.
+    fn oldest_unsettled(&self) -> Option<u64> {
+        let u = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        u.keys().next().copied()
+    }
+
+    /// Fresh tasks not yet settled.
+    pub fn unsettled_len(&self) -> usize {
+        let u = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        u.values().map(|&n| n as usize).sum()
     }
 
     /// Room left.
@@ -181,26 +222,35 @@ impl Dispatcher {
 fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let state = svc.store.state();
     let log = svc.store.log();
-    let mut cursor = state.cursor(FANOUT_CURSOR).ok().flatten().unwrap_or(0);
+    let mut saved = state.cursor(FANOUT_CURSOR).ok().flatten().unwrap_or(0);
+    let mut fan = FanOut {
+        endpoints: EndpointCache::default(),
+        tail: Tail {
+            iter: log.iter_from(saved + 1),
+            held: None,
+        },
+        position: saved,
+        // Messages up to here may have been fanned out before a restart: their deliveries
+        // are looked up before being sent again.
+        recheck_upto: log.durable().get(),
+        blocked_since: None,
+    };
     let waker = Waker::from(Arc::new(Unpark(parker.unparker().clone())));
-    let mut endpoints = EndpointCache::default();
     // A lease outlives the attempt (its timeout) with a margin for recording it.
     let lease_ms = (svc.config.delivery.timeout + LEASE_MARGIN).as_millis() as u64;
     let mut last_scan = Instant::now();
     let mut last_cursor_write = Instant::now();
-    let mut tail = Tail {
-        iter: log.iter_from(cursor + 1),
-        held: None,
-    };
     let retention = svc.config.storage.retention;
     let retention_every = (retention / 2).clamp(Duration::from_secs(1), RETENTION_EVERY_MAX);
     let mut last_retention = Instant::now();
     while !stop.load(Ordering::Acquire) {
         // Retention runs here, off the shards: old segments go once nothing pending and
-        // nothing not yet fanned out needs them; expired idempotency keys too.
+        // nothing not yet fanned out (or settled) needs them; expired idempotency keys too.
         if last_retention.elapsed() >= retention_every {
             last_retention = Instant::now();
-            let floor = svc.store.retention_floor(cursor + 1);
+            let floor = svc
+                .store
+                .retention_floor(checkpoint(inboxes, fan.position) + 1);
             match floor.and_then(|f| svc.store.run_retention(retention, f)) {
                 Ok(removed) if !removed.is_empty() => {
                     tracing::info!(segments = removed.len(), "retention removed old segments")
@@ -209,19 +259,20 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
                 Err(e) => tracing::error!(error = %e, "retention failed; retrying later"),
             }
         }
-        match fan_out(svc, &mut endpoints, inboxes, &mut tail, lease_ms, cursor) {
-            Ok((c, n)) => {
-                // The cursor only saves work after a crash (fan-out is idempotent): write it
-                // with new deliveries, or now and then.
-                if c != cursor && (n > 0 || last_cursor_write.elapsed() >= CURSOR_EVERY) {
-                    match state.set_cursor(FANOUT_CURSOR, c) {
-                        Ok(()) => last_cursor_write = Instant::now(),
-                        Err(e) => tracing::error!(error = %e, "saving the fan-out cursor"),
-                    }
+        if let Err(e) = fan.run(svc, inboxes) {
+            tracing::error!(error = %e, "fan-out failed; retrying");
+        }
+        // The cursor saves work after a crash and bounds what is rebuilt: it moves to just
+        // below the oldest fresh task still in memory.
+        let safe = checkpoint(inboxes, fan.position);
+        if safe != saved && last_cursor_write.elapsed() >= CURSOR_EVERY {
+            match state.set_cursor(FANOUT_CURSOR, safe) {
+                Ok(()) => {
+                    saved = safe;
+                    last_cursor_write = Instant::now();
                 }
-                cursor = c;
+                Err(e) => tracing::error!(error = %e, "saving the fan-out cursor"),
             }
-            Err(e) => tracing::error!(error = %e, "fan-out failed; retrying"),
         }
         if last_scan.elapsed() >= SCAN_EVERY {
             if let Err(e) = hand_out(svc, inboxes, lease_ms) {
@@ -229,9 +280,14 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
             }
             last_scan = Instant::now();
         }
-        // Sleep until the log moves past the cursor, a nudge, or the next tick; then let a
-        // few flushes gather, so the thread wakes per batch of messages, not per flush.
-        let mut wait = std::pin::pin!(log.durable().wait(cursor + 1));
+        if fan.blocked_since.is_some() {
+            // Waiting for room in a shard queue: look again shortly.
+            std::thread::sleep(GATHER);
+            continue;
+        }
+        // Sleep until the log moves past the position, a nudge, or the next tick; then let
+        // a few flushes gather, so the thread wakes per batch of messages, not per flush.
+        let mut wait = std::pin::pin!(log.durable().wait(fan.position + 1));
         if wait
             .as_mut()
             .poll(&mut Context::from_waker(&waker))
@@ -241,6 +297,16 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
         }
         std::thread::sleep(GATHER);
     }
+}
+
+/// The highest seq at or below which every message is fanned out and every fresh task
+/// settled: where fan-out restarts after a crash.
+fn checkpoint(inboxes: &[Inbox], position: u64) -> u64 {
+    inboxes
+        .iter()
+        .filter_map(Inbox::oldest_unsettled)
+        .map(|seq| seq - 1)
+        .fold(position, u64::min)
 }
 
 /// Endpoints per app, reloaded when any endpoint changes.
@@ -264,10 +330,9 @@ impl EndpointCache {
     }
 }
 
-/// Fans out every durable message after `cursor`; returns the new cursor and how many
-/// deliveries were created.
-/// The log read from the fan-out cursor on, kept open between rounds (its read-ahead buffer
-/// and position survive), holding back a record that is written but not yet durable.
+/// The log read from the fan-out position on, kept open between rounds (its read-ahead
+/// buffer and position survive), holding back a record that is written but not yet durable
+/// or that waits for room.
 struct Tail<'a> {
     iter: storage::log::Iter<'a>,
     held: Option<storage::Record>,
@@ -290,88 +355,171 @@ impl Tail<'_> {
     }
 }
 
-fn fan_out(
-    svc: &Service,
-    endpoints: &mut EndpointCache,
-    inboxes: &[Inbox],
-    tail: &mut Tail<'_>,
-    lease_ms: u64,
-    mut cursor: u64,
-) -> storage::Result<(u64, usize)> {
-    let mut created = 0;
-    let log = svc.store.log();
-    let upto = log.durable().get();
-    while cursor < upto {
-        let now = svc.now_ms();
-        let mut batch = Vec::new();
-        // New deliveries whose shard has room go straight there, leased in the same write
-        // that creates them; the rest wait in the due index for the scan.
-        let mut room: Vec<usize> = inboxes.iter().map(Inbox::room).collect();
-        let mut direct = Vec::new();
-        let mut last = cursor;
-        for _ in 0..FANOUT_BATCH {
-            let Some(rec) = tail.next_upto(upto) else {
-                break;
-            };
-            let rec = match rec {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "fan-out skipped an unreadable record");
-                    continue;
-                }
-            };
-            last = rec.seq;
-            // The record's key is its app: apps without endpoints are skipped undecoded.
-            let eps = endpoints.get(svc, rec.key)?;
-            if eps.is_empty() {
-                continue;
-            }
-            let Ok(m) =
-                decode_value::<MessageRecord>(&rec.payload, &|| format!("message {}", rec.seq))
-            else {
-                tracing::warn!(seq = rec.seq, "fan-out skipped an undecodable message");
-                continue;
-            };
-            for ep in eps.iter().filter(|ep| subscribed(ep, &m)) {
-                let shard = owner(ep.key, inboxes.len());
-                let leased = room[shard] > 0;
-                let mut st = DeliveryState {
-                    status: DeliveryStatus::Pending,
-                    attempts: 0,
-                    next_at_ms: now,
-                    last_status_code: None,
-                    updated_ms: now,
-                    trigger: Trigger::Scheduled,
+/// Fan-out's state between rounds.
+struct FanOut<'a> {
+    endpoints: EndpointCache,
+    tail: Tail<'a>,
+    /// Every message at or below this has been fanned out.
+    position: u64,
+    recheck_upto: u64,
+    /// Since when the next message has been waiting for room in a shard queue.
+    blocked_since: Option<Instant>,
+}
+
+impl FanOut<'_> {
+    /// Fans out the durable messages after `position`, as far as the shard queues take them.
+    fn run(&mut self, svc: &Service, inboxes: &[Inbox]) -> storage::Result<()> {
+        let state = svc.store.state();
+        let upto = svc.store.log().durable().get();
+        while self.position < upto {
+            let now = svc.now_ms();
+            let mut room: Vec<usize> = inboxes.iter().map(Inbox::room).collect();
+            let mut direct = Vec::new();
+            let mut spill = Vec::new();
+            let mut last = self.position;
+            let mut stalled = false;
+            for _ in 0..FANOUT_BATCH {
+                let Some(rec) = self.tail.next_upto(upto) else {
+                    break;
                 };
-                if leased {
-                    room[shard] -= 1;
-                    st.status = DeliveryStatus::Sending;
-                    st.next_at_ms = now + lease_ms;
-                    direct.push((
-                        shard,
-                        Task {
-                            endpoint: ep.key,
-                            seq: rec.seq,
-                            attempts: 0,
-                            trigger: Trigger::Scheduled,
-                        },
-                    ));
+                let rec = match rec {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "fan-out skipped an unreadable record");
+                        continue;
+                    }
+                };
+                let targets = self.targets(svc, &rec, inboxes.len())?;
+                let mut need = vec![0usize; inboxes.len()];
+                for &(shard, _) in &targets {
+                    need[shard] += 1;
                 }
-                batch.push((ep.key, rec.seq, st));
+                let fits = need.iter().zip(&room).all(|(n, r)| n <= r);
+                let waited_enough = self
+                    .blocked_since
+                    .is_some_and(|t| t.elapsed() >= SPILL_AFTER);
+                if !fits && !waited_enough {
+                    // The log keeps it: wait for the shard to make room.
+                    self.blocked_since.get_or_insert_with(Instant::now);
+                    self.tail.held = Some(rec);
+                    stalled = true;
+                    break;
+                }
+                self.blocked_since = None;
+                last = rec.seq;
+                for (shard, endpoint) in targets {
+                    if room[shard] > 0 {
+                        room[shard] -= 1;
+                        direct.push((
+                            shard,
+                            Task {
+                                endpoint,
+                                seq: rec.seq,
+                                attempts: 0,
+                                trigger: Trigger::Scheduled,
+                                fresh: true,
+                            },
+                        ));
+                    } else {
+                        spill.push((endpoint, rec.seq, pending_now(now)));
+                    }
+                }
+            }
+            if last == self.position && !stalled {
+                // Nothing readable up to `upto` (retired or quarantined): skip ahead.
+                last = upto;
+            }
+            // Spilled deliveries are on disk before the position passes them; fresh ones are
+            // registered as unsettled before they are queued.
+            let spill = queue_fresh(inboxes, direct, spill, now);
+            if !spill.is_empty() {
+                state.set_deliveries(&spill)?;
+            }
+            self.position = last;
+            if stalled {
+                break;
             }
         }
-        if last == cursor {
-            // Nothing readable up to `upto` (retired or quarantined): skip ahead.
-            last = upto;
-        }
-        if !batch.is_empty() {
-            svc.store.state().set_deliveries(&batch)?;
-            created += batch.len();
-        }
-        queue(inboxes, direct);
-        cursor = last;
+        Ok(())
     }
-    Ok((cursor, created))
+
+    /// The (shard, endpoint) pairs a record is to be delivered to.
+    fn targets(
+        &mut self,
+        svc: &Service,
+        rec: &storage::Record,
+        shards: usize,
+    ) -> storage::Result<Vec<(usize, u64)>> {
+        // The record's key is its app: apps without endpoints are skipped undecoded.
+        let eps = self.endpoints.get(svc, rec.key)?;
+        if eps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Ok(m) = decode_value::<MessageRecord>(&rec.payload, &|| format!("message {}", rec.seq))
+        else {
+            tracing::warn!(seq = rec.seq, "fan-out skipped an undecodable message");
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for ep in eps.iter().filter(|ep| subscribed(ep, &m)) {
+            // Before a restart this may have been sent (and settled, or left due): do not
+            // send it again.
+            if rec.seq <= self.recheck_upto
+                && svc.store.state().delivery(ep.key, rec.seq)?.is_some()
+            {
+                continue;
+            }
+            out.push((owner(ep.key, shards), ep.key));
+        }
+        Ok(out)
+    }
+}
+
+/// A delivery waiting in the due index for its first attempt.
+fn pending_now(now: u64) -> DeliveryState {
+    DeliveryState {
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_at_ms: now,
+        last_status_code: None,
+        updated_ms: now,
+        trigger: Trigger::Scheduled,
+    }
+}
+
+/// Queues fresh tasks at their shards, registering each as unsettled first. Returns the
+/// deliveries to write to the due index instead: `spill`, and any task that did not fit.
+fn queue_fresh(
+    inboxes: &[Inbox],
+    tasks: Vec<(usize, Task)>,
+    mut spill: Vec<(u64, u64, DeliveryState)>,
+    now: u64,
+) -> Vec<(u64, u64, DeliveryState)> {
+    let mut rung = vec![false; inboxes.len()];
+    for (shard, task) in tasks {
+        let inbox = &inboxes[shard];
+        {
+            let mut u = inbox.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+            *u.entry(task.seq).or_default() += 1;
+        }
+        match inbox.tx.try_send(task) {
+            Ok(()) => rung[shard] = true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                inbox.settled([task.seq]);
+                spill.push((task.endpoint, task.seq, pending_now(now)));
+            }
+        }
+    }
+    ring(inboxes, &rung);
+    spill
+}
+
+fn ring(inboxes: &[Inbox], rung: &[bool]) {
+    for (inbox, &r) in inboxes.iter().zip(rung) {
+        if r {
+            inbox.ring();
+        }
+    }
 }
 
 /// Sends leased tasks to their shards and rings the doorbells of those that got some. A task
@@ -384,11 +532,7 @@ fn queue(inboxes: &[Inbox], tasks: Vec<(usize, Task)>) {
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
         }
     }
-    for (i, r) in rung.into_iter().enumerate() {
-        if r {
-            inboxes[i].ring();
-        }
-    }
+    ring(inboxes, &rung);
 }
 
 /// Leases due deliveries and queues them at their shards, as far as the queues have room.
@@ -407,8 +551,13 @@ fn hand_out(svc: &Service, inboxes: &[Inbox], lease_ms: u64) -> storage::Result<
         if room_left[shard] == 0 {
             continue;
         }
-        let Some(mut st) = state.delivery(due.endpoint, due.seq)? else {
-            continue;
+        let mut st = match state.delivery(due.endpoint, due.seq)? {
+            Some(st) if st.status.is_open() => st,
+            // Settled by a write that raced the one that made it due.
+            _ => {
+                state.remove_stale_due(due)?;
+                continue;
+            }
         };
         room_left[shard] -= 1;
         let trigger = st.trigger;
@@ -422,6 +571,7 @@ fn hand_out(svc: &Service, inboxes: &[Inbox], lease_ms: u64) -> storage::Result<
                 seq: due.seq,
                 attempts: st.attempts,
                 trigger,
+                fresh: false,
             },
         ));
         leased.push((due.endpoint, due.seq, st));

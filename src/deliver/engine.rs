@@ -11,14 +11,17 @@ use std::{
     cell::{Cell, RefCell},
     collections::{HashMap, VecDeque},
     rc::Rc,
-    sync::Arc,
+    sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
 use rand::{rngs::StdRng, SeedableRng};
 use storage::{
     codec::decode_value,
-    state::{AttemptRecord, DeliveryState, DeliveryStatus, EndpointRecord, MessageRecord, Trigger},
+    state::{
+        AttemptRecord, DeliveryState, DeliveryStatus, EndpointRecord, MessageRecord, OutcomeRecord,
+        Trigger,
+    },
 };
 
 use super::{
@@ -40,6 +43,8 @@ const OUTCOME_BATCH: usize = 128;
 const OUTCOME_DELAY: Duration = Duration::from_millis(2);
 /// How often a shard with throttled or capped work looks at its queues again.
 const TICK: Duration = Duration::from_millis(5);
+/// When a delivery whose attempt could not run is tried again.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 /// The user agent sent with every delivery.
 const USER_AGENT: &str = concat!("hookd/", env!("CARGO_PKG_VERSION"));
 
@@ -49,6 +54,8 @@ struct EndpointSlot {
     waiting: VecDeque<Task>,
     bucket: Option<(u32, Bucket)>,
     signer: Option<(u64, Signer)>,
+    /// The endpoint as last read, with `Service::endpoints_version` at the time.
+    record: Option<(u64, Rc<EndpointRecord>)>,
     /// Whether the endpoint's limits (its `throttleRate`) have been read.
     limits_known: bool,
 }
@@ -65,7 +72,7 @@ pub struct Engine {
     in_flight: Cell<u32>,
     rng: RefCell<StdRng>,
     /// Finished attempts not yet written, and whether a write is scheduled.
-    outcomes: RefCell<Vec<(AttemptRecord, DeliveryState)>>,
+    outcomes: RefCell<Vec<OutcomeRecord>>,
     flush_scheduled: Cell<bool>,
 }
 
@@ -175,7 +182,11 @@ impl Engine {
                 }
             }
             eps.retain(|_, s| {
-                s.in_flight > 0 || !s.waiting.is_empty() || s.bucket.is_some() || s.signer.is_some()
+                s.in_flight > 0
+                    || !s.waiting.is_empty()
+                    || s.bucket.is_some()
+                    || s.signer.is_some()
+                    || s.record.is_some()
             });
         }
         for (_, task) in start {
@@ -187,12 +198,40 @@ impl Engine {
                     released: false,
                 };
                 if let Err(e) = me.attempt(task, &mut held).await {
-                    tracing::error!(error = %e, endpoint = task.endpoint, seq = task.seq, "recording a delivery failed; it will be retried when its lease runs out");
+                    me.attempt_failed(task, &e);
                 }
                 drop(held);
                 me.in_flight.set(me.in_flight.get() - 1);
                 me.pump();
             });
+        }
+    }
+
+    /// An attempt that could not run or be recorded: a leased delivery comes round again
+    /// when its lease runs out; a fresh one is made due in the index (or, if even that
+    /// fails, stays unsettled, so fan-out rebuilds it after a restart).
+    fn attempt_failed(&self, task: Task, e: &storage::Error) {
+        tracing::error!(error = %e, endpoint = task.endpoint, seq = task.seq, "a delivery attempt failed to run or to be recorded; it will be retried");
+        if !task.fresh {
+            return;
+        }
+        let now = self.svc.now_ms();
+        let retry = DeliveryState {
+            status: DeliveryStatus::Pending,
+            attempts: task.attempts,
+            next_at_ms: now + RETRY_AFTER_ERROR.as_millis() as u64,
+            last_status_code: None,
+            updated_ms: now,
+            trigger: task.trigger,
+        };
+        if self
+            .svc
+            .store
+            .state()
+            .set_delivery(task.endpoint, task.seq, &retry)
+            .is_ok()
+        {
+            self.inboxes[self.shard].settled([task.seq]);
         }
     }
 
@@ -210,7 +249,7 @@ impl Engine {
     async fn attempt(self: &Rc<Self>, task: Task, held: &mut Held<'_>) -> storage::Result<()> {
         let state = self.svc.store.state();
         let started = self.svc.now_ms();
-        let Some(ep) = state.endpoint(task.endpoint)? else {
+        let Some(ep) = self.endpoint(task.endpoint)? else {
             return self.settle_without_attempt(task, "endpoint deleted");
         };
         if ep.disabled {
@@ -302,7 +341,11 @@ impl Engine {
             Action::Fail { .. } => {}
             Action::DisableEndpoint { reason } => disable = Some(reason),
         }
-        self.record(attempt, next);
+        self.record(OutcomeRecord {
+            attempt,
+            next,
+            first_write: task.fresh,
+        });
         let health = EndpointHealth {
             failing_since_ms: ep.failing_since_ms,
         };
@@ -319,9 +362,10 @@ impl Engine {
                 self.disable(task.endpoint, &reason)?
             }
             None if health.failing_since_ms != ep.failing_since_ms => {
-                if let Some(mut fresh) = state.endpoint(task.endpoint)? {
-                    fresh.failing_since_ms = health.failing_since_ms;
-                    state.put_endpoint(&fresh)?;
+                if let Some(mut latest) = state.endpoint(task.endpoint)? {
+                    latest.failing_since_ms = health.failing_since_ms;
+                    state.put_endpoint(&latest)?;
+                    self.remember_endpoint(latest);
                 }
             }
             None => {}
@@ -332,10 +376,10 @@ impl Engine {
     /// Queues an outcome for the shard's next outcome write: one index transaction for up to
     /// `OUTCOME_BATCH` attempts, at most `OUTCOME_DELAY` after the first. An outcome lost in a
     /// crash leaves its delivery leased, so it is sent again: at least once.
-    fn record(self: &Rc<Self>, attempt: AttemptRecord, next: DeliveryState) {
+    fn record(self: &Rc<Self>, outcome: OutcomeRecord) {
         let len = {
             let mut q = self.outcomes.borrow_mut();
-            q.push((attempt, next));
+            q.push(outcome);
             q.len()
         };
         if len >= OUTCOME_BATCH {
@@ -356,8 +400,16 @@ impl Engine {
         if batch.is_empty() {
             return;
         }
-        if let Err(e) = self.svc.store.state().record_outcomes(&batch) {
-            tracing::error!(error = %e, n = batch.len(), "recording attempts failed; their deliveries will be retried when their leases run out");
+        match self.svc.store.state().record_outcomes(&batch) {
+            Ok(()) => self.inboxes[self.shard].settled(
+                batch
+                    .iter()
+                    .filter(|o| o.first_write)
+                    .map(|o| o.attempt.msg_seq),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, n = batch.len(), "recording attempts failed; their deliveries will be sent again (leased ones when the lease runs out, fresh ones after a restart)")
+            }
         }
     }
 
@@ -410,6 +462,37 @@ impl Engine {
         }
     }
 
+    /// The endpoint, read from the index only when endpoints changed since it last was.
+    fn endpoint(&self, key: u64) -> storage::Result<Option<Rc<EndpointRecord>>> {
+        let version = self.svc.endpoints_version.load(Ordering::Acquire);
+        if let Some((v, ep)) = self
+            .endpoints
+            .borrow()
+            .get(&key)
+            .and_then(|s| s.record.as_ref())
+        {
+            if *v == version {
+                return Ok(Some(ep.clone()));
+            }
+        }
+        let Some(ep) = self.svc.store.state().endpoint(key)? else {
+            return Ok(None);
+        };
+        let ep = Rc::new(ep);
+        self.endpoints.borrow_mut().entry(key).or_default().record = Some((version, ep.clone()));
+        Ok(Some(ep))
+    }
+
+    /// Keeps the cached endpoint in step with a write of this shard's own.
+    fn remember_endpoint(&self, ep: EndpointRecord) {
+        let mut eps = self.endpoints.borrow_mut();
+        if let Some(slot) = eps.get_mut(&ep.key) {
+            if let Some((_, cached)) = &mut slot.record {
+                *cached = Rc::new(ep);
+            }
+        }
+    }
+
     /// The endpoint's signer, prepared once per version of its keys.
     fn signer(&self, ep: &EndpointRecord, now_ms: u64) -> Option<Signer> {
         let mut eps = self.endpoints.borrow_mut();
@@ -447,6 +530,14 @@ impl Engine {
 
     /// Settles a delivery that could not even be attempted.
     fn settle_without_attempt(&self, task: Task, why: &str) -> storage::Result<()> {
+        self.write_unattempted(task, why)?;
+        if task.fresh {
+            self.inboxes[self.shard].settled([task.seq]);
+        }
+        Ok(())
+    }
+
+    fn write_unattempted(&self, task: Task, why: &str) -> storage::Result<()> {
         tracing::info!(
             endpoint = task.endpoint,
             seq = task.seq,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use storage::{
     state::{
         AppRecord, AttemptRecord, AuditRecord, DeliveryState, DeliveryStatus, EndpointRecord,
-        EventTypeRecord, IdempotencyRecord, MessageRef, SigningKey, Trigger,
+        EventTypeRecord, IdempotencyRecord, MessageRef, OutcomeRecord, SigningKey, Trigger,
     },
     Error, ManualClock,
 };
@@ -231,7 +231,7 @@ fn delivery_index_due_index_and_pending_floor_move_together() {
     .unwrap();
     assert_eq!(st.min_pending_seq().unwrap(), Some(101));
     assert_eq!(st.due_before(u64::MAX, 10).unwrap().len(), 1);
-    let per_msg = st.message_deliveries(100).unwrap();
+    let per_msg = st.message_deliveries(100, [7, 8]).unwrap();
     assert_eq!(
         per_msg
             .iter()
@@ -262,8 +262,8 @@ fn attempts_list_newest_first_by_message_and_by_endpoint() {
             },
             ..pending(1_000 + key)
         };
-        st.record_outcomes(&[(
-            AttemptRecord {
+        st.record_outcomes(&[OutcomeRecord {
+            attempt: AttemptRecord {
                 key,
                 id: format!("atmpt_{key}"),
                 msg_seq: seq,
@@ -277,7 +277,8 @@ fn attempts_list_newest_first_by_message_and_by_endpoint() {
                 ts_ms: key,
             },
             next,
-        )])
+            first_write: false,
+        }])
         .unwrap();
     }
     assert_eq!(
@@ -306,7 +307,12 @@ fn attempts_list_newest_first_by_message_and_by_endpoint() {
         keys(st.attempts_for_endpoint(7, Some(3), 2).unwrap()),
         vec![1]
     );
-    assert_eq!(st.attempt(2).unwrap().unwrap().endpoint_key, 8);
+    assert_eq!(st.attempt(100, 2).unwrap().unwrap().endpoint_key, 8);
+    assert_eq!(
+        st.attempt(101, 2).unwrap(),
+        None,
+        "an attempt is found under its own message"
+    );
 }
 
 #[test]
@@ -438,4 +444,65 @@ fn cursors_persist() {
     let store = common::open(dir.path(), &clock);
     assert_eq!(store.state().cursor("fanout").unwrap(), Some(42));
     assert_eq!(store.state().cursor("other").unwrap(), None);
+}
+
+#[test]
+fn a_first_attempt_that_settles_is_written_without_index_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    let attempt = |key: u64, seq: u64| AttemptRecord {
+        key,
+        id: format!("atmpt_{key}"),
+        msg_seq: seq,
+        endpoint_key: 7,
+        url: "https://x".into(),
+        status_code: Some(200),
+        response: "ok".into(),
+        duration_ms: 1,
+        trigger: Trigger::Scheduled,
+        status: DeliveryStatus::Success,
+        ts_ms: key,
+    };
+    // One settles at once; the other fails its first attempt and is due again later.
+    st.record_outcomes(&[
+        OutcomeRecord {
+            attempt: attempt(1, 100),
+            next: DeliveryState {
+                status: DeliveryStatus::Success,
+                ..pending(10)
+            },
+            first_write: true,
+        },
+        OutcomeRecord {
+            attempt: attempt(2, 101),
+            next: pending(5_000),
+            first_write: true,
+        },
+    ])
+    .unwrap();
+    assert_eq!(
+        st.delivery(7, 100).unwrap().unwrap().status,
+        DeliveryStatus::Success
+    );
+    assert_eq!(
+        st.message_deliveries(100, [7, 8]).unwrap().len(),
+        1,
+        "the message lists its endpoint"
+    );
+    assert_eq!(
+        st.attempts_for_endpoint(7, None, 10).unwrap().items.len(),
+        2
+    );
+    assert_eq!(
+        st.due_before(u64::MAX, 10)
+            .unwrap()
+            .iter()
+            .map(|d| d.seq)
+            .collect::<Vec<_>>(),
+        vec![101],
+        "only the retry is due"
+    );
+    assert_eq!(st.pending_count(), 1);
+    assert_eq!(st.min_pending_seq().unwrap(), Some(101));
 }

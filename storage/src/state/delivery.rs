@@ -1,6 +1,7 @@
 //! Delivery state: the delivery index, the due index, the pending floor and attempts.
 //!
-//! A delivery `(endpoint, seq)` is in `deliveries` for as long as it is known. While it is open
+//! A delivery `(endpoint, seq)` is in `deliveries` once it has state (a first attempt handed
+//! over straight from fan-out has none until its outcome is written). While it is open
 //! (pending, or sending under a lease) it also has exactly one entry in `due` (keyed by when it
 //! is next due, or when its lease runs out) and one in `pending` (keyed by seq, so that the
 //! lowest open seq, below which the log may be retired, is the first key).
@@ -13,7 +14,9 @@ use sled::{
     Transactional,
 };
 
-use super::{be, get, key, page, read_be, AttemptRecord, DeliveryState, Page, State};
+use super::{
+    be, get, key, page, read_be, AttemptRecord, DeliveryState, OutcomeRecord, Page, State,
+};
 use crate::{
     codec::{decode_value, encode_value},
     error::{Error, Result},
@@ -23,15 +26,14 @@ type Trees<'a> = (
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
-    &'a TransactionalTree,
 );
 
 /// Writes one delivery state and moves its index entries (only those that change), inside a
-/// transaction over (deliveries, due, pending, msg_deliveries). The previous state is read
+/// transaction over (deliveries, due, pending). The previous state is read
 /// in the same transaction, so concurrent writers cannot leave an index entry behind.
 /// Returns how the number of open deliveries changed (-1, 0 or 1).
 fn apply_delivery(
-    (deliveries, due, pending, by_msg): Trees<'_>,
+    (deliveries, due, pending): Trees<'_>,
     (ep, seq): (u64, u64),
     st: &DeliveryState,
     value: &[u8],
@@ -66,9 +68,6 @@ fn apply_delivery(
         }
         _ => 0,
     };
-    if old.is_none() {
-        by_msg.insert(key(&[&be(seq), &be(ep)]), &[])?;
-    }
     deliveries.insert(k, value)?;
     Ok(delta)
 }
@@ -93,17 +92,72 @@ impl State {
         for (ep, seq, st) in batch {
             encoded.push((*ep, *seq, st, encode_value(st)?));
         }
+        let delta = (&self.deliveries, &self.due, &self.pending).transaction(
+            |(deliveries, due, pending)| {
+                let mut delta = 0;
+                for (ep, seq, st, value) in &encoded {
+                    delta += apply_delivery((deliveries, due, pending), (*ep, *seq), st, value)?;
+                }
+                Ok(delta)
+            },
+        )?;
+        self.open_deliveries.fetch_add(delta, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Records finished attempts and the delivery states they lead to (a shard batches its
+    /// outcomes so that many deliveries share one write).
+    ///
+    /// An outcome that is the first write of its delivery and settles it (the usual first
+    /// attempt that lands, handed to the shard straight from fan-out) has no index entry to
+    /// move, so it is written without a transaction, delivery state last: a crash part way
+    /// leaves no state, and the delivery is fanned out and sent again (at least once). The
+    /// others go in one transaction that moves their due and pending entries.
+    pub fn record_outcomes(&self, outcomes: &[OutcomeRecord]) -> Result<()> {
+        let (quick, moving): (Vec<&OutcomeRecord>, Vec<&OutcomeRecord>) = outcomes
+            .iter()
+            .partition(|o| o.first_write && !o.next.status.is_open());
+        for o in quick {
+            let a = &o.attempt;
+            self.msg_attempts
+                .insert(key(&[&be(a.msg_seq), &be(a.key)]), encode_value(a)?)?;
+            self.ep_attempts
+                .insert(key(&[&be(a.endpoint_key), &be(a.key)]), &be(a.msg_seq))?;
+            self.deliveries.insert(
+                key(&[&be(a.endpoint_key), &be(a.msg_seq)]),
+                encode_value(&o.next)?,
+            )?;
+        }
+        if moving.is_empty() {
+            return Ok(());
+        }
+        let mut encoded = Vec::with_capacity(moving.len());
+        for o in moving {
+            encoded.push((
+                &o.attempt,
+                encode_value(&o.attempt)?,
+                &o.next,
+                encode_value(&o.next)?,
+            ));
+        }
         let delta = (
+            &self.msg_attempts,
+            &self.ep_attempts,
             &self.deliveries,
             &self.due,
             &self.pending,
-            &self.msg_deliveries,
         )
-            .transaction(|(deliveries, due, pending, by_msg)| {
+            .transaction(|(msg_attempts, ep_attempts, deliveries, due, pending)| {
                 let mut delta = 0;
-                for (ep, seq, st, value) in &encoded {
-                    delta +=
-                        apply_delivery((deliveries, due, pending, by_msg), (*ep, *seq), st, value)?;
+                for (a, a_value, st, st_value) in &encoded {
+                    msg_attempts.insert(key(&[&be(a.msg_seq), &be(a.key)]), a_value.clone())?;
+                    ep_attempts.insert(key(&[&be(a.endpoint_key), &be(a.key)]), &be(a.msg_seq))?;
+                    delta += apply_delivery(
+                        (deliveries, due, pending),
+                        (a.endpoint_key, a.msg_seq),
+                        st,
+                        st_value,
+                    )?;
                 }
                 Ok(delta)
             })?;
@@ -111,40 +165,10 @@ impl State {
         Ok(())
     }
 
-    /// Records finished attempts and the delivery states they lead to, all in one
-    /// transaction (a shard batches its outcomes so that many deliveries share one write).
-    pub fn record_outcomes(&self, outcomes: &[(AttemptRecord, DeliveryState)]) -> Result<()> {
-        let mut encoded = Vec::with_capacity(outcomes.len());
-        for (a, st) in outcomes {
-            encoded.push((a, encode_value(a)?, st, encode_value(st)?));
-        }
-        let delta = (
-            &self.attempts,
-            &self.attempts_by_msg,
-            &self.attempts_by_ep,
-            &self.deliveries,
-            &self.due,
-            &self.pending,
-            &self.msg_deliveries,
-        )
-            .transaction(
-                |(attempts, att_by_msg, att_by_ep, deliveries, due, pending, by_msg)| {
-                    let mut delta = 0;
-                    for (a, a_value, st, st_value) in &encoded {
-                        attempts.insert(&be(a.key), a_value.clone())?;
-                        att_by_msg.insert(key(&[&be(a.msg_seq), &be(a.key)]), &[])?;
-                        att_by_ep.insert(key(&[&be(a.endpoint_key), &be(a.key)]), &[])?;
-                        delta += apply_delivery(
-                            (deliveries, due, pending, by_msg),
-                            (a.endpoint_key, a.msg_seq),
-                            st,
-                            st_value,
-                        )?;
-                    }
-                    Ok(delta)
-                },
-            )?;
-        self.open_deliveries.fetch_add(delta, Ordering::Relaxed);
+    /// Removes a due entry whose delivery is no longer open (left by a racing write).
+    pub fn remove_stale_due(&self, due: Due) -> Result<()> {
+        self.due
+            .remove(key(&[&be(due.at_ms), &be(due.endpoint), &be(due.seq)]))?;
         Ok(())
     }
 
@@ -184,12 +208,14 @@ impl State {
         self.open_deliveries.load(Ordering::Relaxed).max(0) as usize
     }
 
-    /// The endpoints a message has deliveries for, with their states.
-    pub fn message_deliveries(&self, seq: u64) -> Result<Vec<(u64, DeliveryState)>> {
+    /// Which of `endpoints` a message has deliveries for, with their states.
+    pub fn message_deliveries(
+        &self,
+        seq: u64,
+        endpoints: impl IntoIterator<Item = u64>,
+    ) -> Result<Vec<(u64, DeliveryState)>> {
         let mut out = Vec::new();
-        for kv in self.msg_deliveries.scan_prefix(be(seq)) {
-            let (k, _) = kv?;
-            let ep = read_be(&k, 8);
+        for ep in endpoints {
             if let Some(st) = self.delivery(ep, seq)? {
                 out.push((ep, st));
             }
@@ -215,9 +241,9 @@ impl State {
         Ok(out)
     }
 
-    /// The attempt with internal key `k`.
-    pub fn attempt(&self, k: u64) -> Result<Option<AttemptRecord>> {
-        get(&self.attempts, &be(k), "attempt")
+    /// Attempt `k` of message `seq`.
+    pub fn attempt(&self, seq: u64, k: u64) -> Result<Option<AttemptRecord>> {
+        get(&self.msg_attempts, &key(&[&be(seq), &be(k)]), "attempt")
     }
 
     /// A message's attempts, newest first, strictly before attempt key `before`.
@@ -227,7 +253,11 @@ impl State {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Page<AttemptRecord>> {
-        self.attempts_via(&self.attempts_by_msg, seq, before, limit)
+        let start = key(&[&be(seq), &be(0)]);
+        let end = key(&[&be(seq), &be(before.unwrap_or(u64::MAX))]);
+        let mut p = page(self.msg_attempts.range(start..end).rev(), limit, "attempt")?;
+        p.last_key = p.items.last().map(|a: &AttemptRecord| be(a.key).to_vec());
+        Ok(p)
     }
 
     /// An endpoint's attempts, newest first, strictly before attempt key `before`.
@@ -237,23 +267,13 @@ impl State {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Page<AttemptRecord>> {
-        self.attempts_via(&self.attempts_by_ep, endpoint, before, limit)
-    }
-
-    fn attempts_via(
-        &self,
-        index: &sled::Tree,
-        owner: u64,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Page<AttemptRecord>> {
-        let start = key(&[&be(owner), &be(0)]);
-        let end = key(&[&be(owner), &be(before.unwrap_or(u64::MAX))]);
-        let rows = index.range(start..end).rev().map(|kv| {
-            let (k, _) = kv?;
-            let ak = be(read_be(&k, 8));
-            let v = self.attempts.get(ak)?.unwrap_or_default();
-            Ok((sled::IVec::from(&ak), v))
+        let start = key(&[&be(endpoint), &be(0)]);
+        let end = key(&[&be(endpoint), &be(before.unwrap_or(u64::MAX))]);
+        let rows = self.ep_attempts.range(start..end).rev().map(|kv| {
+            let (k, seq) = kv?;
+            let at = key(&[&seq[..], &k[8..]]);
+            let v = self.msg_attempts.get(&at)?.unwrap_or_default();
+            Ok((sled::IVec::from(at), v))
         });
         let mut p = page(rows, limit, "attempt")?;
         p.last_key = p.items.last().map(|a: &AttemptRecord| be(a.key).to_vec());

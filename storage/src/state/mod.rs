@@ -16,17 +16,17 @@
 //! | `event_types` | name | [`EventTypeRecord`] |
 //! | `event_ids` | app key, eventId | [`MessageRef`] |
 //! | `deliveries` | endpoint key, seq | [`DeliveryState`] |
-//! | `msg_deliveries` | seq, endpoint key | empty |
 //! | `due` | next_at_ms, endpoint key, seq | empty (pending only) |
 //! | `pending` | seq, endpoint key | empty (pending only: the retention floor) |
-//! | `attempts` | attempt key | [`AttemptRecord`] |
-//! | `attempts_by_msg` | seq, attempt key | empty |
-//! | `attempts_by_ep` | endpoint key, attempt key | empty |
+//! | `msg_attempts` | seq, attempt key | [`AttemptRecord`] |
+//! | `ep_attempts` | endpoint key, attempt key | seq |
 //! | `idempotency` | scope, 0x00, key | [`IdempotencyRecord`] |
 //! | `idem_expiry` | expires_ms, scope, 0x00, key | empty |
 //! | `audit` | ts_ms, counter | [`AuditRecord`] |
 //!
-//! Writes that touch several trees run in one sled transaction. sled makes nothing durable until
+//! Writes that touch several trees run in one sled transaction, except the outcome of a first
+//! attempt that settles its delivery (see [`State::record_outcomes`]), the hot path, which has
+//! no index entry to move and is ordered so that a crash part way loses nothing. sled makes nothing durable until
 //! it is flushed; [`State::flush`] (called by the store's index flusher) does that.
 
 mod delivery;
@@ -70,12 +70,10 @@ pub struct State {
     event_types: Tree,
     event_ids: Tree,
     deliveries: Tree,
-    msg_deliveries: Tree,
     due: Tree,
     pending: Tree,
-    attempts: Tree,
-    attempts_by_msg: Tree,
-    attempts_by_ep: Tree,
+    msg_attempts: Tree,
+    ep_attempts: Tree,
     idempotency: Tree,
     idem_expiry: Tree,
     audit: Tree,
@@ -142,12 +140,10 @@ impl State {
             event_types: t("event_types")?,
             event_ids: t("event_ids")?,
             deliveries: t("deliveries")?,
-            msg_deliveries: t("msg_deliveries")?,
             due: t("due")?,
             pending: t("pending")?,
-            attempts: t("attempts")?,
-            attempts_by_msg: t("attempts_by_msg")?,
-            attempts_by_ep: t("attempts_by_ep")?,
+            msg_attempts: t("msg_attempts")?,
+            ep_attempts: t("ep_attempts")?,
             idempotency: t("idempotency")?,
             idem_expiry: t("idem_expiry")?,
             audit: t("audit")?,

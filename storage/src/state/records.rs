@@ -101,6 +101,16 @@ pub struct DeliveryState {
     pub trigger: Trigger,
 }
 
+/// A finished attempt and the state of its delivery after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeRecord {
+    pub attempt: AttemptRecord,
+    pub next: DeliveryState,
+    /// No state was written for this delivery before (a first attempt handed over straight
+    /// from fan-out).
+    pub first_write: bool,
+}
+
 /// What started an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub enum Trigger {
