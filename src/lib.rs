@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod service;
 pub mod shard;
 pub mod signals;
+pub mod systemd;
 pub mod time;
 pub mod url;

@@ -121,7 +121,9 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             "hookd: only its SHA-256 is kept. Use it as 'Authorization: Bearer <token>'."
         )?;
     }
-    let shards = match hookd::shard::start(svc.clone(), &config) {
+    let (notifier, watchdog_interval) = systemd_from_env();
+    let beat_every = hookd::systemd::beat_every(watchdog_interval);
+    let shards = match hookd::shard::start(svc.clone(), &config, beat_every) {
         Ok(s) => s,
         Err(e) => {
             svc.close();
@@ -137,6 +139,16 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         started.elapsed().as_millis()
     )
     .context("writing to stdout")?;
+    // Every shard serves and recovery is done: ready, and from now on watched.
+    let status = format!("listening on {}", shards.addr);
+    if let Err(e) = notifier.ready(&status) {
+        tracing::warn!(error = %e, "readiness notification not sent");
+    }
+    let watchdog = watchdog_interval.and_then(|interval| {
+        hookd::systemd::Watchdog::start(notifier.clone(), svc.liveness.clone(), interval)
+            .map_err(|e| tracing::warn!(error = %e, "cannot start the watchdog thread"))
+            .ok()
+    });
     loop {
         match hookd::signals::wait().context("waiting for signals")? {
             hookd::signals::Signal::Stop => break,
@@ -147,11 +159,43 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // systemd stops enforcing the watchdog once the unit stops; so does hookd.
+    if let Some(w) = watchdog {
+        w.stop();
+    }
+    if let Err(e) = notifier.stopping("draining connections") {
+        tracing::warn!(error = %e, "stopping notification not sent");
+    }
     tracing::info!("stopping: draining connections");
     shards.stop();
     svc.close();
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The systemd notifier (`$NOTIFY_SOCKET`) and watchdog interval (`$WATCHDOG_USEC`). hookd
+/// runs without them, with a warning, when they cannot be understood.
+fn systemd_from_env() -> (Arc<hookd::systemd::Notifier>, Option<std::time::Duration>) {
+    use hookd::systemd::{watchdog_from_env, Notifier};
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "systemd notifications disabled");
+        Notifier::disabled()
+    });
+    let watchdog = match watchdog_from_env() {
+        Ok(w) if notifier.is_enabled() => w,
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "systemd watchdog disabled");
+            None
+        }
+    };
+    if let Some(interval) = watchdog {
+        tracing::info!(
+            interval_ms = interval.as_millis() as u64,
+            "systemd watchdog on"
+        );
+    }
+    (Arc::new(notifier), watchdog)
 }
 
 fn check_config(path: &Path) -> anyhow::Result<ExitCode> {

@@ -25,6 +25,8 @@ pub struct Service {
     pub metrics: crate::metrics::Metrics,
     /// The shards' inboxes and I/O driver, once they run.
     pub shards: std::sync::OnceLock<(Arc<Vec<crate::deliver::dispatch::Inbox>>, &'static str)>,
+    /// Heartbeats of the shards and the dispatcher, for the systemd watchdog.
+    pub liveness: Arc<crate::systemd::Liveness>,
 }
 
 impl std::fmt::Debug for Service {
@@ -116,6 +118,7 @@ impl Service {
             sha.copy_from_slice(&hash);
             auth.add_admin_hash("admin", sha);
         }
+        let liveness = Arc::new(crate::systemd::Liveness::new(config.effective_shards()));
         let svc = Arc::new(Self {
             store,
             config: Arc::new(config),
@@ -124,6 +127,7 @@ impl Service {
             endpoints_version: std::sync::atomic::AtomicU64::new(1),
             metrics: crate::metrics::Metrics::default(),
             shards: std::sync::OnceLock::new(),
+            liveness,
         });
         Ok((
             svc,
@@ -138,18 +142,20 @@ impl Service {
     pub fn gauges(&self) -> crate::metrics::Gauges {
         let state = self.store.state();
         let now = self.now_ms();
-        let oldest = state
-            .min_pending_seq()
-            .ok()
-            .flatten()
+        let inboxes = self.shards.get().map_or(&[][..], |(i, _)| i.as_slice());
+        // Pending: in the index, and first attempts handed to shards straight from the log.
+        let oldest = inboxes
+            .iter()
+            .filter_map(|i| i.oldest_unsettled())
+            .chain(state.min_pending_seq().ok().flatten())
+            .min()
             .and_then(|seq| self.store.log().read(seq).ok().flatten())
             .map_or(0, |r| now.saturating_sub(r.ts_ms));
-        let (depths, driver) = match self.shards.get() {
-            Some((inboxes, driver)) => (inboxes.iter().map(|i| i.rx.len()).collect(), *driver),
-            None => (Vec::new(), "none"),
-        };
+        let unsettled: usize = inboxes.iter().map(|i| i.unsettled_len()).sum();
+        let depths = inboxes.iter().map(|i| i.rx.len()).collect();
+        let driver = self.shards.get().map_or("none", |(_, d)| *d);
         crate::metrics::Gauges {
-            pending: state.pending_count(),
+            pending: state.pending_count() + unsettled,
             oldest_pending_age_ms: oldest,
             queue_depths: depths,
             disk_bytes: self.store.disk_bytes(),

@@ -6,8 +6,18 @@
 //! kernel allows it and epoll otherwise (monoio's fusion driver decides at start; which one
 //! runs is logged and reported). Listeners are bound on the starting thread before any shard
 //! starts, so a bind error is reported at once and port 0 resolves to one port for all.
+//!
+//! Each shard also runs a heartbeat task for the systemd watchdog (`crate::systemd`). Its first
+//! beat happens once the shard's accept loop waits for connections, and [`start`] returns only
+//! after every shard has beaten: from then on every shard is serving (what `READY=1` promises).
 
-use std::{net::SocketAddr, rc::Rc, sync::Arc, thread::JoinHandle};
+use std::{
+    net::SocketAddr,
+    rc::Rc,
+    sync::Arc,
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
 
 use crate::{
     api::Api,
@@ -19,10 +29,13 @@ use crate::{
     },
     http::{self, Limits, Shutdown},
     service::Service,
+    systemd::Liveness,
 };
 
 /// Threads resolving endpoint host names (their lookups block).
 const RESOLVER_THREADS: usize = 2;
+/// The longest wait for every shard to run its accept loop.
+const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The I/O driver a shard runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +78,10 @@ pub enum ServeError {
     Thread(std::io::Error),
     #[error("delivery client: {0}")]
     Client(#[from] ClientError),
+    #[error("shard {0} stopped while starting (its error is in the log)")]
+    ShardStopped(usize),
+    #[error("shard {0} did not start within {1:?}")]
+    ShardTimeout(usize, Duration),
 }
 
 /// What every shard's delivery engine shares.
@@ -94,9 +111,19 @@ impl std::fmt::Debug for Shards {
     }
 }
 
-/// Binds every shard's listener and starts the shards.
-pub fn start(svc: Arc<Service>, config: &Config) -> Result<Shards, ServeError> {
+/// Binds every shard's listener, starts the shards, and returns once every shard serves.
+/// Each shard bumps its heartbeat in `svc.liveness` every `beat_every`.
+pub fn start(
+    svc: Arc<Service>,
+    config: &Config,
+    beat_every: Duration,
+) -> Result<Shards, ServeError> {
     let n = config.effective_shards();
+    assert_eq!(
+        svc.liveness.shards(),
+        n,
+        "liveness counters for every shard"
+    );
     let tls = match &config.server.tls {
         Some(t) => Some(http::tls::acceptor(t)?),
         None => None,
@@ -129,23 +156,46 @@ pub fn start(svc: Arc<Service>, config: &Config) -> Result<Shards, ServeError> {
         let delivery = delivery.clone();
         let t = std::thread::Builder::new()
             .name(format!("hookd-shard-{i}"))
-            .spawn(move || run_shard(i, listener, svc, tls, limits, shutdown, delivery))
+            .spawn(move || {
+                run_shard(
+                    i, listener, svc, tls, limits, shutdown, delivery, beat_every,
+                )
+            })
             .map_err(ServeError::Thread)?;
         threads.push(t);
     }
+    let liveness = svc.liveness.clone();
     let dispatcher =
         Dispatcher::start(svc, delivery.inboxes.clone()).map_err(ServeError::Thread)?;
-    tracing::info!(%addr, shards = n, driver = driver.as_str(), tls = config.server.tls.is_some(), "listening");
-    Ok(Shards {
+    let shards = Shards {
         addr,
         driver,
         shutdown,
         threads,
         dispatcher,
         inboxes: delivery.inboxes,
-    })
+    };
+    if let Err(e) = shards.wait_serving(&liveness, SHARD_START_TIMEOUT) {
+        shards.stop();
+        return Err(e);
+    }
+    tracing::info!(%addr, shards = n, driver = driver.as_str(), tls = config.server.tls.is_some(), "listening");
+    Ok(shards)
 }
 
+/// Bumps the shard's heartbeat every `every`, on the shard's own runtime: a shard thread that
+/// blocks or spins stops beating, and the systemd watchdog notices.
+async fn heartbeat(liveness: Arc<Liveness>, shard: usize, every: Duration) {
+    loop {
+        liveness.beat_shard(shard);
+        monoio::time::sleep(every).await;
+    }
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one shard thread, passed once where it starts"
+)]
 fn run_shard(
     index: usize,
     listener: std::net::TcpListener,
@@ -154,6 +204,7 @@ fn run_shard(
     limits: Limits,
     shutdown: Shutdown,
     delivery: DeliveryParts,
+    beat_every: Duration,
 ) {
     let mut rt = match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
@@ -176,12 +227,33 @@ fn run_shard(
         let client = Client::new(delivery.client, delivery.resolver);
         let engine = Engine::new(svc.clone(), delivery.inboxes, index, client);
         monoio::spawn(engine.run());
+        // Its first beat runs once `run_listener` below waits in accept.
+        monoio::spawn(heartbeat(svc.liveness.clone(), index, beat_every));
         let api = Rc::new(Api::new(svc));
         http::server::run_listener(listener, tls, api, Rc::new(limits), shutdown).await;
     });
 }
 
 impl Shards {
+    /// Waits until every shard has beaten once (its accept loop is waiting for connections).
+    /// Fails if a shard thread ends first (it could not start its runtime) or `timeout` passes.
+    fn wait_serving(&self, liveness: &Liveness, timeout: Duration) -> Result<(), ServeError> {
+        let deadline = Instant::now() + timeout;
+        for (i, thread) in self.threads.iter().enumerate() {
+            while !liveness.shard_started(i) {
+                if thread.is_finished() {
+                    return Err(ServeError::ShardStopped(i));
+                }
+                if Instant::now() >= deadline {
+                    return Err(ServeError::ShardTimeout(i, timeout));
+                }
+                // Start-up only: shards come up within a few milliseconds.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        Ok(())
+    }
+
     /// Stops accepting, lets requests in flight finish, and joins the shard threads.
     pub fn stop(self) {
         self.dispatcher.stop();

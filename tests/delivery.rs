@@ -286,6 +286,52 @@ fn acknowledged_messages_are_delivered_after_a_crash() {
     }
 }
 
+/// Crash test for what is only in memory: first attempts go from the log to the shard with
+/// no index write, and what does not fit the shard's queue is spilled to the due index. Both
+/// kinds, acknowledged and unsettled when hookd is killed, are delivered after the restart.
+#[test]
+fn first_attempts_in_memory_or_spilled_survive_a_crash() {
+    let schedule = ["\"1s\""; 50].join(", ");
+    let mut h = Hookd::start(&format!(
+        "[delivery]\nretry_schedule = [{schedule}]\ntimeout = \"30s\"\nallow_private_networks = true\nin_flight_per_endpoint_max = 2\nqueue_capacity = 4\n"
+    ));
+    setup(&h);
+    // Accepts connections (the kernel does) but never answers: attempts hang.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/silent", silent.local_addr().unwrap());
+    let ep = endpoint(&h, json!({"url": url}));
+    let ids: Vec<String> = (0..40)
+        .map(|i| send(&h, "order.paid", json!({"i": i}), &[]))
+        .collect();
+    let destinations = |id: &str| format!("/api/v1/app/shop/msg/{id}/endpoint");
+    // The last message did not fit the shard's queue: it waits in the due index...
+    wait_json(&h, &destinations(&ids[39]), |v| {
+        v["data"][0]["statusText"] == "pending"
+    });
+    // ...while the first is in flight with no state written anywhere but the log.
+    let first = h.admin("GET", &destinations(&ids[0]), None).json();
+    assert_eq!(first["data"], json!([]), "{first}");
+    h.crash_and_restart();
+    drop(silent);
+    let rx = Receiver::start();
+    let patch = json!({"url": rx.url("/up")}).to_string();
+    let r = h.admin(
+        "PATCH",
+        &format!("/api/v1/app/shop/endpoint/{}", ep["id"].as_str().unwrap()),
+        Some(&patch),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = rx.wait_for_requests(ids.len(), Duration::from_secs(60));
+    let delivered: std::collections::HashSet<&str> =
+        got.iter().filter_map(|r| r.header("webhook-id")).collect();
+    for id in &ids {
+        assert!(
+            delivered.contains(id.as_str()),
+            "acknowledged message {id} was never delivered"
+        );
+    }
+}
+
 fn an_hour_ago() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -123,7 +123,7 @@ impl Inbox {
     }
 
     /// The lowest seq with a fresh task not yet settled.
-    fn oldest_unsettled(&self) -> Option<u64> {
+    pub fn oldest_unsettled(&self) -> Option<u64> {
         let u = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
         u.keys().next().copied()
     }
@@ -244,6 +244,7 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let retention_every = (retention / 2).clamp(Duration::from_secs(1), RETENTION_EVERY_MAX);
     let mut last_retention = Instant::now();
     while !stop.load(Ordering::Acquire) {
+        svc.liveness.beat_dispatcher();
         // Retention runs here, off the shards: old segments go once nothing pending and
         // nothing not yet fanned out (or settled) needs them; expired idempotency keys too.
         if last_retention.elapsed() >= retention_every {
@@ -372,6 +373,8 @@ impl FanOut<'_> {
         let state = svc.store.state();
         let upto = svc.store.log().durable().get();
         while self.position < upto {
+            // A long backlog is worked through in this loop: the watchdog must see it move.
+            svc.liveness.beat_dispatcher();
             let now = svc.now_ms();
             let mut room: Vec<usize> = inboxes.iter().map(Inbox::room).collect();
             let mut direct = Vec::new();

@@ -39,6 +39,8 @@ pub struct Hookd {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     config: PathBuf,
+    /// Extra environment variables, kept for restarts.
+    env: Vec<(String, String)>,
 }
 
 fn sha(token: &str) -> String {
@@ -86,16 +88,32 @@ scopes = ["read"]
 impl Hookd {
     /// Starts hookd with the test config plus `extra` TOML.
     pub fn start(extra: &str) -> Self {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// Starts hookd with the test config plus `extra` TOML and extra environment variables.
+    /// The systemd variables (`NOTIFY_SOCKET`, `WATCHDOG_*`) are only set when given here.
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("hookd.toml");
         std::fs::write(&config, config_text(&dir.path().join("data"), extra)).expect("config");
-        let (child, addr) = spawn(&config);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, addr) = spawn(&config, &env);
         Self {
             child: Some(child),
             addr,
             dir,
             config,
+            env,
         }
+    }
+
+    /// The process id of the running hookd.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// Stops with SIGKILL (a crash) and starts again on the same data.
@@ -104,7 +122,7 @@ impl Hookd {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let (child, addr) = spawn(&self.config);
+        let (child, addr) = spawn(&self.config, &self.env);
         self.child = Some(child);
         self.addr = addr;
     }
@@ -167,10 +185,15 @@ impl Drop for Hookd {
     }
 }
 
-fn spawn(config: &Path) -> (Child, SocketAddr) {
+fn spawn(config: &Path, env: &[(String, String)]) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookd"))
         .args(["serve", "--config"])
         .arg(config)
+        // Hermetic: a test runner started by systemd must not make hookd notify it.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
