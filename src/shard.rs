@@ -26,6 +26,7 @@ use crate::{
         client::{Client, ClientConfig, ClientError, Resolver},
         dispatch::{Dispatcher, Inbox},
         engine::Engine,
+        recorder::Recorder,
     },
     http::{self, Limits, Shutdown},
     service::Service,
@@ -88,6 +89,7 @@ pub enum ServeError {
 #[derive(Clone)]
 struct DeliveryParts {
     inboxes: Arc<Vec<Inbox>>,
+    recorder: Arc<Recorder>,
     client: ClientConfig,
     resolver: Arc<Resolver>,
 }
@@ -100,6 +102,7 @@ pub struct Shards {
     threads: Vec<JoinHandle<()>>,
     dispatcher: Dispatcher,
     inboxes: Arc<Vec<Inbox>>,
+    recorder: Arc<Recorder>,
 }
 
 impl std::fmt::Debug for Shards {
@@ -143,8 +146,12 @@ pub fn start(
     let limits = Limits::from(&config.server);
     let shutdown = Shutdown::new();
     let queue = config.delivery.queue_capacity as usize;
+    let inboxes: Arc<Vec<Inbox>> = Arc::new((0..n).map(|_| Inbox::new(queue)).collect());
     let delivery = DeliveryParts {
-        inboxes: Arc::new((0..n).map(|_| Inbox::new(queue)).collect()),
+        recorder: Arc::new(
+            Recorder::start(svc.clone(), inboxes.clone()).map_err(ServeError::Thread)?,
+        ),
+        inboxes,
         client: ClientConfig::from_config(&config.delivery)?,
         resolver: Resolver::start(RESOLVER_THREADS).map_err(ServeError::Thread)?,
     };
@@ -174,6 +181,7 @@ pub fn start(
         threads,
         dispatcher,
         inboxes: delivery.inboxes,
+        recorder: delivery.recorder,
     };
     if let Err(e) = shards.wait_serving(&liveness, SHARD_START_TIMEOUT) {
         shards.stop();
@@ -225,7 +233,13 @@ fn run_shard(
             }
         };
         let client = Client::new(delivery.client, delivery.resolver);
-        let engine = Engine::new(svc.clone(), delivery.inboxes, index, client);
+        let engine = Engine::new(
+            svc.clone(),
+            delivery.inboxes,
+            index,
+            client,
+            delivery.recorder,
+        );
         monoio::spawn(engine.run());
         // Its first beat runs once `run_listener` below waits in accept.
         monoio::spawn(heartbeat(svc.liveness.clone(), index, beat_every));
@@ -264,5 +278,7 @@ impl Shards {
         for t in self.threads {
             let _ = t.join();
         }
+        // The shards are gone: write the outcomes they handed over.
+        self.recorder.stop();
     }
 }

@@ -293,13 +293,21 @@ fn acknowledged_messages_are_delivered_after_a_crash() {
 fn first_attempts_in_memory_or_spilled_survive_a_crash() {
     let schedule = ["\"1s\""; 50].join(", ");
     let mut h = Hookd::start(&format!(
-        "[delivery]\nretry_schedule = [{schedule}]\ntimeout = \"30s\"\nallow_private_networks = true\nin_flight_per_endpoint_max = 2\nqueue_capacity = 4\n"
+        "[delivery]\nretry_schedule = [{schedule}]\ntimeout = \"10s\"\nallow_private_networks = true\nin_flight_per_endpoint_max = 2\nqueue_capacity = 4\n"
     ));
     setup(&h);
-    // Accepts connections (the kernel does) but never answers: attempts hang.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/silent", silent.local_addr().unwrap());
-    let ep = endpoint(&h, json!({"url": url}));
+    // Holds every request (past hookd's timeout) until released, then answers at once.
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let h2 = held.clone();
+    let rx = Receiver::builder()
+        .handler(
+            move |_| match h2.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Reply::ok().delay(Duration::from_secs(60)),
+                false => Reply::ok(),
+            },
+        )
+        .start();
+    endpoint(&h, json!({"url": rx.url("/")}));
     let ids: Vec<String> = (0..40)
         .map(|i| send(&h, "order.paid", json!({"i": i}), &[]))
         .collect();
@@ -308,26 +316,29 @@ fn first_attempts_in_memory_or_spilled_survive_a_crash() {
     wait_json(&h, &destinations(&ids[39]), |v| {
         v["data"][0]["statusText"] == "pending"
     });
-    // ...while the first is in flight with no state written anywhere but the log.
+    // ...while the first is in flight, held, with no state written anywhere but the log.
+    rx.wait_for_requests(2, WAIT);
     let first = h.admin("GET", &destinations(&ids[0]), None).json();
     assert_eq!(first["data"], json!([]), "{first}");
-    h.crash_and_restart();
-    drop(silent);
-    let rx = Receiver::start();
-    let patch = json!({"url": rx.url("/up")}).to_string();
-    let r = h.admin(
-        "PATCH",
-        &format!("/api/v1/app/shop/endpoint/{}", ep["id"].as_str().unwrap()),
-        Some(&patch),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let got = rx.wait_for_requests(ids.len(), Duration::from_secs(60));
-    let delivered: std::collections::HashSet<&str> =
-        got.iter().filter_map(|r| r.header("webhook-id")).collect();
+    // Released while hookd is down: the restarted one is answered at once.
+    let mut released = std::time::Instant::now();
+    h.crash_and_restart_after(|| {
+        released = std::time::Instant::now();
+        held.store(false, std::sync::atomic::Ordering::SeqCst);
+    });
+    // Requests that arrived before the crash never got an answer to hookd: count only the
+    // ones after it.
+    let before = rx.requests().iter().filter(|r| r.at < released).count();
+    let got = rx.wait_for_requests(before + ids.len(), Duration::from_secs(60));
+    let delivered: std::collections::HashSet<&str> = got
+        .iter()
+        .filter(|r| r.at >= released)
+        .filter_map(|r| r.header("webhook-id"))
+        .collect();
     for id in &ids {
         assert!(
             delivered.contains(id.as_str()),
-            "acknowledged message {id} was never delivered"
+            "acknowledged message {id} was never delivered after the crash"
         );
     }
 }

@@ -26,7 +26,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     future::Future,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     task::{Context, Wake, Waker},
@@ -59,11 +59,38 @@ const GATHER: Duration = Duration::from_millis(1);
 const RETENTION_EVERY_MAX: Duration = Duration::from_secs(60);
 /// How often the fan-out cursor is saved, at most.
 const CURSOR_EVERY: Duration = Duration::from_millis(100);
+/// Bytes of messages fan-out carries to the shards at most (beyond it they are read back from
+/// the log).
+const CARRY_BYTES_MAX: usize = 32 << 20;
 /// How long fan-out waits for room in a full shard queue before it spills to the due index.
 const SPILL_AFTER: Duration = Duration::from_millis(200);
 
+/// A message carried from fan-out to the shards with its tasks, so that a first attempt need
+/// not read it back from the log. Counted against fan-out's byte budget until the last task
+/// holding it is done.
+#[derive(Debug)]
+pub struct Carried {
+    pub msg: MessageRecord,
+    budget: Option<(Arc<AtomicUsize>, usize)>,
+}
+
+impl Carried {
+    /// A message read back from the log, outside any budget.
+    pub fn unbudgeted(msg: MessageRecord) -> Self {
+        Self { msg, budget: None }
+    }
+}
+
+impl Drop for Carried {
+    fn drop(&mut self) {
+        if let Some((budget, bytes)) = &self.budget {
+            budget.fetch_sub(*bytes, Ordering::AcqRel);
+        }
+    }
+}
+
 /// One delivery handed to a shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Task {
     pub endpoint: u64,
     pub seq: u64,
@@ -73,6 +100,8 @@ pub struct Task {
     /// Handed over straight from fan-out: the delivery has no state on disk yet, and the
     /// shard must report it settled (`Inbox::settled`) once it has.
     pub fresh: bool,
+    /// The message, when fan-out had it decoded and budget to spare.
+    pub msg: Option<Arc<Carried>>,
 }
 
 /// A shard's side of the hand-over: a bounded queue and a doorbell.
@@ -234,6 +263,7 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
         // are looked up before being sent again.
         recheck_upto: log.durable().get(),
         blocked_since: None,
+        carried: Arc::default(),
     };
     let waker = Waker::from(Arc::new(Unpark(parker.unparker().clone())));
     // A lease outlives the attempt (its timeout) with a margin for recording it.
@@ -356,6 +386,9 @@ impl Tail<'_> {
     }
 }
 
+/// Where a record goes, as (shard, endpoint) pairs, and its decoded message if anywhere.
+type Targets = (Vec<(usize, u64)>, Option<MessageRecord>);
+
 /// Fan-out's state between rounds.
 struct FanOut<'a> {
     endpoints: EndpointCache,
@@ -365,6 +398,8 @@ struct FanOut<'a> {
     recheck_upto: u64,
     /// Since when the next message has been waiting for room in a shard queue.
     blocked_since: Option<Instant>,
+    /// Bytes of carried messages still held by tasks.
+    carried: Arc<AtomicUsize>,
 }
 
 impl FanOut<'_> {
@@ -392,7 +427,7 @@ impl FanOut<'_> {
                         continue;
                     }
                 };
-                let targets = self.targets(svc, &rec, inboxes.len())?;
+                let (targets, msg) = self.targets(svc, &rec, inboxes.len())?;
                 let mut need = vec![0usize; inboxes.len()];
                 for &(shard, _) in &targets {
                     need[shard] += 1;
@@ -410,6 +445,7 @@ impl FanOut<'_> {
                 }
                 self.blocked_since = None;
                 last = rec.seq;
+                let msg = msg.and_then(|m| carry(&self.carried, m, CARRY_BYTES_MAX));
                 for (shard, endpoint) in targets {
                     if room[shard] > 0 {
                         room[shard] -= 1;
@@ -421,6 +457,7 @@ impl FanOut<'_> {
                                 attempts: 0,
                                 trigger: Trigger::Scheduled,
                                 fresh: true,
+                                msg: msg.clone(),
                             },
                         ));
                     } else {
@@ -446,22 +483,23 @@ impl FanOut<'_> {
         Ok(())
     }
 
-    /// The (shard, endpoint) pairs a record is to be delivered to.
+    /// The (shard, endpoint) pairs a record is to be delivered to, and the decoded message
+    /// when there are any.
     fn targets(
         &mut self,
         svc: &Service,
         rec: &storage::Record,
         shards: usize,
-    ) -> storage::Result<Vec<(usize, u64)>> {
+    ) -> storage::Result<Targets> {
         // The record's key is its app: apps without endpoints are skipped undecoded.
         let eps = self.endpoints.get(svc, rec.key)?;
         if eps.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let Ok(m) = decode_value::<MessageRecord>(&rec.payload, &|| format!("message {}", rec.seq))
         else {
             tracing::warn!(seq = rec.seq, "fan-out skipped an undecodable message");
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         };
         let mut out = Vec::new();
         for ep in eps.iter().filter(|ep| subscribed(ep, &m)) {
@@ -474,8 +512,22 @@ impl FanOut<'_> {
             }
             out.push((owner(ep.key, shards), ep.key));
         }
-        Ok(out)
+        let msg = (!out.is_empty()).then_some(m);
+        Ok((out, msg))
     }
+}
+
+/// Wraps a message for the shards, if `budget` (bytes carried now) stays within `max`.
+fn carry(budget: &Arc<AtomicUsize>, msg: MessageRecord, max: usize) -> Option<Arc<Carried>> {
+    let bytes = msg.payload.len() + std::mem::size_of::<Carried>();
+    if budget.load(Ordering::Acquire) + bytes > max {
+        return None;
+    }
+    budget.fetch_add(bytes, Ordering::AcqRel);
+    Some(Arc::new(Carried {
+        msg,
+        budget: Some((budget.clone(), bytes)),
+    }))
 }
 
 /// A delivery waiting in the due index for its first attempt.
@@ -507,7 +559,7 @@ fn queue_fresh(
         }
         match inbox.tx.try_send(task) {
             Ok(()) => rung[shard] = true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Full(task) | TrySendError::Disconnected(task)) => {
                 inbox.settled([task.seq]);
                 spill.push((task.endpoint, task.seq, pending_now(now)));
             }
@@ -575,6 +627,7 @@ fn hand_out(svc: &Service, inboxes: &[Inbox], lease_ms: u64) -> storage::Result<
                 attempts: st.attempts,
                 trigger,
                 fresh: false,
+                msg: None,
             },
         ));
         leased.push((due.endpoint, due.seq, st));
@@ -647,6 +700,27 @@ mod tests {
             &msg("a", &["us"])
         ));
         assert!(!subscribed(&ep(None, Some(&["eu"]), false), &msg("a", &[])));
+    }
+
+    #[test]
+    fn carried_messages_stay_within_their_budget_until_dropped() {
+        let budget = Arc::new(AtomicUsize::new(0));
+        let overhead = std::mem::size_of::<Carried>();
+        let max = 2 * (1000 + overhead);
+        let big = |n| MessageRecord {
+            payload: vec![b'x'; n],
+            ..msg("a", &[])
+        };
+        let a = carry(&budget, big(1000), max).expect("within budget");
+        let b = carry(&budget, big(1000), max).expect("within budget");
+        assert!(carry(&budget, big(1), max).is_none(), "over budget");
+        let a2 = a.clone();
+        drop(a);
+        assert_eq!(budget.load(Ordering::Acquire), max, "a task still holds it");
+        drop(a2);
+        assert_eq!(budget.load(Ordering::Acquire), 1000 + overhead);
+        assert!(carry(&budget, big(1000), max).is_some(), "room again");
+        drop(b);
     }
 
     #[test]

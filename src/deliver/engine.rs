@@ -26,8 +26,9 @@ use storage::{
 
 use super::{
     client::{Client, ClientError},
-    dispatch::{Inbox, Task},
+    dispatch::{Carried, Inbox, Task},
     policy::{self, Action, Delivery, EndpointHealth, Outcome, Policy},
+    recorder::Recorder,
     sign::Signer,
 };
 use crate::{
@@ -38,9 +39,11 @@ use crate::{
     url::Url,
 };
 
-/// Outcomes written per index transaction, at most, and the longest one waits to be written.
+/// Outcomes handed to the recorder per batch, at most, and the longest one waits for it.
 const OUTCOME_BATCH: usize = 128;
 const OUTCOME_DELAY: Duration = Duration::from_millis(2);
+/// Outcomes a shard holds (the recorder being behind) before it starts no new attempts.
+const OUTCOMES_HELD_MAX: usize = 4096;
 /// How often a shard with throttled or capped work looks at its queues again.
 const TICK: Duration = Duration::from_millis(5);
 /// When a delivery whose attempt could not run is tried again.
@@ -66,6 +69,7 @@ pub struct Engine {
     inboxes: Arc<Vec<Inbox>>,
     shard: usize,
     client: Client,
+    recorder: Arc<Recorder>,
     policy: Policy,
     endpoints: RefCell<HashMap<u64, EndpointSlot>>,
     waiting: Cell<usize>,
@@ -91,6 +95,7 @@ impl Engine {
         inboxes: Arc<Vec<Inbox>>,
         shard: usize,
         client: Client,
+        recorder: Arc<Recorder>,
     ) -> Rc<Self> {
         let policy = Policy::from_config(&svc.config.delivery);
         Rc::new(Self {
@@ -98,6 +103,7 @@ impl Engine {
             inboxes,
             shard,
             client,
+            recorder,
             policy,
             endpoints: RefCell::default(),
             waiting: Cell::new(0),
@@ -158,6 +164,9 @@ impl Engine {
                 slot.limits_known = true;
             }
         }
+        if self.outcomes.borrow().len() >= OUTCOMES_HELD_MAX {
+            return; // the recorder is behind; the next flush pumps again
+        }
         let now = self.svc.now_ms();
         let per_endpoint = self.svc.config.delivery.in_flight_per_endpoint_max;
         let per_shard = self.svc.config.delivery.in_flight_per_shard_max;
@@ -166,15 +175,17 @@ impl Engine {
             let mut eps = self.endpoints.borrow_mut();
             for (key, slot) in eps.iter_mut() {
                 while slot.in_flight < per_endpoint && self.in_flight.get() < per_shard {
-                    let Some(task) = slot.waiting.front().copied() else {
+                    if slot.waiting.is_empty() {
                         break;
-                    };
+                    }
                     if let Some((_, bucket)) = &mut slot.bucket {
                         if bucket.take(now).is_err() {
                             break;
                         }
                     }
-                    slot.waiting.pop_front();
+                    let Some(task) = slot.waiting.pop_front() else {
+                        break;
+                    };
                     slot.in_flight += 1;
                     self.in_flight.set(self.in_flight.get() + 1);
                     self.waiting.set(self.waiting.get() - 1);
@@ -197,8 +208,8 @@ impl Engine {
                     endpoint: task.endpoint,
                     released: false,
                 };
-                if let Err(e) = me.attempt(task, &mut held).await {
-                    me.attempt_failed(task, &e);
+                if let Err(e) = me.attempt(&task, &mut held).await {
+                    me.attempt_failed(&task, &e);
                 }
                 drop(held);
                 me.in_flight.set(me.in_flight.get() - 1);
@@ -210,7 +221,7 @@ impl Engine {
     /// An attempt that could not run or be recorded: a leased delivery comes round again
     /// when its lease runs out; a fresh one is made due in the index (or, if even that
     /// fails, stays unsettled, so fan-out rebuilds it after a restart).
-    fn attempt_failed(&self, task: Task, e: &storage::Error) {
+    fn attempt_failed(&self, task: &Task, e: &storage::Error) {
         tracing::error!(error = %e, endpoint = task.endpoint, seq = task.seq, "a delivery attempt failed to run or to be recorded; it will be retried");
         if !task.fresh {
             return;
@@ -246,7 +257,7 @@ impl Engine {
     /// One attempt, start to finish. The endpoint's slot is given back (`held`) as soon as the
     /// response is in, before the attempt is recorded: the cap is on requests to the endpoint.
     /// The shard's slot is held until the attempt is recorded, which bounds that backlog.
-    async fn attempt(self: &Rc<Self>, task: Task, held: &mut Held<'_>) -> storage::Result<()> {
+    async fn attempt(self: &Rc<Self>, task: &Task, held: &mut Held<'_>) -> storage::Result<()> {
         let state = self.svc.store.state();
         let started = self.svc.now_ms();
         let Some(ep) = self.endpoint(task.endpoint)? else {
@@ -255,24 +266,30 @@ impl Engine {
         if ep.disabled {
             return self.settle_without_attempt(task, "endpoint disabled");
         }
-        let msg = match self.svc.store.log().read(task.seq) {
-            Ok(Some(r)) => {
-                decode_value::<MessageRecord>(&r.payload, &|| format!("message {}", task.seq)).ok()
-            }
-            Ok(None) | Err(storage::Error::Quarantined { .. }) => None,
-            Err(e) => return Err(e),
+        let msg = match &task.msg {
+            Some(carried) => Some(carried.clone()),
+            None => match self.svc.store.log().read(task.seq) {
+                Ok(Some(r)) => {
+                    decode_value::<MessageRecord>(&r.payload, &|| format!("message {}", task.seq))
+                        .ok()
+                        .map(|m| Arc::new(Carried::unbudgeted(m)))
+                }
+                Ok(None) | Err(storage::Error::Quarantined { .. }) => None,
+                Err(e) => return Err(e),
+            },
         };
-        let Some(msg) = msg else {
+        let Some(carried) = msg else {
             return self.settle_without_attempt(task, "message no longer in the log");
         };
+        let msg = &carried.msg;
         self.update_limits(&ep);
-        let id = message_id(task.seq, &msg);
+        let id = message_id(task.seq, msg);
         let outcome = match Url::parse(&ep.url) {
             Err(why) => (
                 Outcome::Refused(format!("invalid endpoint URL: {why}")),
                 None,
             ),
-            Ok(url) => self.send(&ep, &url, &id, &msg, started).await,
+            Ok(url) => self.send(&ep, &url, &id, msg, started).await,
         };
         let (outcome, response) = outcome;
         held.release();
@@ -373,9 +390,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Queues an outcome for the shard's next outcome write: one index transaction for up to
-    /// `OUTCOME_BATCH` attempts, at most `OUTCOME_DELAY` after the first. An outcome lost in a
-    /// crash leaves its delivery leased, so it is sent again: at least once.
+    /// Queues an outcome for the shard's next batch to the recorder: up to `OUTCOME_BATCH`
+    /// attempts, at most `OUTCOME_DELAY` after the first. An outcome lost in a crash is sent
+    /// again: at least once.
     fn record(self: &Rc<Self>, outcome: OutcomeRecord) {
         let len = {
             let mut q = self.outcomes.borrow_mut();
@@ -384,7 +401,13 @@ impl Engine {
         };
         if len >= OUTCOME_BATCH {
             self.flush_outcomes();
-        } else if !self.flush_scheduled.replace(true) {
+        } else {
+            self.schedule_flush();
+        }
+    }
+
+    fn schedule_flush(self: &Rc<Self>) {
+        if !self.flush_scheduled.replace(true) {
             let me = self.clone();
             monoio::spawn(async move {
                 monoio::time::sleep(OUTCOME_DELAY).await;
@@ -393,23 +416,31 @@ impl Engine {
         }
     }
 
-    /// Writes the queued outcomes.
-    fn flush_outcomes(&self) {
+    /// Hands the queued outcomes to the recorder, keeping what its full queue refuses.
+    fn flush_outcomes(self: &Rc<Self>) {
         self.flush_scheduled.set(false);
-        let batch = std::mem::take(&mut *self.outcomes.borrow_mut());
-        if batch.is_empty() {
-            return;
-        }
-        match self.svc.store.state().record_outcomes(&batch) {
-            Ok(()) => self.inboxes[self.shard].settled(
-                batch
-                    .iter()
-                    .filter(|o| o.first_write)
-                    .map(|o| o.attempt.msg_seq),
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, n = batch.len(), "recording attempts failed; their deliveries will be sent again (leased ones when the lease runs out, fresh ones after a restart)")
+        let mut held = std::mem::take(&mut *self.outcomes.borrow_mut());
+        while !held.is_empty() {
+            let rest = if held.len() > OUTCOME_BATCH {
+                held.split_off(OUTCOME_BATCH)
+            } else {
+                Vec::new()
+            };
+            match self.recorder.submit(self.shard, held) {
+                Ok(()) => held = rest,
+                Err(mut back) => {
+                    back.extend(rest);
+                    held = back;
+                    break;
+                }
             }
+        }
+        if held.is_empty() {
+            self.pump();
+        } else {
+            held.append(&mut self.outcomes.borrow_mut());
+            *self.outcomes.borrow_mut() = held;
+            self.schedule_flush();
         }
     }
 
@@ -529,7 +560,7 @@ impl Engine {
     }
 
     /// Settles a delivery that could not even be attempted.
-    fn settle_without_attempt(&self, task: Task, why: &str) -> storage::Result<()> {
+    fn settle_without_attempt(&self, task: &Task, why: &str) -> storage::Result<()> {
         self.write_unattempted(task, why)?;
         if task.fresh {
             self.inboxes[self.shard].settled([task.seq]);
@@ -537,7 +568,7 @@ impl Engine {
         Ok(())
     }
 
-    fn write_unattempted(&self, task: Task, why: &str) -> storage::Result<()> {
+    fn write_unattempted(&self, task: &Task, why: &str) -> storage::Result<()> {
         tracing::info!(
             endpoint = task.endpoint,
             seq = task.seq,

@@ -2,6 +2,7 @@
 //!
 //! - `dispatch`: the thread that fans messages out into deliveries and hands due ones to shards;
 //! - `engine`: each shard's delivery loop: per-endpoint queues, caps, rates, attempts;
+//! - `recorder`: the thread that writes the shards' finished attempts to the index;
 //! - `sign`: Standard Webhooks signatures (HMAC-SHA256), key state prepared once per key;
 //! - `policy`: the retry state machine, pure: `(state, outcome, now, rng) -> (state, action)`;
 //! - `ssrf`: which resolved addresses an endpoint may be dialled at;
@@ -11,5 +12,6 @@ pub mod client;
 pub mod dispatch;
 pub mod engine;
 pub mod policy;
+pub mod recorder;
 pub mod sign;
 pub mod ssrf;

@@ -118,10 +118,16 @@ impl Hookd {
 
     /// Stops with SIGKILL (a crash) and starts again on the same data.
     pub fn crash_and_restart(&mut self) {
+        self.crash_and_restart_after(|| {});
+    }
+
+    /// [`Hookd::crash_and_restart`], running `between` while hookd is down.
+    pub fn crash_and_restart_after(&mut self, between: impl FnOnce()) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+        between();
         let (child, addr) = spawn(&self.config, &self.env);
         self.child = Some(child);
         self.addr = addr;
