@@ -63,6 +63,11 @@ impl Metrics {
         self.deliveries[i].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Delivery attempts so far, by outcome class in [`OUTCOMES`] order.
+    pub fn delivery_totals(&self) -> [u64; OUTCOMES.len()] {
+        std::array::from_fn(|i| self.deliveries[i].load(Ordering::Relaxed))
+    }
+
     /// The Prometheus text exposition of the counters plus the gauges given.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);

@@ -1,4 +1,5 @@
-//! `/app/{app}/endpoint/...`: endpoints, their secrets, custom headers and stats.
+//! `/app/{app}/endpoint/...`: endpoints, their secrets, custom headers and stats. A new or
+//! changed endpoint must satisfy `[endpoint_policy]` (`gateway::policy`): 422 naming the rule.
 
 use std::collections::BTreeMap;
 
@@ -73,8 +74,10 @@ fn new_secret() -> Vec<u8> {
     (0..SECRET_BYTES).map(|_| rand::random::<u8>()).collect()
 }
 
-/// Checks fields shared by create, update and patch; names unknown event types.
-fn validate(cx: &Ctx<'_>, e: &EndpointRecord) -> ApiResult<()> {
+/// Checks fields shared by create, update and patch; names unknown event types and the
+/// endpoint policy rules broken (`rank`: see [`crate::gateway::policy::violations`]; `Some`
+/// only when the endpoint is new).
+fn validate(cx: &Ctx<'_>, e: &EndpointRecord, rank: Option<usize>) -> ApiResult<()> {
     let mut errors = Vec::new();
     match Url::parse(&e.url) {
         Err(why) => errors.push(FieldError::body("url", format!("invalid URL: {why}"))),
@@ -135,6 +138,17 @@ fn validate(cx: &Ctx<'_>, e: &EndpointRecord) -> ApiResult<()> {
         }
     }
     check_headers(&e.headers, &mut errors);
+    for v in crate::gateway::policy::violations(&cx.svc.config.endpoint_policy, e, rank) {
+        let field = if v.rule == "endpoint_policy.endpoints_per_app_max" {
+            ""
+        } else {
+            "url"
+        };
+        errors.push(FieldError {
+            kind: "policy_violation",
+            ..FieldError::body(field, v.to_string())
+        });
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -220,7 +234,10 @@ fn new_record(cx: &Ctx<'_>, app_key: u64, body: EndpointIn) -> ApiResult<Endpoin
         created_ms: now,
         updated_ms: now,
     };
-    validate(cx, &e)?;
+    // How many the app has already: the new one's place among them, for the count rule.
+    let max = cx.svc.config.endpoint_policy.endpoints_per_app_max as usize;
+    let rank = cx.svc.store.state().count_app_endpoints(app_key, max)?;
+    validate(cx, &e, Some(rank))?;
     Ok(e)
 }
 
@@ -276,7 +293,7 @@ pub async fn put(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
             e.channels = body.channels.filter(|c| !c.is_empty());
             e.metadata = body.metadata.unwrap_or_default();
             e.updated_ms = cx.svc.now_ms();
-            validate(cx, &e)?;
+            validate(cx, &e, None)?;
             save(cx, &e, "endpoint.update").await?;
             json_response(200, &EndpointOut::from(&e))
         }
@@ -320,7 +337,7 @@ pub async fn patch(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
         e.metadata = m;
     }
     e.updated_ms = cx.svc.now_ms();
-    validate(cx, &e)?;
+    validate(cx, &e, None)?;
     save(cx, &e, "endpoint.update").await?;
     json_response(200, &EndpointOut::from(&e))
 }

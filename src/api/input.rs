@@ -15,8 +15,13 @@ pub fn json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
         return Err(ApiError::BadRequest(format!("body is not UTF-8: {e}")));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
+    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        // Only whitespace may follow the value, as with `serde_json::from_slice`: a body with
+        // more after it is not one JSON document (found by the `api_json` fuzz target).
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(ApiError::BadRequest(format!("invalid JSON: {e}"))),
+        },
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -191,6 +196,22 @@ mod tests {
             json::<T>(b"").unwrap_err(),
             ApiError::BadRequest(_)
         ));
+    }
+
+    #[test]
+    fn only_whitespace_may_follow_the_value() {
+        assert_eq!(json::<T>(b" {\"name\": \"a\"}\r\n\t ").unwrap().name, "a");
+        for body in [
+            &b"{\"name\": \"a\"} {}"[..],
+            b"{\"name\": \"a\"}x",
+            b"{\"name\": \"a\"}}",
+        ] {
+            assert!(
+                matches!(json::<T>(body), Err(ApiError::BadRequest(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use storage::{
     codec::{decode_value, encode_value},
     state::{AppRecord, MessageRecord, MessageRef},
-    Durability,
+    Durability, LocalWaiters,
 };
 
 use super::{
@@ -22,6 +22,7 @@ use super::{
 use crate::{
     http::Response,
     ids::{self, Kind},
+    service::Service,
     time::parse_rfc3339,
 };
 
@@ -146,6 +147,65 @@ fn validate(body: &MessageIn<'_>, payload_max: u64) -> ApiResult<()> {
     Ok(())
 }
 
+/// Stores a new message: claims its `eventId` (409 if taken), appends it to the log under its
+/// app's key and, in `sync` mode, waits until it is durable. Returns its public id. The one
+/// write path of every message, from `POST /app/{app}/msg` and from `POST /ingest/{source}`.
+pub async fn store(
+    svc: &Service,
+    durable: &LocalWaiters,
+    record: &MessageRecord,
+) -> ApiResult<String> {
+    let state = svc.store.state();
+    let app_key = record.app_key;
+    if let Some(eid) = &record.event_id {
+        state
+            .claim_event_id(
+                app_key,
+                eid,
+                &MessageRef {
+                    seq: 0,
+                    id: String::new(),
+                },
+            )
+            .map_err(|e| match e {
+                storage::Error::Conflict { .. } => ApiError::Conflict(format!(
+                    "a message with eventId {eid} already exists in this application"
+                )),
+                e => e.into(),
+            })?;
+    }
+    let appended =
+        encode_value(record).and_then(|bytes| svc.store.log().append_keyed(app_key, &[&bytes]));
+    let seq = match appended {
+        Ok(seq) => seq,
+        Err(e) => {
+            if let Some(eid) = &record.event_id {
+                state.set_event_id(app_key, eid, None)?;
+            }
+            return Err(match e {
+                storage::Error::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+                e => e.into(),
+            });
+        }
+    };
+    svc.metrics.appended(record.payload.len());
+    let id = message_id(seq, record);
+    if let Some(eid) = &record.event_id {
+        state.set_event_id(
+            app_key,
+            eid,
+            Some(&MessageRef {
+                seq,
+                id: id.clone(),
+            }),
+        )?;
+    }
+    if svc.store.log().durability() == Durability::Sync {
+        durable.wait(seq).await?;
+    }
+    Ok(id)
+}
+
 pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let svc = cx.svc;
     let now = svc.now_ms();
@@ -158,7 +218,6 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
         })?;
     let body: MessageIn<'_> = input::json(&cx.req.body)?;
     validate(&body, svc.config.ingest.payload_bytes_max)?;
-    let state = svc.store.state();
     let app = match cx.app.clone() {
         Some(a) => a,
         None => match body.application {
@@ -192,52 +251,7 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
         tags: body.tags,
         payload: body.payload.get().as_bytes().to_vec(),
     };
-    if let Some(eid) = &record.event_id {
-        state
-            .claim_event_id(
-                app.key,
-                eid,
-                &MessageRef {
-                    seq: 0,
-                    id: String::new(),
-                },
-            )
-            .map_err(|e| match e {
-                storage::Error::Conflict { .. } => ApiError::Conflict(format!(
-                    "a message with eventId {eid} already exists in this application"
-                )),
-                e => e.into(),
-            })?;
-    }
-    let appended =
-        encode_value(&record).and_then(|bytes| svc.store.log().append_keyed(app.key, &[&bytes]));
-    let seq = match appended {
-        Ok(seq) => seq,
-        Err(e) => {
-            if let Some(eid) = &record.event_id {
-                state.set_event_id(app.key, eid, None)?;
-            }
-            return Err(match e {
-                storage::Error::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
-                e => e.into(),
-            });
-        }
-    };
-    svc.metrics.appended(record.payload.len());
-    let id = message_id(seq, &record);
-    if let Some(eid) = &record.event_id {
-        state.set_event_id(
-            app.key,
-            eid,
-            Some(&MessageRef {
-                seq,
-                id: id.clone(),
-            }),
-        )?;
-    }
-    if svc.store.log().durability() == Durability::Sync {
-        cx.durable.wait(seq).await?;
-    }
+    let id = store(svc, cx.durable, &record).await?;
     let mut out = Vec::with_capacity(record.payload.len() + 256);
     render_into(&mut out, &id, &record, with_content);
     Ok(Response::json(202, out))

@@ -3,18 +3,23 @@
 //! [`Api`] is the [`Handler`] each shard runs. It routes by path, checks the token for what the
 //! route needs, replays `Idempotency-Key` answers, and calls one function per route in the
 //! resource modules. Every management write is audited and flushed to the index before it is
-//! answered.
+//! answered. `POST /ingest/{source}` (inbound webhooks, `sources.rs`) takes no API token: the
+//! source's own scheme authenticates it.
 
 mod apps;
 mod attempts;
+mod audit;
 mod endpoints;
 pub mod error;
 mod event_types;
 pub mod input;
 pub mod list;
 pub mod messages;
-mod models;
+// Public only for the fuzz targets (fuzz/src/api_json.rs), which parse every input body.
+#[doc(hidden)]
+pub mod models;
 mod replay;
+mod sources;
 
 use std::sync::Arc;
 
@@ -35,6 +40,8 @@ use storage::{
 pub struct Api {
     svc: Arc<Service>,
     durable: LocalWaiters,
+    /// The status page's sampled counters, shared by the shards.
+    status: Arc<crate::status::Status>,
 }
 
 impl std::fmt::Debug for Api {
@@ -50,7 +57,12 @@ impl Api {
     pub fn new(svc: Arc<Service>) -> Self {
         let durable = LocalWaiters::new(svc.store.log().durable().subscribe());
         monoio::spawn(durable.clone().pump());
-        Self { svc, durable }
+        let status = crate::status::Status::attach(&svc);
+        Self {
+            svc,
+            durable,
+            status,
+        }
     }
 }
 
@@ -59,6 +71,10 @@ impl Handler for Api {
         let family = family(req.path());
         let result = if family == "metrics" {
             self.metrics(&req)
+        } else if let Some(r) = crate::status::handle(&self.status, &self.svc, &req) {
+            r
+        } else if let Some(source) = req.path().strip_prefix("/ingest/") {
+            sources::ingest(&self.svc, &self.durable, &req, source).await
         } else {
             self.route(&req).await
         };
@@ -157,6 +173,8 @@ enum Route {
     MessageAttempt,
     AttemptsByMessage,
     AttemptsByEndpoint,
+    Sources,
+    Audit,
 }
 
 impl Route {
@@ -164,7 +182,7 @@ impl Route {
         use Route::*;
         match self {
             Health | EndpointSecret | EndpointStats | Message | MessageEndpoints
-            | MessageAttempt | AttemptsByMessage | AttemptsByEndpoint => GET,
+            | MessageAttempt | AttemptsByMessage | AttemptsByEndpoint | Sources | Audit => GET,
             Apps | Endpoints | EventTypes | Messages => GET_POST,
             App | Endpoint | EventType => RESOURCE,
             EndpointSecretRotate | EndpointRecover | EndpointReplayMissing | MessageResend => POST,
@@ -202,6 +220,8 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
         ["app", _, "msg", _, "attempt", _] => (MessageAttempt, &[1, 3, 5]),
         ["app", _, "attempt", "msg", _] => (AttemptsByMessage, &[1, 4]),
         ["app", _, "attempt", "endpoint", _] => (AttemptsByEndpoint, &[1, 4]),
+        ["source"] => (Sources, &[]),
+        ["audit"] => (Audit, &[]),
         _ => return None,
     };
     Some((
@@ -248,6 +268,8 @@ impl Api {
         }
         let svc = &self.svc;
         let need = match (route, method) {
+            // The sources' settings and who changed what are for admins only.
+            (Route::Sources | Route::Audit, _) => Need::Admin,
             (_, Method::Get) => Need::Read,
             (Route::Messages, Method::Post) => Need::Ingest,
             _ => Need::Admin,
@@ -370,6 +392,8 @@ impl Api {
             (MessageAttempt, Get) => attempts::get(cx, &p[0], &p[1], &p[2]),
             (AttemptsByMessage, Get) => attempts::by_message(cx, &p[0], &p[1]),
             (AttemptsByEndpoint, Get) => attempts::by_endpoint(cx, &p[0], &p[1]),
+            (Sources, Get) => sources::list(cx),
+            (Audit, Get) => audit::list(cx),
             _ => Err(ApiError::MethodNotAllowed(route.allowed())),
         }
     }

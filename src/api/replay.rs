@@ -106,6 +106,7 @@ pub async fn recover(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let (since, until) = window(cx)?;
     let (_, e) = endpoints::find(cx, app, ep)?;
     cx.audit("endpoint.recover", &e.id)?;
+    cx.commit().await?;
     let svc = Arc::clone(cx.svc);
     monoio::spawn(async move {
         match recover_now(&svc, &e, since, until) {
@@ -165,6 +166,7 @@ pub async fn replay_missing(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let (since, until) = window(cx)?;
     let (a, e) = endpoints::find(cx, app, ep)?;
     cx.audit("endpoint.replay_missing", &e.id)?;
+    cx.commit().await?;
     let svc = Arc::clone(cx.svc);
     let app_key = a.key;
     monoio::spawn(async move {

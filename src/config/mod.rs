@@ -40,7 +40,8 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use validate::{
-    BODY_BYTES_MAX, PAYLOAD_BYTES_MAX, RETRY_SCHEDULE_LEN_MAX, SHARDS_MAX, TOKEN_NAME_BYTES_MAX,
+    BODY_BYTES_MAX, HOST_LIST_LEN_MAX, PAYLOAD_BYTES_MAX, RETRY_SCHEDULE_LEN_MAX, SHARDS_MAX,
+    SOURCES_MAX, SOURCE_TOLERANCE_MAX, TOKEN_NAME_BYTES_MAX,
 };
 
 /// The config used by `hookd serve` when no `--config` is given.
@@ -69,6 +70,10 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[auth]`: API tokens.
     pub auth: AuthConfig,
+    /// `[[sources]]`: inbound webhook sources, served at `POST /ingest/{name}`.
+    pub sources: Vec<SourceConfig>,
+    /// `[endpoint_policy]`: rules every endpoint URL must satisfy.
+    pub endpoint_policy: EndpointPolicy,
 }
 
 /// `[server]`
@@ -407,6 +412,161 @@ impl TokenConfig {
     /// Whether the token has `scope`.
     pub fn has_scope(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
+    }
+}
+
+/// Secret bytes from the config file (an HMAC key). Its `Debug` never shows them, so a config
+/// printed in a log or a panic message leaks nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// How a source's requests prove where they come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceScheme {
+    /// Standard Webhooks (and Svix): `webhook-id`, `webhook-timestamp`, `webhook-signature`
+    /// (or the `svix-*` ones); the key is the decoded `whsec_` secret.
+    StandardWebhooks {
+        /// Decoded key bytes.
+        key: Secret,
+    },
+    /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
+    GitHub {
+        /// The webhook secret as typed into GitHub (its UTF-8 bytes are the key).
+        secret: Secret,
+    },
+    /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`.
+    Stripe {
+        /// The endpoint's signing secret (`whsec_...`), whole, as the key.
+        secret: Secret,
+    },
+    /// Any provider that sends an HMAC-SHA256 of the body in one header.
+    HmacSha256 {
+        /// The key.
+        secret: Secret,
+        /// Lowercase header name carrying the signature.
+        header: String,
+        /// How the MAC is written.
+        encoding: SignatureEncoding,
+        /// Text before the MAC in the header value (`sha256=`), possibly empty.
+        prefix: String,
+    },
+    /// HTTP basic auth (`Authorization: Basic ...`).
+    Basic {
+        /// The expected user name.
+        username: String,
+        /// SHA-256 of the expected password.
+        password_sha256: [u8; 32],
+    },
+    /// A static token in a header (`Authorization: Bearer <token>` by default).
+    Token {
+        /// Lowercase header name; for `authorization` the value is `Bearer <token>`.
+        header: String,
+        /// SHA-256 of the token.
+        sha256: [u8; 32],
+    },
+}
+
+impl SourceScheme {
+    /// Every scheme's name in the config file, in documentation order.
+    pub const NAMES: [&'static str; 6] = [
+        "standard-webhooks",
+        "github",
+        "stripe",
+        "hmac-sha256",
+        "basic",
+        "token",
+    ];
+
+    /// The name used in the config file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::StandardWebhooks { .. } => "standard-webhooks",
+            Self::GitHub { .. } => "github",
+            Self::Stripe { .. } => "stripe",
+            Self::HmacSha256 { .. } => "hmac-sha256",
+            Self::Basic { .. } => "basic",
+            Self::Token { .. } => "token",
+        }
+    }
+}
+
+/// How a MAC is written in a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureEncoding {
+    /// Hex digits, either case.
+    Hex,
+    /// Standard base64, padded.
+    Base64,
+}
+
+impl SignatureEncoding {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hex => "hex",
+            Self::Base64 => "base64",
+        }
+    }
+}
+
+/// Where a value of an inbound request is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locator {
+    /// In this (lowercase) header.
+    Header(String),
+    /// At this JSON pointer (RFC 6901) in the body, which must be a string there.
+    Pointer(String),
+    /// Always this value (event types only).
+    Fixed(String),
+}
+
+/// One `[[sources]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// Unique; the path is `/ingest/{name}`.
+    pub name: String,
+    /// The application (id or uid) its messages are stored in.
+    pub app: String,
+    /// How requests are verified.
+    pub scheme: SourceScheme,
+    /// Largest distance between a signed timestamp and now; also how long a delivery id is
+    /// remembered (twice this), so that a replay within the window is answered, not stored.
+    pub tolerance: Duration,
+    /// Where the event type is.
+    pub event_type: Locator,
+    /// Where the delivery id is, for deduplication; for Standard Webhooks the signed
+    /// `webhook-id` is used and this is `None`.
+    pub delivery_id: Option<Locator>,
+}
+
+/// `[endpoint_policy]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPolicy {
+    /// Endpoint URLs must be `https`.
+    pub https_only: bool,
+    /// When not empty, an endpoint's host must be one of these or under one (lowercase; an
+    /// entry starting with `.` allows only hosts under it).
+    pub allowed_host_suffixes: Vec<String>,
+    /// Hosts refused, with every host under them (same matching as above).
+    pub denied_hosts: Vec<String>,
+    /// Endpoints one application may have.
+    pub endpoints_per_app_max: u32,
+}
+
+impl Default for EndpointPolicy {
+    fn default() -> Self {
+        Self {
+            https_only: false,
+            allowed_host_suffixes: Vec::new(),
+            denied_hosts: Vec::new(),
+            endpoints_per_app_max: 1000,
+        }
     }
 }
 

@@ -29,6 +29,10 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     #[serde(default)]
     pub auth: RawAuth,
+    #[serde(default)]
+    pub sources: Vec<RawSource>,
+    #[serde(default)]
+    pub endpoint_policy: RawEndpointPolicy,
 }
 
 /// `[server]`
@@ -132,6 +136,40 @@ pub struct RawToken {
     pub apps: Option<Vec<String>>,
     pub rate_per_second: Option<RawInt>,
     pub burst: Option<RawInt>,
+}
+
+/// One `[[sources]]` entry: an inbound webhook source. Every key is optional here; which
+/// ones a scheme needs, or refuses, is checked in stage two.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[sources]] table")]
+pub struct RawSource {
+    pub name: Option<String>,
+    pub app: Option<String>,
+    pub scheme: Option<String>,
+    pub secret: Option<String>,
+    pub tolerance: Option<String>,
+    pub event_type: Option<String>,
+    pub event_type_header: Option<String>,
+    pub event_type_pointer: Option<String>,
+    pub delivery_id_header: Option<String>,
+    pub delivery_id_pointer: Option<String>,
+    pub signature_header: Option<String>,
+    pub signature_encoding: Option<String>,
+    pub signature_prefix: Option<String>,
+    pub username: Option<String>,
+    pub password_sha256: Option<String>,
+    pub token_header: Option<String>,
+    pub token_sha256: Option<String>,
+}
+
+/// `[endpoint_policy]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [endpoint_policy] table")]
+pub struct RawEndpointPolicy {
+    pub https_only: Option<bool>,
+    pub allowed_host_suffixes: Option<Vec<String>>,
+    pub denied_hosts: Option<Vec<String>>,
+    pub endpoints_per_app_max: Option<RawInt>,
 }
 
 /// An integer as written. Its own type only so that a wrong type reads

@@ -59,6 +59,27 @@ const ALL_KEYS: &[&str] = &[
     "auth.tokens[].apps",
     "auth.tokens[].rate_per_second",
     "auth.tokens[].burst",
+    "endpoint_policy.https_only",
+    "endpoint_policy.allowed_host_suffixes",
+    "endpoint_policy.denied_hosts",
+    "endpoint_policy.endpoints_per_app_max",
+    "sources[].name",
+    "sources[].app",
+    "sources[].scheme",
+    "sources[].secret",
+    "sources[].tolerance",
+    "sources[].event_type",
+    "sources[].event_type_header",
+    "sources[].event_type_pointer",
+    "sources[].delivery_id_header",
+    "sources[].delivery_id_pointer",
+    "sources[].signature_header",
+    "sources[].signature_encoding",
+    "sources[].signature_prefix",
+    "sources[].username",
+    "sources[].password_sha256",
+    "sources[].token_header",
+    "sources[].token_sha256",
 ];
 
 fn secs(s: u64) -> Duration {
@@ -278,6 +299,61 @@ name = "unlimited_burst"
 sha256 = "{HASH_B}"
 scopes = ["ingest"]
 rate_per_second = 5
+
+[endpoint_policy]
+https_only = true
+allowed_host_suffixes = ["Example.com.", ".hooks.test"]
+denied_hosts = ["bad.example.com"]
+endpoints_per_app_max = 5
+
+[[sources]]
+name = "gh"
+app = "shop"
+scheme = "github"
+secret = "gh-secret"
+tolerance = "10m"
+delivery_id_header = "X-Request-Id"
+
+[[sources]]
+name = "st"
+app = "app_1"
+scheme = "stripe"
+secret = "whsec_st"
+event_type_pointer = "/data/type"
+delivery_id_pointer = "/data/id"
+
+[[sources]]
+name = "sw"
+app = "shop"
+scheme = "standard-webhooks"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+event_type_header = "X-Event"
+
+[[sources]]
+name = "mac"
+app = "shop"
+scheme = "hmac-sha256"
+secret = "k"
+signature_header = "X-Sig"
+signature_encoding = "base64"
+signature_prefix = "v1="
+event_type = "mac.event"
+
+[[sources]]
+name = "basic"
+app = "shop"
+scheme = "basic"
+username = "u"
+password_sha256 = "{HASH_A}"
+event_type = "b.e"
+
+[[sources]]
+name = "tok"
+app = "shop"
+scheme = "token"
+token_header = "X-Token"
+token_sha256 = "{HASH_B}"
+event_type = "t.e"
 "#,
         HASH_A.to_uppercase().replace('0', "F"),
     );
@@ -364,6 +440,84 @@ rate_per_second = 5
                 },
             ],
         },
+        sources: vec![
+            SourceConfig {
+                name: "gh".into(),
+                app: "shop".into(),
+                scheme: SourceScheme::GitHub {
+                    secret: Secret(b"gh-secret".to_vec()),
+                },
+                tolerance: secs(600),
+                event_type: Locator::Header("x-github-event".into()),
+                delivery_id: Some(Locator::Header("x-request-id".into())),
+            },
+            SourceConfig {
+                name: "st".into(),
+                app: "app_1".into(),
+                scheme: SourceScheme::Stripe {
+                    secret: Secret(b"whsec_st".to_vec()),
+                },
+                tolerance: secs(300),
+                event_type: Locator::Pointer("/data/type".into()),
+                delivery_id: Some(Locator::Pointer("/data/id".into())),
+            },
+            SourceConfig {
+                name: "sw".into(),
+                app: "shop".into(),
+                scheme: SourceScheme::StandardWebhooks {
+                    key: Secret(
+                        crate::deliver::sign::parse_secret(
+                            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                        )
+                        .unwrap(),
+                    ),
+                },
+                tolerance: secs(300),
+                event_type: Locator::Header("x-event".into()),
+                delivery_id: None,
+            },
+            SourceConfig {
+                name: "mac".into(),
+                app: "shop".into(),
+                scheme: SourceScheme::HmacSha256 {
+                    secret: Secret(b"k".to_vec()),
+                    header: "x-sig".into(),
+                    encoding: SignatureEncoding::Base64,
+                    prefix: "v1=".into(),
+                },
+                tolerance: secs(300),
+                event_type: Locator::Fixed("mac.event".into()),
+                delivery_id: None,
+            },
+            SourceConfig {
+                name: "basic".into(),
+                app: "shop".into(),
+                scheme: SourceScheme::Basic {
+                    username: "u".into(),
+                    password_sha256: hex_32(HASH_A),
+                },
+                tolerance: secs(300),
+                event_type: Locator::Fixed("b.e".into()),
+                delivery_id: None,
+            },
+            SourceConfig {
+                name: "tok".into(),
+                app: "shop".into(),
+                scheme: SourceScheme::Token {
+                    header: "x-token".into(),
+                    sha256: hex_32(HASH_B),
+                },
+                tolerance: secs(300),
+                event_type: Locator::Fixed("t.e".into()),
+                delivery_id: None,
+            },
+        ],
+        endpoint_policy: EndpointPolicy {
+            https_only: true,
+            allowed_host_suffixes: vec!["example.com".into(), ".hooks.test".into()],
+            denied_hosts: vec!["bad.example.com".into()],
+            endpoints_per_app_max: 5,
+        },
     };
     let got = parse(&text);
     assert_eq!(got, want);
@@ -389,8 +543,8 @@ fn every_key_exists_under_its_name() {
     // A wrong type under a known key is reported as a wrong type; under an
     // unknown key it would be "unknown field".
     for key in ALL_KEYS {
-        let text = match key.strip_prefix("auth.tokens[].") {
-            Some(field) => format!("[[auth.tokens]]\n{field} = {{ wrong = 1 }}\n"),
+        let text = match key.split_once("[].") {
+            Some((array, field)) => format!("[[{array}]]\n{field} = {{ wrong = 1 }}\n"),
             None => {
                 let (section, field) = key.rsplit_once('.').unwrap();
                 format!("[{section}]\n{field} = {{ wrong = 1 }}\n")
@@ -452,6 +606,12 @@ fn example_config_optional_settings_parse_and_cover_every_key() {
     assert_eq!(c.delivery.ca_file, Some("/etc/hookd/extra-ca.pem".into()));
     assert_eq!(c.auth.tokens.len(), 2);
     assert_eq!(c.auth.tokens[1].name, "shop-backend");
+    // One example source per scheme.
+    let mut schemes: Vec<&str> = c.sources.iter().map(|s| s.scheme.name()).collect();
+    let mut all = SourceScheme::NAMES;
+    schemes.sort_unstable();
+    all.sort_unstable();
+    assert_eq!(schemes, all);
     assert_eq!(
         c.auth.tokens[1].rate_limit,
         Some(RateLimit {
@@ -855,6 +1015,96 @@ fn token_problems() {
         assert_eq!(paths(&errors), [*path], "{text}");
         assert_eq!(message(&errors, path), *want, "{text}");
     }
+}
+
+// --- Sources and endpoint policy ---------------------------------------------------
+
+fn source_toml(name: &str, scheme: &str, rest: &str) -> String {
+    format!("[[sources]]\nname = \"{name}\"\napp = \"shop\"\nscheme = \"{scheme}\"\n{rest}")
+}
+
+#[test]
+fn source_problems() {
+    let gh = |rest: &str| source_toml("gh", "github", &format!("secret = \"s\"\n{rest}"));
+    let cases: &[(String, &str, &str)] = &[
+        (source_toml("gh", "github", ""), "sources[0].secret", "required by this scheme"),
+        (source_toml("gh", "gitlab", ""), "sources[0].scheme", "unknown value \"gitlab\", expected one of \"standard-webhooks\", \"github\", \"stripe\", \"hmac-sha256\", \"basic\", \"token\""),
+        (source_toml("g h", "github", "secret = \"s\"\n"), "sources[0].name", "invalid source name \"g h\": use letters, digits, '-', '_' and '.'"),
+        (gh("") + &gh(""), "sources[1].name", "duplicate source name \"gh\""),
+        (gh("tolerance = \"2d\"\n"), "sources[0].tolerance", "must be at most 1d"),
+        (gh("tolerance = \"0s\"\n"), "sources[0].tolerance", "must be greater than zero"),
+        (gh("username = \"u\"\n"), "sources[0].username", "not used by scheme \"github\" (only by \"basic\")"),
+        (gh("signature_header = \"x\"\n"), "sources[0].signature_header", "not used by scheme \"github\" (only by \"hmac-sha256\")"),
+        (gh("event_type = \"a\"\nevent_type_header = \"x-a\"\n"), "sources[0].event_type", "give only one of event_type, event_type_header and event_type_pointer"),
+        (gh("event_type = \"a b\"\n"), "sources[0].event_type", "must be 1 to 256 letters, digits, '-', '_' or '.' (an event type name)"),
+        (gh("event_type_header = \"x a\"\n"), "sources[0].event_type_header", "\"x a\" is not a header name (1 to 256 token characters)"),
+        (gh("event_type_pointer = \"type\"\n"), "sources[0].event_type_pointer", "\"type\" is not a JSON pointer to a member: it starts with '/', e.g. \"/type\", at most 256 bytes"),
+        (gh("delivery_id_header = \"a\"\ndelivery_id_pointer = \"/a\"\n"), "sources[0].delivery_id_header", "give only one of delivery_id_header and delivery_id_pointer"),
+        (source_toml("sw", "standard-webhooks", "secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\ndelivery_id_header = \"x\"\n"), "sources[0].delivery_id_header", "not used by scheme \"standard-webhooks\": its signed webhook-id is the delivery id"),
+        (source_toml("sw", "standard-webhooks", "secret = \"whsec_!!\"\n"), "sources[0].secret", "bad secret: not base64 after whsec_: Invalid symbol 33, offset 0. (expected \"whsec_\" + base64)"),
+        (source_toml("m", "hmac-sha256", "secret = \"s\"\nevent_type = \"e\"\n"), "sources[0].signature_header", "required by scheme \"hmac-sha256\""),
+        (source_toml("m", "hmac-sha256", "secret = \"s\"\nsignature_header = \"x\"\nsignature_encoding = \"b32\"\nevent_type = \"e\"\n"), "sources[0].signature_encoding", "unknown value \"b32\", expected one of \"hex\", \"base64\""),
+        (source_toml("m", "hmac-sha256", "secret = \"s\"\nsignature_header = \"x\"\n"), "sources[0].event_type", "scheme \"hmac-sha256\" has no usual place for the event type: set event_type, event_type_header or event_type_pointer"),
+        (source_toml("b", "basic", &format!("username = \"a:b\"\npassword_sha256 = \"{HASH_A}\"\nevent_type = \"e\"\n")), "sources[0].username", "must be 1 to 256 bytes without ':' (RFC 7617)"),
+        (source_toml("b", "basic", "username = \"a\"\nevent_type = \"e\"\n"), "sources[0].password_sha256", "required by scheme \"basic\": the SHA-256 of the password, in hex"),
+        (source_toml("t", "token", "token_sha256 = \"abc\"\nevent_type = \"e\"\n"), "sources[0].token_sha256", "must be 64 hex digits (a SHA-256), got 3 characters"),
+        ("[[sources]]\nname = \"x\"\nscheme = \"github\"\nsecret = \"s\"\n".to_owned(), "sources[0].app", "required: the id or uid of the application its messages go to"),
+    ];
+    for (text, path, want) in cases {
+        let errors = refuse(text);
+        assert_eq!(paths(&errors), [*path], "{text}");
+        assert_eq!(message(&errors, path), *want, "{text}");
+    }
+    let many: String = (0..=SOURCES_MAX)
+        .map(|i| source_toml(&format!("s{i}"), "github", "secret = \"s\"\n"))
+        .collect();
+    assert_eq!(
+        message(&refuse(&many), "sources"),
+        "has 65 entries, at most 64 are allowed"
+    );
+    // The providers' usual places are the defaults.
+    let c = parse(&(gh("") + &source_toml("st", "stripe", "secret = \"whsec_x\"\n")));
+    assert_eq!(
+        c.sources[0].event_type,
+        Locator::Header("x-github-event".into())
+    );
+    assert_eq!(
+        c.sources[0].delivery_id,
+        Some(Locator::Header("x-github-delivery".into()))
+    );
+    assert_eq!(c.sources[0].tolerance, secs(300));
+    assert_eq!(c.sources[1].event_type, Locator::Pointer("/type".into()));
+    assert_eq!(
+        c.sources[1].delivery_id,
+        Some(Locator::Pointer("/id".into()))
+    );
+    // Secrets never show in a printed config.
+    assert!(!format!("{c:?}").contains("whsec_x"));
+}
+
+#[test]
+fn endpoint_policy_problems() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("[endpoint_policy]\nendpoints_per_app_max = 0", "endpoint_policy.endpoints_per_app_max", "must be between 1 and 1000000, got 0"),
+        ("[endpoint_policy]\nallowed_host_suffixes = [\"ok.com\", \"\"]", "endpoint_policy.allowed_host_suffixes[1]", "\"\" is not a host name or address (e.g. \"example.com\", \".example.com\" or \"10.0.0.1\")"),
+        ("[endpoint_policy]\ndenied_hosts = [\"a/b\"]", "endpoint_policy.denied_hosts[0]", "\"a/b\" is not a host name or address (e.g. \"example.com\", \".example.com\" or \"10.0.0.1\")"),
+    ];
+    for (text, path, want) in cases {
+        let errors = refuse(text);
+        assert_eq!(paths(&errors), [*path], "{text}");
+        assert_eq!(message(&errors, path), *want, "{text}");
+    }
+    let long: Vec<String> = (0..=HOST_LIST_LEN_MAX)
+        .map(|i| format!("\"h{i}.test\""))
+        .collect();
+    let errors = refuse(&format!(
+        "[endpoint_policy]\ndenied_hosts = [{}]",
+        long.join(", ")
+    ));
+    assert_eq!(
+        message(&errors, "endpoint_policy.denied_hosts"),
+        "has 1001 entries, at most 1000 are allowed"
+    );
 }
 
 #[test]

@@ -13,11 +13,12 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawInt, RawSize, RawToken};
+use super::raw::{RawConfig, RawInt, RawSize, RawSource, RawToken};
 use super::units::{parse_duration, parse_size, size_from_integer};
 use super::{
-    AuthConfig, Config, DeliveryConfig, Durability, IngestConfig, LogConfig, LogFormat, LogLevel,
-    MetricsConfig, RateLimit, Scope, ServerConfig, StorageConfig, TlsConfig, TokenConfig,
+    AuthConfig, Config, DeliveryConfig, Durability, EndpointPolicy, IngestConfig, Locator,
+    LogConfig, LogFormat, LogLevel, MetricsConfig, RateLimit, Scope, Secret, ServerConfig,
+    SignatureEncoding, SourceConfig, SourceScheme, StorageConfig, TlsConfig, TokenConfig,
 };
 
 /// Most shards (threads) `server.shards` may ask for.
@@ -31,6 +32,18 @@ pub const PAYLOAD_BYTES_MAX: u64 = 8 << 20;
 pub const RETRY_SCHEDULE_LEN_MAX: usize = 50;
 /// Longest token name, in bytes.
 pub const TOKEN_NAME_BYTES_MAX: usize = 64;
+/// Most `[[sources]]` entries. Each request to `/ingest/{name}` looks its source up by name.
+pub const SOURCES_MAX: usize = 64;
+/// Longest `sources[].tolerance`: delivery ids are remembered for twice this.
+pub const SOURCE_TOLERANCE_MAX: Duration = Duration::from_secs(86_400);
+/// Most entries in `endpoint_policy.allowed_host_suffixes` and `denied_hosts` each.
+pub const HOST_LIST_LEN_MAX: usize = 1000;
+/// Longest source secret, in bytes.
+const SOURCE_SECRET_BYTES_MAX: usize = 1024;
+/// Longest header name or JSON pointer in a source, in bytes.
+const LOCATOR_BYTES_MAX: usize = 256;
+/// Longest host name (RFC 1035), in bytes.
+const HOST_BYTES_MAX: usize = 253;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -207,6 +220,8 @@ pub(super) fn validate(raw: &RawConfig) -> (Config, Vec<(String, String)>) {
             .unwrap_or(MetricsConfig::default().public),
     };
     let auth = auth(&mut c, raw);
+    let sources = sources(&mut c, raw);
+    let endpoint_policy = endpoint_policy(&mut c, raw);
     let config = Config {
         server,
         storage,
@@ -215,6 +230,8 @@ pub(super) fn validate(raw: &RawConfig) -> (Config, Vec<(String, String)>) {
         log,
         metrics,
         auth,
+        sources,
+        endpoint_policy,
     };
     (config, c.errors)
 }
@@ -587,7 +604,7 @@ fn token(c: &mut Checker, at: &str, r: &RawToken) -> Option<TokenConfig> {
             String::new()
         }
         Some(name) => {
-            check_token_name(c, &format!("{at}.name"), name);
+            check_token_name(c, &format!("{at}.name"), name, "token");
             name.clone()
         }
     };
@@ -678,7 +695,7 @@ fn token(c: &mut Checker, at: &str, r: &RawToken) -> Option<TokenConfig> {
     })
 }
 
-fn check_token_name(c: &mut Checker, path: &str, name: &str) {
+fn check_token_name(c: &mut Checker, path: &str, name: &str, what: &str) {
     if name.is_empty() {
         c.error(path, "must not be empty");
     } else if name.len() > TOKEN_NAME_BYTES_MAX {
@@ -689,7 +706,7 @@ fn check_token_name(c: &mut Checker, path: &str, name: &str) {
     {
         c.error(
             path,
-            format!("invalid token name {name:?}: use letters, digits, '-', '_' and '.'"),
+            format!("invalid {what} name {name:?}: use letters, digits, '-', '_' and '.'"),
         );
     }
 }
@@ -714,6 +731,432 @@ fn parse_sha256(c: &mut Checker, path: &str, text: &str) -> [u8; 32] {
         c.error(path, "must contain only hex digits 0-9 and a-f");
     }
     hash
+}
+
+fn sources(c: &mut Checker, raw: &RawConfig) -> Vec<SourceConfig> {
+    if raw.sources.len() > SOURCES_MAX {
+        c.error(
+            "sources",
+            format!(
+                "has {} entries, at most {SOURCES_MAX} are allowed",
+                raw.sources.len()
+            ),
+        );
+    }
+    let mut out = Vec::with_capacity(raw.sources.len());
+    let mut names = HashSet::new();
+    for (i, r) in raw.sources.iter().enumerate() {
+        let at = format!("sources[{i}]");
+        if let Some(name) = &r.name {
+            if !names.insert(name.as_str()) {
+                c.error(
+                    format!("{at}.name"),
+                    format!("duplicate source name {name:?}"),
+                );
+            }
+        }
+        if let Some(source) = source(c, &at, r) {
+            out.push(source);
+        }
+    }
+    out
+}
+
+/// Checks one source; `None` if something in it is wrong (already reported).
+fn source(c: &mut Checker, at: &str, r: &RawSource) -> Option<SourceConfig> {
+    let errors_before = c.errors.len();
+    let key = |k: &str| format!("{at}.{k}");
+    let name = match &r.name {
+        None => {
+            c.error(key("name"), "required: the source's path is /ingest/{name}");
+            String::new()
+        }
+        Some(name) => {
+            check_token_name(c, &key("name"), name, "source");
+            name.clone()
+        }
+    };
+    let app = match &r.app {
+        None => {
+            c.error(
+                key("app"),
+                "required: the id or uid of the application its messages go to",
+            );
+            String::new()
+        }
+        Some(app) => {
+            if !is_api_name(app) {
+                c.error(
+                    key("app"),
+                    "must be an application id or uid: 1 to 256 letters, digits, '-', '_' or '.'",
+                );
+            }
+            app.clone()
+        }
+    };
+    let scheme_name = match r.scheme.as_deref() {
+        None => {
+            c.error(
+                key("scheme"),
+                format!("required: one of {}", quoted(&SourceScheme::NAMES)),
+            );
+            None
+        }
+        Some(s) if SourceScheme::NAMES.contains(&s) => Some(s),
+        Some(s) => {
+            c.error(
+                key("scheme"),
+                format!(
+                    "unknown value {s:?}, expected one of {}",
+                    quoted(&SourceScheme::NAMES)
+                ),
+            );
+            None
+        }
+    };
+    let tolerance = c.duration(
+        &key("tolerance"),
+        r.tolerance.as_deref(),
+        Duration::from_secs(300),
+        Zero::Refused,
+    );
+    if tolerance > SOURCE_TOLERANCE_MAX {
+        c.error(key("tolerance"), "must be at most 1d");
+    }
+    // Keys that only some schemes take: refused elsewhere, so that a typo'd scheme or a key
+    // meant for another source does not pass silently.
+    let only = |c: &mut Checker, field: &str, present: bool, schemes: &[&str]| {
+        if let Some(s) = scheme_name {
+            if present && !schemes.contains(&s) {
+                c.error(
+                    key(field),
+                    format!("not used by scheme {s:?} (only by {})", quoted(schemes)),
+                );
+            }
+        }
+    };
+    const HMAC: &[&str] = &["standard-webhooks", "github", "stripe", "hmac-sha256"];
+    only(c, "secret", r.secret.is_some(), HMAC);
+    for (field, value) in [
+        ("signature_header", &r.signature_header),
+        ("signature_encoding", &r.signature_encoding),
+        ("signature_prefix", &r.signature_prefix),
+    ] {
+        only(c, field, value.is_some(), &["hmac-sha256"]);
+    }
+    only(c, "username", r.username.is_some(), &["basic"]);
+    only(
+        c,
+        "password_sha256",
+        r.password_sha256.is_some(),
+        &["basic"],
+    );
+    only(c, "token_header", r.token_header.is_some(), &["token"]);
+    only(c, "token_sha256", r.token_sha256.is_some(), &["token"]);
+    let ids = r.delivery_id_header.is_some() || r.delivery_id_pointer.is_some();
+    if ids && scheme_name == Some("standard-webhooks") {
+        c.error(
+            key(if r.delivery_id_header.is_some() {
+                "delivery_id_header"
+            } else {
+                "delivery_id_pointer"
+            }),
+            "not used by scheme \"standard-webhooks\": its signed webhook-id is the delivery id",
+        );
+    }
+    let secret = |c: &mut Checker| -> Secret {
+        match &r.secret {
+            None => {
+                c.error(key("secret"), "required by this scheme");
+                Secret(Vec::new())
+            }
+            Some(s) if s.is_empty() || s.len() > SOURCE_SECRET_BYTES_MAX => {
+                c.error(
+                    key("secret"),
+                    format!("must be 1 to {SOURCE_SECRET_BYTES_MAX} bytes"),
+                );
+                Secret(Vec::new())
+            }
+            Some(s) => Secret(s.as_bytes().to_vec()),
+        }
+    };
+    let scheme = match scheme_name {
+        None => None,
+        Some("standard-webhooks") => {
+            let text = secret(c);
+            let key_bytes = std::str::from_utf8(&text.0)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(crate::deliver::sign::parse_secret);
+            match key_bytes {
+                Some(Ok(k)) => Some(SourceScheme::StandardWebhooks { key: Secret(k) }),
+                Some(Err(e)) => {
+                    c.error(key("secret"), format!("{e} (expected \"whsec_\" + base64)"));
+                    None
+                }
+                None => None,
+            }
+        }
+        Some("github") => Some(SourceScheme::GitHub { secret: secret(c) }),
+        Some("stripe") => Some(SourceScheme::Stripe { secret: secret(c) }),
+        Some("hmac-sha256") => {
+            let secret = secret(c);
+            let header = match &r.signature_header {
+                None => {
+                    c.error(
+                        key("signature_header"),
+                        "required by scheme \"hmac-sha256\"",
+                    );
+                    String::new()
+                }
+                Some(h) => header_name(c, &key("signature_header"), h),
+            };
+            let encoding = c.choice(
+                &key("signature_encoding"),
+                r.signature_encoding.as_deref(),
+                SignatureEncoding::Hex,
+                &[
+                    ("hex", SignatureEncoding::Hex),
+                    ("base64", SignatureEncoding::Base64),
+                ],
+            );
+            let prefix = r.signature_prefix.clone().unwrap_or_default();
+            if prefix.len() > LOCATOR_BYTES_MAX {
+                c.error(
+                    key("signature_prefix"),
+                    format!("longer than {LOCATOR_BYTES_MAX} bytes"),
+                );
+            }
+            Some(SourceScheme::HmacSha256 {
+                secret,
+                header,
+                encoding,
+                prefix,
+            })
+        }
+        Some("basic") => {
+            let username = match &r.username {
+                None => {
+                    c.error(key("username"), "required by scheme \"basic\"");
+                    String::new()
+                }
+                Some(u) if u.is_empty() || u.contains(':') || u.len() > 256 => {
+                    c.error(
+                        key("username"),
+                        "must be 1 to 256 bytes without ':' (RFC 7617)",
+                    );
+                    String::new()
+                }
+                Some(u) => u.clone(),
+            };
+            let password_sha256 = match &r.password_sha256 {
+                None => {
+                    c.error(
+                        key("password_sha256"),
+                        "required by scheme \"basic\": the SHA-256 of the password, in hex",
+                    );
+                    [0; 32]
+                }
+                Some(h) => parse_sha256(c, &key("password_sha256"), h),
+            };
+            Some(SourceScheme::Basic {
+                username,
+                password_sha256,
+            })
+        }
+        Some(_) => {
+            let header = match &r.token_header {
+                None => "authorization".to_owned(),
+                Some(h) => header_name(c, &key("token_header"), h),
+            };
+            let sha256 = match &r.token_sha256 {
+                None => {
+                    c.error(
+                        key("token_sha256"),
+                        "required by scheme \"token\": the SHA-256 of the token, in hex",
+                    );
+                    [0; 32]
+                }
+                Some(h) => parse_sha256(c, &key("token_sha256"), h),
+            };
+            Some(SourceScheme::Token { header, sha256 })
+        }
+    };
+    // Where the event type is: given, or the provider's usual place.
+    let given = [
+        r.event_type.is_some(),
+        r.event_type_header.is_some(),
+        r.event_type_pointer.is_some(),
+    ];
+    let event_type = if given.iter().filter(|g| **g).count() > 1 {
+        c.error(
+            key("event_type"),
+            "give only one of event_type, event_type_header and event_type_pointer",
+        );
+        None
+    } else if let Some(t) = &r.event_type {
+        if !is_api_name(t) {
+            c.error(
+                key("event_type"),
+                "must be 1 to 256 letters, digits, '-', '_' or '.' (an event type name)",
+            );
+        }
+        Some(Locator::Fixed(t.clone()))
+    } else if let Some(h) = &r.event_type_header {
+        Some(Locator::Header(header_name(
+            c,
+            &key("event_type_header"),
+            h,
+        )))
+    } else if let Some(p) = &r.event_type_pointer {
+        Some(Locator::Pointer(pointer(c, &key("event_type_pointer"), p)))
+    } else {
+        match scheme_name {
+            Some("github") => Some(Locator::Header("x-github-event".into())),
+            Some("stripe" | "standard-webhooks") => Some(Locator::Pointer("/type".into())),
+            Some(s) => {
+                c.error(
+                    key("event_type"),
+                    format!(
+                        "scheme {s:?} has no usual place for the event type: \
+                         set event_type, event_type_header or event_type_pointer"
+                    ),
+                );
+                None
+            }
+            None => None,
+        }
+    };
+    let delivery_id = match (&r.delivery_id_header, &r.delivery_id_pointer) {
+        (Some(_), Some(_)) => {
+            c.error(
+                key("delivery_id_header"),
+                "give only one of delivery_id_header and delivery_id_pointer",
+            );
+            None
+        }
+        (Some(h), None) => Some(Locator::Header(header_name(
+            c,
+            &key("delivery_id_header"),
+            h,
+        ))),
+        (None, Some(p)) => Some(Locator::Pointer(pointer(c, &key("delivery_id_pointer"), p))),
+        (None, None) => match scheme_name {
+            Some("github") => Some(Locator::Header("x-github-delivery".into())),
+            Some("stripe") => Some(Locator::Pointer("/id".into())),
+            _ => None,
+        },
+    };
+    if c.errors.len() > errors_before {
+        return None;
+    }
+    Some(SourceConfig {
+        name,
+        app,
+        scheme: scheme?,
+        tolerance,
+        event_type: event_type?,
+        delivery_id,
+    })
+}
+
+/// Svix's rule for ids, uids and event type names: `^[a-zA-Z0-9\-_.]+$`, at most 256 bytes.
+fn is_api_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 256
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// `"a", "b"`: names for a message.
+fn quoted(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    quoted.join(", ")
+}
+
+/// An HTTP header name (RFC 9110 token), lowercased.
+fn header_name(c: &mut Checker, path: &str, name: &str) -> String {
+    let ok = !name.is_empty()
+        && name.len() <= LOCATOR_BYTES_MAX
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !ok {
+        c.error(
+            path,
+            format!("{name:?} is not a header name (1 to {LOCATOR_BYTES_MAX} token characters)"),
+        );
+    }
+    name.to_ascii_lowercase()
+}
+
+/// A JSON pointer (RFC 6901) to a member: `/type`, `/data/object/id`.
+fn pointer(c: &mut Checker, path: &str, p: &str) -> String {
+    if !p.starts_with('/') || p.len() > LOCATOR_BYTES_MAX {
+        c.error(
+            path,
+            format!(
+                "{p:?} is not a JSON pointer to a member: it starts with '/', e.g. \"/type\", \
+                 at most {LOCATOR_BYTES_MAX} bytes"
+            ),
+        );
+    }
+    p.to_owned()
+}
+
+fn endpoint_policy(c: &mut Checker, raw: &RawConfig) -> EndpointPolicy {
+    let r = &raw.endpoint_policy;
+    let d = EndpointPolicy::default();
+    let mut hosts = |key: &str, list: &Option<Vec<String>>| -> Vec<String> {
+        let Some(list) = list else {
+            return Vec::new();
+        };
+        let path = format!("endpoint_policy.{key}");
+        if list.len() > HOST_LIST_LEN_MAX {
+            c.error(
+                &path,
+                format!(
+                    "has {} entries, at most {HOST_LIST_LEN_MAX} are allowed",
+                    list.len()
+                ),
+            );
+        }
+        list.iter()
+            .enumerate()
+            .map(|(j, host)| {
+                let bare = host.strip_prefix('.').unwrap_or(host);
+                let bare = bare.strip_suffix('.').unwrap_or(bare);
+                let ok = !bare.is_empty()
+                    && bare.len() <= HOST_BYTES_MAX
+                    && bare.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':')
+                    });
+                if !ok {
+                    c.error(
+                        format!("{path}[{j}]"),
+                        format!(
+                            "{host:?} is not a host name or address \
+                             (e.g. \"example.com\", \".example.com\" or \"10.0.0.1\")"
+                        ),
+                    );
+                }
+                host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+            })
+            .collect()
+    };
+    let allowed_host_suffixes = hosts("allowed_host_suffixes", &r.allowed_host_suffixes);
+    let denied_hosts = hosts("denied_hosts", &r.denied_hosts);
+    EndpointPolicy {
+        https_only: r.https_only.unwrap_or(d.https_only),
+        allowed_host_suffixes,
+        denied_hosts,
+        endpoints_per_app_max: c.count(
+            "endpoint_policy.endpoints_per_app_max",
+            r.endpoints_per_app_max,
+            d.endpoints_per_app_max,
+            1..=1_000_000,
+        ),
+    }
 }
 
 #[cfg(test)]

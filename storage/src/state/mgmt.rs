@@ -1,11 +1,14 @@
-//! Management state: applications, endpoints and event types, with their id and uid indexes.
+//! Management state: applications, endpoints and event types, with their id and uid indexes,
+//! and pages of the audit trail.
 
 use sled::{
     transaction::{ConflictableTransactionError as Abort, TransactionalTree},
     Transactional,
 };
 
-use super::{be, get, key, page, put, read_be, EndpointRecord, EventTypeRecord, Page, State};
+use super::{
+    be, get, key, page, put, read_be, AuditRecord, EndpointRecord, EventTypeRecord, Page, State,
+};
 use crate::{
     codec::{decode_value, encode_value},
     error::{Error, Result},
@@ -279,5 +282,50 @@ impl State {
     /// Deletes an event type for good. Returns whether it existed.
     pub fn delete_event_type(&self, name: &str) -> Result<bool> {
         Ok(self.event_types.remove(name.as_bytes())?.is_some())
+    }
+}
+
+/// Audit records with their index keys, and whether more follow.
+pub type AuditPage = (Vec<(Vec<u8>, AuditRecord)>, bool);
+
+impl State {
+    /// Up to `limit` audit records with their keys, strictly after the key `from` in the scan
+    /// direction (newest first when `descending`), and whether more follow.
+    pub fn audit_page(
+        &self,
+        from: Option<&[u8]>,
+        limit: usize,
+        descending: bool,
+    ) -> Result<AuditPage> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            match (from, descending) {
+                (None, true) => Box::new(self.audit.iter().rev()),
+                (None, false) => Box::new(self.audit.iter()),
+                (Some(k), true) => Box::new(self.audit.range(..k.to_vec()).rev()),
+                (Some(k), false) => Box::new(self.audit.range((Excluded(k.to_vec()), Unbounded))),
+            };
+        let mut items = Vec::new();
+        for kv in iter {
+            let (k, v) = kv?;
+            if items.len() == limit {
+                return Ok((items, true));
+            }
+            let rec = decode_value(&v, &|| format!("audit record at key {}", super::hex(&k)))?;
+            items.push((k.to_vec(), rec));
+        }
+        Ok((items, false))
+    }
+
+    /// How many endpoints app `app` has, counting no further than `cap`.
+    pub fn count_app_endpoints(&self, app: u64, cap: usize) -> Result<usize> {
+        let lo = key(&[&be(app), &be(0)]);
+        let hi = key(&[&be(app), &be(u64::MAX)]);
+        let mut n = 0;
+        for kv in self.app_eps.range(lo..=hi).take(cap) {
+            kv?;
+            n += 1;
+        }
+        Ok(n)
     }
 }

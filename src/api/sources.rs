@@ -1,0 +1,289 @@
+//! Inbound webhook sources: `POST /ingest/{source}` and the admin list `GET /api/v1/source`.
+//!
+//! A provider (GitHub, Stripe, a Standard Webhooks sender, ...) posts to `/ingest/{name}` of a
+//! `[[sources]]` entry. In order, and nothing is stored until the last step:
+//!
+//! 1. the source is looked up by name (404), only `POST` is taken (405), and the body may be at
+//!    most `ingest.payload_bytes_max` (413);
+//! 2. the request is verified by the source's scheme (`gateway::verify`); anything else is 401;
+//! 3. the body must be one JSON object (400, 422); the event type is read from its header, JSON
+//!    pointer or fixed value (422 if missing), and so is the delivery id, if the source has one;
+//! 4. the delivery id is claimed in the idempotency index (scope `source:{name}`): a delivery
+//!    seen in the last twice `tolerance` is answered 200 with the first answer, not stored again
+//!    (409 while the first one is still being stored);
+//! 5. the message is stored like any other (`messages::store`): the body byte for byte as its
+//!    payload, in the source's app, then fanned out to that app's endpoints; answered 202 with
+//!    the message (without its payload), and that answer is what a replay gets.
+//!
+//! Source requests carry no API token: the scheme's credentials are their authentication.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use storage::{
+    state::{IdempotencyRecord, MessageRecord},
+    LocalWaiters,
+};
+
+use super::{
+    error::{ApiError, ApiResult, FieldError},
+    input::check_name,
+    json_response,
+    list::ListResponse,
+    messages, Ctx, IDEMPOTENCY_CLAIM_MS,
+};
+use crate::{
+    config::{Locator, SourceConfig, SourceScheme},
+    gateway::verify::{self, Inbound},
+    http::{Method, Request, Response},
+    ids,
+    service::Service,
+};
+
+/// Longest delivery id kept for deduplication, in bytes.
+const DELIVERY_ID_BYTES_MAX: usize = 256;
+
+/// `POST /ingest/{name}`; `name` is the path after `/ingest/`.
+pub async fn ingest(
+    svc: &Arc<Service>,
+    durable: &LocalWaiters,
+    req: &Request,
+    name: &str,
+) -> ApiResult {
+    let name = name.trim_end_matches('/');
+    let source = svc
+        .config
+        .sources
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no source called {name:?}")))?;
+    if req.method != Method::Post {
+        return Err(ApiError::MethodNotAllowed(&["POST"]));
+    }
+    let limit = svc.config.ingest.payload_bytes_max;
+    if req.body.len() as u64 > limit {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "body is {} bytes; the limit (ingest.payload_bytes_max) is {limit}",
+            req.body.len()
+        )));
+    }
+    let now = svc.now_ms();
+    let inbound = Inbound {
+        headers: &req.headers,
+        body: &req.body,
+        now_secs: now / 1000,
+        tolerance_secs: source.tolerance.as_secs(),
+    };
+    let verified = verify::verify(&source.scheme, &inbound).map_err(|why| {
+        tracing::debug!(source = %source.name, reason = %why, "inbound webhook refused");
+        ApiError::Unauthorized(format!("source {}: {why}", source.name))
+    })?;
+    let body: serde_json::Value = serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+    if !body.is_object() {
+        return Err(ApiError::Validation(vec![FieldError::body(
+            "",
+            "must be a JSON object",
+        )]));
+    }
+    let event_type = locate(&source.event_type, req, &body, "event type")?;
+    let mut errors = Vec::new();
+    check_name("eventType", &event_type, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let delivery_id = match (verified.signed_id, &source.delivery_id) {
+        (Some(id), _) => Some(id.to_owned()),
+        (None, Some(at)) => Some(locate(at, req, &body, "delivery id")?),
+        (None, None) => None,
+    };
+    if delivery_id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > DELIVERY_ID_BYTES_MAX)
+    {
+        return Err(ApiError::Validation(vec![FieldError::body(
+            "",
+            format!("the delivery id must be 1 to {DELIVERY_ID_BYTES_MAX} bytes"),
+        )]));
+    }
+    let app = svc
+        .store
+        .state()
+        .app_by_id_or_uid(&source.app)?
+        .ok_or_else(|| {
+            tracing::warn!(source = %source.name, app = %source.app, "the source's application does not exist");
+            ApiError::NotFound(format!(
+                "application {} of source {} not found",
+                source.app, source.name
+            ))
+        })?;
+    let scope = format!("source:{}", source.name);
+    if let Some(id) = &delivery_id {
+        let placeholder = IdempotencyRecord {
+            expires_ms: now + IDEMPOTENCY_CLAIM_MS,
+            status: 0,
+            body: Vec::new(),
+        };
+        match svc
+            .store
+            .state()
+            .claim_idempotency(&scope, id, &placeholder, now)?
+        {
+            Some(prev) if prev.status == 0 => {
+                return Err(ApiError::Conflict(format!(
+                    "delivery {id} is still being stored; retry"
+                )))
+            }
+            // A replay within the window: the first answer again, nothing stored.
+            Some(prev) => return Ok(Response::json(200, prev.body)),
+            None => {}
+        }
+    }
+    let record = MessageRecord {
+        app_key: app.key,
+        rand: ids::random_bits(),
+        created_ms: now,
+        event_type,
+        event_id: None,
+        channels: Vec::new(),
+        tags: Vec::new(),
+        payload: req.body.clone(),
+    };
+    let stored = messages::store(svc, durable, &record).await;
+    let msg_id = match stored {
+        Ok(id) => id,
+        Err(e) => {
+            if let Some(id) = &delivery_id {
+                svc.store.state().release_idempotency(&scope, id)?;
+            }
+            return Err(e);
+        }
+    };
+    let mut out = Vec::with_capacity(256);
+    messages::render_into(&mut out, &msg_id, &record, false);
+    if let Some(id) = &delivery_id {
+        // Remembered for twice the tolerance: a signature may carry a timestamp up to the
+        // tolerance ahead of now, and stays valid until the tolerance after it.
+        let window = 2 * source.tolerance.as_millis() as u64;
+        svc.store.state().put_idempotency(
+            &scope,
+            id,
+            &IdempotencyRecord {
+                expires_ms: now + window,
+                status: 202,
+                body: out.clone(),
+            },
+        )?;
+        let ticket = svc.store.commit_index();
+        svc.store.index_durable().wait(ticket).await?;
+    }
+    Ok(Response::json(202, out))
+}
+
+/// The value `at` points to: a header, a JSON pointer into the body (a string there), or a
+/// fixed value. Missing is a 422 located at the header or the pointer.
+fn locate(at: &Locator, req: &Request, body: &serde_json::Value, what: &str) -> ApiResult<String> {
+    let (found, loc) = match at {
+        Locator::Fixed(v) => return Ok(v.clone()),
+        Locator::Header(h) => (
+            req.header_str(h).map(|v| v.trim().to_owned()),
+            vec!["header".to_owned(), h.clone()],
+        ),
+        Locator::Pointer(p) => (
+            body.pointer(p).and_then(|v| v.as_str()).map(str::to_owned),
+            std::iter::once("body".to_owned())
+                .chain(p.split('/').skip(1).map(str::to_owned))
+                .collect(),
+        ),
+    };
+    found.filter(|v| !v.is_empty()).ok_or_else(|| {
+        ApiError::Validation(vec![FieldError {
+            loc,
+            msg: format!("the {what} is missing here (or not a non-empty string)"),
+            kind: "missing",
+        }])
+    })
+}
+
+/// A source as the admin API shows it: everything but its secrets.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SourceOut<'a> {
+    name: &'a str,
+    /// Where providers post.
+    path: String,
+    app: &'a str,
+    scheme: &'static str,
+    tolerance_seconds: u64,
+    event_type: LocatorOut<'a>,
+    delivery_id: Option<LocatorOut<'a>>,
+    /// `hmac-sha256` and `token`: the header carrying the signature or the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature_encoding: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LocatorOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pointer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a str>,
+}
+
+impl<'a> From<&'a Locator> for LocatorOut<'a> {
+    fn from(l: &'a Locator) -> Self {
+        let mut out = LocatorOut {
+            header: None,
+            pointer: None,
+            value: None,
+        };
+        match l {
+            Locator::Header(h) => out.header = Some(h),
+            Locator::Pointer(p) => out.pointer = Some(p),
+            Locator::Fixed(v) => out.value = Some(v),
+        }
+        out
+    }
+}
+
+impl<'a> From<&'a SourceConfig> for SourceOut<'a> {
+    fn from(s: &'a SourceConfig) -> Self {
+        let (header, signature_encoding) = match &s.scheme {
+            SourceScheme::HmacSha256 {
+                header, encoding, ..
+            } => (Some(header.as_str()), Some(encoding.as_str())),
+            SourceScheme::Token { header, .. } => (Some(header.as_str()), None),
+            _ => (None, None),
+        };
+        SourceOut {
+            name: &s.name,
+            path: format!("/ingest/{}", s.name),
+            app: &s.app,
+            scheme: s.scheme.name(),
+            tolerance_seconds: s.tolerance.as_secs(),
+            event_type: LocatorOut::from(&s.event_type),
+            delivery_id: s.delivery_id.as_ref().map(LocatorOut::from),
+            header,
+            signature_encoding,
+        }
+    }
+}
+
+/// `GET /api/v1/source`: every configured source (at most `SOURCES_MAX`, so one page).
+pub fn list(cx: &Ctx<'_>) -> ApiResult {
+    let data: Vec<SourceOut<'_>> = cx.svc.config.sources.iter().map(SourceOut::from).collect();
+    json_response(
+        200,
+        &ListResponse {
+            iterator: data.last().map(|s| s.name.to_owned()),
+            data,
+            prev_iterator: None,
+            done: true,
+        },
+    )
+}

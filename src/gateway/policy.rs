@@ -1,0 +1,234 @@
+//! Endpoint policies (`[endpoint_policy]`): rules every endpoint URL, and every application's
+//! endpoint count, must satisfy.
+//!
+//! | rule (its config key) | violated when |
+//! |---|---|
+//! | `endpoint_policy.https_only` | the URL is `http://` |
+//! | `endpoint_policy.allowed_host_suffixes` | the list is not empty and the host is under none of its entries |
+//! | `endpoint_policy.denied_hosts` | the host is, or is under, one of its entries |
+//! | `endpoint_policy.endpoints_per_app_max` | the endpoint would be one more than the maximum in its app |
+//!
+//! Host matching: an entry `example.com` matches `example.com` and every name under it
+//! (`a.example.com`), never `badexample.com`; an entry `.example.com` matches only the names
+//! under it. An IP address matches only an entry that is the same address.
+//!
+//! [`violations`] is pure. The API calls it on endpoint create and update (a violation is a
+//! 422 naming the rule). The rules can change when the config does: a config reload is to call
+//! it for every stored endpoint, in creation order per application, and disable those that now
+//! violate a rule, with the [`Violation`] as the reason. Reload does not exist yet.
+
+use std::fmt;
+
+use storage::state::EndpointRecord;
+
+use crate::{config::EndpointPolicy, url::Url};
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The rule's config key, e.g. `endpoint_policy.https_only`.
+    pub rule: &'static str,
+    /// What is wrong, in words.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.rule, self.detail)
+    }
+}
+
+/// The rules `endpoint` breaks under `policy`. `rank` is its place among its application's
+/// endpoints in creation order, counting from 0 (for a new endpoint: how many the app has
+/// already), or `None` to leave the count rule out (an update adds no endpoint). A URL that
+/// does not parse breaks none of these rules; URL validation reports it.
+pub fn violations(
+    policy: &EndpointPolicy,
+    endpoint: &EndpointRecord,
+    rank: Option<usize>,
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if let Ok(url) = Url::parse(&endpoint.url) {
+        url_violations(policy, &url, &mut out);
+    }
+    let max = policy.endpoints_per_app_max as usize;
+    if let Some(rank) = rank.filter(|&r| r >= max) {
+        out.push(Violation {
+            rule: "endpoint_policy.endpoints_per_app_max",
+            detail: format!(
+                "the application has {rank} endpoints already; at most {max} are allowed"
+            ),
+        });
+    }
+    out
+}
+
+fn url_violations(policy: &EndpointPolicy, url: &Url, out: &mut Vec<Violation>) {
+    if policy.https_only && !url.https {
+        out.push(Violation {
+            rule: "endpoint_policy.https_only",
+            detail: "the URL must start with https://".into(),
+        });
+    }
+    let host = url.host.strip_suffix('.').unwrap_or(&url.host);
+    let is_ip = url.ip().is_some();
+    if !policy.allowed_host_suffixes.is_empty()
+        && !policy
+            .allowed_host_suffixes
+            .iter()
+            .any(|entry| host_matches(entry, host, is_ip))
+    {
+        out.push(Violation {
+            rule: "endpoint_policy.allowed_host_suffixes",
+            detail: format!("host {host} is not under any allowed suffix"),
+        });
+    }
+    if let Some(entry) = policy
+        .denied_hosts
+        .iter()
+        .find(|entry| host_matches(entry, host, is_ip))
+    {
+        out.push(Violation {
+            rule: "endpoint_policy.denied_hosts",
+            detail: format!("host {host} is denied (by {entry:?})"),
+        });
+    }
+}
+
+/// Whether the (lowercase) `host` is the config `entry` or under it; see the module doc.
+fn host_matches(entry: &str, host: &str, is_ip: bool) -> bool {
+    if is_ip {
+        return entry == host;
+    }
+    match entry.strip_prefix('.') {
+        Some(parent) => is_under(host, parent),
+        None => host == entry || is_under(host, entry),
+    }
+}
+
+/// `a.example.com` is under `example.com`; `example.com` and `badexample.com` are not.
+fn is_under(host: &str, parent: &str) -> bool {
+    host.len() > parent.len()
+        && host.ends_with(parent)
+        && host.as_bytes()[host.len() - parent.len() - 1] == b'.'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(url: &str) -> EndpointRecord {
+        EndpointRecord {
+            key: 1,
+            app_key: 1,
+            id: "ep_1".into(),
+            uid: None,
+            url: url.into(),
+            description: String::new(),
+            version: 1,
+            event_types: None,
+            channels: None,
+            secrets: Vec::new(),
+            disabled: false,
+            disabled_reason: None,
+            metadata: Default::default(),
+            headers: Default::default(),
+            throttle_rate: None,
+            failing_since_ms: None,
+            config_owned: false,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    fn rules(policy: &EndpointPolicy, url: &str, rank: Option<usize>) -> Vec<&'static str> {
+        violations(policy, &endpoint(url), rank)
+            .iter()
+            .map(|v| v.rule)
+            .collect()
+    }
+
+    #[test]
+    fn the_default_policy_allows_any_url() {
+        let p = EndpointPolicy::default();
+        assert!(rules(&p, "http://example.com/", Some(0)).is_empty());
+        assert!(rules(&p, "https://10.0.0.1:8443/x", None).is_empty());
+        assert_eq!(
+            rules(&p, "https://example.com/", Some(1000)),
+            ["endpoint_policy.endpoints_per_app_max"]
+        );
+        assert!(rules(&p, "https://example.com/", Some(999)).is_empty());
+    }
+
+    #[test]
+    fn https_only() {
+        let p = EndpointPolicy {
+            https_only: true,
+            ..EndpointPolicy::default()
+        };
+        assert_eq!(
+            rules(&p, "http://example.com/", None),
+            ["endpoint_policy.https_only"]
+        );
+        assert!(rules(&p, "HTTPS://example.com/", None).is_empty());
+        assert!(
+            rules(&p, "not a url", None).is_empty(),
+            "URL validation's job"
+        );
+    }
+
+    #[test]
+    fn host_lists_match_names_under_an_entry_not_mere_suffixes() {
+        let p = EndpointPolicy {
+            allowed_host_suffixes: vec![
+                "example.com".into(),
+                ".hooks.test".into(),
+                "10.1.2.3".into(),
+            ],
+            denied_hosts: vec!["bad.example.com".into(), "10.1.2.3".into()],
+            ..EndpointPolicy::default()
+        };
+        let allowed = "endpoint_policy.allowed_host_suffixes";
+        let denied = "endpoint_policy.denied_hosts";
+        for ok in [
+            "https://example.com/",
+            "https://a.example.com/",
+            "https://EXAMPLE.com./x",
+            "https://x.y.hooks.test/",
+        ] {
+            assert!(rules(&p, ok, None).is_empty(), "{ok}");
+        }
+        assert_eq!(rules(&p, "https://badexample.com/", None), [allowed]);
+        assert_eq!(
+            rules(&p, "https://hooks.test/", None),
+            [allowed],
+            "only under .hooks.test"
+        );
+        assert_eq!(rules(&p, "https://example.org/", None), [allowed]);
+        assert_eq!(rules(&p, "https://bad.example.com/", None), [denied]);
+        assert_eq!(rules(&p, "https://x.bad.example.com/", None), [denied]);
+        // Addresses match only themselves, never as a suffix.
+        assert_eq!(rules(&p, "https://10.1.2.3/", None), [denied]);
+        assert_eq!(rules(&p, "https://110.1.2.3/", None), [allowed]);
+        assert_eq!(rules(&p, "https://[::1]/", None), [allowed]);
+        // Every broken rule is named, in a stable order.
+        let strict = EndpointPolicy {
+            https_only: true,
+            endpoints_per_app_max: 1,
+            ..p
+        };
+        assert_eq!(
+            rules(&strict, "http://badexample.com/", Some(1)),
+            [
+                "endpoint_policy.https_only",
+                allowed,
+                "endpoint_policy.endpoints_per_app_max"
+            ]
+        );
+        let v = &violations(&strict, &endpoint("http://example.com/"), None)[0];
+        assert_eq!(
+            v.to_string(),
+            "endpoint_policy.https_only: the URL must start with https://"
+        );
+    }
+}

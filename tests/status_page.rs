@@ -1,0 +1,294 @@
+//! The status page in a real browser: the real binary, real receivers on loopback (one of them
+//! failing), and Debian's headless Chromium driven through chromedriver by
+//! `tests/compat/status_page.py`. `.ci/run` installs `chromium` and `chromium-driver`; without
+//! them this test fails and says so.
+//!
+//! The browser signs in, sees the charts draw non-zero data, finds the failing and the disabled
+//! endpoint, re-enables one and recovers the other; this test then checks through the API that
+//! both happened. Screenshots land in `target/test-artifacts/`.
+
+#[path = "support/hookd.rs"]
+mod hookd;
+#[path = "support/receiver.rs"]
+mod receiver;
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use hookd::{Hookd, ADMIN, READER};
+use receiver::{Receiver, Reply};
+use serde_json::{json, Value};
+
+/// One retry 100 ms after the first attempt, then the delivery fails.
+const CONFIG: &str = r#"
+[delivery]
+retry_schedule = ["100ms"]
+timeout = "2s"
+connect_timeout = "1s"
+allow_private_networks = true
+"#;
+const MESSAGES: usize = 6;
+const WAIT: Duration = Duration::from_secs(20);
+/// The browser script's own waits are 20 s each; the whole script stops after this.
+const BROWSER_DEADLINE: Duration = Duration::from_secs(90);
+const PAYLOAD_MARKER: &str = "payload-marker-7f3a";
+
+/// Polls `path` with `token` until `done` holds; fails after [`WAIT`].
+fn wait_json(h: &Hookd, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = h.call("GET", path, Some(token), None);
+        let v = r.json();
+        if r.status == 200 && done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never reached the expected state: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn artifacts_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is `<target>/tmp`: the artifacts go next to it.
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(&tmp).join("test-artifacts")
+}
+
+fn require(cmd: &str, args: &[&str]) {
+    let ok = Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "`{cmd}` is missing: apt-get install chromium chromium-driver (as .ci/run does)"
+    );
+}
+
+#[test]
+fn status_page_in_headless_chromium() {
+    require("chromium", &["--version"]);
+    require("chromedriver", &["--version"]);
+    let started = Instant::now();
+    let h = Hookd::start(CONFIG);
+    let healed = Arc::new(AtomicBool::new(false));
+    let good = Receiver::start();
+    let bad = {
+        let healed = healed.clone();
+        Receiver::builder()
+            .handler(move |_| {
+                if healed.load(Ordering::SeqCst) {
+                    Reply::ok()
+                } else {
+                    Reply::status(500).body("upstream exploded")
+                }
+            })
+            .start()
+    };
+    let r = h.admin(
+        "POST",
+        "/api/v1/app",
+        Some(r#"{"name":"Shop","uid":"shop"}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let endpoint = |body: Value| -> String {
+        let r = h.admin("POST", "/api/v1/app/shop/endpoint", Some(&body.to_string()));
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_str().unwrap().to_owned()
+    };
+    let good_ep = endpoint(json!({"url": good.url("/ok")}));
+    let bad_ep = endpoint(json!({"url": bad.url("/hook?token=sekrit"), "description": "billing"}));
+    let off_ep = endpoint(json!({"url": good.url("/paused"), "disabled": true}));
+
+    // The page itself needs no token and carries its policy.
+    let page = h.call("GET", "/", None, None);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<title>hookd status</title>"));
+    let csp = page.header("content-security-policy").unwrap_or("");
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    assert_eq!(h.call("GET", "/status", None, None).status, 200);
+    assert_eq!(h.call("POST", "/", None, Some("{}")).status, 405);
+    // The summary needs a read token.
+    assert_eq!(
+        h.call("GET", "/api/v1/status/summary", None, None).status,
+        401
+    );
+
+    let mut msgs = Vec::new();
+    for i in 0..MESSAGES {
+        let body = json!({"eventType": "order.paid", "payload": {"i": i, "m": PAYLOAD_MARKER}});
+        let r = h.admin("POST", "/api/v1/app/shop/msg", Some(&body.to_string()));
+        assert_eq!(r.status, 202, "{}", r.body);
+        msgs.push(r.json()["id"].as_str().unwrap().to_owned());
+    }
+    good.wait_for_requests(MESSAGES, WAIT);
+    bad.wait_for_requests(2 * MESSAGES, WAIT);
+    for m in &msgs {
+        wait_json(
+            &h,
+            &format!("/api/v1/app/shop/msg/{m}/endpoint"),
+            ADMIN,
+            |v| {
+                v["data"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|e| e["id"] == bad_ep && e["status"] == 2))
+            },
+        );
+    }
+
+    // The summary as the page gets it.
+    let s = wait_json(&h, "/api/v1/status/summary", READER, |v| {
+        v["endpoints"]["unhealthy"]
+            .as_array()
+            .is_some_and(|u| u.iter().any(|e| e["id"] == bad_ep))
+    });
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(s["shards"].as_array().unwrap().len(), 2);
+    assert!(
+        s["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["up"] == true),
+        "{s}"
+    );
+    assert!(s["driver"].as_str().is_some_and(|d| !d.is_empty()));
+    assert_eq!(s["disk"]["logMaxBytes"], 10u64 << 30);
+    assert!(s["disk"]["logBytes"].as_u64().unwrap() > 0);
+    let totals = &s["series"]["totals"];
+    assert_eq!(s["series"]["names"], json!(["ingest", "success", "failed"]));
+    assert_eq!(totals[0], MESSAGES);
+    assert_eq!(totals[1], MESSAGES);
+    assert_eq!(totals[2], 2 * MESSAGES);
+    for (i, total) in totals.as_array().unwrap().iter().enumerate() {
+        let values = s["series"]["values"][i].as_array().unwrap();
+        // From the start on (hookd has run for seconds), never more than the ring's 15 min.
+        let since_start = s["uptimeMs"].as_u64().unwrap() / 1000 + 2;
+        assert!(
+            (1..=since_start).contains(&(values.len() as u64)),
+            "{} values after {since_start} s",
+            values.len()
+        );
+        let sum: u64 = values.iter().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(
+            sum,
+            total.as_u64().unwrap(),
+            "series {i} adds up to its total"
+        );
+    }
+    let unhealthy = s["endpoints"]["unhealthy"].as_array().unwrap();
+    let ids: Vec<&str> = unhealthy
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![off_ep.as_str(), bad_ep.as_str()],
+        "disabled first"
+    );
+    let failing = &unhealthy[1];
+    assert_eq!(failing["lastAttempt"]["statusCode"], 500);
+    assert_eq!(failing["lastAttempt"]["response"], "upstream exploded");
+    assert!(failing["failingSinceMs"].as_u64().is_some());
+    assert_eq!(failing["pending"]["count"], 0);
+    assert_eq!(failing["url"], bad.url("/hook"), "the query is left out");
+    assert_eq!(s["endpoints"]["truncated"], false);
+    let text = s.to_string();
+    for secret in ["whsec_", "sekrit", PAYLOAD_MARKER] {
+        assert!(!text.contains(secret), "the summary shows {secret}: {text}");
+    }
+    assert!(
+        !text.contains(&good_ep),
+        "a healthy endpoint is listed: {text}"
+    );
+
+    // The receiver is fixed; the operator recovers from the page.
+    healed.store(true, Ordering::SeqCst);
+    let out_dir = artifacts_dir();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/status_page.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}", h.addr))
+        .args([READER, ADMIN, "shop", &bad_ep, &off_ep, &msgs[0]])
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    let deadline = Instant::now() + BROWSER_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the browser script") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the browser script ran past {BROWSER_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("browser script output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        status.success() && stdout.contains("status page: ok"),
+        "browser script failed ({status}):\n{stdout}\n{stderr}"
+    );
+
+    // What the page did, seen through the API: the endpoint is enabled again...
+    let off = h.admin("GET", &format!("/api/v1/app/shop/endpoint/{off_ep}"), None);
+    assert_eq!(off.json()["disabled"], false, "{}", off.body);
+    // ...and every failed delivery was sent again, by hand, and succeeded.
+    for m in &msgs {
+        let attempts = wait_json(
+            &h,
+            &format!("/api/v1/app/shop/attempt/msg/{m}"),
+            ADMIN,
+            |v| {
+                v["data"].as_array().is_some_and(|d| {
+                    d.iter().any(|a| {
+                        a["endpointId"] == bad_ep
+                            && a["triggerType"] == 1
+                            && a["responseStatusCode"] == 200
+                    })
+                })
+            },
+        );
+        let to_bad = attempts["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["endpointId"] == bad_ep)
+            .count();
+        assert_eq!(
+            to_bad, 3,
+            "two failed attempts and the recovered one: {attempts}"
+        );
+    }
+    let seen = bad.wait_for_requests(3 * MESSAGES, WAIT);
+    for m in &msgs {
+        assert!(seen
+            .iter()
+            .skip(2 * MESSAGES)
+            .any(|r| r.header("webhook-id") == Some(m.as_str())));
+    }
+    let png = std::fs::read(out_dir.join("status-page.png")).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    eprintln!(
+        "status page test took {:?}; screenshots in {}",
+        started.elapsed(),
+        out_dir.display()
+    );
+}
