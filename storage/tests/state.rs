@@ -506,3 +506,57 @@ fn a_first_attempt_that_settles_is_written_without_index_moves() {
     assert_eq!(st.pending_count(), 1);
     assert_eq!(st.min_pending_seq().unwrap(), Some(101));
 }
+
+#[test]
+fn endpoint_attempts_page_through_batches_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    let outcome = |key: u64, seq: u64, ep: u64| OutcomeRecord {
+        attempt: AttemptRecord {
+            key,
+            id: format!("atmpt_{key}"),
+            msg_seq: seq,
+            endpoint_key: ep,
+            url: "https://x".into(),
+            status_code: Some(200),
+            response: String::new(),
+            duration_ms: 1,
+            trigger: Trigger::Scheduled,
+            status: DeliveryStatus::Success,
+            ts_ms: key,
+        },
+        next: DeliveryState {
+            status: DeliveryStatus::Success,
+            ..pending(1)
+        },
+        first_write: true,
+    };
+    // Three batches; endpoint 7's attempts spread over them, endpoint 8's mixed in.
+    st.record_outcomes(&[outcome(1, 100, 7), outcome(2, 101, 8), outcome(3, 102, 7)])
+        .unwrap();
+    st.record_outcomes(&[outcome(4, 103, 7)]).unwrap();
+    st.record_outcomes(&[outcome(5, 104, 7), outcome(6, 105, 7), outcome(7, 106, 8)])
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = st.attempts_for_endpoint(7, before, 2).unwrap();
+        seen.extend(page.items.iter().map(|a| (a.key, a.msg_seq)));
+        if page.done {
+            break;
+        }
+        before = page.items.last().map(|a| a.key);
+    }
+    assert_eq!(
+        seen,
+        vec![(6, 105), (5, 104), (4, 103), (3, 102), (1, 100)],
+        "every attempt once, newest first, across batch boundaries"
+    );
+    let eight = st.attempts_for_endpoint(8, Some(7), 10).unwrap();
+    assert_eq!(
+        eight.items.iter().map(|a| a.key).collect::<Vec<_>>(),
+        vec![2],
+        "`before` excludes attempt 7 inside its batch"
+    );
+}

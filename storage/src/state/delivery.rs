@@ -7,7 +7,7 @@
 //! lowest open seq, below which the log may be retired, is the first key).
 //! [`State::set_delivery`] keeps the three in step in one transaction.
 
-use std::sync::atomic::Ordering;
+use std::{collections::BTreeMap, sync::atomic::Ordering};
 
 use sled::{
     transaction::{ConflictableTransactionError, TransactionalTree},
@@ -108,12 +108,31 @@ impl State {
     /// Records finished attempts and the delivery states they lead to (a shard batches its
     /// outcomes so that many deliveries share one write).
     ///
+    /// The endpoint index goes first: one entry per endpoint for the whole call, listing its
+    /// attempts (calls come from one recorder thread, and an endpoint's attempts from one
+    /// shard in order, so entries never overlap). Reads skip an entry whose attempt is not
+    /// there (a crash part way).
+    ///
     /// An outcome that is the first write of its delivery and settles it (the usual first
     /// attempt that lands, handed to the shard straight from fan-out) has no index entry to
     /// move, so it is written without a transaction, delivery state last: a crash part way
     /// leaves no state, and the delivery is fanned out and sent again (at least once). The
     /// others go in one transaction that moves their due and pending entries.
     pub fn record_outcomes(&self, outcomes: &[OutcomeRecord]) -> Result<()> {
+        let mut by_endpoint: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+        for o in outcomes {
+            let a = &o.attempt;
+            by_endpoint
+                .entry(a.endpoint_key)
+                .or_default()
+                .push((a.key, a.msg_seq));
+        }
+        for (ep, mut list) in by_endpoint {
+            list.sort_unstable();
+            let first = list[0].0;
+            self.endpoint_attempts
+                .insert(key(&[&be(ep), &be(first)]), encode_value(&list)?)?;
+        }
         let (quick, moving): (Vec<&OutcomeRecord>, Vec<&OutcomeRecord>) = outcomes
             .iter()
             .partition(|o| o.first_write && !o.next.status.is_open());
@@ -121,8 +140,6 @@ impl State {
             let a = &o.attempt;
             self.msg_attempts
                 .insert(key(&[&be(a.msg_seq), &be(a.key)]), encode_value(a)?)?;
-            self.ep_attempts
-                .insert(key(&[&be(a.endpoint_key), &be(a.key)]), &be(a.msg_seq))?;
             self.deliveries.insert(
                 key(&[&be(a.endpoint_key), &be(a.msg_seq)]),
                 encode_value(&o.next)?,
@@ -142,16 +159,14 @@ impl State {
         }
         let delta = (
             &self.msg_attempts,
-            &self.ep_attempts,
             &self.deliveries,
             &self.due,
             &self.pending,
         )
-            .transaction(|(msg_attempts, ep_attempts, deliveries, due, pending)| {
+            .transaction(|(msg_attempts, deliveries, due, pending)| {
                 let mut delta = 0;
                 for (a, a_value, st, st_value) in &encoded {
                     msg_attempts.insert(key(&[&be(a.msg_seq), &be(a.key)]), a_value.clone())?;
-                    ep_attempts.insert(key(&[&be(a.endpoint_key), &be(a.key)]), &be(a.msg_seq))?;
                     delta += apply_delivery(
                         (deliveries, due, pending),
                         (a.endpoint_key, a.msg_seq),
@@ -267,16 +282,30 @@ impl State {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Page<AttemptRecord>> {
+        let before = before.unwrap_or(u64::MAX);
         let start = key(&[&be(endpoint), &be(0)]);
-        let end = key(&[&be(endpoint), &be(before.unwrap_or(u64::MAX))]);
-        let rows = self.ep_attempts.range(start..end).rev().map(|kv| {
-            let (k, seq) = kv?;
-            let at = key(&[&seq[..], &k[8..]]);
-            let v = self.msg_attempts.get(&at)?.unwrap_or_default();
-            Ok((sled::IVec::from(at), v))
-        });
-        let mut p = page(rows, limit, "attempt")?;
-        p.last_key = p.items.last().map(|a: &AttemptRecord| be(a.key).to_vec());
-        Ok(p)
+        let end = key(&[&be(endpoint), &be(before)]);
+        let mut items = Vec::new();
+        let mut done = true;
+        'entries: for kv in self.endpoint_attempts.range(start..end).rev() {
+            let (k, v) = kv?;
+            let list: Vec<(u64, u64)> =
+                decode_value(&v, &|| format!("endpoint attempts at {}", super::hex(&k)))?;
+            for &(attempt, seq) in list.iter().rev().filter(|(a, _)| *a < before) {
+                if items.len() == limit {
+                    done = false;
+                    break 'entries;
+                }
+                // Missing only after a crash part way through recording it.
+                if let Some(a) = self.attempt(seq, attempt)? {
+                    items.push(a);
+                }
+            }
+        }
+        Ok(Page {
+            last_key: items.last().map(|a: &AttemptRecord| be(a.key).to_vec()),
+            items,
+            done,
+        })
     }
 }

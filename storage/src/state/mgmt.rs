@@ -53,6 +53,7 @@ impl State {
             apps.insert(&be(app.key), value.clone())?;
             Ok(())
         })?;
+        self.app_cache.invalidate();
         Ok(())
     }
 
@@ -63,6 +64,10 @@ impl State {
 
     /// The app whose public id or uid is `s`.
     pub fn app_by_id_or_uid(&self, s: &str) -> Result<Option<AppRecord>> {
+        let generation = match self.app_cache.get(s) {
+            Ok(app) => return Ok(Some(app)),
+            Err(generation) => generation,
+        };
         let k = match self.app_by_id.get(s)? {
             Some(k) => k,
             None => match self.app_by_uid.get(s)? {
@@ -70,7 +75,11 @@ impl State {
                 None => return Ok(None),
             },
         };
-        self.app(read_be(&k, 0))
+        let app = self.app(read_be(&k, 0))?;
+        if let Some(app) = &app {
+            self.app_cache.fill(generation, s, app);
+        }
+        Ok(app)
     }
 
     /// Apps in key order (oldest first, or newest first when `descending`), strictly after the
@@ -106,6 +115,7 @@ impl State {
             }
             Ok(())
         })?;
+        self.app_cache.invalidate();
         Ok(true)
     }
 

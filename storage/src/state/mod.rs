@@ -19,7 +19,7 @@
 //! | `due` | next_at_ms, endpoint key, seq | empty (pending only) |
 //! | `pending` | seq, endpoint key | empty (pending only: the retention floor) |
 //! | `msg_attempts` | seq, attempt key | [`AttemptRecord`] |
-//! | `ep_attempts` | endpoint key, attempt key | seq |
+//! | `endpoint_attempts` | endpoint key, first attempt key | [(attempt key, seq)], one entry per endpoint per outcome batch |
 //! | `idempotency` | scope, 0x00, key | [`IdempotencyRecord`] |
 //! | `idem_expiry` | expires_ms, scope, 0x00, key | empty |
 //! | `audit` | ts_ms, counter | [`AuditRecord`] |
@@ -29,6 +29,7 @@
 //! no index entry to move and is ordered so that a crash part way loses nothing. sled makes nothing durable until
 //! it is flushed; [`State::flush`] (called by the store's index flusher) does that.
 
+mod cache;
 mod delivery;
 mod mgmt;
 pub mod records;
@@ -73,10 +74,12 @@ pub struct State {
     due: Tree,
     pending: Tree,
     msg_attempts: Tree,
-    ep_attempts: Tree,
+    endpoint_attempts: Tree,
     idempotency: Tree,
     idem_expiry: Tree,
     audit: Tree,
+    /// Apps by id or uid, for the ingest path.
+    app_cache: cache::AppCache<AppRecord>,
     /// Entries in `pending`, kept in step by the delivery writes (counted once at open).
     open_deliveries: std::sync::atomic::AtomicI64,
 }
@@ -143,10 +146,11 @@ impl State {
             due: t("due")?,
             pending: t("pending")?,
             msg_attempts: t("msg_attempts")?,
-            ep_attempts: t("ep_attempts")?,
+            endpoint_attempts: t("endpoint_attempts")?,
             idempotency: t("idempotency")?,
             idem_expiry: t("idem_expiry")?,
             audit: t("audit")?,
+            app_cache: cache::AppCache::default(),
             open_deliveries: std::sync::atomic::AtomicI64::new(0),
             db,
         };
