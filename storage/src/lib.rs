@@ -62,7 +62,7 @@ use std::{
         Arc, Mutex,
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crossbeam_utils::sync::{Parker, Unparker};
@@ -77,6 +77,8 @@ pub use crate::{
 };
 
 const MARKER: &str = "HOOKD";
+/// The longest one retention run spends pruning the index of retired messages.
+const PRUNE_SLICE: Duration = Duration::from_millis(200);
 const MARKER_PREFIX: &str = "hookd data directory\nformat ";
 
 /// Tunables of the whole store.
@@ -198,13 +200,19 @@ impl Store {
         Ok(pending.min(fanout_cursor))
     }
 
-    /// Drops segments older than `retention` that nothing at or above `floor` needs, and
-    /// expired idempotency keys. Blocks: run it off the shard threads.
+    /// Drops segments older than `retention` that nothing at or above `floor` needs, expired
+    /// idempotency keys, and the attempts and delivery states of messages no longer in the
+    /// log. Blocks: run it off the shard threads.
     pub fn run_retention(&self, retention: Duration, floor: u64) -> Result<Vec<u64>> {
         let now = self.clock.now_ms();
         let cutoff = now.saturating_sub(retention.as_millis() as u64);
         let removed = self.log.retire(cutoff, floor)?;
         self.state.purge_idempotency(now)?;
+        // What the index knows of messages whose records are gone goes too, a slice at a
+        // time (the next run goes on where this one stopped).
+        let gone_below = crate::log::Catalog::floor(&*self.state)?;
+        self.state
+            .prune_below(gone_below, Instant::now() + PRUNE_SLICE)?;
         Ok(removed)
     }
 

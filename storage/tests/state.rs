@@ -560,3 +560,77 @@ fn endpoint_attempts_page_through_batches_newest_first() {
         "`before` excludes attempt 7 inside its batch"
     );
 }
+
+#[test]
+fn pruning_forgets_what_is_below_the_floor_and_keeps_what_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    let outcome = |key: u64, seq: u64, ep: u64| OutcomeRecord {
+        attempt: AttemptRecord {
+            key,
+            id: format!("atmpt_{key}"),
+            msg_seq: seq,
+            endpoint_key: ep,
+            url: "https://x".into(),
+            status_code: Some(200),
+            response: String::new(),
+            duration_ms: 1,
+            trigger: Trigger::Scheduled,
+            status: DeliveryStatus::Success,
+            ts_ms: key,
+        },
+        next: DeliveryState {
+            status: DeliveryStatus::Success,
+            ..pending(1)
+        },
+        first_write: true,
+    };
+    for seq in 1..=10 {
+        st.record_outcomes(&[outcome(seq * 2, seq, 7), outcome(seq * 2 + 1, seq, 8)])
+            .unwrap();
+    }
+    st.set_delivery(9, 3, &pending(50)).unwrap();
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    assert!(!st.prune_below(6, later).unwrap(), "all done in one go");
+    for seq in 1..=10 {
+        assert_eq!(
+            st.attempts_for_message(seq, None, 10).unwrap().items.len(),
+            if seq < 6 { 0 } else { 2 },
+            "seq {seq}"
+        );
+        assert_eq!(
+            st.delivery(7, seq).unwrap().is_some(),
+            seq >= 6,
+            "seq {seq}"
+        );
+    }
+    assert_eq!(
+        st.attempts_for_endpoint(8, None, 100)
+            .unwrap()
+            .items
+            .iter()
+            .map(|a| a.msg_seq)
+            .collect::<Vec<_>>(),
+        vec![10, 9, 8, 7, 6]
+    );
+    assert_eq!(
+        st.delivery(9, 3).unwrap(),
+        Some(pending(50)),
+        "an open delivery stays"
+    );
+    assert_eq!(st.pending_count(), 1);
+
+    // Out of time: it stops and says there is more.
+    for seq in 11..=400 {
+        st.record_outcomes(&[outcome(seq * 2, seq, 7)]).unwrap();
+    }
+    let past = std::time::Instant::now();
+    assert!(st.prune_below(401, past).unwrap(), "more left");
+    assert!(!st.prune_below(401, later).unwrap());
+    assert!(st
+        .attempts_for_endpoint(7, None, 10)
+        .unwrap()
+        .items
+        .is_empty());
+}

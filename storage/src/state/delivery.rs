@@ -180,6 +180,58 @@ impl State {
         Ok(())
     }
 
+    /// Forgets the attempts and settled delivery states of messages below `floor` (their log
+    /// records are gone), until `deadline`. Returns whether anything is left to prune.
+    /// Open deliveries are kept (they hold the retention floor up, so there should be none).
+    pub fn prune_below(&self, floor: u64, deadline: std::time::Instant) -> Result<bool> {
+        let mut n = 0u32;
+        let mut out_of_time = || {
+            n = n.wrapping_add(1);
+            n % 256 == 0 && std::time::Instant::now() >= deadline
+        };
+        for kv in self.msg_attempts.range(..key(&[&be(floor)])) {
+            if out_of_time() {
+                return Ok(true);
+            }
+            self.msg_attempts.remove(kv?.0)?;
+        }
+        // Delivery states and the endpoint index are keyed by endpoint first: visit each
+        // endpoint's range below the floor.
+        for tree in [&self.deliveries, &self.endpoint_attempts] {
+            let mut ep = 0u64;
+            while let Some(kv) = tree.range(key(&[&be(ep)])..).next() {
+                ep = read_be(&kv?.0, 0);
+                for kv in tree.range(key(&[&be(ep)])..key(&[&be(ep), &be(u64::MAX)])) {
+                    if out_of_time() {
+                        return Ok(true);
+                    }
+                    let (k, v) = kv?;
+                    if !self.prunable(tree, &k, &v, floor)? {
+                        break;
+                    }
+                    tree.remove(k)?;
+                }
+                let Some(next) = ep.checked_add(1) else { break };
+                ep = next;
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether an entry of `deliveries` or `endpoint_attempts` is wholly below `floor` and
+    /// settled. Entries are in seq (or attempt) order per endpoint: the first that is not
+    /// ends that endpoint's pruning.
+    fn prunable(&self, tree: &sled::Tree, k: &[u8], v: &[u8], floor: u64) -> Result<bool> {
+        let what = || format!("entry at {}", super::hex(k));
+        if std::ptr::eq(tree, &self.deliveries) {
+            let st: DeliveryState = decode_value(v, &what)?;
+            Ok(read_be(k, 8) < floor && !st.status.is_open())
+        } else {
+            let list: Vec<(u64, u64)> = decode_value(v, &what)?;
+            Ok(list.iter().all(|&(_, seq)| seq < floor))
+        }
+    }
+
     /// Removes a due entry whose delivery is no longer open (left by a racing write).
     pub fn remove_stale_due(&self, due: Due) -> Result<()> {
         self.due
