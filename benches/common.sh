@@ -1,5 +1,6 @@
 # Shared by the benchmark scripts (sourced, not run): tools, the release build, a work
 # directory cleaned up on exit, the bench token, and the wrk POST script.
+# shellcheck shell=bash disable=SC2034 # CONNS and THREADS are read by the scripts that source this.
 CONNS=64
 THREADS=2
 
@@ -20,13 +21,19 @@ trap cleanup EXIT
 TOKEN=hkd_bench_token
 SHA=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
 
-# wrk POSTs a message with a 1 KiB payload, authenticated.
+# wrk POSTs a message with a 1 KiB payload, authenticated, and ends its report with one line of
+# latency percentiles in microseconds (p99.9 and max too, which --latency does not print).
 PAYLOAD=$(python3 -c 'import json; print(json.dumps({"eventType":"bench.event","payload":{"data":"x"*1000}}))')
 cat > "$WORK/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '$PAYLOAD'
 wrk.headers["content-type"] = "application/json"
 wrk.headers["authorization"] = "Bearer $TOKEN"
+done = function(summary, latency, requests)
+  io.write(string.format("latency percentiles (us): p50 %d p90 %d p99 %d p99.9 %d max %d\n",
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max))
+end
 LUA
 
 # start_hookd DATA_DIR [EXTRA_DELIVERY_TOML]: hookd on $HOOKD_PORT, `sync` durability, the bench

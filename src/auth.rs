@@ -3,12 +3,15 @@
 //! Tokens are configured by their SHA-256 only. A request's token is hashed and compared with
 //! every configured hash in constant time (no early exit on the first differing byte, no
 //! lookup keyed by the secret). Rate limits are token buckets shared by all shards.
+//!
+//! The table is rebuilt when the config is reloaded ([`Auth::reloaded`]); a token whose rate
+//! limit did not change keeps its bucket, so a reload neither refills nor empties it.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{Scope, TokenConfig};
+use crate::config::{RateLimit, Scope, TokenConfig};
 
 /// What a request may do, once its token is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +31,10 @@ pub struct Token {
     sha256: [u8; 32],
     scopes: Vec<Scope>,
     apps: Option<Vec<String>>,
-    bucket: Option<Mutex<Bucket>>,
+    /// Shared with the table that replaces this one on reload, while the limit is the same.
+    bucket: Option<Arc<Mutex<Bucket>>>,
+    /// The configured limit the bucket was made for.
+    rate_limit: Option<RateLimit>,
 }
 
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.
@@ -83,17 +89,43 @@ pub struct Auth {
 impl Auth {
     /// Builds the run-time table from the config.
     pub fn new(tokens: &[TokenConfig], now_ms: u64) -> Self {
+        Self::default().reloaded(tokens, now_ms)
+    }
+
+    /// The table for `tokens` after a config reload. A token with the same name, hash and rate
+    /// limit as one of this table keeps that one's bucket (the two tables share it while
+    /// requests that began before the reload finish); any other gets a full one.
+    pub fn reloaded(&self, tokens: &[TokenConfig], now_ms: u64) -> Self {
         Self {
             tokens: tokens
                 .iter()
-                .map(|t| Token {
-                    name: t.name.clone(),
-                    sha256: t.sha256,
-                    scopes: t.scopes.clone(),
-                    apps: t.apps.clone(),
-                    bucket: t.rate_limit.as_ref().map(|r| {
-                        Mutex::new(Bucket::new(r.per_second as f64, r.burst as f64, now_ms))
-                    }),
+                .map(|t| {
+                    let kept = self
+                        .tokens
+                        .iter()
+                        .find(|old| {
+                            old.name == t.name
+                                && old.sha256 == t.sha256
+                                && old.rate_limit == t.rate_limit
+                        })
+                        .and_then(|old| old.bucket.clone());
+                    let bucket = kept.or_else(|| {
+                        t.rate_limit.as_ref().map(|r| {
+                            Arc::new(Mutex::new(Bucket::new(
+                                r.per_second as f64,
+                                r.burst as f64,
+                                now_ms,
+                            )))
+                        })
+                    });
+                    Token {
+                        name: t.name.clone(),
+                        sha256: t.sha256,
+                        scopes: t.scopes.clone(),
+                        apps: t.apps.clone(),
+                        bucket,
+                        rate_limit: t.rate_limit,
+                    }
                 })
                 .collect(),
         }
@@ -107,6 +139,7 @@ impl Auth {
             scopes: vec![Scope::Admin],
             apps: None,
             bucket: None,
+            rate_limit: None,
         });
     }
 
@@ -272,6 +305,45 @@ mod tests {
         let t = auth.authenticate(Some(b"Bearer t")).unwrap();
         assert!(t.take(0).is_ok());
         assert_eq!(t.take(10), Err(1));
+    }
+
+    #[test]
+    fn reload_keeps_the_bucket_of_an_unchanged_limit_only() {
+        let limited = |name: &str, token: &str, per_second: u32| TokenConfig {
+            rate_limit: Some(RateLimit {
+                per_second,
+                burst: 1,
+            }),
+            ..cfg(name, token, vec![Scope::Ingest], None)
+        };
+        let old = Auth::new(&[limited("a", "ta", 1), limited("b", "tb", 1)], 0);
+        for t in ["ta", "tb"] {
+            let header = format!("Bearer {t}").into_bytes();
+            assert!(old.authenticate(Some(&header)).unwrap().take(0).is_ok());
+        }
+        // "a" is unchanged, "b" gets a new limit, "c" is new, and "tb"'s old entry is gone.
+        let new = old.reloaded(
+            &[
+                limited("a", "ta", 1),
+                limited("b", "tb", 2),
+                cfg("c", "tc", vec![Scope::Read], None),
+            ],
+            0,
+        );
+        let take = |auth: &Auth, t: &str| {
+            let header = format!("Bearer {t}").into_bytes();
+            auth.authenticate(Some(&header)).unwrap().take(0)
+        };
+        assert_eq!(
+            take(&new, "ta"),
+            Err(1),
+            "a's bucket was carried over, empty"
+        );
+        assert!(take(&new, "tb").is_ok(), "b's new limit starts full");
+        assert!(take(&new, "tc").is_ok(), "no limit");
+        assert_eq!(take(&old, "ta"), Err(1), "the two tables share a's bucket");
+        let gone = Auth::new(&[], 0).reloaded(&[], 0);
+        assert!(gone.authenticate(Some(b"Bearer ta")).is_err());
     }
 
     #[test]

@@ -34,8 +34,43 @@ pub enum Command {
     /// Create API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Ask a running hookd how it is: shards, pending deliveries, oldest pending, disk.
+    ///
+    /// Reads GET /api/v1/status/summary with a read token (--token, or $HOOKD_TOKEN).
+    /// Exits 0 when every shard and the dispatcher are up, 3 when hookd answered but
+    /// something is down, 1 when it cannot be asked (not running, token refused).
+    Status(StatusArgs),
+    /// Read a stopped hookd's data directory and check every record.
+    ///
+    /// Lists the log's segments (id, records, bytes, sequence range), records by app,
+    /// pending deliveries, and decodes every record. Only reads: nothing is repaired. A
+    /// store in use by a running hookd is refused. Exits 0 when every record decodes, 3 when
+    /// corruption is found, 1 when the store cannot be read.
+    Inspect(InspectArgs),
     /// Print the version.
     Version,
+}
+
+/// Arguments of `hookd status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Base URL of the running hookd (plain HTTP).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8071")]
+    pub url: String,
+    /// A token with the read scope [default: $HOOKD_TOKEN]; the variable keeps it out of `ps`.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Print hookd's whole JSON answer instead of the summary lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `hookd inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The data directory (storage.path) of a stopped hookd.
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
 }
 
 /// Arguments of `hookd serve`.
@@ -159,6 +194,25 @@ mod tests {
         }
 
         assert!(Cli::try_parse_from(["hookd", "check-config"]).is_err());
+
+        match Cli::try_parse_from(["hookd", "status"])
+            .expect("status")
+            .command
+        {
+            Command::Status(args) => {
+                assert_eq!(args.url, "http://127.0.0.1:8071");
+                assert_eq!((args.token, args.json), (None, false));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        match Cli::try_parse_from(["hookd", "inspect", "--data", "/var/lib/hookd"])
+            .expect("inspect")
+            .command
+        {
+            Command::Inspect(args) => assert_eq!(args.data, PathBuf::from("/var/lib/hookd")),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["hookd", "inspect"]).is_err());
         assert!(Cli::try_parse_from(["hookd", "token", "new", "--scope", "root"]).is_err());
     }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use hookd::cli::{Cli, Command, TokenCommand, TokenNewArgs};
+use hookd::cli::{Cli, Command, InspectArgs, StatusArgs, TokenCommand, TokenNewArgs};
 use hookd::config::{self, tokens, Config, ConfigErrors, LoadError, Scope};
 use hookd::time::SystemClock;
 
@@ -24,6 +24,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit status for a config (or token entry) with problems.
 const EXIT_INVALID: u8 = 2;
+/// Exit status of `status` and `inspect` when they worked and found a problem.
+const EXIT_FOUND_PROBLEMS: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,6 +44,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args.config.as_deref()),
         Command::CheckConfig(args) => check_config(&args.path),
         Command::Token(TokenCommand::New(args)) => token_new(&args),
+        Command::Status(args) => status(&args),
+        Command::Inspect(args) => inspect(&args),
         Command::Version => {
             writeln!(io::stdout(), "hookd {}", env!("CARGO_PKG_VERSION"))
                 .context("writing to stdout")?;
@@ -121,6 +125,11 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             "hookd: only its SHA-256 is kept. Use it as 'Authorization: Bearer <token>'."
         )?;
     }
+    // The config's [[apps]] and [[event_types]], and the endpoint policy, before serving.
+    if let Err(e) = hookd::reload::apply_at_start(&svc) {
+        svc.close();
+        return Err(anyhow::Error::new(e).context("applying the config's static definitions"));
+    }
     let (notifier, watchdog_interval) = systemd_from_env();
     let beat_every = hookd::systemd::beat_every(watchdog_interval);
     let shards = match hookd::shard::start(svc.clone(), &config, beat_every) {
@@ -152,11 +161,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     loop {
         match hookd::signals::wait().context("waiting for signals")? {
             hookd::signals::Signal::Stop => break,
-            hookd::signals::Signal::Reload => {
-                tracing::warn!(
-                    "SIGHUP: reloading the config is not supported yet; restart to apply changes"
-                );
-            }
+            hookd::signals::Signal::Reload => hookd::reload::on_sighup(&svc, path),
         }
     }
     // systemd stops enforcing the watchdog once the unit stops; so does hookd.
@@ -253,4 +258,48 @@ fn report_entry_errors(errors: &ConfigErrors) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let token = match args
+        .token
+        .clone()
+        .or_else(|| std::env::var("HOOKD_TOKEN").ok())
+    {
+        Some(t) if !t.is_empty() => t,
+        _ => {
+            writeln!(
+                io::stderr(),
+                "hookd: status: a read token is needed: give --token or set HOOKD_TOKEN"
+            )
+            .context("writing to stderr")?;
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let (summary, json) = hookd::ctl::status::fetch(&args.url, &token)
+        .with_context(|| format!("status of {}", args.url))?;
+    let text = match args.json {
+        true => format!("{json:#}\n"),
+        false => hookd::ctl::status::render(&args.url, &summary),
+    };
+    io::stdout()
+        .write_all(text.as_bytes())
+        .context("writing to stdout")?;
+    Ok(match hookd::ctl::status::healthy(&summary) {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(EXIT_FOUND_PROBLEMS),
+    })
+}
+
+fn inspect(args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let report = hookd::ctl::inspect::inspect(&args.data)
+        .with_context(|| format!("inspect {}", args.data.display()))?;
+    let now_ms = hookd::time::Clock::now_ms(&SystemClock);
+    io::stdout()
+        .write_all(hookd::ctl::inspect::render(&report, now_ms).as_bytes())
+        .context("writing to stdout")?;
+    Ok(match report.problems().is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(EXIT_FOUND_PROBLEMS),
+    })
 }

@@ -3,11 +3,19 @@
 //! Label sets are fixed and small (route family × status class, outcome class): no label
 //! carries a message, endpoint or app, so the number of series never grows with traffic.
 //! Gauges that the index already knows (pending deliveries, disk use) are read at scrape time.
+//!
+//! Histograms (fixed log-spaced buckets, no labels, see [`storage::histogram`]): append
+//! latency (append to durable, as the ingest path waits for it), the flusher's `fdatasync`
+//! time and group-commit batch size (kept by the storage crate, read at scrape time), and
+//! delivery latency (attempt start to response).
 
 use std::{
     fmt::Write as _,
     sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
 };
+
+use storage::histogram::{Histogram, Snapshot, LATENCY_NS};
 
 /// Route families counted separately.
 pub const ROUTES: [&str; 8] = [
@@ -27,14 +35,51 @@ pub const OUTCOMES: [&str; 10] = [
     "2xx", "3xx", "4xx", "5xx", "timeout", "connect", "refused", "resolve", "tls", "other",
 ];
 
+/// Delivery latency bounds in nanoseconds: 1 ms to 30 s. Delivery times come from the
+/// millisecond wall clock, so nothing finer is kept.
+const DELIVERY_NS: [u64; 14] = [
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    30_000_000_000,
+];
+
 /// The process's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     requests: [[AtomicU64; 5]; ROUTES.len()],
     pub events_appended: AtomicU64,
     pub event_bytes: AtomicU64,
     deliveries: [AtomicU64; OUTCOMES.len()],
     pub endpoints_disabled: AtomicU64,
+    /// Append to durable (sync mode) or to written (interval mode), per event.
+    append_ns: Histogram<{ LATENCY_NS.len() }>,
+    /// Delivery attempt start to response (or failure), per attempt.
+    delivery_ns: Histogram<{ DELIVERY_NS.len() }>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: Default::default(),
+            events_appended: AtomicU64::new(0),
+            event_bytes: AtomicU64::new(0),
+            deliveries: Default::default(),
+            endpoints_disabled: AtomicU64::new(0),
+            append_ns: Histogram::new(&LATENCY_NS),
+            delivery_ns: Histogram::new(&DELIVERY_NS),
+        }
+    }
 }
 
 impl Metrics {
@@ -61,6 +106,16 @@ impl Metrics {
             .position(|x| *x == class)
             .unwrap_or(OUTCOMES.len() - 1);
         self.deliveries[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the time one append took to become durable (or written, in `interval` mode).
+    pub fn append_latency(&self, took: Duration) {
+        self.append_ns.observe_duration(took);
+    }
+
+    /// Counts the time one delivery attempt took, in milliseconds of the service clock.
+    pub fn delivery_latency_ms(&self, ms: u64) {
+        self.delivery_ns.observe(ms.saturating_mul(1_000_000));
     }
 
     /// Delivery attempts so far, by outcome class in [`OUTCOMES`] order.
@@ -136,6 +191,34 @@ impl Metrics {
             "Group-commit flushes (fdatasync) of the log.",
         );
         let _ = writeln!(out, "hookd_log_flushes_total {}", gauges.flushes);
+        histogram(
+            &mut out,
+            "hookd_log_append_seconds",
+            "Time from appending an event to the log until it is durable (sync) or written.",
+            &self.append_ns.snapshot(),
+            Unit::Nanoseconds,
+        );
+        histogram(
+            &mut out,
+            "hookd_log_flush_seconds",
+            "Time one group commit spends in fdatasync.",
+            &gauges.log_flush,
+            Unit::Nanoseconds,
+        );
+        histogram(
+            &mut out,
+            "hookd_log_flush_batch_records",
+            "Records made durable by one group commit (the batch size).",
+            &gauges.log_batch,
+            Unit::Count,
+        );
+        histogram(
+            &mut out,
+            "hookd_delivery_seconds",
+            "Time from the start of a delivery attempt to its response or failure.",
+            &self.delivery_ns.snapshot(),
+            Unit::Nanoseconds,
+        );
         head(
             &mut out,
             "hookd_pending_deliveries",
@@ -196,6 +279,42 @@ pub struct Gauges {
     pub disk_bytes: u64,
     pub flushes: u64,
     pub driver: &'static str,
+    /// The log flusher's `fdatasync` time per group commit, in nanoseconds.
+    pub log_flush: Snapshot,
+    /// Records per group commit.
+    pub log_batch: Snapshot,
+}
+
+/// What a histogram's integer observations count.
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    /// Shown in seconds.
+    Nanoseconds,
+    Count,
+}
+
+impl Unit {
+    fn write(self, out: &mut String, v: u64) {
+        let _ = match self {
+            Unit::Nanoseconds => write!(out, "{}", v as f64 / 1e9),
+            Unit::Count => write!(out, "{v}"),
+        };
+    }
+}
+
+/// One histogram family: cumulative `_bucket` series with `le`, then `_sum` and `_count`.
+fn histogram(out: &mut String, name: &str, help: &str, s: &Snapshot, unit: Unit) {
+    head(out, name, "histogram", help);
+    for (bound, n) in s.cumulative() {
+        let _ = write!(out, "{name}_bucket{{le=\"");
+        unit.write(out, bound);
+        let _ = writeln!(out, "\"}} {n}");
+    }
+    let count = s.count();
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = write!(out, "{name}_sum ");
+    unit.write(out, s.sum);
+    let _ = writeln!(out, "\n{name}_count {count}");
 }
 
 fn head(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -227,5 +346,40 @@ mod tests {
         assert!(text.contains("hookd_event_bytes_total 10\n"));
         assert!(text.contains("hookd_shard_queue_depth{shard=\"0\"} 3\n"));
         assert!(text.contains("hookd_io_driver{driver=\"io_uring\"} 1\n"));
+    }
+
+    #[test]
+    fn histograms_are_cumulative_with_sum_and_count() {
+        let m = Metrics::default();
+        m.append_latency(Duration::from_micros(70));
+        m.append_latency(Duration::from_millis(3));
+        m.delivery_latency_ms(0);
+        m.delivery_latency_ms(40_000);
+        let flush = storage::histogram::FlushStats::default();
+        flush.flushed(Duration::from_micros(400), 3);
+        let text = m.render(&Gauges {
+            log_flush: flush.sync_ns.snapshot(),
+            log_batch: flush.batch_records.snapshot(),
+            ..Gauges::default()
+        });
+        for line in [
+            "# TYPE hookd_log_append_seconds histogram\n",
+            "hookd_log_append_seconds_bucket{le=\"0.00005\"} 0\n",
+            "hookd_log_append_seconds_bucket{le=\"0.0001\"} 1\n",
+            "hookd_log_append_seconds_bucket{le=\"0.005\"} 2\n",
+            "hookd_log_append_seconds_bucket{le=\"+Inf\"} 2\n",
+            "hookd_log_append_seconds_sum 0.00307\n",
+            "hookd_log_append_seconds_count 2\n",
+            "hookd_log_flush_seconds_bucket{le=\"0.0005\"} 1\n",
+            "hookd_log_flush_batch_records_bucket{le=\"2\"} 0\n",
+            "hookd_log_flush_batch_records_bucket{le=\"4\"} 1\n",
+            "hookd_log_flush_batch_records_sum 3\n",
+            "hookd_delivery_seconds_bucket{le=\"0.001\"} 1\n",
+            "hookd_delivery_seconds_bucket{le=\"30\"} 1\n",
+            "hookd_delivery_seconds_bucket{le=\"+Inf\"} 2\n",
+            "hookd_delivery_seconds_sum 40\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in:\n{text}");
+        }
     }
 }

@@ -4,20 +4,40 @@
 //! message is appended under its application's key, so listing an app's messages scans the log
 //! backwards and skips every segment that holds none of them (`Log::scan_back`); there is no
 //! separate listing index to keep up to date.
+//!
+//! The config can be reloaded (SIGHUP, `crate::reload`): readers take a snapshot with
+//! [`Service::config`] (and the tokens, retry policy and HTTP limits built from it with
+//! [`Service::auth`], [`Service::delivery_policy`], [`Service::http_limits`]) and keep it for
+//! the request or attempt at hand; [`Service::install`] swaps all four. Keys that need a
+//! restart keep their old values in the installed config, so a snapshot always describes
+//! what runs.
 
 use std::{path::PathBuf, sync::Arc};
 
+use arc_swap::{ArcSwap, Guard};
 use storage::{Durability, LogOptions, RecoveryReport, Store, StoreOptions};
 
 use sha2::Digest;
 
-use crate::{auth::Auth, config::Config, time::Clock};
+use crate::{
+    auth::Auth,
+    config::{Config, TokenConfig},
+    deliver::policy::Policy,
+    http::Limits,
+    time::Clock,
+};
 
 /// Shared by all shards.
 pub struct Service {
     pub store: Arc<Store>,
-    pub config: Arc<Config>,
-    pub auth: Auth,
+    /// The running config, swapped whole on reload: see [`Service::config`].
+    config: ArcSwap<Config>,
+    /// Built from `config`'s tokens; swapped with it.
+    auth: ArcSwap<Auth>,
+    /// Built from `config`'s `[delivery]`; swapped with it.
+    delivery_policy: ArcSwap<Policy>,
+    /// Built from `config`'s `[server]`; swapped with it.
+    http_limits: ArcSwap<Limits>,
     pub clock: Arc<dyn Clock>,
     /// Bumped on every endpoint or application write, so that caches of endpoints reload.
     pub endpoints_version: std::sync::atomic::AtomicU64,
@@ -27,6 +47,8 @@ pub struct Service {
     pub shards: std::sync::OnceLock<(Arc<Vec<crate::deliver::dispatch::Inbox>>, &'static str)>,
     /// Heartbeats of the shards and the dispatcher, for the systemd watchdog.
     pub liveness: Arc<crate::systemd::Liveness>,
+    /// Payload schemas and operational webhooks (`crate::gateway`).
+    pub gateway: crate::gateway::Gateway,
 }
 
 impl std::fmt::Debug for Service {
@@ -48,6 +70,20 @@ pub enum StartError {
     },
     #[error("making the first admin token: {0}")]
     Random(crate::config::tokens::RandomError),
+}
+
+/// Why a reloaded config's tokens could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokensError {
+    /// No `[[auth.tokens]]`, and no first-start admin token to fall back on.
+    #[error(
+        "auth.tokens: the new config has no tokens and this data directory has no first-start \
+         admin token; nothing could use the API"
+    )]
+    NoTokens,
+    /// Reading the first-start admin token's hash failed.
+    #[error("reading the first-start admin token's hash: {0}")]
+    Store(#[from] storage::Error),
 }
 
 /// The store options the config asks for.
@@ -92,6 +128,7 @@ impl Service {
         };
         let (store, report) =
             Store::open(&path, store_options(&config), clock.clone()).map_err(store_err)?;
+        store.space().set_reserve(config.storage.reserve_bytes);
         let store = Arc::new(store);
         let mut auth = Auth::new(&config.auth.tokens, clock.now_ms());
         let mut new_admin_token = None;
@@ -121,14 +158,18 @@ impl Service {
         let liveness = Arc::new(crate::systemd::Liveness::new(config.effective_shards()));
         let svc = Arc::new(Self {
             store,
-            config: Arc::new(config),
-            auth,
+            delivery_policy: ArcSwap::from_pointee(Policy::from_config(&config.delivery)),
+            http_limits: ArcSwap::from_pointee(Limits::from(&config.server)),
+            config: ArcSwap::from_pointee(config),
+            auth: ArcSwap::from_pointee(auth),
             clock,
             endpoints_version: std::sync::atomic::AtomicU64::new(1),
             metrics: crate::metrics::Metrics::default(),
             shards: std::sync::OnceLock::new(),
             liveness,
+            gateway: crate::gateway::Gateway::default(),
         });
+        crate::gateway::operational::provision(&svc).map_err(store_err)?;
         Ok((
             svc,
             Opened {
@@ -161,7 +202,59 @@ impl Service {
             disk_bytes: self.store.disk_bytes(),
             flushes: self.store.log().flush_count(),
             driver,
+            log_flush: self.store.log().flush_stats().sync_ns.snapshot(),
+            log_batch: self.store.log().flush_stats().batch_records.snapshot(),
         }
+    }
+
+    /// The running config. Keep the snapshot for one request or attempt, not longer: a reload
+    /// installs another. A guard that derefs to `Arc<Config>`: taking it touches no shared
+    /// reference count (every request takes one), `Guard::into_inner` gives the `Arc`.
+    pub fn config(&self) -> Guard<Arc<Config>> {
+        self.config.load()
+    }
+
+    /// The API tokens of the running config (a guard, as [`Service::config`]).
+    pub fn auth(&self) -> Guard<Arc<Auth>> {
+        self.auth.load()
+    }
+
+    /// The retry policy of the running config (`[delivery]`), read once per attempt.
+    pub fn delivery_policy(&self) -> Arc<Policy> {
+        self.delivery_policy.load_full()
+    }
+
+    /// The HTTP limits of the running config (`[server]`), read once per accepted connection.
+    pub fn http_limits(&self) -> Arc<Limits> {
+        self.http_limits.load_full()
+    }
+
+    /// The token table for `tokens` (from a reloaded config): buckets of unchanged limits are
+    /// kept, and with no tokens the first-start admin token is the one, as at start.
+    pub fn auth_for(&self, tokens: &[TokenConfig]) -> Result<Auth, TokensError> {
+        let mut auth = self.auth().reloaded(tokens, self.now_ms());
+        if tokens.is_empty() {
+            match self.store.state().setting(BOOTSTRAP_SETTING)? {
+                Some(h) if h.len() == 32 => {
+                    let mut sha = [0u8; 32];
+                    sha.copy_from_slice(&h);
+                    auth.add_admin_hash("admin", sha);
+                }
+                _ => return Err(TokensError::NoTokens),
+            }
+        }
+        Ok(auth)
+    }
+
+    /// Makes `config` the running one, with `auth` (see [`Service::auth_for`]) as its tokens.
+    /// Only the main thread's reload calls this; readers see the old or the new config whole.
+    pub fn install(&self, config: Config, auth: Auth) {
+        self.delivery_policy
+            .store(Arc::new(Policy::from_config(&config.delivery)));
+        self.http_limits
+            .store(Arc::new(Limits::from(&config.server)));
+        self.auth.store(Arc::new(auth));
+        self.config.store(Arc::new(config));
     }
 
     /// Tells endpoint caches (fan-out, delivery) to reload.

@@ -12,6 +12,7 @@
 //! after every shard has beaten: from then on every shard is serving (what `READY=1` promises).
 
 use std::{
+    cell::RefCell,
     net::SocketAddr,
     rc::Rc,
     sync::Arc,
@@ -28,7 +29,7 @@ use crate::{
         engine::Engine,
         recorder::Recorder,
     },
-    http::{self, Limits, Shutdown},
+    http::{self, Limits, LimitsSource, Shutdown},
     service::Service,
     systemd::Liveness,
 };
@@ -143,7 +144,6 @@ pub fn start(
         listeners.push(l);
     }
     let driver = Driver::detect();
-    let limits = Limits::from(&config.server);
     let shutdown = Shutdown::new();
     let queue = config.delivery.queue_capacity as usize;
     let inboxes: Arc<Vec<Inbox>> = Arc::new((0..n).map(|_| Inbox::new(queue)).collect());
@@ -158,16 +158,11 @@ pub fn start(
     let _ = svc.shards.set((delivery.inboxes.clone(), driver.as_str()));
     let mut threads = Vec::with_capacity(n);
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (svc, tls, limits, shutdown) =
-            (svc.clone(), tls.clone(), limits.clone(), shutdown.clone());
+        let (svc, tls, shutdown) = (svc.clone(), tls.clone(), shutdown.clone());
         let delivery = delivery.clone();
         let t = std::thread::Builder::new()
             .name(format!("hookd-shard-{i}"))
-            .spawn(move || {
-                run_shard(
-                    i, listener, svc, tls, limits, shutdown, delivery, beat_every,
-                )
-            })
+            .spawn(move || run_shard(i, listener, svc, tls, shutdown, delivery, beat_every))
             .map_err(ServeError::Thread)?;
         threads.push(t);
     }
@@ -200,16 +195,11 @@ async fn heartbeat(liveness: Arc<Liveness>, shard: usize, every: Duration) {
     }
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of one shard thread, passed once where it starts"
-)]
 fn run_shard(
     index: usize,
     listener: std::net::TcpListener,
     svc: Arc<Service>,
     tls: Option<http::tls::TlsAcceptor>,
-    limits: Limits,
     shutdown: Shutdown,
     delivery: DeliveryParts,
     beat_every: Duration,
@@ -243,9 +233,41 @@ fn run_shard(
         monoio::spawn(engine.run());
         // Its first beat runs once `run_listener` below waits in accept.
         monoio::spawn(heartbeat(svc.liveness.clone(), index, beat_every));
+        let limits = LiveLimits::new(svc.clone());
         let api = Rc::new(Api::new(svc));
-        http::server::run_listener(listener, tls, api, Rc::new(limits), shutdown).await;
+        http::server::run_listener(listener, tls, api, limits, shutdown).await;
     });
+}
+
+/// A shard's HTTP limits: those of the running config (`Service::http_limits`), taken by
+/// each connection when it is accepted, so that a config reload applies to later connections.
+struct LiveLimits {
+    svc: Arc<Service>,
+    /// The service's limits last seen, and this shard's copy of them.
+    seen: RefCell<(Arc<Limits>, Rc<Limits>)>,
+}
+
+impl LiveLimits {
+    fn new(svc: Arc<Service>) -> Self {
+        let limits = svc.http_limits();
+        let copy = Rc::new(Limits::clone(&limits));
+        Self {
+            svc,
+            seen: RefCell::new((limits, copy)),
+        }
+    }
+}
+
+impl LimitsSource for LiveLimits {
+    fn current(&self) -> Rc<Limits> {
+        let now = self.svc.http_limits();
+        let mut seen = self.seen.borrow_mut();
+        if !Arc::ptr_eq(&seen.0, &now) {
+            let copy = Rc::new(Limits::clone(&now));
+            *seen = (now, copy);
+        }
+        seen.1.clone()
+    }
 }
 
 impl Shards {

@@ -246,3 +246,260 @@ fn usage_errors_exit_2() {
         no_panic(&out);
     }
 }
+
+#[path = "support/hookd.rs"]
+mod harness;
+
+/// Runs `hookd ARGS` with `env` set and `HOOKD_TOKEN` unset unless given.
+fn hookd_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(args)
+        .env_remove("HOOKD_TOKEN")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run hookd")
+}
+
+/// A loopback port nobody listens on.
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Creates app `app` (with an endpoint at `url`, if given) and sends it `n` messages of about
+/// `pad` bytes; returns their ids.
+fn app_with_messages(
+    h: &harness::Hookd,
+    app: &str,
+    url: Option<&str>,
+    n: usize,
+    pad: usize,
+) -> Vec<String> {
+    let body = format!(r#"{{"name":"{app}","uid":"{app}"}}"#);
+    assert_eq!(h.admin("POST", "/api/v1/app", Some(&body)).status, 201);
+    if let Some(url) = url {
+        let ep = format!(r#"{{"url":"{url}"}}"#);
+        let r = h.admin("POST", &format!("/api/v1/app/{app}/endpoint"), Some(&ep));
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    (0..n)
+        .map(|i| {
+            let body = format!(
+                r#"{{"eventType":"cli.test","payload":{{"i":{i},"pad":"{}"}}}}"#,
+                "x".repeat(pad)
+            );
+            let r = h.admin("POST", &format!("/api/v1/app/{app}/msg"), Some(&body));
+            assert_eq!(r.status, 202, "{}", r.body);
+            r.json()["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Waits until every message in `ids` of `app` has an attempt recorded.
+fn wait_for_attempts(h: &harness::Hookd, app: &str, ids: &[String]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for id in ids {
+        loop {
+            let r = h.admin("GET", &format!("/api/v1/app/{app}/attempt/msg/{id}"), None);
+            if r.status == 200 && r.json()["data"].as_array().is_some_and(|a| !a.is_empty()) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no attempt recorded for {id}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// `hookd status` against a running hookd: shards, pending deliveries with the oldest one's
+/// age, disk; the token from the flag or `HOOKD_TOKEN`; `--json`; refusals on stderr.
+#[test]
+fn status_reports_a_running_hookd() {
+    let h = harness::Hookd::start("[delivery]\nallow_private_networks = true\n");
+    let dead = format!("http://127.0.0.1:{}/gone", dead_port());
+    app_with_messages(&h, "s", Some(&dead), 3, 10);
+    let url = format!("http://{}", h.addr);
+    let args = ["status", "--url", &url, "--token", harness::READER];
+    // Pending counts first attempts in flight too: three from the moment they are accepted.
+    let out = hookd_env(&args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        format!("hookd {} at {url}: up ", env!("CARGO_PKG_VERSION")),
+        "\nshards:      2 of 2 up\n".into(),
+        "\n  shard 0:   up, heartbeat ".into(),
+        "\n  shard 1:   up, heartbeat ".into(),
+        "\ndispatcher:  up\n".into(),
+        "\npending:     3 deliveries, oldest ".into(),
+        "% of storage.max_bytes (10.0 GiB); index ".into(),
+        "\nendpoints:   ".into(),
+    ] {
+        assert!(text.contains(&line), "{line:?} not in:\n{text}");
+    }
+    assert_eq!(stderr(&out), "");
+
+    let out = hookd_env(
+        &["status", "--url", &url, "--json"],
+        &[("HOOKD_TOKEN", harness::READER)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(json["pending"]["count"], 3);
+    assert_eq!(json["shards"].as_array().map(Vec::len), Some(2));
+
+    let out = hookd_env(&["status", "--url", &url, "--token", "hkd_wrong"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    no_panic(&out);
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("hookd refused the token (401 authentication_failed)"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = hookd_env(&["status", "--url", &url], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("give --token or set HOOKD_TOKEN"));
+
+    let closed = format!("http://127.0.0.1:{}", dead_port());
+    let out = hookd_env(&["status", "--url", &closed, "--token", "t"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    no_panic(&out);
+    assert!(
+        stderr(&out).contains("cannot connect to 127.0.0.1:"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The segment rows of `hookd inspect`'s table: (id, records, sequence range).
+fn segment_rows(text: &str) -> Vec<(u64, u64, String)> {
+    text.lines()
+        .skip_while(|l| !l.trim_start().starts_with("id "))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (
+                cols[0].parse().expect("segment id"),
+                cols[1].parse().expect("record count"),
+                cols[4].to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `hookd inspect` on a stopped store with known content: its segments, the records by app,
+/// the pending deliveries, and a clean decode check.
+#[test]
+fn inspect_reads_a_stopped_store() {
+    let mut h = harness::Hookd::start(
+        "[storage]\nsegment_bytes_max = \"4KiB\"\n[delivery]\nallow_private_networks = true\n",
+    );
+    let dead = format!("http://127.0.0.1:{}/gone", dead_port());
+    let shop = app_with_messages(&h, "shop", Some(&dead), 6, 1000);
+    app_with_messages(&h, "other", None, 2, 1000);
+    // Each first attempt fails at once (connection refused) and is recorded as pending.
+    wait_for_attempts(&h, "shop", &shop);
+    assert_eq!(h.terminate().code(), Some(0));
+    let data = h.dir.path().join("data");
+    let out = hookd(
+        &["inspect", "--data", data.to_str().unwrap()],
+        Path::new("."),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let text = stdout(&out);
+    let rows = segment_rows(&text);
+    // 8 messages of 1 KiB in segments of 4 KiB: several segments, the records in order.
+    assert!(rows.len() >= 3, "{text}");
+    assert_eq!(rows.iter().map(|r| r.1).sum::<u64>(), 8, "{text}");
+    assert!(
+        text.contains(&format!("segments: {} (", rows.len())),
+        "{text}"
+    );
+    assert!(text.contains("), 8 records\n"), "{text}");
+    assert!(rows[0].2.starts_with("1..="), "{text}");
+    assert!(text.contains("records by app: shop 6, other 2\n"), "{text}");
+    let pending = "pending deliveries: 6 in the index; the oldest is for record 1, appended ";
+    assert!(text.contains(pending), "{text}");
+    assert!(
+        text.contains("decode check: 8 records read, 0 undecodable; 0 corrupt stretches"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("result: ok, every record decodes\n"),
+        "{text}"
+    );
+}
+
+/// A store in use by a running hookd is refused, politely, and left alone.
+#[test]
+fn inspect_refuses_a_store_in_use() {
+    let h = harness::Hookd::start("");
+    let data = h.dir.path().join("data");
+    let out = hookd(
+        &["inspect", "--data", data.to_str().unwrap()],
+        Path::new("."),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    no_panic(&out);
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(err.contains("is in use by a running hookd"), "{err}");
+    assert!(err.contains("stop it first"), "{err}");
+    assert_eq!(h.call("GET", "/api/v1/health", None, None).status, 204);
+
+    // Neither a hookd directory nor an existing one.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+    let out = hookd(
+        &["inspect", "--data", dir.path().to_str().unwrap()],
+        Path::new("."),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not a hookd data directory"));
+    let missing = dir.path().join("missing");
+    let out = hookd(
+        &["inspect", "--data", missing.to_str().unwrap()],
+        Path::new("."),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}
+
+/// One flipped byte in a segment: `hookd inspect` names the segment and the bytes, counts one
+/// record fewer, and exits 3. The file itself is left as it was.
+#[test]
+fn inspect_finds_a_corrupted_byte() {
+    let mut h = harness::Hookd::start("[storage]\nsegment_bytes_max = \"4KiB\"\n");
+    app_with_messages(&h, "c", None, 6, 1000);
+    assert_eq!(h.terminate().code(), Some(0));
+    let data = h.dir.path().join("data");
+    let seg = data.join("log").join("seg-00000000000000000001.log");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Inside the first record's body, just past the 32-byte segment header and the 12-byte
+    // frame header: its checksum no longer matches.
+    bytes[32 + 12 + 40] ^= 0x5a;
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = hookd(
+        &["inspect", "--data", data.to_str().unwrap()],
+        Path::new("."),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    no_panic(&out);
+    let text = stdout(&out);
+    assert!(text.contains("decode check: 5 records read"), "{text}");
+    assert!(text.contains("result: CORRUPT, 1 problem:"), "{text}");
+    assert!(
+        text.contains("  segment 1: ") && text.contains(" bad bytes at offset 32: "),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(&seg).unwrap(),
+        bytes,
+        "inspect changed the file"
+    );
+}

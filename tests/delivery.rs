@@ -193,6 +193,32 @@ fn gone_disables_the_endpoint_and_exhaustion_fails() {
     assert_eq!(gone.requests().len(), 1);
 }
 
+/// A 410 disables the endpoint and fails its other open deliveries at once, not when their
+/// retries come due.
+#[test]
+fn disabling_fails_the_endpoints_open_deliveries() {
+    let h = Hookd::start(
+        "[delivery]\nretry_schedule = [\"1h\"]\ntimeout = \"2s\"\nallow_private_networks = true\n",
+    );
+    setup(&h);
+    let rx = Receiver::builder()
+        .handler(
+            |r| match String::from_utf8_lossy(&r.body).contains("first") {
+                true => Reply::status(500),
+                false => Reply::status(410),
+            },
+        )
+        .start();
+    endpoint(&h, json!({"url": rx.url("/")}));
+    let first = send(&h, "order.paid", json!({"first": true}), &[]);
+    let path = format!("/api/v1/app/shop/msg/{first}/endpoint");
+    wait_json(&h, &path, |v| v["data"][0]["statusText"] == "pending");
+    send(&h, "order.paid", json!({"second": true}), &[]);
+    // The first is due again only in an hour; disabling the endpoint fails it now.
+    let v = wait_json(&h, &path, |v| v["data"][0]["statusText"] == "fail");
+    assert_eq!(v["data"][0]["disabled"], true, "{v}");
+}
+
 #[test]
 fn concurrency_cap_holds() {
     let h = Hookd::start(&format!("{FAST}in_flight_per_endpoint_max = 2\n"));

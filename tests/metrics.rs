@@ -42,6 +42,49 @@ fn scrape(h: &Hookd, token: Option<&str>) -> HashMap<String, f64> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The histograms of `/metrics`, each with only the `le` label.
+const HISTOGRAMS: [&str; 4] = [
+    "hookd_log_append_seconds",
+    "hookd_log_flush_seconds",
+    "hookd_log_flush_batch_records",
+    "hookd_delivery_seconds",
+];
+
+/// Histogram `name` as parsed: its buckets `(le, cumulative count)` in bound order, ending with
+/// `+Inf`, then its sum and count. Fails unless the buckets never decrease and the `+Inf`
+/// bucket equals the count.
+fn histogram(m: &HashMap<String, f64>, name: &str) -> (Vec<(f64, f64)>, f64, f64) {
+    let prefix = format!("{name}_bucket{{le=");
+    let mut buckets: Vec<(f64, f64)> = m
+        .iter()
+        .filter_map(|(k, &v)| {
+            let le = k.strip_prefix(&prefix)?.strip_suffix('}')?;
+            let le = match le {
+                "+Inf" => f64::INFINITY,
+                b => b.parse().unwrap_or_else(|_| panic!("{k}: bad le")),
+            };
+            Some((le, v))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(
+        buckets.len() >= 10,
+        "{name}: only {} buckets",
+        buckets.len()
+    );
+    assert!(
+        buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+        "{name}: {buckets:?}"
+    );
+    let sum = m[&format!("{name}_sum{{}}")];
+    let count = m[&format!("{name}_count{{}}")];
+    assert_eq!(buckets.last(), Some(&(f64::INFINITY, count)), "{name}");
+    // Bounded label sets: the buckets are all there is, no other label on any series.
+    let series = m.keys().filter(|k| k.starts_with(name)).count();
+    assert_eq!(series, buckets.len() + 2, "{name}: unexpected series");
+    (buckets, sum, count)
+}
+
 #[test]
 fn metrics_parse_and_move() {
     let probe = Command::new("python3")
@@ -93,7 +136,11 @@ fn metrics_parse_and_move() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let after = loop {
         let m = scrape(&h, Some(READER));
-        if m["hookd_deliveries_total{outcome=2xx}"] >= 3.0 || std::time::Instant::now() > deadline {
+        // The latency is observed just after the outcome is counted.
+        let timed = m["hookd_delivery_seconds_count{}"] - before["hookd_delivery_seconds_count{}"];
+        if (m["hookd_deliveries_total{outcome=2xx}"] >= 3.0 && timed >= 3.0)
+            || std::time::Instant::now() > deadline
+        {
             break m;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -111,6 +158,27 @@ fn metrics_parse_and_move() {
     grew("hookd_http_requests_total{route=message,status=2xx}", 3.0);
     grew("hookd_http_requests_total{route=metrics,status=2xx}", 1.0);
     grew("hookd_log_flushes_total{}", 1.0);
+    // The histograms move: three appends made durable, at least one group commit of them,
+    // three deliveries timed.
+    for name in HISTOGRAMS {
+        histogram(&before, name);
+    }
+    let moved = |name: &str| {
+        let (_, sum_a, count_a) = histogram(&before, name);
+        let (buckets, sum_b, count_b) = histogram(&after, name);
+        (count_b - count_a, sum_b - sum_a, buckets)
+    };
+    let (appends, append_secs, buckets) = moved("hookd_log_append_seconds");
+    assert_eq!(appends, 3.0);
+    assert!(append_secs > 0.0, "three appends took no time at all");
+    assert!(buckets[0].0 > 0.0 && buckets[0].0 < 0.001, "{buckets:?}");
+    let (flushes, _, _) = moved("hookd_log_flush_seconds");
+    assert!(flushes >= 1.0);
+    let (batches, records, _) = moved("hookd_log_flush_batch_records");
+    assert_eq!(batches, flushes, "one batch size per flush");
+    assert!(records >= 3.0, "{records} records flushed for 3 appends");
+    let (deliveries, _, _) = moved("hookd_delivery_seconds");
+    assert!(deliveries >= 3.0);
     // Public metrics need no token.
     let open = Hookd::start("[metrics]\npublic = true\n");
     assert_eq!(open.call("GET", "/metrics", None, None).status, 200);

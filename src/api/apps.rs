@@ -57,6 +57,7 @@ pub fn new_record(cx: &Ctx<'_>, body: ApplicationIn) -> ApiResult<AppRecord> {
         metadata: body.metadata.unwrap_or_default(),
         created_ms: now,
         updated_ms: now,
+        config_owned: false,
     })
 }
 
@@ -161,6 +162,12 @@ pub async fn patch(cx: &Ctx<'_>, app: &str) -> ApiResult {
 
 pub async fn delete(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let a = find(cx, app)?;
+    if a.config_owned {
+        return Err(ApiError::Conflict(format!(
+            "application {} is declared in the config file; remove it there",
+            a.id
+        )));
+    }
     cx.svc.store.state().delete_app(a.key)?;
     cx.svc.endpoints_changed();
     cx.audit("application.delete", &a.id)?;

@@ -1,5 +1,7 @@
 //! `/app/{app}/endpoint/...`: endpoints, their secrets, custom headers and stats. A new or
 //! changed endpoint must satisfy `[endpoint_policy]` (`gateway::policy`): 422 naming the rule.
+//! Creates, updates, deletes and manual disables are told to the operator endpoint
+//! (`gateway::operational`).
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,8 @@ use super::{
     Ctx,
 };
 use crate::{
+    config::OpEventType,
+    gateway::operational,
     http::Response,
     ids::{self, Kind},
     url::Url,
@@ -28,8 +32,9 @@ const CHANNEL_BYTES_MAX: usize = 128;
 /// Custom headers per endpoint.
 const HEADERS_MAX: usize = 20;
 
-/// Headers hookd sets itself, which an endpoint may not override.
-const RESERVED_HEADERS: &[&str] = &[
+/// Headers hookd sets itself, which an endpoint may not override (also checked for the
+/// endpoints declared in the config file).
+pub(crate) const RESERVED_HEADERS: &[&str] = &[
     "host",
     "content-length",
     "content-type",
@@ -79,10 +84,11 @@ fn new_secret() -> Vec<u8> {
 /// only when the endpoint is new).
 fn validate(cx: &Ctx<'_>, e: &EndpointRecord, rank: Option<usize>) -> ApiResult<()> {
     let mut errors = Vec::new();
+    let config = cx.svc.config();
     match Url::parse(&e.url) {
         Err(why) => errors.push(FieldError::body("url", format!("invalid URL: {why}"))),
         // SSRF guard, where the address is known now; names are checked when dialled.
-        Ok(url) if !cx.svc.config.delivery.allow_private_networks => {
+        Ok(url) if !config.delivery.allow_private_networks => {
             let refused = match url.ip() {
                 Some(ip) => crate::deliver::ssrf::check(ip).err(),
                 None if url.host == "localhost" || url.host.ends_with(".localhost") => {
@@ -138,7 +144,7 @@ fn validate(cx: &Ctx<'_>, e: &EndpointRecord, rank: Option<usize>) -> ApiResult<
         }
     }
     check_headers(&e.headers, &mut errors);
-    for v in crate::gateway::policy::violations(&cx.svc.config.endpoint_policy, e, rank) {
+    for v in crate::gateway::policy::violations(&config.endpoint_policy, e, rank) {
         let field = if v.rule == "endpoint_policy.endpoints_per_app_max" {
             ""
         } else {
@@ -235,7 +241,7 @@ fn new_record(cx: &Ctx<'_>, app_key: u64, body: EndpointIn) -> ApiResult<Endpoin
         updated_ms: now,
     };
     // How many the app has already: the new one's place among them, for the count rule.
-    let max = cx.svc.config.endpoint_policy.endpoints_per_app_max as usize;
+    let max = cx.svc.config().endpoint_policy.endpoints_per_app_max as usize;
     let rank = cx.svc.store.state().count_app_endpoints(app_key, max)?;
     validate(cx, &e, Some(rank))?;
     Ok(e)
@@ -270,6 +276,7 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let body: EndpointIn = input::json(&cx.req.body)?;
     let e = new_record(cx, a.key, body)?;
     save(cx, &e, "endpoint.create").await?;
+    operational::endpoint_changed(cx.svc, OpEventType::EndpointCreated, &a, &e);
     json_response(201, &EndpointOut::from(&e))
 }
 
@@ -284,6 +291,7 @@ pub async fn put(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let mut body: EndpointIn = input::json(&cx.req.body)?;
     match cx.svc.store.state().endpoint_by_id_or_uid(a.key, ep)? {
         Some(mut e) => {
+            let was_disabled = e.disabled;
             e.url = body.url;
             e.description = body.description;
             e.throttle_rate = body.throttle_rate.map(u32::from);
@@ -295,12 +303,14 @@ pub async fn put(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
             e.updated_ms = cx.svc.now_ms();
             validate(cx, &e, None)?;
             save(cx, &e, "endpoint.update").await?;
+            operational::endpoint_updated(cx.svc, &a, &e, was_disabled);
             json_response(200, &EndpointOut::from(&e))
         }
         None => {
             body.uid.get_or_insert_with(|| ep.to_owned());
             let e = new_record(cx, a.key, body)?;
             save(cx, &e, "endpoint.create").await?;
+            operational::endpoint_changed(cx.svc, OpEventType::EndpointCreated, &a, &e);
             json_response(201, &EndpointOut::from(&e))
         }
     }
@@ -308,7 +318,8 @@ pub async fn put(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
 
 pub async fn patch(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let body: EndpointPatch = input::json(&cx.req.body)?;
-    let (_, mut e) = find(cx, app, ep)?;
+    let (a, mut e) = find(cx, app, ep)?;
+    let was_disabled = e.disabled;
     if let Some(url) = body.url {
         e.url = url;
     }
@@ -339,11 +350,12 @@ pub async fn patch(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     e.updated_ms = cx.svc.now_ms();
     validate(cx, &e, None)?;
     save(cx, &e, "endpoint.update").await?;
+    operational::endpoint_updated(cx.svc, &a, &e, was_disabled);
     json_response(200, &EndpointOut::from(&e))
 }
 
 pub async fn delete(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
-    let (_, e) = find(cx, app, ep)?;
+    let (a, e) = find(cx, app, ep)?;
     if e.config_owned {
         return Err(ApiError::Conflict(format!(
             "endpoint {} is declared in the config file; remove it there",
@@ -354,6 +366,7 @@ pub async fn delete(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     cx.svc.endpoints_changed();
     cx.audit("endpoint.delete", &e.id)?;
     cx.commit().await?;
+    operational::endpoint_changed(cx.svc, OpEventType::EndpointDeleted, &a, &e);
     Ok(Response::empty(204))
 }
 
@@ -381,7 +394,7 @@ pub async fn rotate(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
         None => new_secret(),
     };
     let now = cx.svc.now_ms();
-    let grace = cx.svc.config.delivery.secret_rotation_grace.as_millis() as u64;
+    let grace = cx.svc.config().delivery.secret_rotation_grace.as_millis() as u64;
     for old in &mut e.secrets {
         old.expires_ms = Some(old.expires_ms.unwrap_or(now + grace).min(now + grace));
     }

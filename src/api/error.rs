@@ -108,15 +108,44 @@ impl ApiError {
     }
 }
 
+/// Logs a refusal for lack of space with its details (the answer carries none), at most once
+/// every [`DISK_FULL_LOG_EVERY_MS`], so that a full disk does not flood the log too.
+fn disk_full_logged(e: &storage::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    let now = crate::time::Clock::now_ms(&crate::time::SystemClock);
+    let last = LAST_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= DISK_FULL_LOG_EVERY_MS
+        && LAST_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(error = %e, "refusing writes for lack of space (507)");
+    }
+}
+
+/// How often a refusal for lack of space is logged, at most.
+const DISK_FULL_LOG_EVERY_MS: u64 = 10_000;
+/// The 507 details: what is full and when to come back, without paths or sizes.
+const AT_CEILING: &str =
+    "the event log is at its size ceiling (storage.max_bytes); retry once retention has freed space";
+const DISK_FULL: &str = "the disk holding the event log is full (or down to the space kept \
+    free, storage.reserve_bytes); retry once space is freed";
+
 impl From<storage::Error> for ApiError {
     fn from(e: storage::Error) -> Self {
         match e {
             storage::Error::Conflict { what } => {
                 ApiError::Conflict(format!("{what} already exists"))
             }
-            e if e.is_disk_full() => ApiError::InsufficientStorage(format!(
-                "the event log is full ({e}); retry once space is freed"
-            )),
+            e if e.is_disk_full() => {
+                disk_full_logged(&e);
+                let detail = match e {
+                    storage::Error::OverCapacity { .. } => AT_CEILING,
+                    _ => DISK_FULL,
+                };
+                ApiError::InsufficientStorage(detail.into())
+            }
             storage::Error::Closed => ApiError::Internal("the store is shutting down".into()),
             e => ApiError::Internal(e.to_string()),
         }

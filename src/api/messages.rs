@@ -1,6 +1,7 @@
 //! `/app/{app}/msg/...`: message create (the ingest path), get and list.
 //!
-//! Create: authenticate (done by the router) -> rate limit -> parse and validate -> claim the
+//! Create: authenticate (done by the router) -> rate limit -> parse and validate -> (with
+//! `validation.enforce_schemas`) check the payload against its event type's schema -> claim the
 //! `eventId` -> append to the log -> in `sync` mode wait for the durable watermark -> 202.
 //! Nothing on this path blocks the shard: the append is one `pwrite` under a short lock, and
 //! the wait is a future woken by the flusher thread.
@@ -147,6 +148,40 @@ fn validate(body: &MessageIn<'_>, payload_max: u64) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks the payload against version "1" of its event type's schema
+/// (`validation.enforce_schemas`, see `gateway::schema`): 422 naming each failing JSON pointer.
+fn check_schema(svc: &Service, body: &MessageIn<'_>) -> ApiResult<()> {
+    use crate::gateway::schema::Refusal;
+    let state = svc.store.state();
+    match svc
+        .gateway
+        .schemas
+        .check(state, &body.event_type, body.payload.get())
+    {
+        Ok(()) => Ok(()),
+        Err(Refusal::Violations(v)) => Err(ApiError::Validation(
+            v.into_iter()
+                .map(|v| {
+                    let mut loc = vec!["body".to_owned(), "payload".to_owned()];
+                    loc.extend(v.segments());
+                    let msg = if v.pointer.is_empty() {
+                        v.reason
+                    } else {
+                        format!("{}: {}", v.pointer, v.reason)
+                    };
+                    FieldError {
+                        loc,
+                        msg,
+                        kind: "schema_violation",
+                    }
+                })
+                .collect(),
+        )),
+        Err(e @ Refusal::Broken { .. }) => Err(ApiError::invalid("eventType", e.to_string())),
+        Err(Refusal::Storage(e)) => Err(e.into()),
+    }
+}
+
 /// Stores a new message: claims its `eventId` (409 if taken), appends it to the log under its
 /// app's key and, in `sync` mode, waits until it is durable. Returns its public id. The one
 /// write path of every message, from `POST /app/{app}/msg` and from `POST /ingest/{source}`.
@@ -174,21 +209,16 @@ pub async fn store(
                 e => e.into(),
             })?;
     }
-    let appended =
-        encode_value(record).and_then(|bytes| svc.store.log().append_keyed(app_key, &[&bytes]));
-    let seq = match appended {
+    let appending = std::time::Instant::now();
+    let seq = match append(svc, record) {
         Ok(seq) => seq,
         Err(e) => {
             if let Some(eid) = &record.event_id {
                 state.set_event_id(app_key, eid, None)?;
             }
-            return Err(match e {
-                storage::Error::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
-                e => e.into(),
-            });
+            return Err(e);
         }
     };
-    svc.metrics.appended(record.payload.len());
     let id = message_id(seq, record);
     if let Some(eid) = &record.event_id {
         state.set_event_id(
@@ -203,7 +233,25 @@ pub async fn store(
     if svc.store.log().durability() == Durability::Sync {
         durable.wait(seq).await?;
     }
+    svc.metrics.append_latency(appending.elapsed());
     Ok(id)
+}
+
+/// Appends `record` to the log under its app's key and returns its sequence number, without
+/// claiming its `eventId` or waiting for it to be durable: the part of [`store`] that never
+/// waits, for writers that cannot (operational webhooks, appended from shard threads; fan-out
+/// picks the message up once the flusher has made it durable).
+pub fn append(svc: &Service, record: &MessageRecord) -> ApiResult<u64> {
+    let appended = encode_value(record).and_then(|bytes| {
+        svc.store.check_space(bytes.len() as u64)?;
+        svc.store.log().append_keyed(record.app_key, &[&bytes])
+    });
+    let seq = appended.map_err(|e| match e {
+        storage::Error::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        e => e.into(),
+    })?;
+    svc.metrics.appended(record.payload.len());
+    Ok(seq)
 }
 
 pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
@@ -217,7 +265,11 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
             retry_after_secs: secs,
         })?;
     let body: MessageIn<'_> = input::json(&cx.req.body)?;
-    validate(&body, svc.config.ingest.payload_bytes_max)?;
+    let config = svc.config();
+    validate(&body, config.ingest.payload_bytes_max)?;
+    if config.validation.enforce_schemas {
+        check_schema(svc, &body)?;
+    }
     let app = match cx.app.clone() {
         Some(a) => a,
         None => match body.application {

@@ -9,7 +9,7 @@
 mod apps;
 mod attempts;
 mod audit;
-mod endpoints;
+pub(crate) mod endpoints;
 pub mod error;
 mod event_types;
 pub mod input;
@@ -236,9 +236,9 @@ impl Api {
         if !matches!(req.method, Method::Get | Method::Head) {
             return Err(ApiError::MethodNotAllowed(GET));
         }
-        if !self.svc.config.metrics.public {
+        if !self.svc.config().metrics.public {
             self.svc
-                .auth
+                .auth()
                 .authorize(req.header("authorization"), Need::Read, &[])
                 .map_err(|d| match d {
                     Denied::Unauthenticated(why) => ApiError::Unauthorized(why.into()),
@@ -276,6 +276,8 @@ impl Api {
         };
         let header = req.header("authorization");
         let mut app = None;
+        // The tokens as they are now; the request keeps this table even if a reload swaps it.
+        let auth = svc.auth();
         let token = match need {
             Need::Ingest => {
                 app = svc.store.state().app_by_id_or_uid(&p[0])?;
@@ -284,9 +286,9 @@ impl Api {
                     names.push(&a.id);
                     names.extend(a.uid.as_deref());
                 }
-                svc.auth.authorize(header, need, &names)
+                auth.authorize(header, need, &names)
             }
-            _ => svc.auth.authorize(header, need, &[]),
+            _ => auth.authorize(header, need, &[]),
         }
         .map_err(|d| match d {
             Denied::Unauthenticated(why) => ApiError::Unauthorized(why.into()),
@@ -339,7 +341,7 @@ impl Api {
             (other, None) => return other,
         };
         if let Some((scope, key)) = idem {
-            let ttl = svc.config.storage.idempotency_ttl.as_millis() as u64;
+            let ttl = svc.config().storage.idempotency_ttl.as_millis() as u64;
             svc.store.state().put_idempotency(
                 &scope,
                 &key,

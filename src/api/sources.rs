@@ -51,8 +51,8 @@ pub async fn ingest(
     name: &str,
 ) -> ApiResult {
     let name = name.trim_end_matches('/');
-    let source = svc
-        .config
+    let config = svc.config();
+    let source = config
         .sources
         .iter()
         .find(|s| s.name == name)
@@ -60,7 +60,7 @@ pub async fn ingest(
     if req.method != Method::Post {
         return Err(ApiError::MethodNotAllowed(&["POST"]));
     }
-    let limit = svc.config.ingest.payload_bytes_max;
+    let limit = config.ingest.payload_bytes_max;
     if req.body.len() as u64 > limit {
         return Err(ApiError::PayloadTooLarge(format!(
             "body is {} bytes; the limit (ingest.payload_bytes_max) is {limit}",
@@ -276,7 +276,8 @@ impl<'a> From<&'a SourceConfig> for SourceOut<'a> {
 
 /// `GET /api/v1/source`: every configured source (at most `SOURCES_MAX`, so one page).
 pub fn list(cx: &Ctx<'_>) -> ApiResult {
-    let data: Vec<SourceOut<'_>> = cx.svc.config.sources.iter().map(SourceOut::from).collect();
+    let config = cx.svc.config();
+    let data: Vec<SourceOut<'_>> = config.sources.iter().map(SourceOut::from).collect();
     json_response(
         200,
         &ListResponse {

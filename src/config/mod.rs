@@ -23,6 +23,7 @@
 //! must not be renamed: deployment scripts depend on them.
 
 mod raw;
+mod statics;
 pub mod tokens;
 pub mod units;
 mod validate;
@@ -39,6 +40,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+pub use statics::{AppDef, EndpointDef, EventTypeDef, APPS_MAX, ENDPOINTS_MAX, EVENT_TYPES_MAX};
 pub use validate::{
     BODY_BYTES_MAX, HOST_LIST_LEN_MAX, PAYLOAD_BYTES_MAX, RETRY_SCHEDULE_LEN_MAX, SHARDS_MAX,
     SOURCES_MAX, SOURCE_TOLERANCE_MAX, TOKEN_NAME_BYTES_MAX,
@@ -74,6 +76,15 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// `[endpoint_policy]`: rules every endpoint URL must satisfy.
     pub endpoint_policy: EndpointPolicy,
+    /// `[[apps]]`: applications (and their endpoints) declared in the file.
+    pub apps: Vec<AppDef>,
+    /// `[[event_types]]`: event types declared in the file.
+    pub event_types: Vec<EventTypeDef>,
+    /// `[validation]`: checks on message payloads.
+    pub validation: ValidationConfig,
+    /// `[operational_webhooks]`: the operator endpoint told about endpoints and failing
+    /// deliveries; `None` when the section is absent.
+    pub operational_webhooks: Option<OperationalWebhooks>,
 }
 
 /// `[server]`
@@ -172,6 +183,9 @@ pub struct StorageConfig {
     pub retention: Duration,
     /// Disk ceiling for the log.
     pub max_bytes: u64,
+    /// Kept free on the data directory's filesystem for the index: ingest answers 507 below
+    /// it (0: no reserve).
+    pub reserve_bytes: u64,
     /// Index cache (sled `cache_capacity`).
     pub cache_bytes: u64,
     /// How long an idempotency key is remembered.
@@ -190,6 +204,7 @@ impl Default for StorageConfig {
             segment_age_max: Duration::from_secs(3600),
             retention: Duration::from_secs(7 * 86_400),
             max_bytes: 10 << 30,
+            reserve_bytes: 64 << 20,
             cache_bytes: 64 << 20,
             idempotency_ttl: Duration::from_secs(12 * 3600),
         }
@@ -570,6 +585,68 @@ impl Default for EndpointPolicy {
     }
 }
 
+/// `[validation]`
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ValidationConfig {
+    /// Refuse (422) a message whose payload does not match version "1" of its event type's
+    /// JSON Schema.
+    pub enforce_schemas: bool,
+}
+
+/// An operational webhook's event type (Svix's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpEventType {
+    EndpointCreated,
+    EndpointUpdated,
+    EndpointDeleted,
+    EndpointDisabled,
+    MessageAttemptExhausted,
+    MessageAttemptFailing,
+    MessageAttemptRecovered,
+}
+
+impl OpEventType {
+    /// Every one, in documentation order.
+    pub const ALL: [Self; 7] = [
+        Self::EndpointCreated,
+        Self::EndpointUpdated,
+        Self::EndpointDeleted,
+        Self::EndpointDisabled,
+        Self::MessageAttemptExhausted,
+        Self::MessageAttemptFailing,
+        Self::MessageAttemptRecovered,
+    ];
+
+    /// The event type's name, as sent and as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EndpointCreated => "endpoint.created",
+            Self::EndpointUpdated => "endpoint.updated",
+            Self::EndpointDeleted => "endpoint.deleted",
+            Self::EndpointDisabled => "endpoint.disabled",
+            Self::MessageAttemptExhausted => "message.attempt.exhausted",
+            Self::MessageAttemptFailing => "message.attempt.failing",
+            Self::MessageAttemptRecovered => "message.attempt.recovered",
+        }
+    }
+
+    /// The event type named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// `[operational_webhooks]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationalWebhooks {
+    /// The operator endpoint's URL.
+    pub url: String,
+    /// Its signing key (the decoded `whsec_` secret).
+    pub secret: Secret,
+    /// The event types sent; `None`: all of them.
+    pub event_types: Option<Vec<OpEventType>>,
+}
+
 impl Config {
     /// The number of shards to run: `server.shards`, or one per available core
     /// when it is 0 (at most [`SHARDS_MAX`]).
@@ -719,14 +796,17 @@ pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
     };
     let shape = raw::deserialize_collecting(table);
     let mut problems = shape.errors;
+    let shape_problems = problems.len();
     let config = shape.raw.map(|raw| {
         let (config, meaning) = validate::validate(&raw);
         for (path, message) in meaning {
             let path = shape.removed.to_original(&raw::KeyPath::parse(&path));
             // A key that already failed stage one was replaced by its default;
             // whatever stage two says about it, or about what contains it, is
-            // a knock-on effect and would only add noise.
-            let knock_on = problems
+            // a knock-on effect and would only add noise. (Only stage one's
+            // problems: two of stage two's, such as a list's length and one of
+            // its entries, are both reported.)
+            let knock_on = problems[..shape_problems]
                 .iter()
                 .any(|(p, _)| p.starts_with(&path) || path.starts_with(p));
             if !knock_on {

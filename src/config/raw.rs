@@ -33,6 +33,13 @@ pub struct RawConfig {
     pub sources: Vec<RawSource>,
     #[serde(default)]
     pub endpoint_policy: RawEndpointPolicy,
+    #[serde(default)]
+    pub apps: Vec<RawApp>,
+    #[serde(default)]
+    pub event_types: Vec<RawEventType>,
+    #[serde(default)]
+    pub validation: RawValidation,
+    pub operational_webhooks: Option<RawOperationalWebhooks>,
 }
 
 /// `[server]`
@@ -73,6 +80,7 @@ pub struct RawStorage {
     pub segment_age_max: Option<String>,
     pub retention: Option<String>,
     pub max_bytes: Option<RawSize>,
+    pub reserve_bytes: Option<RawSize>,
     pub cache_bytes: Option<RawSize>,
     pub idempotency_ttl: Option<String>,
 }
@@ -170,6 +178,57 @@ pub struct RawEndpointPolicy {
     pub allowed_host_suffixes: Option<Vec<String>>,
     pub denied_hosts: Option<Vec<String>>,
     pub endpoints_per_app_max: Option<RawInt>,
+}
+
+/// One `[[apps]]` entry: an application declared in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [[apps]] table")]
+pub struct RawApp {
+    pub name: Option<String>,
+    pub uid: Option<String>,
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    pub endpoints: Vec<RawAppEndpoint>,
+}
+
+/// One `[[apps.endpoints]]` entry: an endpoint of the application it is under.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [[apps.endpoints]] table")]
+pub struct RawAppEndpoint {
+    pub uid: Option<String>,
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub secret: Option<String>,
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    pub throttle_rate: Option<RawInt>,
+    pub disabled: Option<bool>,
+}
+
+/// One `[[event_types]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [[event_types]] table")]
+pub struct RawEventType {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub schemas: Option<String>,
+}
+
+/// `[validation]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [validation] table")]
+pub struct RawValidation {
+    pub enforce_schemas: Option<bool>,
+}
+
+/// `[operational_webhooks]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [operational_webhooks] table")]
+pub struct RawOperationalWebhooks {
+    pub url: Option<String>,
+    pub secret: Option<String>,
+    pub event_types: Option<Vec<String>>,
 }
 
 /// An integer as written. Its own type only so that a wrong type reads

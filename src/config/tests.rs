@@ -35,6 +35,7 @@ const ALL_KEYS: &[&str] = &[
     "storage.segment_age_max",
     "storage.retention",
     "storage.max_bytes",
+    "storage.reserve_bytes",
     "storage.cache_bytes",
     "storage.idempotency_ttl",
     "ingest.payload_bytes_max",
@@ -63,6 +64,10 @@ const ALL_KEYS: &[&str] = &[
     "endpoint_policy.allowed_host_suffixes",
     "endpoint_policy.denied_hosts",
     "endpoint_policy.endpoints_per_app_max",
+    "validation.enforce_schemas",
+    "operational_webhooks.url",
+    "operational_webhooks.secret",
+    "operational_webhooks.event_types",
     "sources[].name",
     "sources[].app",
     "sources[].scheme",
@@ -80,6 +85,27 @@ const ALL_KEYS: &[&str] = &[
     "sources[].password_sha256",
     "sources[].token_header",
     "sources[].token_sha256",
+];
+
+/// The keys of static definitions (`[[apps]]`, `[[event_types]]`; tested in `statics.rs`), as
+/// the example shows them.
+const STATIC_KEYS: &[&str] = &[
+    "event_types[].name",
+    "event_types[].description",
+    "event_types[].schemas",
+    "apps[].name",
+    "apps[].uid",
+    // Free-form tables: the example's own key shows under them.
+    "apps[].metadata.team",
+    "apps[].endpoints[].uid",
+    "apps[].endpoints[].url",
+    "apps[].endpoints[].description",
+    "apps[].endpoints[].event_types",
+    "apps[].endpoints[].channels",
+    "apps[].endpoints[].secret",
+    "apps[].endpoints[].headers.X-Team",
+    "apps[].endpoints[].throttle_rate",
+    "apps[].endpoints[].disabled",
 ];
 
 fn secs(s: u64) -> Duration {
@@ -254,6 +280,7 @@ segment_events_max = 10
 segment_age_max = "2d"
 retention = "30d"
 max_bytes = "1TB"
+reserve_bytes = "1MiB"
 cache_bytes = "1KiB"
 idempotency_ttl = "1d"
 
@@ -305,6 +332,14 @@ https_only = true
 allowed_host_suffixes = ["Example.com.", ".hooks.test"]
 denied_hosts = ["bad.example.com"]
 endpoints_per_app_max = 5
+
+[validation]
+enforce_schemas = true
+
+[operational_webhooks]
+url = "https://ops.example.com/hookd"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+event_types = ["endpoint.disabled", "message.attempt.failing"]
 
 [[sources]]
 name = "gh"
@@ -384,6 +419,7 @@ event_type = "t.e"
             segment_age_max: secs(2 * 86_400),
             retention: secs(30 * 86_400),
             max_bytes: 1_000_000_000_000,
+            reserve_bytes: 1 << 20,
             cache_bytes: 1024,
             idempotency_ttl: secs(86_400),
         },
@@ -518,6 +554,23 @@ event_type = "t.e"
             denied_hosts: vec!["bad.example.com".into()],
             endpoints_per_app_max: 5,
         },
+        validation: ValidationConfig {
+            enforce_schemas: true,
+        },
+        operational_webhooks: Some(OperationalWebhooks {
+            url: "https://ops.example.com/hookd".into(),
+            secret: Secret(
+                crate::deliver::sign::parse_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                    .unwrap(),
+            ),
+            event_types: Some(vec![
+                OpEventType::EndpointDisabled,
+                OpEventType::MessageAttemptFailing,
+            ]),
+        }),
+        // Static definitions have their own tests (`statics.rs`).
+        apps: Vec::new(),
+        event_types: Vec::new(),
     };
     let got = parse(&text);
     assert_eq!(got, want);
@@ -622,7 +675,9 @@ fn example_config_optional_settings_parse_and_cover_every_key() {
     let table: toml::Table = toml::from_str(&text).unwrap();
     let mut keys = Vec::new();
     leaf_keys(&table, "", &mut keys);
-    assert_eq!(keys, sorted(ALL_KEYS));
+    assert_eq!(keys, sorted(&[ALL_KEYS, STATIC_KEYS].concat()));
+    assert_eq!(c.apps[0].endpoints[0].uid, "billing");
+    assert_eq!(c.event_types[0].name, "order.paid");
 }
 
 #[test]
@@ -1105,6 +1160,51 @@ fn endpoint_policy_problems() {
         message(&errors, "endpoint_policy.denied_hosts"),
         "has 1001 entries, at most 1000 are allowed"
     );
+}
+
+#[test]
+fn operational_webhooks_problems() {
+    // Absent: off. Present: url and secret required, event types known and listed once.
+    assert_eq!(parse("").operational_webhooks, None);
+    let errors = refuse("[operational_webhooks]\n");
+    assert_eq!(
+        paths(&errors),
+        ["operational_webhooks.secret", "operational_webhooks.url"]
+    );
+    let errors = refuse(
+        "[operational_webhooks]\nurl = \"ftp://x\"\nsecret = \"nope\"\n\
+         event_types = [\"endpoint.disabled\", \"endpoint.exploded\", \"endpoint.disabled\"]",
+    );
+    assert_eq!(
+        paths(&errors),
+        [
+            "operational_webhooks.event_types[1]",
+            "operational_webhooks.event_types[2]",
+            "operational_webhooks.secret",
+            "operational_webhooks.url",
+        ]
+    );
+    assert!(
+        message(&errors, "operational_webhooks.event_types[1]").starts_with(
+            "unknown event type \"endpoint.exploded\"; expected one of \"endpoint.created\""
+        )
+    );
+    assert_eq!(
+        message(&errors, "operational_webhooks.event_types[2]"),
+        "\"endpoint.disabled\" is listed twice"
+    );
+    let c = parse(
+        "[operational_webhooks]\nurl = \"http://127.0.0.1:9/ops\"\n\
+         secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"",
+    );
+    let ops = c.operational_webhooks.unwrap();
+    assert_eq!(ops.event_types, None, "all event types by default");
+    assert_eq!(ops.secret.0.len(), 24);
+    assert!(
+        !format!("{ops:?}").contains("MfKQ9r8"),
+        "the secret never shows"
+    );
+    assert!(!parse("").validation.enforce_schemas);
 }
 
 #[test]

@@ -17,8 +17,9 @@ use super::raw::{RawConfig, RawInt, RawSize, RawSource, RawToken};
 use super::units::{parse_duration, parse_size, size_from_integer};
 use super::{
     AuthConfig, Config, DeliveryConfig, Durability, EndpointPolicy, IngestConfig, Locator,
-    LogConfig, LogFormat, LogLevel, MetricsConfig, RateLimit, Scope, Secret, ServerConfig,
-    SignatureEncoding, SourceConfig, SourceScheme, StorageConfig, TlsConfig, TokenConfig,
+    LogConfig, LogFormat, LogLevel, MetricsConfig, OpEventType, OperationalWebhooks, RateLimit,
+    Scope, Secret, ServerConfig, SignatureEncoding, SourceConfig, SourceScheme, StorageConfig,
+    TlsConfig, TokenConfig, ValidationConfig,
 };
 
 /// Most shards (threads) `server.shards` may ask for.
@@ -222,6 +223,15 @@ pub(super) fn validate(raw: &RawConfig) -> (Config, Vec<(String, String)>) {
     let auth = auth(&mut c, raw);
     let sources = sources(&mut c, raw);
     let endpoint_policy = endpoint_policy(&mut c, raw);
+    let (apps, event_types) =
+        super::statics::validate(raw, &delivery, &endpoint_policy, &mut c.errors);
+    let validation = ValidationConfig {
+        enforce_schemas: raw
+            .validation
+            .enforce_schemas
+            .unwrap_or(ValidationConfig::default().enforce_schemas),
+    };
+    let operational_webhooks = operational_webhooks(&mut c, raw);
     let config = Config {
         server,
         storage,
@@ -232,6 +242,10 @@ pub(super) fn validate(raw: &RawConfig) -> (Config, Vec<(String, String)>) {
         auth,
         sources,
         endpoint_policy,
+        apps,
+        event_types,
+        validation,
+        operational_webhooks,
     };
     (config, c.errors)
 }
@@ -399,6 +413,12 @@ fn storage(c: &mut Checker, raw: &RawConfig) -> StorageConfig {
             Zero::Refused,
         ),
         max_bytes,
+        reserve_bytes: c.size(
+            "storage.reserve_bytes",
+            r.reserve_bytes.as_ref(),
+            d.reserve_bytes,
+            0..=u64::MAX,
+        ),
         cache_bytes: c.size(
             "storage.cache_bytes",
             r.cache_bytes.as_ref(),
@@ -1157,6 +1177,72 @@ fn endpoint_policy(c: &mut Checker, raw: &RawConfig) -> EndpointPolicy {
             1..=1_000_000,
         ),
     }
+}
+
+/// `[operational_webhooks]`: `url` and `secret` required once the section is there.
+fn operational_webhooks(c: &mut Checker, raw: &RawConfig) -> Option<OperationalWebhooks> {
+    let r = raw.operational_webhooks.as_ref()?;
+    let errors_before = c.errors.len();
+    let url = match &r.url {
+        None => {
+            c.error(
+                "operational_webhooks.url",
+                "required: where operational webhooks are sent",
+            );
+            String::new()
+        }
+        Some(url) => {
+            if let Err(why) = crate::url::Url::parse(url) {
+                c.error("operational_webhooks.url", format!("invalid URL: {why}"));
+            }
+            url.clone()
+        }
+    };
+    let secret = match &r.secret {
+        None => {
+            c.error(
+                "operational_webhooks.secret",
+                "required: the endpoint's signing secret, \"whsec_\" + base64 \
+                 (`openssl rand -base64 24`)",
+            );
+            Secret(Vec::new())
+        }
+        Some(s) => match crate::deliver::sign::parse_secret(s) {
+            Ok(key) => Secret(key),
+            Err(e) => {
+                c.error(
+                    "operational_webhooks.secret",
+                    format!("{e} (expected \"whsec_\" + base64)"),
+                );
+                Secret(Vec::new())
+            }
+        },
+    };
+    let event_types = r.event_types.as_ref().map(|names| {
+        let mut out = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            match OpEventType::from_name(name) {
+                Some(t) if !out.contains(&t) => out.push(t),
+                Some(_) => c.error(
+                    format!("operational_webhooks.event_types[{i}]"),
+                    format!("{name:?} is listed twice"),
+                ),
+                None => c.error(
+                    format!("operational_webhooks.event_types[{i}]"),
+                    format!(
+                        "unknown event type {name:?}; expected one of {}",
+                        quoted(&OpEventType::ALL.map(OpEventType::name))
+                    ),
+                ),
+            }
+        }
+        out
+    });
+    (c.errors.len() == errors_before).then_some(OperationalWebhooks {
+        url,
+        secret,
+        event_types,
+    })
 }
 
 #[cfg(test)]

@@ -267,10 +267,10 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     };
     let waker = Waker::from(Arc::new(Unpark(parker.unparker().clone())));
     // A lease outlives the attempt (its timeout) with a margin for recording it.
-    let lease_ms = (svc.config.delivery.timeout + LEASE_MARGIN).as_millis() as u64;
+    let lease_ms = (svc.config().delivery.timeout + LEASE_MARGIN).as_millis() as u64;
     let mut last_scan = Instant::now();
     let mut last_cursor_write = Instant::now();
-    let retention = svc.config.storage.retention;
+    let retention = svc.config().storage.retention;
     let retention_every = (retention / 2).clamp(Duration::from_secs(1), RETENTION_EVERY_MAX);
     let mut last_retention = Instant::now();
     while !stop.load(Ordering::Acquire) {

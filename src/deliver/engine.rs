@@ -27,7 +27,7 @@ use storage::{
 use super::{
     client::{Client, ClientError},
     dispatch::{Carried, Inbox, Task},
-    policy::{self, Action, Delivery, EndpointHealth, Outcome, Policy},
+    policy::{self, Action, Delivery, EndpointHealth, Outcome},
     recorder::Recorder,
     sign::Signer,
 };
@@ -70,13 +70,14 @@ pub struct Engine {
     shard: usize,
     client: Client,
     recorder: Arc<Recorder>,
-    policy: Policy,
     endpoints: RefCell<HashMap<u64, EndpointSlot>>,
     waiting: Cell<usize>,
     in_flight: Cell<u32>,
     rng: RefCell<StdRng>,
     /// Finished attempts not yet written, and whether a write is scheduled.
     outcomes: RefCell<Vec<OutcomeRecord>>,
+    /// Disabled endpoints whose open deliveries the recorder is yet to fail.
+    sweeps: RefCell<Vec<u64>>,
     flush_scheduled: Cell<bool>,
 }
 
@@ -97,19 +98,18 @@ impl Engine {
         client: Client,
         recorder: Arc<Recorder>,
     ) -> Rc<Self> {
-        let policy = Policy::from_config(&svc.config.delivery);
         Rc::new(Self {
             svc,
             inboxes,
             shard,
             client,
             recorder,
-            policy,
             endpoints: RefCell::default(),
             waiting: Cell::new(0),
             in_flight: Cell::new(0),
             rng: RefCell::new(StdRng::from_entropy()),
             outcomes: RefCell::default(),
+            sweeps: RefCell::default(),
             flush_scheduled: Cell::new(false),
         })
     }
@@ -118,7 +118,7 @@ impl Engine {
     pub async fn run(self: Rc<Self>) {
         let inbox = &self.inboxes[self.shard];
         let doorbell = inbox.doorbell.subscribe();
-        let capacity = self.svc.config.delivery.queue_capacity as usize;
+        let capacity = self.svc.config().delivery.queue_capacity as usize;
         loop {
             while self.waiting.get() < capacity {
                 let Ok(task) = inbox.rx.try_recv() else { break };
@@ -168,8 +168,13 @@ impl Engine {
             return; // the recorder is behind; the next flush pumps again
         }
         let now = self.svc.now_ms();
-        let per_endpoint = self.svc.config.delivery.in_flight_per_endpoint_max;
-        let per_shard = self.svc.config.delivery.in_flight_per_shard_max;
+        let (per_endpoint, per_shard) = {
+            let delivery = &self.svc.config().delivery;
+            (
+                delivery.in_flight_per_endpoint_max,
+                delivery.in_flight_per_shard_max,
+            )
+        };
         let mut start = Vec::new();
         {
             let mut eps = self.endpoints.borrow_mut();
@@ -294,10 +299,15 @@ impl Engine {
         let (outcome, response) = outcome;
         held.release();
         self.svc.metrics.delivery(outcome.class());
+        self.svc
+            .metrics
+            .delivery_latency_ms(self.svc.now_ms().saturating_sub(started));
         let finished = self.svc.now_ms();
+        // The policy of the running config: a reload changes the schedule of later attempts.
+        let policy = self.svc.delivery_policy();
         let (delivery, action) = {
             let mut rng = self.rng.borrow_mut();
-            self.policy.next(
+            policy.next(
                 Delivery {
                     attempts: task.attempts,
                 },
@@ -366,11 +376,11 @@ impl Engine {
         let health = EndpointHealth {
             failing_since_ms: ep.failing_since_ms,
         };
-        let (health, too_long) = self.policy.record(health, success, finished);
+        let (health, too_long) = policy.record(health, success, finished);
         if too_long && disable.is_none() {
             disable = Some(format!(
                 "every attempt failed for {} (delivery.disable_after)",
-                humantime(self.svc.config.delivery.disable_after)
+                humantime(policy.disable_after)
             ));
         }
         match disable {
@@ -419,6 +429,9 @@ impl Engine {
     /// Hands the queued outcomes to the recorder, keeping what its full queue refuses.
     fn flush_outcomes(self: &Rc<Self>) {
         self.flush_scheduled.set(false);
+        if !self.sweeps.borrow().is_empty() {
+            self.submit_sweeps();
+        }
         let mut held = std::mem::take(&mut *self.outcomes.borrow_mut());
         while !held.is_empty() {
             let rest = if held.len() > OUTCOME_BATCH {
@@ -465,7 +478,7 @@ impl Engine {
             ("webhook-timestamp", &ts),
             ("webhook-signature", &signature),
         ];
-        if self.svc.config.delivery.svix_headers {
+        if self.svc.config().delivery.svix_headers {
             headers.extend([
                 ("svix-id", id),
                 ("svix-timestamp", ts.as_str()),
@@ -590,8 +603,8 @@ impl Engine {
         )
     }
 
-    /// Disables an endpoint and fails its open deliveries (they can be recovered later).
-    fn disable(&self, endpoint: u64, reason: &str) -> storage::Result<()> {
+    /// Disables an endpoint and has its open deliveries failed (they can be recovered later).
+    fn disable(self: &Rc<Self>, endpoint: u64, reason: &str) -> storage::Result<()> {
         let state = self.svc.store.state();
         let Some(mut ep) = state.endpoint(endpoint)? else {
             return Ok(());
@@ -607,31 +620,21 @@ impl Engine {
         ep.updated_ms = self.svc.now_ms();
         state.put_endpoint(&ep)?;
         self.svc.endpoints_changed();
-        let now = self.svc.now_ms();
-        let mut from = 0;
-        loop {
-            let page = state.endpoint_deliveries(endpoint, from, 1024)?;
-            let Some(&(last, _)) = page.last() else { break };
-            let open: Vec<_> = page
-                .into_iter()
-                .filter(|(_, st)| st.status.is_open())
-                .map(|(seq, st)| {
-                    (
-                        endpoint,
-                        seq,
-                        DeliveryState {
-                            status: DeliveryStatus::Fail,
-                            updated_ms: now,
-                            trigger: Trigger::Scheduled,
-                            ..st
-                        },
-                    )
-                })
-                .collect();
-            state.set_deliveries(&open)?;
-            from = last + 1;
+        // Its open deliveries fail on the recorder thread (a scan); until then, any that
+        // comes due fails here for the endpoint being disabled.
+        self.sweeps.borrow_mut().push(endpoint);
+        self.submit_sweeps();
+        if !self.sweeps.borrow().is_empty() {
+            self.schedule_flush(); // the recorder's queue is full: try again shortly
         }
         Ok(())
+    }
+
+    /// Hands queued sweeps of disabled endpoints to the recorder, as far as it takes them.
+    fn submit_sweeps(&self) {
+        self.sweeps
+            .borrow_mut()
+            .retain(|&endpoint| !self.recorder.fail_open(endpoint));
     }
 }
 

@@ -7,6 +7,9 @@
 //! reports the fresh tasks in it settled to their shard's inbox, which lets the fan-out
 //! cursor move past them. Nothing is acknowledged to anyone before it is written: a batch
 //! lost in a crash is sent again (leased ones when the lease runs out, fresh ones by fan-out).
+//!
+//! It also fails the open deliveries of an endpoint a shard disabled (a scan of the endpoint's
+//! deliveries, too long for a shard), after the outcomes queued before it.
 
 use std::{
     sync::{Arc, Mutex},
@@ -26,6 +29,10 @@ enum Job {
     Batch {
         shard: usize,
         outcomes: Vec<OutcomeRecord>,
+    },
+    /// An endpoint was disabled: fail its open deliveries.
+    FailOpen {
+        endpoint: u64,
     },
     Stop,
 }
@@ -67,9 +74,15 @@ impl Recorder {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => match job {
                 Job::Batch { outcomes, .. } => Err(outcomes),
-                Job::Stop => Err(Vec::new()),
+                Job::FailOpen { .. } | Job::Stop => Err(Vec::new()),
             },
         }
+    }
+
+    /// Queues the failing of a disabled endpoint's open deliveries (after the outcomes
+    /// queued before it); false when the queue is full.
+    pub fn fail_open(&self, endpoint: u64) -> bool {
+        self.tx.try_send(Job::FailOpen { endpoint }).is_ok()
     }
 
     /// Writes what is queued, then stops the thread and waits for it.
@@ -83,8 +96,26 @@ impl Recorder {
 
 fn run(svc: &Service, inboxes: &[Inbox], rx: &Receiver<Job>) {
     while let Ok(job) = rx.recv() {
-        let Job::Batch { shard, outcomes } = job else {
-            return;
+        let (shard, outcomes) = match job {
+            Job::Batch { shard, outcomes } => (shard, outcomes),
+            Job::FailOpen { endpoint } => {
+                match svc
+                    .store
+                    .state()
+                    .fail_open_deliveries(endpoint, svc.now_ms())
+                {
+                    Ok(n) => tracing::info!(
+                        endpoint,
+                        failed = n,
+                        "open deliveries of a disabled endpoint failed"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, endpoint, "failing the open deliveries of a disabled endpoint; they fail when they come due")
+                    }
+                }
+                continue;
+            }
+            Job::Stop => return,
         };
         match svc.store.state().record_outcomes(&outcomes) {
             Ok(()) => inboxes[shard].settled(

@@ -13,9 +13,11 @@
 //! under it. An IP address matches only an entry that is the same address.
 //!
 //! [`violations`] is pure. The API calls it on endpoint create and update (a violation is a
-//! 422 naming the rule). The rules can change when the config does: a config reload is to call
-//! it for every stored endpoint, in creation order per application, and disable those that now
-//! violate a rule, with the [`Violation`] as the reason. Reload does not exist yet.
+//! 422 naming the rule). The rules can change when the config does: at start and on every
+//! config reload (SIGHUP), `crate::reload::recheck` calls it for every stored endpoint, in
+//! creation order per application, and disables those that now violate a rule, with the
+//! [`Violation`] as the reason. Config validation checks the URLs of the endpoints declared in
+//! the file with [`url_violations_of`].
 
 use std::fmt;
 
@@ -59,6 +61,16 @@ pub fn violations(
                 "the application has {rank} endpoints already; at most {max} are allowed"
             ),
         });
+    }
+    out
+}
+
+/// The URL rules `url` breaks under `policy` (the count rule left out). A URL that does not
+/// parse breaks none of them.
+pub fn url_violations_of(policy: &EndpointPolicy, url: &str) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if let Ok(url) = Url::parse(url) {
+        url_violations(policy, &url, &mut out);
     }
     out
 }

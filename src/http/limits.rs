@@ -14,6 +14,7 @@
 //! | `request_timeout` (the whole body; also bounds each response write) | 408, close |
 //! | `connections_per_shard_max` | 503, close, request not read |
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::config::ServerConfig;
@@ -60,6 +61,20 @@ impl From<&ServerConfig> for Limits {
             request_timeout: c.request_timeout,
             connections_per_shard_max: count(c.connections_per_shard_max),
         }
+    }
+}
+
+/// Where the accept loop takes each new connection's limits from. A connection keeps the
+/// limits it was accepted with; a config reload changes those of later connections.
+pub trait LimitsSource: 'static {
+    /// The limits for a connection accepted now.
+    fn current(&self) -> Rc<Limits>;
+}
+
+/// Fixed limits.
+impl LimitsSource for Rc<Limits> {
+    fn current(&self) -> Rc<Limits> {
+        self.clone()
     }
 }
 

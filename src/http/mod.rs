@@ -22,7 +22,7 @@ pub mod server;
 pub mod shutdown;
 pub mod tls;
 
-pub use limits::Limits;
+pub use limits::{Limits, LimitsSource};
 pub use message::{Handler, Method, Request, Response};
 pub use server::{bind_reuseport, run_listener, serve_connection};
 pub use shutdown::{ConnSlot, Connections, Shutdown};

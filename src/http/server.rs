@@ -48,7 +48,7 @@ use monoio_rustls::TlsAcceptor;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::encode::{asks_to_close, encode_response, http_date_now, ConnectionHeader, CONTINUE};
-use super::limits::Limits;
+use super::limits::{Limits, LimitsSource};
 use super::message::{Handler, Method, Request, Response};
 use super::parse::{BodyFraming, ChunkedDecoder, Decoded, HeadParser, HeadStatus};
 use super::shutdown::{ConnSlot, Connections, Shutdown};
@@ -103,12 +103,13 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 ///
 /// At most `limits.connections_per_shard_max` connections are served at once; one more is
 /// answered `503 {"code":"too_many_connections"}` with `connection: close`, without its
-/// request being read, in a task of its own so that the accept loop never waits.
-pub async fn run_listener<H: Handler>(
+/// request being read, in a task of its own so that the accept loop never waits. Each
+/// connection takes its limits from `limits` when it is accepted (`Rc<Limits>`: fixed ones).
+pub async fn run_listener<H: Handler, L: LimitsSource>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     handler: Rc<H>,
-    limits: Rc<Limits>,
+    limits_source: L,
     shutdown: Shutdown,
 ) {
     let conns = Connections::new();
@@ -144,10 +145,11 @@ pub async fn run_listener<H: Handler>(
                 continue;
             }
         };
+        let limits = limits_source.current();
         if conns.served() >= limits.connections_per_shard_max {
             if conns.rejecting() < REJECTS_IN_FLIGHT_MAX {
                 let slot = conns.register_reject();
-                let (tls, limits) = (tls.clone(), limits.clone());
+                let tls = tls.clone();
                 monoio::spawn(async move {
                     refuse_connection(stream, &tls, &limits).await;
                     drop(slot);
@@ -158,7 +160,7 @@ pub async fn run_listener<H: Handler>(
         // Responses are written whole; Nagle would only delay the last segment.
         let _ = stream.set_nodelay(true);
         let slot = conns.register();
-        let (tls, handler, limits) = (tls.clone(), handler.clone(), limits.clone());
+        let (tls, handler) = (tls.clone(), handler.clone());
         monoio::spawn(async move {
             serve_accepted(stream, peer, &tls, &*handler, &limits, &slot).await;
         });

@@ -135,7 +135,7 @@ pub fn handle(status: &Status, svc: &Service, req: &Request) -> Option<ApiResult
         return Some(Err(ApiError::MethodNotAllowed(&["GET", "HEAD"])));
     }
     Some(if summary {
-        svc.auth
+        svc.auth()
             .authorize(req.header("authorization"), Need::Read, &[])
             .map_err(|d| match d {
                 Denied::Unauthenticated(why) => ApiError::Unauthorized(why.into()),

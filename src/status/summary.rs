@@ -214,7 +214,7 @@ pub fn answer(status: &Status, svc: &Service, req: &Request) -> ApiResult {
         disk: Disk {
             bytes: gauges.disk_bytes,
             log_bytes: svc.store.log().disk_bytes(),
-            log_max_bytes: svc.config.storage.max_bytes,
+            log_max_bytes: svc.config().storage.max_bytes,
         },
         pending: Pending {
             count: gauges.pending,

@@ -11,7 +11,8 @@
 //! - [`Watermark::get`]: poll the value.
 //!
 //! A flush that fails is recorded as a failed range, so that the waiters in it get
-//! [`Error::FlushFailed`] instead of a false "durable". The last [`FAILURES_KEPT`] failed ranges
+//! [`Error::FlushFailed`] (or [`Error::DiskFull`] when the filesystem was full) instead of a
+//! false "durable". The last [`FAILURES_KEPT`] failed ranges
 //! are remembered; a waiter is always woken within one flush, long before its range could age out.
 
 use std::{
@@ -39,7 +40,8 @@ pub struct Watermark {
     waiters: Mutex<BTreeMap<(u64, u64), Waker>>,
     next_waiter: AtomicU64,
     subscribers: Mutex<Vec<Arc<Slot>>>,
-    failures: Mutex<VecDeque<(u64, u64)>>,
+    /// Failed ranges, each with whether the filesystem was full.
+    failures: Mutex<VecDeque<(u64, u64, bool)>>,
     closed: AtomicBool,
 }
 
@@ -73,8 +75,14 @@ impl Watermark {
             return None;
         }
         let failures = lock(&self.failures);
-        if failures.iter().any(|&(lo, hi)| lo <= seq && seq <= hi) {
-            return Some(Err(Error::FlushFailed { seq }));
+        match failures.iter().find(|&&(lo, hi, _)| lo <= seq && seq <= hi) {
+            Some((_, _, true)) => {
+                return Some(Err(Error::DiskFull {
+                    context: format!("writing record {seq}"),
+                }))
+            }
+            Some(_) => return Some(Err(Error::FlushFailed { seq })),
+            None => {}
         }
         Some(Ok(()))
     }
@@ -95,12 +103,22 @@ impl Watermark {
     /// Records that `from..=to` will never be durable, without advancing: its waiters learn it
     /// when the watermark passes it (the records before it may not be durable yet).
     pub fn record_failure(&self, from: u64, to: u64) {
+        self.record_failure_of(from, to, false);
+    }
+
+    /// [`Watermark::record_failure`], saying whether `error` was a full disk (its waiters then
+    /// get [`Error::DiskFull`], which tells a client to come back later).
+    pub fn record_failure_because(&self, from: u64, to: u64, error: &Error) {
+        self.record_failure_of(from, to, error.is_disk_full());
+    }
+
+    fn record_failure_of(&self, from: u64, to: u64, disk_full: bool) {
         if from <= to {
             let mut failures = lock(&self.failures);
             if failures.len() == FAILURES_KEPT {
                 failures.pop_front();
             }
-            failures.push_back((from, to));
+            failures.push_back((from, to, disk_full));
         }
     }
 
@@ -408,6 +426,22 @@ mod tests {
         assert!(mark.outcome(7).is_none());
         mark.advance(7);
         assert!(matches!(mark.outcome(7), Some(Ok(()))));
+    }
+
+    #[test]
+    fn a_write_that_found_the_disk_full_fails_as_disk_full() {
+        let mark = Arc::new(Watermark::new(0));
+        let full = Error::DiskFull {
+            context: "appending".into(),
+        };
+        mark.record_failure_because(1, 2, &full);
+        mark.record_failure_because(3, 3, &Error::Closed);
+        mark.advance(3);
+        assert!(matches!(mark.outcome(2), Some(Err(e)) if e.is_disk_full()));
+        assert!(matches!(
+            mark.outcome(3),
+            Some(Err(Error::FlushFailed { seq: 3 }))
+        ));
     }
 
     #[test]

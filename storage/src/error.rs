@@ -82,7 +82,11 @@ impl Error {
 
     /// True for errors that mean "no space left"; the caller should answer 507 and retry later.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, Error::DiskFull { .. } | Error::OverCapacity { .. })
+        match self {
+            Error::DiskFull { .. } | Error::OverCapacity { .. } => true,
+            Error::Sled(sled::Error::Io(e)) => is_disk_full(e),
+            _ => false,
+        }
     }
 }
 

@@ -49,8 +49,10 @@ pub mod clock;
 pub mod codec;
 pub mod commit;
 pub mod error;
+pub mod histogram;
 pub mod log;
 pub mod segment;
+pub mod space;
 pub mod state;
 
 use std::{
@@ -109,6 +111,7 @@ pub struct Store {
     index: Arc<IndexFlusher>,
     index_thread: Mutex<Option<JoinHandle<()>>>,
     clock: Arc<dyn Clock>,
+    space: space::Space,
     _lock: File,
 }
 
@@ -159,6 +162,7 @@ impl Store {
                 index,
                 index_thread: Mutex::new(Some(index_thread)),
                 clock,
+                space: space::Space::new(path),
                 _lock: lock,
             },
             report,
@@ -178,6 +182,18 @@ impl Store {
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Refuses with [`Error::DiskFull`] while appending `len` bytes would leave less than the
+    /// reserve free on the store's filesystem (see [`space`]). The ingest path asks before each
+    /// append.
+    pub fn check_space(&self, len: u64) -> Result<()> {
+        self.space.check(self.log.disk_bytes(), len)
+    }
+
+    /// The free-space guard: its reserve and readings.
+    pub fn space(&self) -> &space::Space {
+        &self.space
     }
 
     /// Asks for the index writes made so far to be flushed; returns a ticket to wait on with
@@ -206,6 +222,18 @@ impl Store {
     pub fn run_retention(&self, retention: Duration, floor: u64) -> Result<Vec<u64>> {
         let now = self.clock.now_ms();
         let cutoff = now.saturating_sub(retention.as_millis() as u64);
+        // An open segment whose records are all past retention is sealed, so that it can go
+        // too: a log at its ceiling takes no appends, so nothing else would ever roll it.
+        let newest = self.log.next_seq().saturating_sub(1);
+        if newest > 0 && newest < floor {
+            if let Some(rec) = self.log.read(newest).ok().flatten() {
+                // On a full disk the new segment may not be creatable yet: the sealed
+                // segments below still go, and the next run tries again.
+                if rec.ts_ms < cutoff {
+                    let _ = self.log.roll_now();
+                }
+            }
+        }
         let removed = self.log.retire(cutoff, floor)?;
         self.state.purge_idempotency(now)?;
         // What the index knows of messages whose records are gone goes too, a slice at a
@@ -266,6 +294,44 @@ fn index_flusher(state: &State, ix: &IndexFlusher, parker: &Parker, interval: Du
         parker.park_timeout(interval - since_flush);
         since_flush += t.elapsed();
     }
+}
+
+/// Checks that `path` is an existing hookd data directory of a format this build reads, and
+/// takes a shared lock on it, for offline readers (`hookd inspect`): while the returned file is
+/// open, no hookd can open the store, and the lock is refused ([`Error::Locked`]) while one has
+/// it open. Creates and changes nothing.
+pub fn lock_shared(path: &Path) -> Result<File> {
+    let marker = path.join(MARKER);
+    let text = std::fs::read_to_string(&marker).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::ForeignDirectory {
+            path: path.to_path_buf(),
+        },
+        _ => Error::io(format!("reading {}", marker.display()), e),
+    })?;
+    let version = text
+        .strip_prefix(MARKER_PREFIX)
+        .and_then(|v| v.trim().parse::<u8>().ok())
+        .ok_or_else(|| Error::ForeignDirectory {
+            path: path.to_path_buf(),
+        })?;
+    if version > codec::FORMAT_VERSION {
+        return Err(Error::NewerFormat {
+            what: format!("data directory {}", path.display()),
+            found: version,
+            supported: codec::FORMAT_VERSION,
+        });
+    }
+    let lock = File::open(path.join("LOCK"))
+        .map_err(|e| Error::io(format!("opening {}", path.join("LOCK").display()), e))?;
+    // SAFETY: flock takes a file descriptor that `lock` keeps open for the call; it has no
+    // memory-safety preconditions.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(Error::Locked {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(lock)
 }
 
 /// Checks that `path` is (or can become) hookd's data directory and locks it.

@@ -235,6 +235,7 @@ struct Shared {
     unparker: Unparker,
     stop: AtomicBool,
     flushes: AtomicU64,
+    flush_stats: crate::histogram::FlushStats,
 }
 
 /// The segmented log. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -292,6 +293,7 @@ impl Log {
             unparker: parker.unparker().clone(),
             stop: AtomicBool::new(false),
             flushes: AtomicU64::new(0),
+            flush_stats: Default::default(),
             opts,
         });
         let s2 = shared.clone();
@@ -410,8 +412,8 @@ impl Log {
         let sh = &*self.shared;
         // What is queued for the old segment goes there first. If that write fails, its
         // waiters learn it as `FlushFailed` at the next flush.
-        if let Err((_, (a, b))) = write_pending(sh, inner) {
-            sh.durable.record_failure(a, b);
+        if let Err((e, (a, b))) = write_pending(sh, inner) {
+            sh.durable.record_failure_because(a, b, &e);
         }
         let (id, file, path) = match inner.spare.take() {
             Some(spare) => spare,
@@ -474,6 +476,11 @@ impl Log {
     /// Number of flushes made so far.
     pub fn flush_count(&self) -> u64 {
         self.shared.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Latency and batch-size histograms of the flusher's group commits.
+    pub fn flush_stats(&self) -> &crate::histogram::FlushStats {
+        &self.shared.flush_stats
     }
 
     /// Number of segments, the open one included.
@@ -925,8 +932,8 @@ fn write_pending(sh: &Shared, inner: &mut Inner) -> std::result::Result<(), (Err
 fn flush_once(sh: &Shared) {
     let (target, files, sealed) = {
         let mut inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err((_, (a, b))) = write_pending(sh, &mut inner) {
-            sh.durable.record_failure(a, b);
+        if let Err((e, (a, b))) = write_pending(sh, &mut inner) {
+            sh.durable.record_failure_because(a, b, &e);
         }
         let sealed = std::mem::take(&mut inner.unsynced);
         let mut files: Vec<Arc<File>> = sealed.iter().map(|(f, _)| f.clone()).collect();
@@ -934,8 +941,11 @@ fn flush_once(sh: &Shared) {
         (inner.written.max(inner.failed_upto), files, sealed)
     };
     let from = sh.durable.get() + 1;
+    let synced_at = Instant::now();
     let ok = files.iter().all(|f| f.sync_data().is_ok());
     sh.flushes.fetch_add(1, Ordering::Relaxed);
+    sh.flush_stats
+        .flushed(synced_at.elapsed(), (target + 1).saturating_sub(from));
     if ok {
         sh.durable.advance(target);
         for (_, summary) in &sealed {

@@ -57,10 +57,16 @@ pub fn create(dir: &Path, id: u64, created_ms: u64) -> Result<(File, PathBuf)> {
         .truncate(true)
         .open(&tmp)
         .map_err(|e| Error::io(ctx("creating"), e))?;
-    file.write_all_at(&header, 0)
-        .map_err(|e| Error::io(ctx("writing header of"), e))?;
-    file.sync_all().map_err(|e| Error::io(ctx("syncing"), e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(ctx("renaming"), e))?;
+    let written = file
+        .write_all_at(&header, 0)
+        .map_err(|e| Error::io(ctx("writing header of"), e))
+        .and_then(|_| file.sync_all().map_err(|e| Error::io(ctx("syncing"), e)))
+        .and_then(|_| std::fs::rename(&tmp, &path).map_err(|e| Error::io(ctx("renaming"), e)));
+    if let Err(e) = written {
+        // Disk full, typically: leave no empty temporary file behind for every try.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     sync_dir(dir)?;
     Ok((file, path))
 }

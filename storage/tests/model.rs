@@ -322,6 +322,13 @@ impl Harness {
         let old_first = self.model.first_seq();
         let store = self.store.as_ref().expect("store is open");
         let mut removed = ok!(store.run_retention(retention, floor));
+        // Retention seals an open segment whose newest record is past it and below the floor
+        // (so that it can go too); whether that record was visible yet is not modelled.
+        let newest = self.model.next_seq - 1;
+        let past = |(ts, _): &(u64, Vec<u8>)| *ts < cutoff;
+        if newest < floor && self.model.live.get(&newest).is_some_and(past) {
+            self.model.open_has_records = None;
+        }
         // Every sealed segment is removable: the store must get down to its open segment. A
         // segment sealed moments ago waits for its flush first, so give the flusher time.
         let all_removable =

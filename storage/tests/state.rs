@@ -22,6 +22,7 @@ fn app(key: u64, id: &str, uid: Option<&str>) -> AppRecord {
         metadata: BTreeMap::from([("k".into(), "v".into())]),
         created_ms: 1,
         updated_ms: 1,
+        config_owned: false,
     }
 }
 

@@ -41,6 +41,8 @@ pub struct Hookd {
     config: PathBuf,
     /// Extra environment variables, kept for restarts.
     env: Vec<(String, String)>,
+    /// Where hookd's standard error goes, when not inherited ([`Hookd::start_logged`]).
+    log: Option<PathBuf>,
 }
 
 fn sha(token: &str) -> String {
@@ -108,6 +110,101 @@ impl Hookd {
             dir,
             config,
             env,
+            log: None,
+        }
+    }
+
+    /// [`Hookd::start`], with hookd's standard error (its log) going to a file of its
+    /// directory instead of the test's, for [`Hookd::log`] and [`Hookd::reload`].
+    pub fn start_logged(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("hookd.toml");
+        std::fs::write(&config, config_text(&dir.path().join("data"), extra)).expect("config");
+        let log = dir.path().join("hookd.log");
+        let (child, addr) = spawn_logged(&config, &[], Some(&log));
+        Self {
+            child: Some(child),
+            addr,
+            dir,
+            config,
+            env: Vec::new(),
+            log: Some(log),
+        }
+    }
+
+    /// The config file hookd was started with (and re-reads on SIGHUP).
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// Replaces the config file with the test config plus `extra` (as [`Hookd::start`] wrote
+    /// it), whole: written aside, then renamed over the old one.
+    pub fn rewrite_config(&self, extra: &str) {
+        self.write_config_text(&config_text(&self.dir.path().join("data"), extra));
+    }
+
+    /// Replaces the config file with `text`, whole.
+    pub fn write_config_text(&self, text: &str) {
+        let aside = self.config.with_extension("toml.new");
+        std::fs::write(&aside, text).expect("write config");
+        std::fs::rename(&aside, &self.config).expect("rename config");
+    }
+
+    /// What hookd has logged so far ([`Hookd::start_logged`] only).
+    pub fn log(&self) -> String {
+        let path = self.log.as_ref().expect("started with start_logged");
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// Waits until at least `n` log lines satisfy `pred`, and returns them; fails the test
+    /// with the log after `within`.
+    pub fn wait_for_log(
+        &self,
+        n: usize,
+        within: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let log = self.log();
+            let lines: Vec<String> = log.lines().filter(|l| pred(l)).map(str::to_owned).collect();
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fewer than {n} matching log lines after {within:?}; the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends SIGHUP and waits for the reload to finish: returns its outcome line, which holds
+    /// `config reloaded` or `config reload refused` ([`Hookd::start_logged`] only).
+    pub fn reload(&self) -> String {
+        let outcome =
+            |l: &str| l.contains("config reloaded") || l.contains("config reload refused");
+        let before = self.log().lines().filter(|l| outcome(l)).count();
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe { libc::kill(self.pid() as i32, libc::SIGHUP) };
+        let lines = self.wait_for_log(before + 1, Duration::from_secs(20), outcome);
+        lines[before].clone()
+    }
+
+    /// Starts hookd with its data directory at `data` (for example on a filesystem the test
+    /// made) instead of inside its own temporary directory.
+    pub fn start_with_data(data: &Path, extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("hookd.toml");
+        std::fs::write(&config, config_text(data, extra)).expect("config");
+        let (child, addr) = spawn(&config, &[]);
+        Self {
+            child: Some(child),
+            addr,
+            dir,
+            config,
+            env: Vec::new(),
+            log: None,
         }
     }
 
@@ -128,9 +225,15 @@ impl Hookd {
             let _ = c.wait();
         }
         between();
-        let (child, addr) = spawn(&self.config, &self.env);
+        let (child, addr) = spawn_logged(&self.config, &self.env, self.log.as_deref());
         self.child = Some(child);
         self.addr = addr;
+    }
+
+    /// The exit status if hookd has exited on its own (never after a kill by this harness,
+    /// which restarts it or drops it).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Stops with SIGTERM and returns the exit status.
@@ -192,6 +295,25 @@ impl Drop for Hookd {
 }
 
 fn spawn(config: &Path, env: &[(String, String)]) -> (Child, SocketAddr) {
+    spawn_logged(config, env, None)
+}
+
+/// [`spawn`], with standard error appended to `log` when given (inherited otherwise).
+fn spawn_logged(
+    config: &Path,
+    env: &[(String, String)],
+    log: Option<&Path>,
+) -> (Child, SocketAddr) {
+    let stderr = match log {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("open the log file"),
+        ),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookd"))
         .args(["serve", "--config"])
         .arg(config)
@@ -201,7 +323,7 @@ fn spawn(config: &Path, env: &[(String, String)]) -> (Child, SocketAddr) {
         .env_remove("WATCHDOG_PID")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("spawn hookd");
     let stdout = child.stdout.take().expect("stdout");
@@ -254,48 +376,62 @@ pub fn read_reply(s: &mut TcpStream) -> Reply {
 
 /// Reads one response; the answer to a HEAD request has no body whatever its headers say.
 pub fn read_reply_to(s: &mut TcpStream, no_body: bool) -> Reply {
+    try_read_reply_to(s, no_body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`read_reply_to`] that returns an error instead of failing the test when the connection
+/// breaks or times out, or the response is malformed.
+pub fn try_read_reply_to(s: &mut TcpStream, no_body: bool) -> std::io::Result<Reply> {
+    use std::io::{Error, ErrorKind};
+    let bad = |what: &str| Error::new(ErrorKind::InvalidData, what.to_owned());
     let mut buf = Vec::new();
     let mut tmp = [0u8; 8192];
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        let n = s.read(&mut tmp).expect("read");
-        assert!(
-            n > 0,
-            "connection closed before a response: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
+        let n = s.read(&mut tmp)?;
+        if n == 0 {
+            return Err(Error::new(
+                ErrorKind::UnexpectedEof,
+                format!(
+                    "connection closed before a response: {:?}",
+                    String::from_utf8_lossy(&buf)
+                ),
+            ));
+        }
         buf.extend_from_slice(&tmp[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let status: u16 = lines
         .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
         .map(|l| {
-            let (k, v) = l.split_once(':').unwrap();
-            (k.trim().to_ascii_lowercase(), v.trim().to_owned())
+            let (k, v) = l.split_once(':').ok_or_else(|| bad("bad header line"))?;
+            Ok((k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         })
-        .collect();
-    let len: Option<usize> = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map(|(_, v)| v.parse().unwrap());
+        .collect::<std::io::Result<_>>()?;
+    let len: Option<usize> = match headers.iter().find(|(k, _)| k == "content-length") {
+        Some((_, v)) => Some(v.parse().map_err(|_| bad("bad content-length"))?),
+        None => None,
+    };
     let mut body = buf[head_end..].to_vec();
     match len {
         _ if no_body => body.clear(),
         Some(len) => {
             while body.len() < len {
-                let n = s.read(&mut tmp).expect("read body");
-                assert!(n > 0, "closed inside the body");
+                let n = s.read(&mut tmp)?;
+                if n == 0 {
+                    return Err(Error::new(
+                        ErrorKind::UnexpectedEof,
+                        "closed inside the body",
+                    ));
+                }
                 body.extend_from_slice(&tmp[..n]);
             }
             body.truncate(len);
@@ -304,11 +440,42 @@ pub fn read_reply_to(s: &mut TcpStream, no_body: bool) -> Reply {
             let _ = s.read_to_end(&mut body);
         }
     }
-    Reply {
+    Ok(Reply {
         status,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// One request to `addr` on a fresh connection, with `timeout` for connecting and for each
+/// read and write. Errors (refused, reset, timed out) are returned, not test failures: for
+/// tests that kill hookd while clients talk to it.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<Reply> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("authorization: Bearer {t}\r\n"));
     }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        req.push_str(&format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())?;
+    try_read_reply_to(&mut s, method == "HEAD")
 }
 
 /// The key inside a `whsec_` secret.

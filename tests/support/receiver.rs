@@ -179,6 +179,8 @@ struct Shared {
     arrived: Condvar,
     script: Mutex<VecDeque<Reply>>,
     handler: Box<Handler>,
+    /// Whether `requests` keeps what arrives (see [`Builder::unrecorded`]).
+    record: bool,
     accepted: AtomicUsize,
     closed: Mutex<usize>,
     /// Notified on every closed connection.
@@ -211,6 +213,10 @@ struct Tls {
 pub struct Builder {
     tls: bool,
     handler: Box<Handler>,
+    /// Where to listen; `127.0.0.1:0` unless [`Builder::bind`] says otherwise.
+    addr: SocketAddr,
+    /// Whether requests are kept for [`Receiver::requests`].
+    record: bool,
 }
 
 impl Builder {
@@ -226,15 +232,38 @@ impl Builder {
         self
     }
 
+    /// Listens on `addr` instead of a fresh port on 127.0.0.1, for example to come back on
+    /// the port of a receiver that was dropped (a receiver that is down refuses connections).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Keeps no requests: [`Receiver::requests`] stays empty and
+    /// [`Receiver::wait_for_requests`] cannot be used. For long runs whose handler keeps
+    /// what it needs.
+    pub fn unrecorded(mut self) -> Self {
+        self.record = false;
+        self
+    }
+
     pub fn start(self) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local_addr");
+        let addr = self.addr;
+        self.try_start()
+            .unwrap_or_else(|e| panic!("bind {addr}: {e}"))
+    }
+
+    /// [`Builder::start`], returning the error if the address cannot be bound.
+    pub fn try_start(self) -> io::Result<Receiver> {
+        let listener = TcpListener::bind(self.addr)?;
+        let addr = listener.local_addr()?;
         let tls = self.tls.then(make_tls);
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
             arrived: Condvar::new(),
             script: Mutex::new(VecDeque::new()),
             handler: self.handler,
+            record: self.record,
             accepted: AtomicUsize::new(0),
             closed: Mutex::new(0),
             closed_changed: Condvar::new(),
@@ -252,12 +281,12 @@ impl Builder {
                 .spawn(move || accept_loop(listener, shared, config))
                 .expect("spawn accept thread")
         };
-        Receiver {
+        Ok(Receiver {
             addr,
             shared,
             tls,
             accept: Some(accept),
-        }
+        })
     }
 }
 
@@ -271,6 +300,8 @@ impl Receiver {
         Builder {
             tls: false,
             handler: Box::new(|_| Reply::ok()),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            record: true,
         }
     }
 
@@ -437,7 +468,9 @@ fn serve<S: Read + Write + Close>(mut stream: S, connection: usize, shared: &Sha
         shared.in_flight_max.fetch_max(now, Ordering::SeqCst);
         let reply = lock(&shared.script).pop_front();
         let reply = reply.unwrap_or_else(|| (shared.handler)(&request));
-        lock(&shared.requests).push(request);
+        if shared.record {
+            lock(&shared.requests).push(request);
+        }
         shared.arrived.notify_all();
 
         if !reply.delay.is_zero() {

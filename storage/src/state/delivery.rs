@@ -232,6 +232,36 @@ impl State {
         }
     }
 
+    /// Settles every open delivery of `endpoint` as failed (it was disabled; they can be
+    /// recovered later). Returns how many. Scans the endpoint's deliveries: run it off the
+    /// shard threads.
+    pub fn fail_open_deliveries(&self, endpoint: u64, now_ms: u64) -> Result<usize> {
+        let mut from = 0;
+        let mut failed = 0;
+        loop {
+            let page = self.endpoint_deliveries(endpoint, from, 1024)?;
+            let Some(&(last, _)) = page.last() else {
+                return Ok(failed);
+            };
+            let open: Vec<_> = page
+                .into_iter()
+                .filter(|(_, st)| st.status.is_open())
+                .map(|(seq, st)| {
+                    let st = DeliveryState {
+                        status: super::DeliveryStatus::Fail,
+                        updated_ms: now_ms,
+                        trigger: super::Trigger::Scheduled,
+                        ..st
+                    };
+                    (endpoint, seq, st)
+                })
+                .collect();
+            failed += open.len();
+            self.set_deliveries(&open)?;
+            from = last + 1;
+        }
+    }
+
     /// Removes a due entry whose delivery is no longer open (left by a racing write).
     pub fn remove_stale_due(&self, due: Due) -> Result<()> {
         self.due

@@ -4,10 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use bincode::{Decode, Encode};
+use bincode::{de::Decoder, error::DecodeError, Decode, Encode};
 
 /// An application: the owner of endpoints and messages.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+///
+/// `config_owned` was added after the first format: it is the last field, and a value written
+/// without it decodes with `false` (see the hand-written `Decode` below).
+#[derive(Debug, Clone, PartialEq, Eq, Encode)]
 pub struct AppRecord {
     /// Internal key, dense and stable; used in every other key that refers to the app.
     pub key: u64,
@@ -19,6 +22,36 @@ pub struct AppRecord {
     pub metadata: BTreeMap<String, String>,
     pub created_ms: u64,
     pub updated_ms: u64,
+    /// Declared in the config file: the API may not delete it.
+    pub config_owned: bool,
+}
+
+impl<Context> Decode<Context> for AppRecord {
+    fn decode<D: Decoder<Context = Context>>(d: &mut D) -> Result<Self, DecodeError> {
+        Ok(Self {
+            key: Decode::decode(d)?,
+            id: Decode::decode(d)?,
+            uid: Decode::decode(d)?,
+            name: Decode::decode(d)?,
+            rate_limit: Decode::decode(d)?,
+            metadata: Decode::decode(d)?,
+            created_ms: Decode::decode(d)?,
+            updated_ms: Decode::decode(d)?,
+            config_owned: trailing(d)?,
+        })
+    }
+}
+bincode::impl_borrow_decode!(AppRecord);
+
+/// A field added at the end of a record after values without it were written: its default
+/// when the value ends before it.
+fn trailing<T: Decode<C> + Default, C, D: Decoder<Context = C>>(
+    d: &mut D,
+) -> Result<T, DecodeError> {
+    match T::decode(d) {
+        Err(DecodeError::UnexpectedEnd { .. }) => Ok(T::default()),
+        other => other,
+    }
 }
 
 /// One signing key of an endpoint. An old key keeps signing until `expires_ms` after rotation.
@@ -178,4 +211,56 @@ pub struct MessageRecord {
     pub tags: Vec<String>,
     /// The payload as received: the text of a JSON object.
     pub payload: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode_value, encode_value};
+
+    /// `AppRecord` as it was before `config_owned`.
+    #[derive(Encode)]
+    struct AppRecordV1 {
+        key: u64,
+        id: String,
+        uid: Option<String>,
+        name: String,
+        rate_limit: Option<u32>,
+        metadata: BTreeMap<String, String>,
+        created_ms: u64,
+        updated_ms: u64,
+    }
+
+    #[test]
+    fn app_records_written_before_config_owned_still_decode() {
+        let old = AppRecordV1 {
+            key: 7,
+            id: "app_x".into(),
+            uid: Some("shop".into()),
+            name: "Shop".into(),
+            rate_limit: Some(3),
+            metadata: BTreeMap::from([("team".into(), "a".into())]),
+            created_ms: 1,
+            updated_ms: 2,
+        };
+        let bytes = encode_value(&old).unwrap();
+        let app: AppRecord = decode_value(&bytes, &|| "app".into()).unwrap();
+        assert_eq!(
+            (app.key, app.uid.as_deref(), app.updated_ms),
+            (7, Some("shop"), 2)
+        );
+        assert!(!app.config_owned);
+        // A new value round-trips with the flag, and a truncated one is still refused.
+        let new = AppRecord {
+            config_owned: true,
+            ..app
+        };
+        let bytes = encode_value(&new).unwrap();
+        assert_eq!(
+            decode_value::<AppRecord>(&bytes, &|| "app".into()).unwrap(),
+            new
+        );
+        let cut = &bytes[..bytes.len() - 3];
+        assert!(decode_value::<AppRecord>(cut, &|| "app".into()).is_err());
+    }
 }

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# The benchmark suite: every benchmark, one after the other in one run on this machine, one
+# Markdown file with the machine's details, and README's tables regenerated from it.
+#
+#   benches/run-all.sh [--quick] [--readme FILE | --no-readme]
+#
+#   --quick      short runs, to check that the suite works: writes its file to
+#                /tmp/hookd-bench-quick.md, puts benches/results back as it was, and leaves
+#                README.md alone unless --readme is given (its numbers are not worth publishing)
+#   --readme F   regenerate the tables in F instead of README.md
+#   --no-readme  regenerate no tables
+#
+# In order: storage micro-benchmarks (`cargo bench -p hookd-storage --bench append`), ingest
+# vs nginx (benches/ingest.sh), end-to-end deliveries vs nginx (benches/deliver.sh), and
+# start-up time and RSS (benches/startup.sh) when that script exists. Each writes
+# benches/results/<name>.md (this script writes append.md from the bench's output); every wrk
+# run is also recorded, for a table of latency percentiles (latency.md). All of it, with the
+# machine's details (suite.md), goes into benches/results/README-table.md, and each README
+# block between `<!-- bench:<name>:start -->` and `<!-- bench:<name>:end -->` gets the table
+# of that name. Installs wrk and nginx from Debian's packages if missing (benches/common.sh).
+#
+# Every benchmark shares the cores with whatever else runs: publish only a run made on a quiet
+# machine (the load average is recorded in suite.md, and a busy start is warned about).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+README=README.md
+README_SET=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --readme) README=${2:?--readme needs a file}; README_SET=1; shift ;;
+    --no-readme) README=; README_SET=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run-all.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$QUICK" = 1 ] && [ "$README_SET" = 0 ]; then README=; fi
+
+if [ "$QUICK" = 1 ]; then
+  APPEND_SECS=1 APPEND_REPS=1 INGEST_SECS=2 INGEST_ROUNDS=1 DELIVER_SECS=2
+else
+  APPEND_SECS=3 APPEND_REPS=3 INGEST_SECS=10 INGEST_ROUNDS=3 DELIVER_SECS=10
+fi
+RESULTS=benches/results
+OUT=$RESULTS/README-table.md
+mkdir -p "$RESULTS"
+TMP=$(mktemp -d /var/tmp/hookd-run-all.XXXXXX)
+touch "$TMP/stamp" # results newer than this come from this run
+if [ "$QUICK" = 1 ]; then
+  OUT=/tmp/hookd-bench-quick.md
+  cp -a "$RESULTS/." "$TMP/saved/" 2>/dev/null || mkdir -p "$TMP/saved"
+fi
+finish() {
+  if [ "$QUICK" = 1 ]; then # benches/results as it was
+    for f in "$RESULTS"/*.md; do
+      [ "$f" -nt "$TMP/stamp" ] || continue
+      if [ -f "$TMP/saved/${f##*/}" ]; then cp -p "$TMP/saved/${f##*/}" "$f"; else rm -f "$f"; fi
+    done
+  fi
+  rm -rf "$TMP"
+}
+trap finish EXIT
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v load="${LOAD_START%% *}" 'BEGIN { exit !(load >= 0.5) }'; then
+  echo "run-all.sh: warning: load average $LOAD_START at the start; numbers from a busy machine are not worth publishing" >&2
+fi
+
+# Tools and the release build, once, through common.sh (which installs wrk and nginx).
+(
+  # shellcheck source=benches/common.sh
+  source benches/common.sh
+)
+
+# Every wrk run of the scripts goes through this wrapper, which keeps its arguments, the kind
+# of server it ran against (nginx names itself in `Server:`) and its output.
+REAL_WRK=$(command -v wrk)
+mkdir -p "$TMP/bin" "$TMP/wrk"
+cat > "$TMP/bin/wrk" <<SH
+#!/usr/bin/env bash
+log="$TMP/wrk/\$(date +%s%N).txt"
+url=\${@: -1}
+server=\$(curl -s -o /dev/null -D - "\$url" | awk -F': ' 'tolower(\$1) == "server" {print \$2}' | tr -d '\r')
+printf '# step %s\n# server %s\n# args %s\n' "\${BENCH_STEP:-}" "\${server:-hookd}" "\$*" > "\$log"
+"$REAL_WRK" "\$@" | tee -a "\$log"
+exit "\${PIPESTATUS[0]}"
+SH
+chmod +x "$TMP/bin/wrk"
+export PATH="$TMP/bin:$PATH"
+
+FAILED=()
+# step NAME COMMAND...: runs one benchmark; a failure is reported and the suite goes on.
+step() {
+  local name=$1
+  shift
+  echo "== $name: $*" >&2
+  if ! BENCH_STEP=$name "$@"; then
+    echo "run-all.sh: $name failed" >&2
+    FAILED+=("$name")
+  fi
+}
+
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+MEM=$(free -g | awk '/Mem/ {print $2}')
+FS=$(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T /var/tmp | xargs)
+RUSTC=$(rustc --version)
+MACHINE="$(nproc) cores ($CPU), $MEM GiB, kernel $(uname -r), $FS at /var/tmp, $RUSTC"
+
+append() {
+  BENCH_SECS=$APPEND_SECS BENCH_REPS=$APPEND_REPS cargo bench -q -p hookd-storage --bench append \
+    | tee "$TMP/append.txt"
+  {
+    echo "Machine: $MACHINE, $(date -u +%F); median of $APPEND_REPS runs of $APPEND_SECS s each (\`BENCH_SECS=$APPEND_SECS BENCH_REPS=$APPEND_REPS\`)."
+    echo
+    grep '^|' "$TMP/append.txt"
+  } > "$RESULTS/append.md"
+}
+
+step append append
+step ingest benches/ingest.sh "$INGEST_SECS" "$INGEST_ROUNDS"
+step deliver benches/deliver.sh "$DELIVER_SECS"
+if [ -x benches/startup.sh ]; then
+  step startup benches/startup.sh
+elif [ -f benches/startup.sh ]; then
+  step startup bash benches/startup.sh
+fi
+
+# Latency percentiles of every wrk run (runs that only fill a dead endpoint are left out).
+python3 - "$TMP/wrk" > "$RESULTS/latency.md" <<'PY'
+import pathlib, re, sys
+
+rows = []
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*.txt")):
+    text = f.read_text()
+    meta = dict(re.findall(r"^# (\w+) ?(.*)$", text, re.M))
+    args = meta.get("args", "").split()
+    url = args[-1] if args else ""
+    path = re.sub(r"^https?://[^/]+", "", url)
+    if "/dead/" in path:
+        continue
+    opt = lambda flag: next((a[len(flag):] for a in args if a.startswith(flag)), "")
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    pct = re.search(r"latency percentiles \(us\): p50 (\d+) p90 (\d+) p99 (\d+) p99\.9 (\d+) max (\d+)", text)
+    ms = lambda us: f"{int(us) / 1000:.2f}"
+    lat = [ms(v) for v in pct.groups()] if pct else ["-"] * 5
+    server = meta.get("server", "")
+    who = "nginx" if "nginx" in server else "hookd"
+    rows.append(f"| {meta.get('step', '')} | {who} | {path} | {opt('-c')} | {opt('-d')} | "
+                f"{rate.group(1) if rate else '-'} | " + " | ".join(lat) + " |")
+print("wrk (closed loop: each connection waits for its answer), every run of the suite in order; "
+      "latency in ms from wrk's own histogram.")
+print()
+print("| benchmark | server | path | connections | duration | req/s | p50 | p90 | p99 | p99.9 | max |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("\n".join(rows))
+PY
+
+COMMIT=$(git rev-parse --short=12 HEAD)
+git diff --quiet HEAD -- 2>/dev/null || COMMIT="$COMMIT with uncommitted changes"
+{
+  echo "| machine | |"
+  echo "|---|---|"
+  echo "| CPU | $CPU |"
+  echo "| cores | $(nproc) |"
+  echo "| memory | $MEM GiB |"
+  echo "| kernel | $(uname -r) |"
+  echo "| filesystem (/var/tmp, where every benchmark writes) | $FS |"
+  echo "| Rust | $RUSTC |"
+  echo "| nginx, wrk | $(nginx -v 2>&1 | cut -d' ' -f3), $("$REAL_WRK" -v 2>&1 | head -1 | cut -d' ' -f2) |"
+  echo "| date (UTC) | $(date -u '+%F %H:%M') |"
+  echo "| git commit | $COMMIT |"
+  echo "| load average at start, at end | $LOAD_START; $(cut -d' ' -f1-3 /proc/loadavg) |"
+  echo "| command | \`benches/run-all.sh$([ "$QUICK" = 1 ] && echo ' --quick')\` |"
+} > "$RESULTS/suite.md"
+
+# The one file with everything from this run.
+section() { # NAME TITLE
+  if [ "$RESULTS/$1.md" -nt "$TMP/stamp" ]; then
+    printf '## %s\n\n' "$2"
+    cat "$RESULTS/$1.md"
+    echo
+  fi
+}
+{
+  echo "# hookd benchmarks"
+  echo
+  echo "Written by \`benches/run-all.sh\`; README's tables are copied from here."
+  echo
+  if [ "$QUICK" = 1 ]; then
+    echo "**A --quick run: short runs to check the suite, not numbers to publish.**"
+    echo
+  fi
+  section suite "Machine"
+  section append "Storage: append throughput and latency (\`cargo bench -p hookd-storage --bench append\`)"
+  section ingest "Ingest: hookd vs nginx (\`benches/ingest.sh $INGEST_SECS $INGEST_ROUNDS\`)"
+  section deliver "End-to-end deliveries vs nginx, and RSS (\`benches/deliver.sh $DELIVER_SECS\`)"
+  section latency "Latency percentiles"
+  section startup "Start-up time and RSS (\`benches/startup.sh\`)"
+  if [ ${#FAILED[@]} -gt 0 ]; then
+    echo "Failed in this run: ${FAILED[*]}."
+  fi
+} > "$OUT"
+echo "run-all.sh: wrote $OUT" >&2
+
+# README: each block gets the table of its name, if this run made one.
+if [ -n "$README" ]; then
+  blocks=()
+  for name in suite append ingest deliver latency startup; do
+    [ "$RESULTS/$name.md" -nt "$TMP/stamp" ] && blocks+=("$name=$RESULTS/$name.md")
+  done
+  python3 - "$README" "${blocks[@]}" <<'PY'
+import os, sys
+
+readme, blocks = sys.argv[1], sys.argv[2:]
+text = open(readme).read()
+for block in blocks:
+    name, path = block.split("=", 1)
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        print(f"run-all.sh: {readme} has no bench:{name} block; not copied", file=sys.stderr)
+        continue
+    body = open(path).read().strip("\n")
+    text = f"{text[:i + len(start)]}\n{body}\n{text[j:]}"
+    print(f"run-all.sh: {readme}: bench:{name} regenerated", file=sys.stderr)
+tmp = f"{readme}.run-all.tmp"
+with open(tmp, "w") as f:
+    f.write(text)
+os.replace(tmp, readme)
+PY
+fi
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+  echo "run-all.sh: failed: ${FAILED[*]}" >&2
+  exit 1
+fi
