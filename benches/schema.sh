@@ -27,11 +27,14 @@ stop_hookd() {
   HOOKD_PID=
 }
 
-run() { # enforce(true|false) -> "rate p50 p99 non2xx"
-  local data="$WORK/data-$1-$RANDOM"
+# run ENFORCE(true|false): one wrk run; sets RESULT to "rate p50 p99 non2xx". Runs in this
+# shell (not in a command substitution), so the exit trap always stops the hookd it started.
+run() {
+  local data="$WORK/data-$1"
   start_hookd "$data" "
 [validation]
 enforce_schemas = $1"
+  grep -q "listening on" "$WORK/hookd.out" || { cat "$WORK/hookd.out" "$WORK/hookd.toml" >&2; echo "hookd did not start" >&2; exit 1; }
   api POST app '{"name":"bench","uid":"bench"}' > /dev/null
   api POST event-type "{\"name\": \"bench.event\", \"description\": \"bench\", \"schemas\": $SCHEMA}" > /dev/null
   # The payload passes (a 202, not a 422), so both runs do the same work after the check.
@@ -49,17 +52,17 @@ enforce_schemas = $1"
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  echo "$rate $p50 $p99 ${non2xx:-0}"
+  RESULT="$rate $p50 $p99 ${non2xx:-0}"
 }
 
 declare -a OFF ON
 for r in $(seq "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then
-    OFF+=("$(run false)")
-    ON+=("$(run true)")
+    run false; OFF+=("$RESULT")
+    run true; ON+=("$RESULT")
   else
-    ON+=("$(run true)")
-    OFF+=("$(run false)")
+    run true; ON+=("$RESULT")
+    run false; OFF+=("$RESULT")
   fi
 done
 

@@ -17,7 +17,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn sources() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in ["src", "storage/src", "storage/benches", "tests"] {
+    for dir in [
+        "src",
+        "storage/src",
+        "storage/benches",
+        "schema/src",
+        "tests",
+    ] {
         rust_files(&root.join(dir), &mut files);
     }
     assert!(files.len() > 40, "found only {} files", files.len());

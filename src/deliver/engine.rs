@@ -350,6 +350,15 @@ impl Engine {
             },
             ts_ms: started,
         };
+        crate::gateway::operational::on_attempt(
+            &self.svc,
+            &ep,
+            &id,
+            msg,
+            &attempt,
+            delivery.attempts,
+            matches!(action, Action::Fail { .. }),
+        );
         let mut next = DeliveryState {
             status: DeliveryStatus::Fail,
             attempts: delivery.attempts,
@@ -616,10 +625,17 @@ impl Engine {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ep.disabled = true;
         ep.disabled_reason = Some(reason.to_owned());
+        let fail_since = ep.failing_since_ms;
         ep.failing_since_ms = None;
         ep.updated_ms = self.svc.now_ms();
         state.put_endpoint(&ep)?;
         self.svc.endpoints_changed();
+        crate::gateway::operational::on_disabled(
+            &self.svc,
+            &ep,
+            fail_since,
+            crate::gateway::operational::DisableTrigger::Automatic,
+        );
         // Its open deliveries fail on the recorder thread (a scan); until then, any that
         // comes due fails here for the endpoint being disabled.
         self.sweeps.borrow_mut().push(endpoint);
