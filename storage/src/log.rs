@@ -234,6 +234,9 @@ struct Shared {
     bytes: AtomicU64,
     unparker: Unparker,
     stop: AtomicBool,
+    /// The flusher found nothing to do and may be in its long idle sleep: an `interval`
+    /// append (which does not wake it otherwise) wakes it.
+    flusher_idle: AtomicBool,
     flushes: AtomicU64,
     flush_stats: crate::histogram::FlushStats,
 }
@@ -292,6 +295,7 @@ impl Log {
             bytes: AtomicU64::new(bytes),
             unparker: parker.unparker().clone(),
             stop: AtomicBool::new(false),
+            flusher_idle: AtomicBool::new(false),
             flushes: AtomicU64::new(0),
             flush_stats: Default::default(),
             opts,
@@ -400,6 +404,10 @@ impl Log {
         if sh.opts.durability == Durability::Interval {
             if let Err((e, _)) = write_pending(sh, inner) {
                 return Err(e);
+            }
+            drop(guard);
+            if sh.flusher_idle.swap(false, Ordering::AcqRel) {
+                sh.unparker.unpark();
             }
             return Ok(first);
         }
@@ -842,6 +850,9 @@ fn flusher_loop(sh: &Shared, parker: Parker) {
     let mut last_start = Instant::now() - sh.opts.commit_window;
     loop {
         let stopping = sh.stop.load(Ordering::Acquire);
+        // Idle until shown otherwise: set before looking, so that an append after the look
+        // finds it set and wakes this thread.
+        sh.flusher_idle.store(true, Ordering::Release);
         let (pending, need_spare, age_roll) = {
             let inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
             let open = inner.segs.last().expect("open segment");
@@ -855,6 +866,7 @@ fn flusher_loop(sh: &Shared, parker: Parker) {
             )
         };
         if pending {
+            sh.flusher_idle.store(false, Ordering::Release);
             match sh.opts.durability {
                 Durability::Sync => {
                     let since = last_start.elapsed();
