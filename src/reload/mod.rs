@@ -94,6 +94,8 @@ pub fn recheck(svc: &Service, policy: &EndpointPolicy) -> storage::Result<Vec<(S
                 ep.disabled_reason = Some(reason.clone());
                 ep.updated_ms = now;
                 state.put_endpoint(&ep)?;
+                // As when the engine disables one: its open deliveries fail (recoverable).
+                state.fail_open_deliveries(ep.key, now)?;
                 state.audit(&AuditRecord {
                     ts_ms: now,
                     actor: statics::ACTOR.into(),
