@@ -62,6 +62,8 @@ const CURSOR_EVERY: Duration = Duration::from_millis(100);
 /// Bytes of messages fan-out carries to the shards at most (beyond it they are read back from
 /// the log).
 const CARRY_BYTES_MAX: usize = 32 << 20;
+/// How often the dispatcher logs an error that repeats every round.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 /// How long fan-out waits for room in a full shard queue before it spills to the due index.
 const SPILL_AFTER: Duration = Duration::from_millis(200);
 
@@ -273,6 +275,8 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let retention = svc.config().storage.retention;
     let retention_every = (retention / 2).clamp(Duration::from_secs(1), RETENTION_EVERY_MAX);
     let mut last_retention = Instant::now();
+    // A failing index fails every round (every few ms): say so every few seconds.
+    let mut errors = Throttle::new(ERROR_LOG_EVERY);
     while !stop.load(Ordering::Acquire) {
         svc.liveness.beat_dispatcher();
         // Retention runs here, off the shards: old segments go once nothing pending and
@@ -291,7 +295,9 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
             }
         }
         if let Err(e) = fan.run(svc, inboxes) {
-            tracing::error!(error = %e, "fan-out failed; retrying");
+            if errors.ready() {
+                tracing::error!(error = %e, suppressed = errors.take(), "fan-out failed; retrying");
+            }
         }
         // The cursor saves work after a crash and bounds what is rebuilt: it moves to just
         // below the oldest fresh task still in memory.
@@ -302,12 +308,17 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
                     saved = safe;
                     last_cursor_write = Instant::now();
                 }
-                Err(e) => tracing::error!(error = %e, "saving the fan-out cursor"),
+                Err(e) if errors.ready() => {
+                    tracing::error!(error = %e, suppressed = errors.take(), "saving the fan-out cursor")
+                }
+                Err(_) => {}
             }
         }
         if last_scan.elapsed() >= SCAN_EVERY {
             if let Err(e) = hand_out(svc, inboxes, lease_ms) {
-                tracing::error!(error = %e, "due scan failed; retrying");
+                if errors.ready() {
+                    tracing::error!(error = %e, suppressed = errors.take(), "due scan failed; retrying");
+                }
             }
             last_scan = Instant::now();
         }
@@ -327,6 +338,38 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
             parker.park_timeout(SCAN_EVERY);
         }
         std::thread::sleep(GATHER);
+    }
+}
+
+/// Lets a repeating log line through at most once per period, counting what it held back.
+struct Throttle {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether to log now; if not, counts one held back.
+    fn ready(&mut self) -> bool {
+        if self.last.is_some_and(|t| t.elapsed() < self.every) {
+            self.suppressed += 1;
+            return false;
+        }
+        self.last = Some(Instant::now());
+        true
+    }
+
+    /// How many were held back since the last one logged.
+    fn take(&mut self) -> u64 {
+        std::mem::take(&mut self.suppressed)
     }
 }
 
@@ -721,6 +764,18 @@ mod tests {
         assert_eq!(budget.load(Ordering::Acquire), 1000 + overhead);
         assert!(carry(&budget, big(1000), max).is_some(), "room again");
         drop(b);
+    }
+
+    #[test]
+    fn a_throttled_log_line_counts_what_it_held_back() {
+        let mut t = Throttle::new(Duration::from_secs(3600));
+        assert!(t.ready());
+        assert_eq!(t.take(), 0);
+        assert!(!t.ready());
+        assert!(!t.ready());
+        assert_eq!(t.take(), 2);
+        let mut every_time = Throttle::new(Duration::ZERO);
+        assert!(every_time.ready() && every_time.ready());
     }
 
     #[test]
