@@ -35,25 +35,6 @@ pub const OUTCOMES: [&str; 10] = [
     "2xx", "3xx", "4xx", "5xx", "timeout", "connect", "refused", "resolve", "tls", "other",
 ];
 
-/// Delivery latency bounds in nanoseconds: 1 ms to 30 s. Delivery times come from the
-/// millisecond wall clock, so nothing finer is kept.
-const DELIVERY_NS: [u64; 14] = [
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
-    30_000_000_000,
-];
-
 /// The process's counters.
 #[derive(Debug)]
 pub struct Metrics {
@@ -65,7 +46,7 @@ pub struct Metrics {
     /// Append to durable (sync mode) or to written (interval mode), per event.
     append_ns: Histogram<{ LATENCY_NS.len() }>,
     /// Delivery attempt start to response (or failure), per attempt.
-    delivery_ns: Histogram<{ DELIVERY_NS.len() }>,
+    delivery_ns: Histogram<{ LATENCY_NS.len() }>,
 }
 
 impl Default for Metrics {
@@ -77,7 +58,7 @@ impl Default for Metrics {
             deliveries: Default::default(),
             endpoints_disabled: AtomicU64::new(0),
             append_ns: Histogram::new(&LATENCY_NS),
-            delivery_ns: Histogram::new(&DELIVERY_NS),
+            delivery_ns: Histogram::new(&LATENCY_NS),
         }
     }
 }

@@ -308,19 +308,7 @@ pub fn lock_shared(path: &Path) -> Result<File> {
         },
         _ => Error::io(format!("reading {}", marker.display()), e),
     })?;
-    let version = text
-        .strip_prefix(MARKER_PREFIX)
-        .and_then(|v| v.trim().parse::<u8>().ok())
-        .ok_or_else(|| Error::ForeignDirectory {
-            path: path.to_path_buf(),
-        })?;
-    if version > codec::FORMAT_VERSION {
-        return Err(Error::NewerFormat {
-            what: format!("data directory {}", path.display()),
-            found: version,
-            supported: codec::FORMAT_VERSION,
-        });
-    }
+    check_marker(path, &text)?;
     let lock = File::open(path.join("LOCK"))
         .map_err(|e| Error::io(format!("opening {}", path.join("LOCK").display()), e))?;
     // SAFETY: flock takes a file descriptor that `lock` keeps open for the call; it has no
@@ -334,6 +322,25 @@ pub fn lock_shared(path: &Path) -> Result<File> {
     Ok(lock)
 }
 
+/// Checks the marker file's `text` of data directory `path`: ours, and a format this build
+/// reads.
+fn check_marker(path: &Path, text: &str) -> Result<()> {
+    let version = text
+        .strip_prefix(MARKER_PREFIX)
+        .and_then(|v| v.trim().parse::<u8>().ok())
+        .ok_or_else(|| Error::ForeignDirectory {
+            path: path.to_path_buf(),
+        })?;
+    if version > codec::FORMAT_VERSION {
+        return Err(Error::NewerFormat {
+            what: format!("data directory {}", path.display()),
+            found: version,
+            supported: codec::FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}
+
 /// Checks that `path` is (or can become) hookd's data directory and locks it.
 fn prepare_dir(path: &Path) -> Result<File> {
     let unwritable = |source| Error::Unwritable {
@@ -343,21 +350,7 @@ fn prepare_dir(path: &Path) -> Result<File> {
     std::fs::create_dir_all(path).map_err(unwritable)?;
     let marker = path.join(MARKER);
     match std::fs::read_to_string(&marker) {
-        Ok(text) => {
-            let version = text
-                .strip_prefix(MARKER_PREFIX)
-                .and_then(|v| v.trim().parse::<u8>().ok())
-                .ok_or_else(|| Error::ForeignDirectory {
-                    path: path.to_path_buf(),
-                })?;
-            if version > codec::FORMAT_VERSION {
-                return Err(Error::NewerFormat {
-                    what: format!("data directory {}", path.display()),
-                    found: version,
-                    supported: codec::FORMAT_VERSION,
-                });
-            }
-        }
+        Ok(text) => check_marker(path, &text)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut entries = std::fs::read_dir(path).map_err(unwritable)?;
             if entries.next().is_some() {

@@ -64,6 +64,30 @@ fn pending(at: u64) -> DeliveryState {
     }
 }
 
+/// A first attempt at `(ep, seq)` that succeeded, with attempt key `key`.
+fn settled(key: u64, seq: u64, ep: u64) -> OutcomeRecord {
+    OutcomeRecord {
+        attempt: AttemptRecord {
+            key,
+            id: format!("atmpt_{key}"),
+            msg_seq: seq,
+            endpoint_key: ep,
+            url: "https://x".into(),
+            status_code: Some(200),
+            response: String::new(),
+            duration_ms: 1,
+            trigger: Trigger::Scheduled,
+            status: DeliveryStatus::Success,
+            ts_ms: key,
+        },
+        next: DeliveryState {
+            status: DeliveryStatus::Success,
+            ..pending(1)
+        },
+        first_write: true,
+    }
+}
+
 #[test]
 fn apps_are_found_by_id_or_uid_and_uids_are_unique() {
     let dir = tempfile::tempdir().unwrap();
@@ -513,31 +537,11 @@ fn endpoint_attempts_page_through_batches_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(dir.path(), &ManualClock::new(1));
     let st = store.state();
-    let outcome = |key: u64, seq: u64, ep: u64| OutcomeRecord {
-        attempt: AttemptRecord {
-            key,
-            id: format!("atmpt_{key}"),
-            msg_seq: seq,
-            endpoint_key: ep,
-            url: "https://x".into(),
-            status_code: Some(200),
-            response: String::new(),
-            duration_ms: 1,
-            trigger: Trigger::Scheduled,
-            status: DeliveryStatus::Success,
-            ts_ms: key,
-        },
-        next: DeliveryState {
-            status: DeliveryStatus::Success,
-            ..pending(1)
-        },
-        first_write: true,
-    };
     // Three batches; endpoint 7's attempts spread over them, endpoint 8's mixed in.
-    st.record_outcomes(&[outcome(1, 100, 7), outcome(2, 101, 8), outcome(3, 102, 7)])
+    st.record_outcomes(&[settled(1, 100, 7), settled(2, 101, 8), settled(3, 102, 7)])
         .unwrap();
-    st.record_outcomes(&[outcome(4, 103, 7)]).unwrap();
-    st.record_outcomes(&[outcome(5, 104, 7), outcome(6, 105, 7), outcome(7, 106, 8)])
+    st.record_outcomes(&[settled(4, 103, 7)]).unwrap();
+    st.record_outcomes(&[settled(5, 104, 7), settled(6, 105, 7), settled(7, 106, 8)])
         .unwrap();
     let mut seen = Vec::new();
     let mut before = None;
@@ -567,28 +571,8 @@ fn pruning_forgets_what_is_below_the_floor_and_keeps_what_is_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(dir.path(), &ManualClock::new(1));
     let st = store.state();
-    let outcome = |key: u64, seq: u64, ep: u64| OutcomeRecord {
-        attempt: AttemptRecord {
-            key,
-            id: format!("atmpt_{key}"),
-            msg_seq: seq,
-            endpoint_key: ep,
-            url: "https://x".into(),
-            status_code: Some(200),
-            response: String::new(),
-            duration_ms: 1,
-            trigger: Trigger::Scheduled,
-            status: DeliveryStatus::Success,
-            ts_ms: key,
-        },
-        next: DeliveryState {
-            status: DeliveryStatus::Success,
-            ..pending(1)
-        },
-        first_write: true,
-    };
     for seq in 1..=10 {
-        st.record_outcomes(&[outcome(seq * 2, seq, 7), outcome(seq * 2 + 1, seq, 8)])
+        st.record_outcomes(&[settled(seq * 2, seq, 7), settled(seq * 2 + 1, seq, 8)])
             .unwrap();
     }
     st.set_delivery(9, 3, &pending(50)).unwrap();
@@ -624,7 +608,7 @@ fn pruning_forgets_what_is_below_the_floor_and_keeps_what_is_open() {
 
     // Out of time: it stops and says there is more.
     for seq in 11..=400 {
-        st.record_outcomes(&[outcome(seq * 2, seq, 7)]).unwrap();
+        st.record_outcomes(&[settled(seq * 2, seq, 7)]).unwrap();
     }
     let past = std::time::Instant::now();
     assert!(st.prune_below(401, past).unwrap(), "more left");
