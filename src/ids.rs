@@ -45,6 +45,18 @@ pub struct Parts {
 /// 62^10, the largest power of 62 whose remainders fit a `u64` digit group.
 const P10: u64 = 839_299_365_868_340_224;
 
+/// A new id of `kind` for internal key `key`, made at `ts_ms`, with fresh random bits.
+pub fn fresh(kind: Kind, key: u64, ts_ms: u64) -> String {
+    encode(
+        kind,
+        Parts {
+            ts_ms,
+            key,
+            rand: random_bits(),
+        },
+    )
+}
+
 /// Builds the id of `kind` from its parts.
 pub fn encode(kind: Kind, parts: Parts) -> String {
     // The 160-bit number as (hi: top 32 bits, lo: low 128 bits).

@@ -43,14 +43,7 @@ pub fn new_record(cx: &Ctx<'_>, body: ApplicationIn) -> ApiResult<AppRecord> {
     let key = cx.svc.store.state().next_key()?;
     Ok(AppRecord {
         key,
-        id: ids::encode(
-            Kind::App,
-            ids::Parts {
-                ts_ms: now,
-                key,
-                rand: ids::random_bits(),
-            },
-        ),
+        id: ids::fresh(Kind::App, key, now),
         uid: body.uid,
         name: body.name,
         rate_limit: body.throttle_rate.map(u32::from),

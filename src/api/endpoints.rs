@@ -212,14 +212,7 @@ fn new_record(cx: &Ctx<'_>, app_key: u64, body: EndpointIn) -> ApiResult<Endpoin
     let e = EndpointRecord {
         key,
         app_key,
-        id: ids::encode(
-            Kind::Endpoint,
-            ids::Parts {
-                ts_ms: now,
-                key,
-                rand: ids::random_bits(),
-            },
-        ),
+        id: ids::fresh(Kind::Endpoint, key, now),
         uid: body.uid,
         url: body.url,
         description: body.description,

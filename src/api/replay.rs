@@ -66,14 +66,7 @@ fn queued(now: u64, attempts: u32) -> DeliveryState {
 fn task_answer(cx: &Ctx<'_>, task: &str) -> ApiResult {
     let now = cx.svc.now_ms();
     let key = cx.svc.store.state().next_key()?;
-    let id = ids::encode(
-        Kind::Task,
-        ids::Parts {
-            ts_ms: now,
-            key,
-            rand: ids::random_bits(),
-        },
-    );
+    let id = ids::fresh(Kind::Task, key, now);
     json_response(
         202,
         &serde_json::json!({ "id": id, "status": "running", "task": task, "updatedAt": format_rfc3339(now) }),

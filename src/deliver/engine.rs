@@ -328,14 +328,7 @@ impl Engine {
         };
         let attempt = AttemptRecord {
             key,
-            id: ids::encode(
-                Kind::Attempt,
-                ids::Parts {
-                    ts_ms: started,
-                    key,
-                    rand: ids::random_bits(),
-                },
-            ),
+            id: ids::fresh(Kind::Attempt, key, started),
             msg_seq: task.seq,
             endpoint_key: task.endpoint,
             url: ep.url.clone(),

@@ -391,14 +391,7 @@ pub fn provision(svc: &Service) -> storage::Result<()> {
             let key = state.next_key()?;
             let app = AppRecord {
                 key,
-                id: ids::encode(
-                    Kind::App,
-                    ids::Parts {
-                        ts_ms: now,
-                        key,
-                        rand: ids::random_bits(),
-                    },
-                ),
+                id: ids::fresh(Kind::App, key, now),
                 uid: Some(APP_UID.to_owned()),
                 name: "hookd operational webhooks".to_owned(),
                 rate_limit: None,
@@ -440,14 +433,7 @@ pub fn provision(svc: &Service) -> storage::Result<()> {
             Some(EndpointRecord {
                 key,
                 app_key: app.key,
-                id: ids::encode(
-                    Kind::Endpoint,
-                    ids::Parts {
-                        ts_ms: now,
-                        key,
-                        rand: ids::random_bits(),
-                    },
-                ),
+                id: ids::fresh(Kind::Endpoint, key, now),
                 uid: Some(ENDPOINT_UID.to_owned()),
                 url: config.url.clone(),
                 description: "operational webhooks ([operational_webhooks] in the config)"

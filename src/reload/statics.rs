@@ -142,14 +142,7 @@ fn app(
             let key = state.next_key()?;
             AppRecord {
                 key,
-                id: ids::encode(
-                    Kind::App,
-                    ids::Parts {
-                        ts_ms: now,
-                        key,
-                        rand: ids::random_bits(),
-                    },
-                ),
+                id: ids::fresh(Kind::App, key, now),
                 uid: Some(def.uid.clone()),
                 name: String::new(),
                 rate_limit: None,
@@ -207,14 +200,7 @@ fn endpoint(
             EndpointRecord {
                 key,
                 app_key: app.key,
-                id: ids::encode(
-                    Kind::Endpoint,
-                    ids::Parts {
-                        ts_ms: now,
-                        key,
-                        rand: ids::random_bits(),
-                    },
-                ),
+                id: ids::fresh(Kind::Endpoint, key, now),
                 uid: Some(def.uid.clone()),
                 url: String::new(),
                 description: String::new(),
