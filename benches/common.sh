@@ -54,9 +54,14 @@ name = "bench"
 sha256 = "$SHA"
 scopes = ["admin"]
 TOML
+  # Emptied here, not only by the redirect of the background job, which may come after the
+  # first check below and let it see the `listening on` of the previous start.
+  : > "$WORK/hookd.out"
   "$BIN" serve --config "$WORK/hookd.toml" > "$WORK/hookd.out" 2>&1 &
   HOOKD_PID=$!
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/hookd.out" && break; sleep 0.1; done
+  # Up to 30 s: starting takes milliseconds, but a few fsyncs on a disk shared with other work
+  # can take seconds.
+  for _ in $(seq 300); do grep -q "listening on" "$WORK/hookd.out" && break; sleep 0.1; done
 }
 
 # api METHOD PATH [JSON]: one authenticated call to the running hookd.

@@ -11,13 +11,14 @@
 #   --no-readme  regenerate no tables
 #
 # In order: storage micro-benchmarks (`cargo bench -p hookd-storage --bench append`), ingest
-# vs nginx (benches/ingest.sh), end-to-end deliveries vs nginx (benches/deliver.sh), and
-# start-up time and RSS (benches/startup.sh) when that script exists. Each writes
-# benches/results/<name>.md (this script writes append.md from the bench's output); every wrk
-# run is also recorded, for a table of latency percentiles (latency.md). All of it, with the
-# machine's details (suite.md), goes into benches/results/README-table.md, and each README
-# block between `<!-- bench:<name>:start -->` and `<!-- bench:<name>:end -->` gets the table
-# of that name. Installs wrk and nginx from Debian's packages if missing (benches/common.sh).
+# vs nginx (benches/ingest.sh), end-to-end deliveries vs nginx (benches/deliver.sh), and, when
+# those scripts exist, start-up time and RSS (benches/startup.sh) and the cost of payload
+# schemas (benches/schema.sh). Each writes benches/results/<name>.md (this script writes
+# append.md from the bench's output); every wrk run is also recorded, for a table of latency
+# percentiles (latency.md). All of it, with the machine's details (suite.md), goes into
+# benches/results/README-table.md, and each README block between `<!-- bench:<name>:start -->`
+# and `<!-- bench:<name>:end -->` gets the table of that name. About 15 minutes (--quick: 3).
+# Installs wrk and nginx from Debian's packages if missing (benches/common.sh).
 #
 # Every benchmark shares the cores with whatever else runs: publish only a run made on a quiet
 # machine (the load average is recorded in suite.md, and a busy start is warned about).
@@ -40,9 +41,11 @@ done
 if [ "$QUICK" = 1 ] && [ "$README_SET" = 0 ]; then README=; fi
 
 if [ "$QUICK" = 1 ]; then
-  APPEND_SECS=1 APPEND_REPS=1 INGEST_SECS=2 INGEST_ROUNDS=1 DELIVER_SECS=2
+  APPEND_SECS=1 APPEND_REPS=1 INGEST_SECS=2 INGEST_ROUNDS=1 DELIVER_SECS=2 SCHEMA_SECS=2
+  SCHEMA_ROUNDS=1 STARTUP_ENV=(STARTUP_MESSAGES=10000 STARTUP_PENDING=30000)
 else
-  APPEND_SECS=3 APPEND_REPS=3 INGEST_SECS=10 INGEST_ROUNDS=3 DELIVER_SECS=10
+  APPEND_SECS=3 APPEND_REPS=3 INGEST_SECS=10 INGEST_ROUNDS=3 DELIVER_SECS=10 SCHEMA_SECS=10
+  SCHEMA_ROUNDS=3 STARTUP_ENV=()
 fi
 RESULTS=benches/results
 OUT=$RESULTS/README-table.md
@@ -93,20 +96,21 @@ export PATH="$TMP/bin:$PATH"
 FAILED=()
 # step NAME COMMAND...: runs one benchmark; a failure is reported and the suite goes on.
 step() {
-  local name=$1
+  local name=$1 start=$SECONDS
   shift
   echo "== $name: $*" >&2
   if ! BENCH_STEP=$name "$@"; then
     echo "run-all.sh: $name failed" >&2
     FAILED+=("$name")
   fi
+  echo "== $name: $((SECONDS - start)) s" >&2
 }
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 MEM=$(free -g | awk '/Mem/ {print $2}')
 FS=$(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T /var/tmp | xargs)
 RUSTC=$(rustc --version)
-MACHINE="$(nproc) cores ($CPU), $MEM GiB, kernel $(uname -r), $FS at /var/tmp, $RUSTC"
+MACHINE="$(nproc) cores ($CPU), $MEM GiB, kernel $(uname -r), $(findmnt -n -o FSTYPE,SOURCE -T /var/tmp | xargs) at /var/tmp, $RUSTC"
 
 append() {
   BENCH_SECS=$APPEND_SECS BENCH_REPS=$APPEND_REPS cargo bench -q -p hookd-storage --bench append \
@@ -119,15 +123,17 @@ append() {
 }
 
 step append append
-step ingest benches/ingest.sh "$INGEST_SECS" "$INGEST_ROUNDS"
-step deliver benches/deliver.sh "$DELIVER_SECS"
-if [ -x benches/startup.sh ]; then
-  step startup benches/startup.sh
-elif [ -f benches/startup.sh ]; then
-  step startup bash benches/startup.sh
+step ingest bash benches/ingest.sh "$INGEST_SECS" "$INGEST_ROUNDS"
+step deliver bash benches/deliver.sh "$DELIVER_SECS"
+if [ -f benches/startup.sh ]; then
+  step startup env "${STARTUP_ENV[@]}" bash benches/startup.sh
+fi
+if [ -f benches/schema.sh ]; then
+  step schema bash benches/schema.sh "$SCHEMA_SECS" "$SCHEMA_ROUNDS"
 fi
 
-# Latency percentiles of every wrk run (runs that only fill a dead endpoint are left out).
+# Latency percentiles of the wrk runs that measure a rate (not those that only fill a store,
+# such as deliver.sh's dead endpoint and startup.sh's backlog).
 python3 - "$TMP/wrk" > "$RESULTS/latency.md" <<'PY'
 import pathlib, re, sys
 
@@ -138,7 +144,7 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("*.txt")):
     args = meta.get("args", "").split()
     url = args[-1] if args else ""
     path = re.sub(r"^https?://[^/]+", "", url)
-    if "/dead/" in path:
+    if meta.get("step") not in ("ingest", "deliver", "schema") or "/dead/" in path:
         continue
     opt = lambda flag: next((a[len(flag):] for a in args if a.startswith(flag)), "")
     rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
@@ -198,6 +204,7 @@ section() { # NAME TITLE
   section deliver "End-to-end deliveries vs nginx, and RSS (\`benches/deliver.sh $DELIVER_SECS\`)"
   section latency "Latency percentiles"
   section startup "Start-up time and RSS (\`benches/startup.sh\`)"
+  section schema "Payload schemas: what enforcement costs (\`benches/schema.sh $SCHEMA_SECS $SCHEMA_ROUNDS\`)"
   if [ ${#FAILED[@]} -gt 0 ]; then
     echo "Failed in this run: ${FAILED[*]}."
   fi
@@ -207,7 +214,7 @@ echo "run-all.sh: wrote $OUT" >&2
 # README: each block gets the table of its name, if this run made one.
 if [ -n "$README" ]; then
   blocks=()
-  for name in suite append ingest deliver latency startup; do
+  for name in suite append ingest deliver latency startup schema; do
     [ "$RESULTS/$name.md" -nt "$TMP/stamp" ] && blocks+=("$name=$RESULTS/$name.md")
   done
   python3 - "$README" "${blocks[@]}" <<'PY'
