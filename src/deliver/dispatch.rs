@@ -62,6 +62,8 @@ const CURSOR_EVERY: Duration = Duration::from_millis(100);
 /// Bytes of messages fan-out carries to the shards at most (beyond it they are read back from
 /// the log).
 const CARRY_BYTES_MAX: usize = 32 << 20;
+/// When the first retention pass runs after start.
+const FIRST_RETENTION_AFTER: Duration = Duration::from_secs(2);
 /// How often the dispatcher logs an error that repeats every round.
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 /// How long fan-out waits for room in a full shard queue before it spills to the due index.
@@ -274,15 +276,17 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let mut last_cursor_write = Instant::now();
     let retention = svc.config().storage.retention;
     let retention_every = (retention / 2).clamp(Duration::from_secs(1), RETENTION_EVERY_MAX);
-    let mut last_retention = Instant::now();
+    // The first pass comes soon after start: a hookd that keeps restarting must still free
+    // disk (found by the soak test: with lives shorter than the interval, nothing was retired).
+    let mut next_retention = Instant::now() + FIRST_RETENTION_AFTER.min(retention_every);
     // A failing index fails every round (every few ms): say so every few seconds.
     let mut errors = Throttle::new(ERROR_LOG_EVERY);
     while !stop.load(Ordering::Acquire) {
         svc.liveness.beat_dispatcher();
         // Retention runs here, off the shards: old segments go once nothing pending and
         // nothing not yet fanned out (or settled) needs them; expired idempotency keys too.
-        if last_retention.elapsed() >= retention_every {
-            last_retention = Instant::now();
+        if Instant::now() >= next_retention {
+            next_retention = Instant::now() + retention_every;
             let floor = svc
                 .store
                 .retention_floor(checkpoint(inboxes, fan.position) + 1);
