@@ -36,9 +36,9 @@ done = function(summary, latency, requests)
 end
 LUA
 
-# start_hookd DATA_DIR [EXTRA_DELIVERY_TOML]: hookd on $HOOKD_PORT, `sync` durability, the bench
-# token; returns once it listens.
-start_hookd() {
+# write_config DATA_DIR [EXTRA_DELIVERY_TOML]: the bench config in $WORK/hookd.toml: hookd on
+# $HOOKD_PORT, `sync` durability, the bench token.
+write_config() {
   cat > "$WORK/hookd.toml" <<TOML
 [server]
 listen = "127.0.0.1:$HOOKD_PORT"
@@ -54,6 +54,33 @@ name = "bench"
 sha256 = "$SHA"
 scopes = ["admin"]
 TOML
+}
+
+# start_nginx: nginx on $NGINX_PORT, one worker per core, answering `return 200` (and its
+# request count at /status).
+start_nginx() {
+  cat > "$WORK/nginx.conf" <<NGINX
+worker_processes $(nproc);
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_buffer_size 64k;
+  server {
+    listen 127.0.0.1:$NGINX_PORT reuseport;
+    location = /status { stub_status; }
+    location / { return 200; }
+  }
+}
+NGINX
+  nginx -c "$WORK/nginx.conf"
+}
+
+# start_hookd DATA_DIR [EXTRA_DELIVERY_TOML]: hookd with the bench config; returns once it
+# listens.
+start_hookd() {
+  write_config "$@"
   # Emptied here, not only by the redirect of the background job, which may come after the
   # first check below and let it see the `listening on` of the previous start.
   : > "$WORK/hookd.out"

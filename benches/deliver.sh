@@ -17,22 +17,7 @@ HOOKD_PORT=18171
 NGINX_PORT=18172
 DEAD_PORT=18179
 
-
-cat > "$WORK/nginx.conf" <<NGINX
-worker_processes $(nproc);
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server {
-    listen 127.0.0.1:$NGINX_PORT reuseport;
-    location = /status { stub_status; }
-    location / { return 200; }
-  }
-}
-NGINX
-nginx -c "$WORK/nginx.conf"
+start_nginx
 served() { curl -sf "http://127.0.0.1:$NGINX_PORT/status" | awk 'NR==3 {print $3}'; }
 
 

@@ -15,25 +15,10 @@ source benches/common.sh
 HOOKD_PORT=18071
 NGINX_PORT=18072
 
-cat > "$WORK/nginx.conf" <<NGINX
-worker_processes $(nproc);
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_buffer_size 64k;
-  server {
-    listen 127.0.0.1:$NGINX_PORT reuseport;
-    location / { return 200; }
-  }
-}
-NGINX
-
+start_nginx
 
 start_hookd "$WORK/data"
 api POST app '{"name":"bench","uid":"bench"}' > /dev/null
-nginx -c "$WORK/nginx.conf"
 sleep 0.3
 
 run() { # name url -> "rate p50 p99"
@@ -49,7 +34,7 @@ run() { # name url -> "rate p50 p99"
 }
 
 declare -a H N
-for r in $(seq "$ROUNDS"); do
+for _ in $(seq "$ROUNDS"); do
   N+=("$(run nginx "http://127.0.0.1:$NGINX_PORT/api/v1/app/bench/msg")")
   H+=("$(run hookd "http://127.0.0.1:$HOOKD_PORT/api/v1/app/bench/msg")")
 done

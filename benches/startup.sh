@@ -22,24 +22,6 @@ HOOKD_PORT=18181
 DEAD_PORT=18189
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# write_config DATA_DIR: the bench config (as common.sh's start_hookd writes it).
-write_config() {
-  cat > "$WORK/hookd.toml" <<TOML
-[server]
-listen = "127.0.0.1:$HOOKD_PORT"
-[storage]
-path = "$1"
-durability = "sync"
-[delivery]
-allow_private_networks = true
-[log]
-level = "warn"
-[[auth.tokens]]
-name = "bench"
-sha256 = "$SHA"
-scopes = ["admin"]
-TOML
-}
 
 cat > "$WORK/ready.py" <<'PY'
 """Starts hookd, prints `<pid> <ms to READY=1> <ms to 'listening on'> <hookd's own ms>`."""
@@ -81,7 +63,7 @@ PY
 
 # start DATA_DIR: starts hookd through the helper; sets HOOKD_PID, READY_MS, LISTEN_MS, OWN_MS.
 start() {
-  write_config "$1"
+  write_config "$1" "allow_private_networks = true"
   read -r HOOKD_PID READY_MS LISTEN_MS OWN_MS < <(python3 "$WORK/ready.py" "$BIN" "$WORK/hookd.toml" "$WORK/hookd.log")
 }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$HOOKD_PID/status"; }
