@@ -157,7 +157,7 @@ impl Engine {
             .collect();
         for key in unknown {
             // Deleted or unreadable: the attempt settles it.
-            if let Ok(Some(ep)) = self.svc.store.state().endpoint(key) {
+            if let Ok(Some(ep)) = self.endpoint(key) {
                 self.update_limits(&ep);
             }
             if let Some(slot) = self.endpoints.borrow_mut().get_mut(&key) {
