@@ -434,20 +434,16 @@ pub async fn set_headers(cx: &Ctx<'_>, app: &str, ep: &str, merge: bool) -> ApiR
     Ok(Response::empty(204))
 }
 
-/// Deliveries to the endpoint by status, counted over its delivery index (at most
+/// Deliveries to the endpoint by status, counted over its delivery index and attempt runs (at most
 /// `STATS_SCAN_MAX` entries, newest excluded beyond that).
 pub fn stats(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     const STATS_SCAN_MAX: usize = 1_000_000;
     let (_, e) = find(cx, app, ep)?;
-    let mut counts = [0u64; 4];
-    for (_, st) in cx
+    let counts = cx
         .svc
         .store
         .state()
-        .endpoint_deliveries(e.key, 0, STATS_SCAN_MAX)?
-    {
-        counts[st.status as usize] += 1;
-    }
+        .endpoint_status_counts(e.key, STATS_SCAN_MAX)?;
     json_response(
         200,
         &serde_json::json!({

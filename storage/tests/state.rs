@@ -619,3 +619,126 @@ fn pruning_forgets_what_is_below_the_floor_and_keeps_what_is_open() {
         .items
         .is_empty());
 }
+
+#[test]
+fn first_attempts_that_succeed_are_kept_in_runs_and_read_back_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    // One batch: successes for seqs 100..=104 at endpoints 7 and 8, one far enough on to need
+    // a run of its own, and a first attempt that failed for good (410), which gets state.
+    let mut batch = Vec::new();
+    let mut key = 0;
+    for seq in 100..=104 {
+        for ep in [7, 8] {
+            key += 1;
+            batch.push(settled(key, seq, ep));
+        }
+    }
+    batch.push(settled(50, 100 + 5_000, 7));
+    let mut gone = settled(51, 105, 7);
+    gone.attempt.status_code = Some(410);
+    gone.attempt.status = DeliveryStatus::Fail;
+    gone.next.status = DeliveryStatus::Fail;
+    batch.push(gone);
+    batch.reverse(); // the order outcomes come in does not matter
+    st.record_outcomes(&batch).unwrap();
+
+    for (ep, seq) in [(7, 100), (8, 104), (7, 5_100)] {
+        assert_eq!(
+            st.delivery(ep, seq).unwrap().map(|d| d.status),
+            Some(DeliveryStatus::Success),
+            "({ep}, {seq})"
+        );
+    }
+    assert_eq!(
+        st.delivery(7, 105).unwrap().unwrap().status,
+        DeliveryStatus::Fail
+    );
+    assert_eq!(st.delivery(8, 105).unwrap(), None, "never attempted");
+    assert_eq!(st.delivery(7, 99).unwrap(), None);
+    assert_eq!(
+        st.message_deliveries(102, [7, 8, 9]).unwrap().len(),
+        2,
+        "both endpoints, from one run"
+    );
+    let a = st.attempt(102, 6).unwrap().unwrap();
+    assert_eq!((a.msg_seq, a.endpoint_key), (102, 8));
+    assert_eq!(
+        st.attempt(103, 6).unwrap(),
+        None,
+        "under its own message only"
+    );
+    assert_eq!(st.attempt(5_100, 50).unwrap().unwrap().endpoint_key, 7);
+
+    // A manual resend to (7, 102) later: its state and attempt go in the usual trees, and
+    // they win over the run.
+    st.record_outcomes(&[OutcomeRecord {
+        attempt: AttemptRecord {
+            key: 60,
+            status_code: Some(500),
+            status: DeliveryStatus::Fail,
+            trigger: Trigger::Manual,
+            ..settled(60, 102, 7).attempt
+        },
+        next: pending(9_000),
+        first_write: false,
+    }])
+    .unwrap();
+    assert_eq!(
+        st.delivery(7, 102).unwrap().unwrap().status,
+        DeliveryStatus::Pending
+    );
+    let keys = |p: storage::Page<AttemptRecord>| p.items.iter().map(|a| a.key).collect::<Vec<_>>();
+    assert_eq!(
+        keys(st.attempts_for_message(102, None, 10).unwrap()),
+        vec![60, 6, 5]
+    );
+    let first = st.attempts_for_message(102, None, 2).unwrap();
+    assert!(!first.done);
+    assert_eq!(keys(first), vec![60, 6]);
+    assert_eq!(
+        keys(st.attempts_for_message(102, Some(6), 2).unwrap()),
+        vec![5]
+    );
+    assert_eq!(
+        st.attempts_for_endpoint(7, None, 100)
+            .unwrap()
+            .items
+            .iter()
+            .map(|a| a.msg_seq)
+            .collect::<Vec<_>>(),
+        vec![102, 105, 5_100, 104, 103, 102, 101, 100],
+        "newest first: the resend, then the batch by attempt key"
+    );
+
+    // Stats: endpoint 7 has 5 successes (100, 101, 103, 104, 5100), one pending, one failed.
+    let counts = st.endpoint_status_counts(7, 1_000).unwrap();
+    assert_eq!(counts[DeliveryStatus::Success as usize], 5);
+    assert_eq!(counts[DeliveryStatus::Pending as usize], 1);
+    assert_eq!(counts[DeliveryStatus::Fail as usize], 1);
+    assert_eq!(
+        st.endpoint_status_counts(8, 1_000).unwrap()[DeliveryStatus::Success as usize],
+        5
+    );
+
+    // Retention forgets the runs wholly below the floor.
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    st.set_delivery(
+        7,
+        102,
+        &DeliveryState {
+            status: DeliveryStatus::Success,
+            ..pending(1)
+        },
+    )
+    .unwrap();
+    assert!(!st.prune_below(1_000, later).unwrap());
+    assert_eq!(st.delivery(8, 104).unwrap(), None);
+    assert!(st
+        .attempts_for_message(100, None, 10)
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(st.delivery(7, 5_100).unwrap().is_some(), "above the floor");
+}

@@ -1,7 +1,8 @@
 //! Delivery state: the delivery index, the due index, the pending floor and attempts.
 //!
 //! A delivery `(endpoint, seq)` is in `deliveries` once it has state (a first attempt handed
-//! over straight from fan-out has none until its outcome is written). While it is open
+//! over straight from fan-out has none until its outcome is written, and one that succeeds
+//! has its state in a run of `settled_at_once` instead, until a later attempt). While it is open
 //! (pending, or sending under a lease) it also has exactly one entry in `due` (keyed by when it
 //! is next due, or when its lease runs out) and one in `pending` (keyed by seq, so that the
 //! lowest open seq, below which the log may be retired, is the first key).
@@ -15,7 +16,8 @@ use sled::{
 };
 
 use super::{
-    be, get, key, page, read_be, AttemptRecord, DeliveryState, OutcomeRecord, Page, State,
+    be, get, key, page, read_be, AttemptRecord, DeliveryState, DeliveryStatus, OutcomeRecord, Page,
+    State,
 };
 use crate::{
     codec::{decode_value, encode_value},
@@ -72,6 +74,24 @@ fn apply_delivery(
     Ok(delta)
 }
 
+/// How far apart the first and last message of one run in `settled_at_once` may be
+/// (exclusive), which bounds the keys a lookup by message visits.
+const RUN_SPAN: u64 = 1024;
+
+/// Splits first attempts that succeeded into runs for `settled_at_once`: in message order,
+/// each spanning less than `RUN_SPAN` messages.
+fn settled_runs(mut quick: Vec<&OutcomeRecord>) -> Vec<Vec<&OutcomeRecord>> {
+    quick.sort_unstable_by_key(|o| (o.attempt.msg_seq, o.attempt.key));
+    let mut runs: Vec<Vec<&OutcomeRecord>> = Vec::new();
+    for o in quick {
+        match runs.last_mut() {
+            Some(run) if o.attempt.msg_seq - run[0].attempt.msg_seq < RUN_SPAN => run.push(o),
+            _ => runs.push(vec![o]),
+        }
+    }
+    runs
+}
+
 /// A due entry: which delivery, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Due {
@@ -113,11 +133,12 @@ impl State {
     /// shard in order, so entries never overlap). Reads skip an entry whose attempt is not
     /// there (a crash part way).
     ///
-    /// An outcome that is the first write of its delivery and settles it (the usual first
-    /// attempt that lands, handed to the shard straight from fan-out) has no index entry to
-    /// move, so it is written without a transaction, delivery state last: a crash part way
-    /// leaves no state, and the delivery is fanned out and sent again (at least once). The
-    /// others go in one transaction that moves their due and pending entries.
+    /// A first attempt that succeeds (the usual case: handed to the shard straight from
+    /// fan-out, it has no state and no index entry to move) is not written on its own: the
+    /// batch's successes go into a few runs in `settled_at_once`, one insert each, which hold
+    /// both the attempt and the delivery state. A crash before the run is written leaves no
+    /// state, and the delivery is fanned out and sent again (at least once). The others go in
+    /// one transaction that writes the attempt and moves the due and pending entries.
     pub fn record_outcomes(&self, outcomes: &[OutcomeRecord]) -> Result<()> {
         let mut by_endpoint: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
         for o in outcomes {
@@ -135,15 +156,16 @@ impl State {
         }
         let (quick, moving): (Vec<&OutcomeRecord>, Vec<&OutcomeRecord>) = outcomes
             .iter()
-            .partition(|o| o.first_write && !o.next.status.is_open());
-        for o in quick {
-            let a = &o.attempt;
-            self.msg_attempts
-                .insert(key(&[&be(a.msg_seq), &be(a.key)]), encode_value(a)?)?;
-            self.deliveries.insert(
-                key(&[&be(a.endpoint_key), &be(a.msg_seq)]),
-                encode_value(&o.next)?,
-            )?;
+            .partition(|o| o.first_write && o.next.status == DeliveryStatus::Success);
+        for run in settled_runs(quick) {
+            let first = run[0].attempt.msg_seq;
+            let last = run[run.len() - 1].attempt.msg_seq;
+            let entries: Vec<(&AttemptRecord, &DeliveryState)> =
+                run.iter().map(|o| (&o.attempt, &o.next)).collect();
+            let mut value = be(first).to_vec();
+            value.extend(encode_value(&entries)?);
+            self.at_once
+                .insert(key(&[&be(last), &be(run[0].attempt.key)]), value)?;
         }
         if moving.is_empty() {
             return Ok(());
@@ -189,11 +211,13 @@ impl State {
             n = n.wrapping_add(1);
             n % 256 == 0 && std::time::Instant::now() >= deadline
         };
-        for kv in self.msg_attempts.range(..key(&[&be(floor)])) {
-            if out_of_time() {
-                return Ok(true);
+        for tree in [&self.msg_attempts, &self.at_once] {
+            for kv in tree.range(..key(&[&be(floor)])) {
+                if out_of_time() {
+                    return Ok(true);
+                }
+                tree.remove(kv?.0)?;
             }
-            self.msg_attempts.remove(kv?.0)?;
         }
         // Delivery states and the endpoint index are keyed by endpoint first: visit each
         // endpoint's range below the floor.
@@ -271,11 +295,37 @@ impl State {
 
     /// The state of delivery `(endpoint, seq)`.
     pub fn delivery(&self, endpoint: u64, seq: u64) -> Result<Option<DeliveryState>> {
-        get(
+        let st = get(
             &self.deliveries,
             &key(&[&be(endpoint), &be(seq)]),
             "delivery",
-        )
+        )?;
+        match st {
+            Some(st) => Ok(Some(st)),
+            None => Ok(self
+                .at_once(seq)?
+                .into_iter()
+                .find(|(a, _)| a.endpoint_key == endpoint)
+                .map(|(_, st)| st)),
+        }
+    }
+
+    /// The first attempts of message `seq` that succeeded and were recorded in a run of
+    /// `settled_at_once`, with the delivery states they left.
+    fn at_once(&self, seq: u64) -> Result<Vec<(AttemptRecord, DeliveryState)>> {
+        let mut out = Vec::new();
+        // A run holding `seq` starts at or before it and ends less than RUN_SPAN after.
+        let end = key(&[&be(seq.saturating_add(RUN_SPAN))]);
+        for kv in self.at_once.range(key(&[&be(seq)])..end) {
+            let (k, v) = kv?;
+            if v.len() < 8 || read_be(&v, 0) > seq {
+                continue;
+            }
+            let run: Vec<(AttemptRecord, DeliveryState)> =
+                decode_value(&v[8..], &|| format!("run at {}", super::hex(&k)))?;
+            out.extend(run.into_iter().filter(|(a, _)| a.msg_seq == seq));
+        }
+        Ok(out)
     }
 
     /// Pending deliveries due at or before `now_ms`, earliest first, at most `limit`.
@@ -311,9 +361,16 @@ impl State {
         seq: u64,
         endpoints: impl IntoIterator<Item = u64>,
     ) -> Result<Vec<(u64, DeliveryState)>> {
+        let at_once = self.at_once(seq)?;
         let mut out = Vec::new();
         for ep in endpoints {
-            if let Some(st) = self.delivery(ep, seq)? {
+            let st = get(&self.deliveries, &key(&[&be(ep), &be(seq)]), "delivery")?.or_else(|| {
+                at_once
+                    .iter()
+                    .find(|(a, _)| a.endpoint_key == ep)
+                    .map(|(_, st)| st.clone())
+            });
+            if let Some(st) = st {
                 out.push((ep, st));
             }
         }
@@ -338,9 +395,48 @@ impl State {
         Ok(out)
     }
 
+    /// An endpoint's deliveries counted by status (indexed by `DeliveryStatus as usize`), over
+    /// at most `max` of them.
+    ///
+    /// Deliveries whose first attempt succeeded have no state of their own (their run in
+    /// `settled_at_once` holds it): they are the messages the endpoint's attempt index names
+    /// that have no state, and count as successes.
+    pub fn endpoint_status_counts(&self, endpoint: u64, max: usize) -> Result<[u64; 4]> {
+        let mut counts = [0u64; 4];
+        let mut with_state = std::collections::HashSet::new();
+        for (seq, st) in self.endpoint_deliveries(endpoint, 0, max)? {
+            counts[st.status as usize] += 1;
+            with_state.insert(seq);
+        }
+        let mut at_once = std::collections::HashSet::new();
+        let range = key(&[&be(endpoint)])..key(&[&be(endpoint), &be(u64::MAX)]);
+        'entries: for kv in self.endpoint_attempts.range(range) {
+            let (k, v) = kv?;
+            let list: Vec<(u64, u64)> =
+                decode_value(&v, &|| format!("endpoint attempts at {}", super::hex(&k)))?;
+            for (_, seq) in list {
+                if with_state.len() + at_once.len() >= max {
+                    break 'entries;
+                }
+                if !with_state.contains(&seq) {
+                    at_once.insert(seq);
+                }
+            }
+        }
+        counts[DeliveryStatus::Success as usize] += at_once.len() as u64;
+        Ok(counts)
+    }
+
     /// Attempt `k` of message `seq`.
     pub fn attempt(&self, seq: u64, k: u64) -> Result<Option<AttemptRecord>> {
-        get(&self.msg_attempts, &key(&[&be(seq), &be(k)]), "attempt")
+        match get(&self.msg_attempts, &key(&[&be(seq), &be(k)]), "attempt")? {
+            Some(a) => Ok(Some(a)),
+            None => Ok(self
+                .at_once(seq)?
+                .into_iter()
+                .map(|(a, _)| a)
+                .find(|a| a.key == k)),
+        }
     }
 
     /// A message's attempts, newest first, strictly before attempt key `before`.
@@ -350,9 +446,23 @@ impl State {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Page<AttemptRecord>> {
+        let before = before.unwrap_or(u64::MAX);
         let start = key(&[&be(seq), &be(0)]);
-        let end = key(&[&be(seq), &be(before.unwrap_or(u64::MAX))]);
+        let end = key(&[&be(seq), &be(before)]);
         let mut p = page(self.msg_attempts.range(start..end).rev(), limit, "attempt")?;
+        // A delivery's first attempt is older than its others, but not than the message's
+        // other deliveries' attempts: merge by key.
+        p.items.extend(
+            self.at_once(seq)?
+                .into_iter()
+                .map(|(a, _)| a)
+                .filter(|a| a.key < before),
+        );
+        p.items.sort_unstable_by(|a, b| b.key.cmp(&a.key));
+        if p.items.len() > limit {
+            p.items.truncate(limit);
+            p.done = false;
+        }
         p.last_key = p.items.last().map(|a: &AttemptRecord| be(a.key).to_vec());
         Ok(p)
     }

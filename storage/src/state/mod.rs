@@ -18,14 +18,15 @@
 //! | `deliveries` | endpoint key, seq | [`DeliveryState`] |
 //! | `due` | next_at_ms, endpoint key, seq | empty (pending only) |
 //! | `pending` | seq, endpoint key | empty (pending only: the retention floor) |
-//! | `msg_attempts` | seq, attempt key | [`AttemptRecord`] |
+//! | `msg_attempts` | seq, attempt key | [`AttemptRecord`] (all but those in `settled_at_once`) |
+//! | `settled_at_once` | last seq, first attempt key | first seq (u64 BE), then [([`AttemptRecord`], [`DeliveryState`])]: a run of first attempts that succeeded (their delivery has no entry in `deliveries` until a later attempt), in seq order; a few runs per outcome batch |
 //! | `endpoint_attempts` | endpoint key, first attempt key | [(attempt key, seq)], one entry per endpoint per outcome batch |
 //! | `idempotency` | scope, 0x00, key | [`IdempotencyRecord`] |
 //! | `idem_expiry` | expires_ms, scope, 0x00, key | empty |
 //! | `audit` | ts_ms, counter | [`AuditRecord`] |
 //!
 //! Writes that touch several trees run in one sled transaction, except the outcome of a first
-//! attempt that settles its delivery (see [`State::record_outcomes`]), the hot path, which has
+//! attempt that succeeds (see [`State::record_outcomes`]), the hot path, which has
 //! no index entry to move and is ordered so that a crash part way loses nothing. sled makes nothing durable until
 //! it is flushed; [`State::flush`] (called by the store's index flusher) does that.
 
@@ -74,6 +75,7 @@ pub struct State {
     due: Tree,
     pending: Tree,
     msg_attempts: Tree,
+    at_once: Tree,
     endpoint_attempts: Tree,
     idempotency: Tree,
     idem_expiry: Tree,
@@ -146,6 +148,7 @@ impl State {
             due: t("due")?,
             pending: t("pending")?,
             msg_attempts: t("msg_attempts")?,
+            at_once: t("settled_at_once")?,
             endpoint_attempts: t("endpoint_attempts")?,
             idempotency: t("idempotency")?,
             idem_expiry: t("idem_expiry")?,
