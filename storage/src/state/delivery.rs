@@ -458,7 +458,7 @@ impl State {
                 .map(|(a, _)| a)
                 .filter(|a| a.key < before),
         );
-        p.items.sort_unstable_by(|a, b| b.key.cmp(&a.key));
+        p.items.sort_unstable_by_key(|a| std::cmp::Reverse(a.key));
         if p.items.len() > limit {
             p.items.truncate(limit);
             p.done = false;
