@@ -25,12 +25,14 @@ fn run<F: Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Generous timeouts, private networks allowed (the receiver is on loopback).
+/// Generous timeouts, private networks allowed (the receiver is on loopback), one request
+/// per connection (pipelining has its own tests, in `deliver_pipelining.rs`).
 fn delivery() -> DeliveryConfig {
     DeliveryConfig {
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
         allow_private_networks: true,
+        pipeline_depth: 1,
         ..DeliveryConfig::default()
     }
 }

@@ -221,7 +221,11 @@ fn disabling_fails_the_endpoints_open_deliveries() {
 
 #[test]
 fn concurrency_cap_holds() {
-    let h = Hookd::start(&format!("{FAST}in_flight_per_endpoint_max = 2\n"));
+    // One request per connection, so that the receiver sees every request in flight (a
+    // pipelined one waits unread behind the one being answered; the cap counts both).
+    let h = Hookd::start(&format!(
+        "{FAST}in_flight_per_endpoint_max = 2\npipeline_depth = 1\n"
+    ));
     setup(&h);
     let rx = Receiver::builder()
         .handler(|_| Reply::ok().delay(Duration::from_millis(150)))

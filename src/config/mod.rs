@@ -198,7 +198,7 @@ impl Default for StorageConfig {
             path: PathBuf::from("./hookd-data"),
             durability: Durability::Sync,
             flush_interval: Duration::from_millis(1),
-            commit_window: Duration::ZERO,
+            commit_window: Duration::from_millis(1),
             segment_bytes_max: 64 << 20,
             segment_events_max: 1_000_000,
             segment_age_max: Duration::from_secs(3600),
@@ -245,6 +245,9 @@ pub struct DeliveryConfig {
     pub in_flight_per_endpoint_max: u32,
     /// Concurrent attempts per shard.
     pub in_flight_per_shard_max: u32,
+    /// Requests outstanding at once on one plain-HTTP connection to an endpoint (1: one at
+    /// a time; above 1, HTTP/1.1 pipelining).
+    pub pipeline_depth: u32,
     /// Deliveries waiting per shard.
     pub queue_capacity: u32,
     /// Bytes of a response body kept for the attempt log.
@@ -276,6 +279,7 @@ impl Default for DeliveryConfig {
             disable_after: Duration::from_secs(5 * 86_400),
             in_flight_per_endpoint_max: 8,
             in_flight_per_shard_max: 1024,
+            pipeline_depth: 8,
             queue_capacity: 4096,
             response_bytes_max: 4 << 10,
             secret_rotation_grace: hours(24),

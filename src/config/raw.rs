@@ -103,6 +103,7 @@ pub struct RawDelivery {
     pub svix_headers: Option<bool>,
     pub disable_after: Option<String>,
     pub in_flight_per_endpoint_max: Option<RawInt>,
+    pub pipeline_depth: Option<RawInt>,
     pub in_flight_per_shard_max: Option<RawInt>,
     pub queue_capacity: Option<RawInt>,
     pub response_bytes_max: Option<RawSize>,

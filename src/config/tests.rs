@@ -47,6 +47,7 @@ const ALL_KEYS: &[&str] = &[
     "delivery.disable_after",
     "delivery.in_flight_per_endpoint_max",
     "delivery.in_flight_per_shard_max",
+    "delivery.pipeline_depth",
     "delivery.queue_capacity",
     "delivery.response_bytes_max",
     "delivery.secret_rotation_grace",
@@ -296,6 +297,7 @@ svix_headers = false
 disable_after = "12h"
 in_flight_per_endpoint_max = 2
 in_flight_per_shard_max = 2
+pipeline_depth = 3
 queue_capacity = 7
 response_bytes_max = "1KB"
 secret_rotation_grace = "0s"
@@ -435,6 +437,7 @@ event_type = "t.e"
             disable_after: secs(12 * 3600),
             in_flight_per_endpoint_max: 2,
             in_flight_per_shard_max: 2,
+            pipeline_depth: 3,
             queue_capacity: 7,
             response_bytes_max: 1000,
             secret_rotation_grace: Duration::ZERO,
@@ -829,7 +832,7 @@ fn bad_durations_are_refused_with_the_key_named() {
     );
     assert_eq!(
         message(&errors, "server.idle_timeout"),
-        "invalid duration \"60\": missing unit; use ms, s, m, h or d, e.g. \"5s\""
+        "invalid duration \"60\": missing unit; use us, ms, s, m, h or d, e.g. \"5s\""
     );
     assert_eq!(
         message(&errors, "server.request_timeout"),
@@ -977,6 +980,11 @@ fn ranges_and_relationships() {
             "[delivery]\nconnect_timeout = \"20s\"",
             "delivery.connect_timeout",
             "must not exceed delivery.timeout, which covers the whole attempt",
+        ),
+        (
+            "[delivery]\npipeline_depth = 65",
+            "delivery.pipeline_depth",
+            "must be between 1 and 64, got 65",
         ),
         (
             "[delivery]\nin_flight_per_endpoint_max = 2000",

@@ -32,13 +32,13 @@ pub enum DurationError {
     #[error("invalid duration {0:?}: must not be negative")]
     Negative(String),
     /// Digits without a unit, e.g. `"5"`.
-    #[error("invalid duration {0:?}: missing unit; use ms, s, m, h or d, e.g. \"5s\"")]
+    #[error("invalid duration {0:?}: missing unit; use us, ms, s, m, h or d, e.g. \"5s\"")]
     MissingUnit(String),
     /// Anything that is not `<digits><unit>`.
     #[error("invalid duration {0:?}: expected a whole number and a unit (ms, s, m, h, d), e.g. \"500ms\", \"5s\", \"2h\"")]
     Malformed(String),
-    /// A unit other than ms, s, m, h, d.
-    #[error("invalid duration {input:?}: unknown unit {unit:?}; use ms, s, m, h or d")]
+    /// A unit other than us, ms, s, m, h, d.
+    #[error("invalid duration {input:?}: unknown unit {unit:?}; use us, ms, s, m, h or d")]
     UnknownUnit {
         /// The whole input.
         input: String,
@@ -84,7 +84,7 @@ fn split_number(s: &str) -> (&str, &str) {
     s.split_at(end)
 }
 
-/// Parses a duration such as `"500ms"`, `"5s"`, `"2m"`, `"2h"` or `"5d"`.
+/// Parses a duration such as `"250us"`, `"500ms"`, `"5s"`, `"2m"`, `"2h"` or `"5d"`.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     if input.trim().is_empty() {
         return Err(DurationError::Empty);
@@ -105,6 +105,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let too_large = || DurationError::TooLarge(input.to_owned());
     let n: u64 = digits.parse().map_err(|_| too_large())?;
     let duration = match unit {
+        "us" => Duration::from_micros(n),
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(too_large)?),
@@ -170,6 +171,7 @@ mod tests {
     fn durations_in_every_unit() {
         let cases = [
             ("500ms", Duration::from_millis(500)),
+            ("250us", Duration::from_micros(250)),
             ("0ms", Duration::ZERO),
             ("1ms", Duration::from_millis(1)),
             ("5s", Duration::from_secs(5)),
@@ -203,7 +205,7 @@ mod tests {
             (" 5s", Malformed(owned(" 5s"))),
             ("+5s", Malformed(owned("+5s"))),
             ("1h30m", Malformed(owned("1h30m"))),
-            ("5us", unknown("5us", "us")),
+            ("5ns", unknown("5ns", "ns")),
             ("5S", unknown("5S", "S")),
             ("3651d", TooLarge(owned("3651d"))),
             // Too many digits for u64.
@@ -227,7 +229,7 @@ mod tests {
         let msg = parse_duration("5").expect_err("no unit").to_string();
         assert_eq!(
             msg,
-            "invalid duration \"5\": missing unit; use ms, s, m, h or d, e.g. \"5s\""
+            "invalid duration \"5\": missing unit; use us, ms, s, m, h or d, e.g. \"5s\""
         );
         let msg = parse_duration("5w").expect_err("bad unit").to_string();
         assert!(msg.contains("unknown unit \"w\""), "{msg}");

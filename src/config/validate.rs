@@ -541,6 +541,12 @@ fn delivery(c: &mut Checker, raw: &RawConfig) -> DeliveryConfig {
         ),
         in_flight_per_endpoint_max,
         in_flight_per_shard_max,
+        pipeline_depth: c.count(
+            "delivery.pipeline_depth",
+            r.pipeline_depth,
+            d.pipeline_depth,
+            1..=64,
+        ),
         queue_capacity: c.count(
             "delivery.queue_capacity",
             r.queue_capacity,

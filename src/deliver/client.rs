@@ -51,12 +51,13 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use monoio::buf::{IoBufMut, SliceMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf};
 use monoio::net::TcpStream;
 use monoio::time::{timeout_at, Instant};
 use monoio::BufResult;
@@ -64,6 +65,7 @@ use monoio_rustls::{ClientTlsStream, TlsConnector};
 use rustls::pki_types::ServerName;
 use thiserror::Error;
 
+use super::pipeline::{Answer as PipeAnswer, Pipe, PIPELINING_OFF_FOR};
 use super::ssrf;
 use crate::config::DeliveryConfig;
 use crate::http::parse::{ChunkedDecoder, Decoded};
@@ -159,6 +161,8 @@ pub struct ClientConfig {
     pub allow_private_networks: bool,
     /// Roots: webpki's, plus `delivery.ca_file`; ALPN `http/1.1`.
     pub tls: Arc<rustls::ClientConfig>,
+    /// Requests outstanding at once on one plain-HTTP connection (1: no pipelining).
+    pub pipeline_depth: usize,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -168,6 +172,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("timeout", &self.timeout)
             .field("response_bytes_max", &self.response_bytes_max)
             .field("allow_private_networks", &self.allow_private_networks)
+            .field("pipeline_depth", &self.pipeline_depth)
             .finish_non_exhaustive()
     }
 }
@@ -182,6 +187,7 @@ impl ClientConfig {
             response_bytes_max: usize::try_from(delivery.response_bytes_max).unwrap_or(usize::MAX),
             allow_private_networks: delivery.allow_private_networks,
             tls: Arc::new(tls_config(delivery.ca_file.as_deref())?),
+            pipeline_depth: delivery.pipeline_depth as usize,
         })
     }
 }
@@ -241,6 +247,11 @@ pub struct Client {
     resolver: Arc<Resolver>,
     pool: RefCell<Pool>,
     dns: RefCell<DnsCache>,
+    /// Pipelined connections per (host, port), and the servers not pipelined to, until when.
+    pipes: RefCell<HashMap<PoolKey, Vec<Rc<Pipe>>>>,
+    no_pipelining: RefCell<HashMap<PoolKey, Instant>>,
+    /// Keys a pipe is being connected to, with the requests waiting for it.
+    connecting: RefCell<HashMap<PoolKey, Vec<oneshot::Sender<()>>>>,
 }
 
 impl Client {
@@ -252,6 +263,9 @@ impl Client {
             resolver,
             pool: RefCell::new(Pool::default()),
             dns: RefCell::new(DnsCache::default()),
+            pipes: RefCell::default(),
+            no_pipelining: RefCell::default(),
+            connecting: RefCell::default(),
         }
     }
 
@@ -281,6 +295,11 @@ impl Client {
             port: url.port,
         };
 
+        if !url.https && self.config.pipeline_depth > 1 && self.may_pipeline(&key, started) {
+            return self
+                .post_pipelined(url, key, request, started, deadline)
+                .await;
+        }
         let pooled = self.pool.borrow_mut().take(&key, started);
         if let Some(mut conn) = pooled {
             match self.exchange(&mut conn, request, deadline).await {
@@ -299,10 +318,150 @@ impl Client {
         }
     }
 
+    /// Whether requests to `key` may be pipelined (none broke a pipeline lately).
+    fn may_pipeline(&self, key: &PoolKey, now: Instant) -> bool {
+        let mut off = self.no_pipelining.borrow_mut();
+        match off.get(key) {
+            Some(&until) if now < until => false,
+            Some(_) => {
+                off.remove(key);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// [`Client::post`] on a pipelined connection (see `pipeline`): the fullest open pipe to
+    /// `key` with room, or a new one. A request the pipe could not answer is sent again on a
+    /// connection of its own.
+    async fn post_pipelined(
+        &self,
+        url: &Url,
+        key: PoolKey,
+        request: Vec<u8>,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Response, ClientError> {
+        // Unanswered once (the server ended the connection, as servers may after any
+        // response), the request goes on another pipe; twice, on a connection of its own.
+        let mut unanswered = 0;
+        while unanswered < 2 {
+            if !self.may_pipeline(&key, Instant::now()) {
+                break;
+            }
+            let pipe = match self.pick_pipe(&key) {
+                Some(pipe) => pipe,
+                None => match self.open_pipe(url, &key, deadline).await? {
+                    Some(pipe) => pipe,
+                    None => continue, // another request opened one meanwhile: look again
+                },
+            };
+            let answer = pipe.send(&request, deadline).await;
+            if pipe.broke_pipelining() {
+                tracing::info!(host = %key.host, port = key.port, "the endpoint's server does not keep pipelined requests; sending it one request per connection for a while");
+                self.no_pipelining
+                    .borrow_mut()
+                    .insert(key.clone(), Instant::now() + PIPELINING_OFF_FOR);
+            }
+            match answer {
+                PipeAnswer::Response(exchanged) => {
+                    return Ok(Response {
+                        status: exchanged.status,
+                        retry_after: exchanged.retry_after,
+                        body: exchanged.body,
+                        duration: Instant::now().saturating_duration_since(started),
+                    })
+                }
+                PipeAnswer::Failed(error) => return Err(error),
+                PipeAnswer::Unanswered => unanswered += 1,
+            }
+        }
+        let mut conn = self.connect(url, deadline).await?;
+        match self.exchange(&mut conn, request, deadline).await {
+            Ok(exchanged) => Ok(self.finish(key, conn, exchanged, started)),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// Connects a new pipe to `key`, unless another request is already connecting one: then
+    /// waits for that (`None`: look for a pipe again), so that a burst of requests shares
+    /// one connection instead of opening one each.
+    async fn open_pipe(
+        &self,
+        url: &Url,
+        key: &PoolKey,
+        deadline: Instant,
+    ) -> Result<Option<Rc<Pipe>>, ClientError> {
+        let waiting = match self.connecting.borrow_mut().entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let (tx, rx) = oneshot::channel::<()>();
+                e.get_mut().push(tx);
+                Some(rx)
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Vec::new());
+                None
+            }
+        };
+        if let Some(rx) = waiting {
+            return match timeout_at(deadline, rx).await {
+                Ok(_) => Ok(None),
+                Err(_) => Err(ClientError::Timeout),
+            };
+        }
+        // Whatever comes of it (even if this future is dropped), those waiting look again,
+        // and connect themselves if this failed.
+        struct Done<'a>(&'a Client, &'a PoolKey);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.connecting.borrow_mut().remove(self.1);
+            }
+        }
+        let done = Done(self, key);
+        let connected = self.connect(url, deadline).await;
+        drop(done);
+        let pipe = Pipe::start(connected?, self.config.response_bytes_max, POOL_IDLE_MAX)
+            .ok_or_else(|| ClientError::Io("pipelining needs a plain TCP connection".into()))?;
+        self.pipes
+            .borrow_mut()
+            .entry(key.clone())
+            .or_default()
+            .push(pipe.clone());
+        Ok(Some(pipe))
+    }
+
+    /// The open pipe to `key` with the most requests outstanding below the depth (so that
+    /// requests share writes); closed pipes, and idle ones whose server has hung up, are
+    /// dropped on the way.
+    fn pick_pipe(&self, key: &PoolKey) -> Option<Rc<Pipe>> {
+        let mut pipes = self.pipes.borrow_mut();
+        let list = pipes.get_mut(key)?;
+        let depth = self.config.pipeline_depth;
+        let best = loop {
+            list.retain(|p| !p.is_closed());
+            let Some(best) = list
+                .iter()
+                .filter(|p| p.outstanding() < depth)
+                .max_by_key(|p| p.outstanding())
+                .cloned()
+            else {
+                break None;
+            };
+            if best.outstanding() > 0 || best.looks_open() {
+                break Some(best);
+            }
+            best.close();
+        };
+        if list.is_empty() {
+            pipes.remove(key);
+        }
+        best
+    }
+
     /// Pools the connection when it may be reused and builds the response.
     fn finish(&self, key: PoolKey, conn: Conn, exchanged: Exchanged, started: Instant) -> Response {
         let now = Instant::now();
-        if exchanged.reusable {
+        if exchanged.reusable && !exchanged.trailing {
             self.pool.borrow_mut().put(key, conn, now);
         }
         Response {
@@ -478,45 +637,28 @@ impl Client {
             Err(_) => return Err(Failure::fatal(ClientError::Timeout)),
         };
         let mut request = Some(sent);
-        let head = loop {
-            let head = conn.read_head(deadline, &mut request).await?;
-            if !(100..200).contains(&head.status) {
-                break head;
-            }
-            if head.status == 101 {
-                return Err(Failure::fatal(ClientError::Protocol(
-                    "the server switched protocols (101) in answer to a POST".to_owned(),
-                )));
-            }
-        };
-        let (body, complete) = conn
-            .read_body(head.framing, self.config.response_bytes_max, deadline)
-            .await;
-        let reusable = head.keep_alive && complete && conn.pos == conn.rbuf.len();
-        Ok(Exchanged {
-            status: head.status,
-            retry_after: head.retry_after,
-            body,
-            reusable,
-        })
+        conn.read_response(deadline, &mut request, self.config.response_bytes_max)
+            .await
     }
 }
 
 /// A response read off a connection.
-struct Exchanged {
-    status: u16,
-    retry_after: Option<String>,
-    body: Vec<u8>,
-    /// The connection may go back to the pool.
-    reusable: bool,
+pub(super) struct Exchanged {
+    pub(super) status: u16,
+    pub(super) retry_after: Option<String>,
+    pub(super) body: Vec<u8>,
+    /// The server keeps the connection open and the whole body was read.
+    pub(super) reusable: bool,
+    /// Bytes followed the response (a stray answer, or the next one when pipelining).
+    pub(super) trailing: bool,
 }
 
 /// A failed exchange.
-struct Failure {
-    error: ClientError,
+pub(super) struct Failure {
+    pub(super) error: ClientError,
     /// Set when the server cannot have answered anything yet and the stream failed without
     /// a timeout: the request, given back for a resend on a fresh connection.
-    resend: Option<Vec<u8>>,
+    pub(super) resend: Option<Vec<u8>>,
 }
 
 impl Failure {
@@ -535,10 +677,30 @@ impl Failure {
     }
 }
 
+/// Whether the idle socket `fd` has neither EOF nor bytes waiting (an idle HTTP connection
+/// has nothing to say; a TLS alert or stray bytes mean it is done). `fd` must be a socket
+/// its caller keeps open for the call.
+pub(super) fn socket_looks_open(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: the caller keeps `fd` open during the call; the buffer is one writable byte
+    // that outlives the call, which does not block.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
 /// A connection's byte stream.
-enum Stream {
+pub(super) enum Stream {
     Plain(TcpStream),
     Tls(Box<ClientTlsStream<TcpStream>>),
+    /// The reading half of a pipelined connection (see `pipeline`): never written to.
+    ReadHalf(OwnedReadHalf<TcpStream>),
 }
 
 impl Stream {
@@ -546,6 +708,10 @@ impl Stream {
         match self {
             Self::Plain(s) => s.write_all(buf).await,
             Self::Tls(s) => s.write_all(buf).await,
+            Self::ReadHalf(_) => (
+                Err(io::Error::other("a pipelined connection's reading half")),
+                buf,
+            ),
         }
     }
 
@@ -553,18 +719,19 @@ impl Stream {
         match self {
             Self::Plain(s) => s.read(buf).await,
             Self::Tls(s) => s.read(buf).await,
+            Self::ReadHalf(s) => s.read(buf).await,
         }
     }
 }
 
 /// An open connection and its read buffer.
-struct Conn {
-    stream: Stream,
+pub(super) struct Conn {
+    pub(super) stream: Stream,
     /// The TCP socket under `stream`, for the liveness peek; owned by `stream`.
-    fd: RawFd,
+    pub(super) fd: RawFd,
     /// Received bytes; `rbuf[pos..]` is not consumed yet.
-    rbuf: Vec<u8>,
-    pos: usize,
+    pub(super) rbuf: Vec<u8>,
+    pub(super) pos: usize,
 }
 
 /// What one read brought.
@@ -588,18 +755,7 @@ impl Conn {
     /// waiting (an idle HTTP connection has nothing to say; a TLS alert or stray bytes
     /// mean it is done).
     fn looks_open(&self) -> bool {
-        let mut byte = 0u8;
-        // SAFETY: `self.fd` is the socket owned by `self.stream`, open as long as `self`
-        // is; the buffer is one writable byte that outlives the call, which does not block.
-        let n = unsafe {
-            libc::recv(
-                self.fd,
-                (&mut byte as *mut u8).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+        socket_looks_open(self.fd)
     }
 
     /// Reads more bytes after the buffered ones, until `deadline`.
@@ -637,6 +793,36 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Reads one response (skipping `1xx` heads), keeping `keep_max` bytes of its body.
+    /// `request` is `Some` until the first response byte arrives: a failure before that
+    /// gives it back for a resend.
+    pub(super) async fn read_response(
+        &mut self,
+        deadline: Instant,
+        request: &mut Option<Vec<u8>>,
+        keep_max: usize,
+    ) -> Result<Exchanged, Failure> {
+        let head = loop {
+            let head = self.read_head(deadline, request).await?;
+            if !(100..200).contains(&head.status) {
+                break head;
+            }
+            if head.status == 101 {
+                return Err(Failure::fatal(ClientError::Protocol(
+                    "the server switched protocols (101) in answer to a POST".to_owned(),
+                )));
+            }
+        };
+        let (body, complete) = self.read_body(head.framing, keep_max, deadline).await;
+        Ok(Exchanged {
+            status: head.status,
+            retry_after: head.retry_after,
+            body,
+            reusable: head.keep_alive && complete,
+            trailing: self.pos < self.rbuf.len(),
+        })
     }
 
     /// Reads and parses one response head. `request` is `Some` until the first response
@@ -1097,7 +1283,7 @@ fn lookup_blocking(host: &str, port: u16) -> Answer {
 
 /// A one-shot channel from any thread to a task: a mutex-guarded slot plus the waker of the
 /// task waiting on it.
-mod oneshot {
+pub(super) mod oneshot {
     use super::*;
 
     struct Slot<T> {
@@ -1109,7 +1295,7 @@ mod oneshot {
 
     type Shared<T> = Arc<Mutex<Slot<T>>>;
 
-    pub(super) fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    pub(in crate::deliver) fn channel<T>() -> (Sender<T>, Receiver<T>) {
         let shared = Arc::new(Mutex::new(Slot {
             value: None,
             waker: None,
@@ -1118,10 +1304,10 @@ mod oneshot {
         (Sender(Some(shared.clone())), Receiver(shared))
     }
 
-    pub(super) struct Sender<T>(Option<Shared<T>>);
+    pub(in crate::deliver) struct Sender<T>(Option<Shared<T>>);
 
     impl<T> Sender<T> {
-        pub(super) fn send(mut self, value: T) {
+        pub(in crate::deliver) fn send(mut self, value: T) {
             if let Some(shared) = self.0.take() {
                 close(&shared, Some(value));
             }
@@ -1149,7 +1335,7 @@ mod oneshot {
     }
 
     /// Resolves to the value, or `None` when the sender was dropped without sending.
-    pub(super) struct Receiver<T>(Shared<T>);
+    pub(in crate::deliver) struct Receiver<T>(Shared<T>);
 
     impl<T> Future for Receiver<T> {
         type Output = Option<T>;

@@ -6,11 +6,13 @@
 //! - `sign`: Standard Webhooks signatures (HMAC-SHA256), key state prepared once per key;
 //! - `policy`: the retry state machine, pure: `(state, outcome, now, rng) -> (state, action)`;
 //! - `ssrf`: which resolved addresses an endpoint may be dialled at;
-//! - `client`: a small HTTP/1.1 client over monoio TCP and rustls, with a keep-alive pool.
+//! - `client`: a small HTTP/1.1 client over monoio TCP and rustls, with a keep-alive pool;
+//! - `pipeline`: the client's pipelined connections to plain-HTTP endpoints.
 
 pub mod client;
 pub mod dispatch;
 pub mod engine;
+mod pipeline;
 pub mod policy;
 pub mod recorder;
 pub mod sign;

@@ -150,6 +150,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
         disable_after: _,
         in_flight_per_endpoint_max: _,
         in_flight_per_shard_max: _,
+        pipeline_depth: _,
         queue_capacity: _,
         response_bytes_max: _,
         secret_rotation_grace: _,
@@ -178,6 +179,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     // The shards' inboxes are sized once.
     restart!("delivery.queue_capacity", delivery.queue_capacity);
     restart!("delivery.response_bytes_max", delivery.response_bytes_max);
+    restart!("delivery.pipeline_depth", delivery.pipeline_depth);
     live!(
         "delivery.secret_rotation_grace",
         delivery.secret_rotation_grace
@@ -356,7 +358,7 @@ format = "json"
 [storage]
 durability = "interval"
 flush_interval = "5ms"
-commit_window = "1ms"
+commit_window = "2ms"
 segment_bytes_max = "1MiB"
 segment_events_max = 10
 segment_age_max = "1m"
@@ -365,6 +367,7 @@ cache_bytes = "1MiB"
 [delivery]
 connect_timeout = "1s"
 response_bytes_max = "1KiB"
+pipeline_depth = 2
 ca_file = "/ca.pem"
 "#,
         );
@@ -382,6 +385,7 @@ ca_file = "/ca.pem"
                 "storage.cache_bytes",
                 "delivery.connect_timeout",
                 "delivery.response_bytes_max",
+                "delivery.pipeline_depth",
                 "delivery.ca_file",
             ]
         );
