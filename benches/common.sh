@@ -36,8 +36,8 @@ done = function(summary, latency, requests)
 end
 LUA
 
-# write_config DATA_DIR [EXTRA_DELIVERY_TOML]: the bench config in $WORK/hookd.toml: hookd on
-# $HOOKD_PORT, `sync` durability, the bench token.
+# write_config DATA_DIR [EXTRA_DELIVERY_TOML] [EXTRA_STORAGE_TOML]: the bench config in
+# $WORK/hookd.toml: hookd on $HOOKD_PORT, `sync` durability, the bench token.
 write_config() {
   cat > "$WORK/hookd.toml" <<TOML
 [server]
@@ -45,6 +45,7 @@ listen = "127.0.0.1:$HOOKD_PORT"
 [storage]
 path = "$1"
 durability = "sync"
+${3:-}
 [delivery]
 ${2:-}
 [log]
@@ -77,8 +78,8 @@ NGINX
   nginx -c "$WORK/nginx.conf"
 }
 
-# start_hookd DATA_DIR [EXTRA_DELIVERY_TOML]: hookd with the bench config; returns once it
-# listens.
+# start_hookd DATA_DIR [EXTRA_DELIVERY_TOML] [EXTRA_STORAGE_TOML]: hookd with the bench
+# config; returns once it listens.
 start_hookd() {
   write_config "$@"
   # Emptied here, not only by the redirect of the background job, which may come after the
@@ -89,6 +90,13 @@ start_hookd() {
   # Up to 30 s: starting takes milliseconds, but a few fsyncs on a disk shared with other work
   # can take seconds.
   for _ in $(seq 300); do grep -q "listening on" "$WORK/hookd.out" && break; sleep 0.1; done
+}
+
+# stop_hookd: SIGTERM to the running hookd, and wait for it.
+stop_hookd() {
+  kill "$HOOKD_PID"
+  wait "$HOOKD_PID" 2>/dev/null || true
+  HOOKD_PID=
 }
 
 # api METHOD PATH [JSON]: one authenticated call to the running hookd.

@@ -12,7 +12,10 @@
 //! restart keep their old values in the installed config, so a snapshot always describes
 //! what runs.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::PathBuf,
+    sync::{atomic::AtomicUsize, Arc},
+};
 
 use arc_swap::{ArcSwap, Guard};
 use storage::{Durability, LogOptions, RecoveryReport, Store, StoreOptions};
@@ -49,6 +52,9 @@ pub struct Service {
     pub liveness: Arc<crate::systemd::Liveness>,
     /// Payload schemas and operational webhooks (`crate::gateway`).
     pub gateway: crate::gateway::Gateway,
+    /// Delivery attempts running on all shards; the log's commit window applies while
+    /// there are any (`storage.commit_window`).
+    pub deliveries_in_flight: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Service {
@@ -86,8 +92,9 @@ pub enum TokensError {
     Store(#[from] storage::Error),
 }
 
-/// The store options the config asks for.
-pub fn store_options(config: &Config) -> StoreOptions {
+/// The store options the config asks for; `in_flight` counts the deliveries in flight, while
+/// which the commit window applies.
+pub fn store_options(config: &Config, in_flight: Arc<AtomicUsize>) -> StoreOptions {
     let s = &config.storage;
     StoreOptions {
         log: LogOptions {
@@ -97,6 +104,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
             },
             flush_interval: s.flush_interval,
             commit_window: s.commit_window,
+            window_while: Some(in_flight),
             segment_bytes_max: s.segment_bytes_max,
             segment_events_max: s.segment_events_max,
             segment_age_max: s.segment_age_max,
@@ -126,8 +134,9 @@ impl Service {
             path: path.clone(),
             source,
         };
-        let (store, report) =
-            Store::open(&path, store_options(&config), clock.clone()).map_err(store_err)?;
+        let deliveries_in_flight = Arc::new(AtomicUsize::new(0));
+        let options = store_options(&config, deliveries_in_flight.clone());
+        let (store, report) = Store::open(&path, options, clock.clone()).map_err(store_err)?;
         store.space().set_reserve(config.storage.reserve_bytes);
         let store = Arc::new(store);
         let mut auth = Auth::new(&config.auth.tokens, clock.now_ms());
@@ -168,6 +177,7 @@ impl Service {
             shards: std::sync::OnceLock::new(),
             liveness,
             gateway: crate::gateway::Gateway::default(),
+            deliveries_in_flight,
         });
         crate::gateway::operational::provision(&svc).map_err(store_err)?;
         Ok((

@@ -231,6 +231,7 @@ impl Harness {
             },
             flush_interval: Duration::from_millis(1),
             commit_window: Duration::ZERO,
+            window_while: None,
             segment_bytes_max: 200 + u64::from(case.segment_bytes_max % 4000),
             segment_events_max: 1 + u64::from(case.segment_events_max % 20),
             segment_age_max: Duration::from_secs(if case.short_age { 5 } else { 3600 }),

@@ -193,6 +193,9 @@ impl Engine {
                     };
                     slot.in_flight += 1;
                     self.in_flight.set(self.in_flight.get() + 1);
+                    self.svc
+                        .deliveries_in_flight
+                        .fetch_add(1, Ordering::Relaxed);
                     self.waiting.set(self.waiting.get() - 1);
                     start.push((*key, task));
                 }
@@ -218,6 +221,7 @@ impl Engine {
                 }
                 drop(held);
                 me.in_flight.set(me.in_flight.get() - 1);
+                me.svc.deliveries_in_flight.fetch_sub(1, Ordering::Relaxed);
                 me.pump();
             });
         }

@@ -23,7 +23,7 @@ use std::{
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
     },
     thread::JoinHandle,
@@ -55,6 +55,10 @@ pub struct LogOptions {
     pub durability: Durability,
     pub flush_interval: Duration,
     pub commit_window: Duration,
+    /// When set, `commit_window` spaces flushes only while this count is above zero (hookd
+    /// counts the deliveries in flight: spacing fdatasyncs saves CPU for them, and with
+    /// nothing else to run the next flush starts at once). `None`: always.
+    pub window_while: Option<Arc<AtomicUsize>>,
     pub segment_bytes_max: u64,
     pub segment_events_max: u64,
     pub segment_age_max: Duration,
@@ -68,6 +72,7 @@ impl Default for LogOptions {
             durability: Durability::Sync,
             flush_interval: Duration::from_millis(1),
             commit_window: Duration::ZERO,
+            window_while: None,
             segment_bytes_max: 64 << 20,
             segment_events_max: 1_000_000,
             segment_age_max: Duration::from_secs(3600),
@@ -870,7 +875,12 @@ fn flusher_loop(sh: &Shared, parker: Parker) {
             match sh.opts.durability {
                 Durability::Sync => {
                     let since = last_start.elapsed();
-                    if since < sh.opts.commit_window && !stopping {
+                    let paced = sh
+                        .opts
+                        .window_while
+                        .as_ref()
+                        .is_none_or(|n| n.load(Ordering::Relaxed) > 0);
+                    if paced && since < sh.opts.commit_window && !stopping {
                         std::thread::sleep(sh.opts.commit_window - since);
                     }
                 }

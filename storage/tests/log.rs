@@ -377,3 +377,42 @@ fn scan_back_visits_one_key_newest_first_and_resumes() {
         storage::ScanEnd::Start
     );
 }
+
+/// `window_while`: the commit window spaces flushes only while the counter is above zero.
+/// Each append below waits for its own flush, so with the window in force the second flush
+/// comes a whole window after the first; without it, flushes follow each other at once.
+#[test]
+fn the_commit_window_applies_only_while_its_counter_is_above_zero() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    const WINDOW: Duration = Duration::from_secs(2);
+    let dir = tempfile::tempdir().unwrap();
+    let busy = Arc::new(AtomicUsize::new(0));
+    let mut o = opts(Durability::Sync);
+    o.log.commit_window = WINDOW;
+    o.log.window_while = Some(busy.clone());
+    let (store, _) = Store::open(dir.path(), o, Arc::new(ManualClock::new(1))).unwrap();
+
+    let flush_each = |n: u64| {
+        for i in 0..n {
+            let seq = store.log().append(&[&payload(i)]).unwrap();
+            wait_durable(&store, seq);
+        }
+    };
+    let started = Instant::now();
+    flush_each(3);
+    assert!(
+        started.elapsed() < WINDOW,
+        "three flushes took {:?} with the counter at zero",
+        started.elapsed()
+    );
+
+    busy.store(1, Ordering::Relaxed);
+    let started = Instant::now();
+    flush_each(2);
+    assert!(
+        started.elapsed() >= WINDOW,
+        "two flushes took {:?} with the window in force",
+        started.elapsed()
+    );
+}

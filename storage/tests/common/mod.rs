@@ -12,6 +12,7 @@ pub fn opts(durability: Durability) -> StoreOptions {
             durability,
             flush_interval: Duration::from_millis(2),
             commit_window: Duration::ZERO,
+            window_while: None,
             segment_bytes_max: 4096,
             segment_events_max: 16,
             segment_age_max: Duration::from_secs(3600),
