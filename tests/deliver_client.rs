@@ -2,44 +2,26 @@
 //! framing, keep-alive reuse and stale connections, body caps, redirects, errors, timeouts,
 //! the SSRF guard, and TLS with a test CA.
 
+#[path = "support/client_setup.rs"]
+mod client_setup;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use client_setup::{client, run};
 use hookd::config::DeliveryConfig;
-use hookd::deliver::client::{Client, ClientConfig, ClientError, Resolver, Response};
+use hookd::deliver::client::{Client, ClientError, Response};
 use hookd::url::Url;
 use receiver::{Receiver, Reply};
 
 /// How long a test waits for the receiver to see something that must happen.
 const WAIT: Duration = Duration::from_secs(5);
 
-fn run<F: Future>(f: F) -> F::Output {
-    monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("monoio runtime")
-        .block_on(f)
-}
-
-/// Generous timeouts, private networks allowed (the receiver is on loopback), one request
-/// per connection (pipelining has its own tests, in `deliver_pipelining.rs`).
+/// One request per connection (pipelining has its own tests, in `deliver_pipelining.rs`).
 fn delivery() -> DeliveryConfig {
-    DeliveryConfig {
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-        allow_private_networks: true,
-        pipeline_depth: 1,
-        ..DeliveryConfig::default()
-    }
-}
-
-fn client(delivery: &DeliveryConfig) -> Client {
-    let config = ClientConfig::from_config(delivery).expect("client config");
-    Client::new(config, Resolver::start(1).expect("resolver"))
+    client_setup::delivery(1)
 }
 
 fn url(s: &str) -> Url {

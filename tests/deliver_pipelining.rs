@@ -4,44 +4,27 @@
 //! servers that end connections after some or every answer lose no request; an unanswered
 //! pipe times out; an idle pipe the server closed is replaced; TLS is not pipelined.
 
+#[path = "support/client_setup.rs"]
+mod client_setup;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use client_setup::{delivery, run};
 use hookd::config::DeliveryConfig;
-use hookd::deliver::client::{Client, ClientConfig, ClientError, Resolver};
+use hookd::deliver::client::{Client, ClientError};
 use hookd::url::Url;
 use receiver::{Receiver, Reply};
 
 /// How long a test waits for the receiver to see something that must happen.
 const WAIT: Duration = Duration::from_secs(5);
 
-fn run<F: Future>(f: F) -> F::Output {
-    monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("monoio runtime")
-        .block_on(f)
-}
-
-fn delivery(depth: u32) -> DeliveryConfig {
-    DeliveryConfig {
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-        allow_private_networks: true,
-        pipeline_depth: depth,
-        ..DeliveryConfig::default()
-    }
-}
-
 fn client(delivery: &DeliveryConfig) -> Rc<Client> {
-    let config = ClientConfig::from_config(delivery).expect("client config");
-    Rc::new(Client::new(config, Resolver::start(1).expect("resolver")))
+    Rc::new(client_setup::client(delivery))
 }
 
 /// Posts `bodies` all at once (one task each) and returns each result's status and body, in
@@ -75,6 +58,17 @@ fn bodies(round: usize, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// `rounds` rounds of `n` requests at once, each of which must be answered with its own body.
+async fn post_rounds_echoed(c: &Rc<Client>, u: &str, rounds: usize, n: usize) {
+    for round in 0..rounds {
+        let sent = bodies(round, n);
+        let got = post_all(c, u, sent.clone()).await;
+        for (body, result) in sent.iter().zip(got) {
+            assert_eq!(result, Ok((200, body.clone().into_bytes())), "{body}");
+        }
+    }
+}
+
 /// An echo: the answer's body is the request's.
 fn echo(r: &receiver::Recorded) -> Reply {
     Reply::ok().body(r.body.clone())
@@ -86,13 +80,7 @@ fn requests_share_one_connection_and_each_gets_its_own_answer() {
     let u = rx.url("/hook");
     run(async {
         let c = client(&delivery(8));
-        for round in 0..5 {
-            let sent = bodies(round, 8);
-            let got = post_all(&c, &u, sent.clone()).await;
-            for (body, result) in sent.iter().zip(got) {
-                assert_eq!(result, Ok((200, body.clone().into_bytes())), "{body}");
-            }
-        }
+        post_rounds_echoed(&c, &u, 5, 8).await;
     });
     assert_eq!(rx.requests().len(), 40);
     // A burst waits for the one connection being opened instead of opening its own.
@@ -108,11 +96,7 @@ fn depth_bounds_the_requests_on_one_connection() {
     let u = rx.url("/");
     run(async {
         let c = client(&delivery(2));
-        let sent = bodies(0, 8);
-        let got = post_all(&c, &u, sent.clone()).await;
-        for (body, result) in sent.iter().zip(got) {
-            assert_eq!(result, Ok((200, body.clone().into_bytes())));
-        }
+        post_rounds_echoed(&c, &u, 1, 8).await;
     });
     // 8 at once, 2 per connection.
     assert_eq!(rx.connections(), 4);
@@ -139,13 +123,7 @@ fn a_server_ending_connections_after_some_answers_loses_no_request() {
     let u = rx.url("/");
     run(async {
         let c = client(&delivery(8));
-        for round in 0..4 {
-            let sent = bodies(round, 8);
-            let got = post_all(&c, &u, sent.clone()).await;
-            for (body, result) in sent.iter().zip(got) {
-                assert_eq!(result, Ok((200, body.clone().into_bytes())), "{body}");
-            }
-        }
+        post_rounds_echoed(&c, &u, 4, 8).await;
     });
     let reqs = rx.requests();
     assert!(rx.connections() > 1);
@@ -165,13 +143,7 @@ fn a_server_that_closes_after_every_answer_loses_nothing() {
     let u = rx.url("/");
     run(async {
         let c = client(&delivery(8));
-        for round in 0..3 {
-            let sent = bodies(round, 6);
-            let got = post_all(&c, &u, sent.clone()).await;
-            for (body, result) in sent.iter().zip(got) {
-                assert_eq!(result, Ok((200, body.clone().into_bytes())), "{body}");
-            }
-        }
+        post_rounds_echoed(&c, &u, 3, 6).await;
     });
     // Every connection served one request; whatever else was written to it was never read
     // and went again on another.
@@ -234,11 +206,7 @@ fn tls_endpoints_are_not_pipelined() {
     let u = rx.url("/");
     run(async {
         let c = client(&d);
-        let sent = bodies(0, 4);
-        let got = post_all(&c, &u, sent.clone()).await;
-        for (body, result) in sent.iter().zip(got) {
-            assert_eq!(result, Ok((200, body.clone().into_bytes())));
-        }
+        post_rounds_echoed(&c, &u, 1, 4).await;
     });
     assert_eq!(rx.connections(), 4);
     assert_eq!(rx.in_flight_max(), 4);
