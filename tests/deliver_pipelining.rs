@@ -211,3 +211,20 @@ fn tls_endpoints_are_not_pipelined() {
     assert_eq!(rx.connections(), 4);
     assert_eq!(rx.in_flight_max(), 4);
 }
+
+#[test]
+fn a_slow_server_gets_one_request_per_connection() {
+    // Answers take 150 ms. The first burst shares a connection (nothing says yet that the
+    // server is slow); its first answer does, and later bursts go one request per connection,
+    // answered side by side instead of one after the other.
+    let rx = Receiver::builder()
+        .handler(|r| echo(r).delay(Duration::from_millis(150)))
+        .start();
+    let u = rx.url("/");
+    run(async {
+        let c = client(&delivery(8));
+        post_rounds_echoed(&c, &u, 3, 4).await;
+    });
+    assert_eq!(rx.requests().len(), 12);
+    assert_eq!(rx.in_flight_max(), 4, "a later burst ran side by side");
+}

@@ -65,7 +65,7 @@ use monoio_rustls::{ClientTlsStream, TlsConnector};
 use rustls::pki_types::ServerName;
 use thiserror::Error;
 
-use super::pipeline::{Answer as PipeAnswer, Pipe, PIPELINING_OFF_FOR};
+use super::pipeline::{Answer as PipeAnswer, Pipe};
 use super::ssrf;
 use crate::config::DeliveryConfig;
 use crate::http::parse::{ChunkedDecoder, Decoded};
@@ -357,11 +357,13 @@ impl Client {
                 },
             };
             let answer = pipe.send(&request, deadline).await;
-            if pipe.broke_pipelining() {
-                tracing::info!(host = %key.host, port = key.port, "the endpoint's server does not keep pipelined requests; sending it one request per connection for a while");
-                self.no_pipelining
-                    .borrow_mut()
-                    .insert(key.clone(), Instant::now() + PIPELINING_OFF_FOR);
+            if let Some(off) = pipe.pipelining_off_for() {
+                let until = Instant::now() + off;
+                let mut no = self.no_pipelining.borrow_mut();
+                if no.get(&key).is_none_or(|&u| u < until) {
+                    tracing::debug!(host = %key.host, port = key.port, secs = off.as_secs(), "not pipelining to this server for a while (it answers slowly, or does not keep pipelined requests)");
+                    no.insert(key.clone(), until);
+                }
             }
             match answer {
                 PipeAnswer::Response(exchanged) => {
@@ -437,11 +439,12 @@ impl Client {
         let mut pipes = self.pipes.borrow_mut();
         let list = pipes.get_mut(key)?;
         let depth = self.config.pipeline_depth;
+        let now = Instant::now();
         let best = loop {
             list.retain(|p| !p.is_closed());
             let Some(best) = list
                 .iter()
-                .filter(|p| p.outstanding() < depth)
+                .filter(|p| p.has_room(depth, now))
                 .max_by_key(|p| p.outstanding())
                 .cloned()
             else {

@@ -16,8 +16,14 @@
 //! connection of its own (the server may have seen it: at least once, as everywhere in
 //! delivery). A response that breaks part way, or does not come in time, fails its own
 //! request only. A pipe that failed with requests behind the one being answered, or whose
-//! server closes connections after a response, is not used again, and the client stops
+//! server ends the first pipelined exchange, is not used again, and the client stops
 //! pipelining to that server for [`PIPELINING_OFF_FOR`]. TLS endpoints are not pipelined.
+//!
+//! **Slow servers are not pipelined.** Servers answer a connection's requests one after the
+//! other, so a request queued behind a slow answer waits for it, and may time out where it
+//! would not have on a connection of its own. A request joins a pipe only while the pipe's
+//! oldest request is younger than [`JOIN_BEHIND_MAX`], and a server that takes longer than
+//! [`SLOW_ANSWER`] over one answer is sent one request per connection for [`SLOW_OFF_FOR`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -34,6 +40,15 @@ use super::client::{oneshot, ClientError, Conn, Exchanged, Stream};
 
 /// How long a server that broke a pipeline is sent one request per connection.
 pub const PIPELINING_OFF_FOR: Duration = Duration::from_secs(600);
+/// A request joins a pipe only while the oldest request on it was sent less than this ago:
+/// it does not queue behind a response that is already slow.
+pub const JOIN_BEHIND_MAX: Duration = Duration::from_millis(20);
+/// A response that took longer than this (from when the server could start on it) makes
+/// the server slow: requests behind one of its answers would wait for it, so it is sent one
+/// request per connection for [`SLOW_OFF_FOR`].
+pub const SLOW_ANSWER: Duration = Duration::from_millis(100);
+/// See [`SLOW_ANSWER`].
+pub const SLOW_OFF_FOR: Duration = Duration::from_secs(60);
 
 /// What became of a request sent on a pipe.
 pub(super) enum Answer {
@@ -44,6 +59,8 @@ pub(super) enum Answer {
 }
 
 struct Waiter {
+    /// When it was queued.
+    sent: Instant,
     deadline: Instant,
     reply: oneshot::Sender<Answer>,
 }
@@ -58,8 +75,9 @@ pub(super) struct Pipe {
     waiting: RefCell<VecDeque<Waiter>>,
     reader: RefCell<Option<Waker>>,
     closed: Cell<bool>,
-    /// The server showed it does not take pipelined requests (see the module doc).
-    broke_pipelining: Cell<bool>,
+    /// How long not to pipeline to this server, if it showed it does not take pipelined
+    /// requests or answers slowly (see the module doc).
+    pipelining_off: Cell<Option<Duration>>,
     fd: std::os::fd::RawFd,
 }
 
@@ -85,7 +103,7 @@ impl Pipe {
             waiting: RefCell::default(),
             reader: RefCell::default(),
             closed: Cell::new(false),
-            broke_pipelining: Cell::new(false),
+            pipelining_off: Cell::new(None),
             fd,
         });
         let conn = Conn {
@@ -107,9 +125,24 @@ impl Pipe {
         self.closed.get()
     }
 
-    /// Whether the server broke this pipe in a way that says it does not pipeline.
-    pub(super) fn broke_pipelining(&self) -> bool {
-        self.broke_pipelining.get()
+    /// Whether a request sent now may join this pipe: there is room, and its oldest request
+    /// was sent less than [`JOIN_BEHIND_MAX`] ago.
+    pub(super) fn has_room(&self, depth: usize, now: Instant) -> bool {
+        let waiting = self.waiting.borrow();
+        waiting.len() < depth
+            && waiting
+                .front()
+                .is_none_or(|w| now.saturating_duration_since(w.sent) < JOIN_BEHIND_MAX)
+    }
+
+    /// How long not to pipeline to this pipe's server, when it showed it should not be.
+    pub(super) fn pipelining_off_for(&self) -> Option<Duration> {
+        self.pipelining_off.get()
+    }
+
+    fn stop_pipelining_for(&self, d: Duration) {
+        self.pipelining_off
+            .set(Some(self.pipelining_off.get().map_or(d, |o| o.max(d))));
     }
 
     /// Whether an idle pipe's socket still looks open (see `Conn::looks_open`).
@@ -124,9 +157,11 @@ impl Pipe {
             return Answer::Unanswered;
         }
         let (reply, answer) = oneshot::channel();
-        self.waiting
-            .borrow_mut()
-            .push_back(Waiter { deadline, reply });
+        self.waiting.borrow_mut().push_back(Waiter {
+            sent: Instant::now(),
+            deadline,
+            reply,
+        });
         self.outbox.borrow_mut().extend_from_slice(request);
         if let Some(reader) = self.reader.borrow_mut().take() {
             reader.wake();
@@ -185,6 +220,8 @@ impl Pipe {
 /// ends, then answers the rest [`Answer::Unanswered`].
 async fn read_responses(pipe: Rc<Pipe>, mut conn: Conn, keep_max: usize, idle_max: Duration) {
     let mut answered = 0u64;
+    // When the previous response ended: the server could not start on the next before.
+    let mut previous_end: Option<Instant> = None;
     loop {
         let next = poll_fn(|cx| {
             if pipe.closed.get() {
@@ -201,6 +238,12 @@ async fn read_responses(pipe: Rc<Pipe>, mut conn: Conn, keep_max: usize, idle_ma
         let Ok(Some(deadline)) = timeout(idle_max, next).await else {
             break; // closed, or idle for too long
         };
+        let front_sent = pipe.waiting.borrow().front().map(|w| w.sent);
+        let could_start = match (front_sent, previous_end) {
+            (Some(sent), Some(end)) => sent.max(end),
+            (Some(sent), None) => sent,
+            (None, _) => Instant::now(),
+        };
         let mut before_response = Some(Vec::new());
         let result = conn
             .read_response(deadline, &mut before_response, keep_max)
@@ -212,18 +255,27 @@ async fn read_responses(pipe: Rc<Pipe>, mut conn: Conn, keep_max: usize, idle_ma
         match result {
             Ok(exchanged) => {
                 answered += 1;
+                let now = Instant::now();
+                previous_end = Some(now);
+                if now.saturating_duration_since(could_start) > SLOW_ANSWER {
+                    pipe.stop_pipelining_for(SLOW_OFF_FOR);
+                }
                 let keep_going = exchanged.reusable;
                 waiter.reply.send(Answer::Response(exchanged));
                 if !keep_going {
                     // A server may end a connection after any response (nginx does after
                     // 1000): the rest is sent again. One that ends it after the first,
                     // with requests behind it, keeps no connection open for pipelining.
-                    pipe.broke_pipelining.set(more && answered == 1);
+                    if more && answered == 1 {
+                        pipe.stop_pipelining_for(PIPELINING_OFF_FOR);
+                    }
                     break;
                 }
             }
             Err(failure) => {
-                pipe.broke_pipelining.set(more);
+                if more {
+                    pipe.stop_pipelining_for(PIPELINING_OFF_FOR);
+                }
                 waiter.reply.send(match failure.resend {
                     Some(_) => Answer::Unanswered,
                     None => Answer::Failed(failure.error),
