@@ -209,29 +209,21 @@ fn new_record(cx: &Ctx<'_>, app_key: u64, body: EndpointIn) -> ApiResult<Endpoin
     };
     let now = cx.svc.now_ms();
     let key = cx.svc.store.state().next_key()?;
+    let secrets = vec![SigningKey {
+        key: secret,
+        expires_ms: None,
+    }];
+    let id = ids::fresh(Kind::Endpoint, key, now);
     let e = EndpointRecord {
-        key,
-        app_key,
-        id: ids::fresh(Kind::Endpoint, key, now),
         uid: body.uid,
-        url: body.url,
         description: body.description,
-        version: 1,
         event_types: body.event_types.filter(|t| !t.is_empty()),
         channels: body.channels.filter(|c| !c.is_empty()),
-        secrets: vec![SigningKey {
-            key: secret,
-            expires_ms: None,
-        }],
         disabled: body.disabled,
-        disabled_reason: None,
         metadata: body.metadata.unwrap_or_default(),
         headers: body.headers.unwrap_or_default(),
         throttle_rate: body.throttle_rate.map(u32::from),
-        failing_since_ms: None,
-        config_owned: false,
-        created_ms: now,
-        updated_ms: now,
+        ..EndpointRecord::new(key, app_key, id, body.url, secrets, now)
     };
     // How many the app has already: the new one's place among them, for the count rule.
     let max = cx.svc.config().endpoint_policy.endpoints_per_app_max as usize;

@@ -690,29 +690,13 @@ fn hand_out(svc: &Service, inboxes: &[Inbox], lease_ms: u64) -> storage::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn ep(types: Option<&[&str]>, channels: Option<&[&str]>, disabled: bool) -> EndpointRecord {
         EndpointRecord {
-            key: 1,
-            app_key: 1,
-            id: "ep_x".into(),
-            uid: None,
-            url: "https://example.com".into(),
-            description: String::new(),
-            version: 1,
             event_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
             channels: channels.map(|c| c.iter().map(|s| s.to_string()).collect()),
-            secrets: vec![],
             disabled,
-            disabled_reason: None,
-            metadata: BTreeMap::new(),
-            headers: BTreeMap::new(),
-            throttle_rate: None,
-            failing_since_ms: None,
-            config_owned: false,
-            created_ms: 0,
-            updated_ms: 0,
+            ..EndpointRecord::new(1, 1, "ep_x".into(), "https://example.com".into(), vec![], 0)
         }
     }
 

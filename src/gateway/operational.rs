@@ -430,27 +430,13 @@ pub fn provision(svc: &Service) -> storage::Result<()> {
         }
         None => {
             let key = state.next_key()?;
+            let id = ids::fresh(Kind::Endpoint, key, now);
             Some(EndpointRecord {
-                key,
-                app_key: app.key,
-                id: ids::fresh(Kind::Endpoint, key, now),
                 uid: Some(ENDPOINT_UID.to_owned()),
-                url: config.url.clone(),
                 description: "operational webhooks ([operational_webhooks] in the config)"
                     .to_owned(),
-                version: 1,
-                event_types: None,
-                channels: None,
-                secrets: vec![wanted_key],
-                disabled: false,
-                disabled_reason: None,
-                metadata: Default::default(),
-                headers: Default::default(),
-                throttle_rate: None,
-                failing_since_ms: None,
                 config_owned: true,
-                created_ms: now,
-                updated_ms: now,
+                ..EndpointRecord::new(key, app.key, id, config.url.clone(), vec![wanted_key], now)
             })
         }
     };
@@ -523,25 +509,15 @@ mod tests {
 
     fn ep() -> EndpointRecord {
         EndpointRecord {
-            key: 9,
-            app_key: 7,
-            id: "ep_1".into(),
-            uid: None,
-            url: "https://example.com/".into(),
-            description: String::new(),
-            version: 1,
-            event_types: None,
-            channels: None,
-            secrets: Vec::new(),
             disabled: true,
-            disabled_reason: None,
-            metadata: Default::default(),
-            headers: Default::default(),
-            throttle_rate: None,
-            failing_since_ms: None,
-            config_owned: false,
-            created_ms: 0,
-            updated_ms: 0,
+            ..EndpointRecord::new(
+                9,
+                7,
+                "ep_1".into(),
+                "https://example.com/".into(),
+                Vec::new(),
+                0,
+            )
         }
     }
 

@@ -130,27 +130,7 @@ mod tests {
     use super::*;
 
     fn endpoint(url: &str) -> EndpointRecord {
-        EndpointRecord {
-            key: 1,
-            app_key: 1,
-            id: "ep_1".into(),
-            uid: None,
-            url: url.into(),
-            description: String::new(),
-            version: 1,
-            event_types: None,
-            channels: None,
-            secrets: Vec::new(),
-            disabled: false,
-            disabled_reason: None,
-            metadata: Default::default(),
-            headers: Default::default(),
-            throttle_rate: None,
-            failing_since_ms: None,
-            config_owned: false,
-            created_ms: 0,
-            updated_ms: 0,
-        }
+        EndpointRecord::new(1, 1, "ep_1".into(), url.into(), Vec::new(), 0)
     }
 
     fn rules(policy: &EndpointPolicy, url: &str, rank: Option<usize>) -> Vec<&'static str> {

@@ -197,29 +197,15 @@ fn endpoint(
                     .map(|_| rand::random::<u8>())
                     .collect(),
             };
+            let id = ids::fresh(Kind::Endpoint, key, now);
+            let secrets = vec![SigningKey {
+                key: secret,
+                expires_ms: None,
+            }];
             EndpointRecord {
-                key,
-                app_key: app.key,
-                id: ids::fresh(Kind::Endpoint, key, now),
                 uid: Some(def.uid.clone()),
-                url: String::new(),
-                description: String::new(),
-                version: 1,
-                event_types: None,
-                channels: None,
-                secrets: vec![SigningKey {
-                    key: secret,
-                    expires_ms: None,
-                }],
-                disabled: false,
-                disabled_reason: None,
-                metadata: Default::default(),
-                headers: Default::default(),
-                throttle_rate: None,
-                failing_since_ms: None,
                 config_owned: true,
-                created_ms: now,
-                updated_ms: now,
+                ..EndpointRecord::new(key, app.key, id, String::new(), secrets, now)
             }
         }
     };

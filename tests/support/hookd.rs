@@ -260,22 +260,7 @@ impl Hookd {
     ) -> Reply {
         let mut s = TcpStream::connect(self.addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
-        if let Some(t) = token {
-            req.push_str(&format!("authorization: Bearer {t}\r\n"));
-        }
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        let body = body.unwrap_or("");
-        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-            req.push_str(&format!(
-                "content-type: application/json\r\ncontent-length: {}\r\n",
-                body.len()
-            ));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
+        let req = encode_request(method, path, token, headers, body);
         s.write_all(req.as_bytes()).expect("write");
         read_reply_to(&mut s, method == "HEAD")
     }
@@ -447,6 +432,34 @@ pub fn try_read_reply_to(s: &mut TcpStream, no_body: bool) -> std::io::Result<Re
     })
 }
 
+/// A whole request on a `connection: close` connection: the bearer `token`, `headers`, and a
+/// JSON `body` (with its length; POST, PUT and PATCH always say one).
+fn encode_request(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> String {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("authorization: Bearer {t}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        req.push_str(&format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    req
+}
+
 /// One request to `addr` on a fresh connection, with `timeout` for connecting and for each
 /// read and write. Errors (refused, reset, timed out) are returned, not test failures: for
 /// tests that kill hookd while clients talk to it.
@@ -461,19 +474,7 @@ pub fn try_request(
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("authorization: Bearer {t}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-        req.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
+    let req = encode_request(method, path, token, &[], body);
     s.write_all(req.as_bytes())?;
     try_read_reply_to(&mut s, method == "HEAD")
 }

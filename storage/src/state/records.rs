@@ -89,6 +89,41 @@ pub struct EndpointRecord {
     pub updated_ms: u64,
 }
 
+impl EndpointRecord {
+    /// An endpoint made at `now_ms`: enabled, version 1, without uid, description, filters,
+    /// metadata, headers or rate limit, not config-owned.
+    pub fn new(
+        key: u64,
+        app_key: u64,
+        id: String,
+        url: String,
+        secrets: Vec<SigningKey>,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            key,
+            app_key,
+            id,
+            uid: None,
+            url,
+            description: String::new(),
+            version: 1,
+            event_types: None,
+            channels: None,
+            secrets,
+            disabled: false,
+            disabled_reason: None,
+            metadata: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            throttle_rate: None,
+            failing_since_ms: None,
+            config_owned: false,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        }
+    }
+}
+
 /// An event type.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct EventTypeRecord {
