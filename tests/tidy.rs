@@ -74,3 +74,54 @@ fn every_unsafe_block_says_why() {
         bad.join("\n")
     );
 }
+
+/// The repository is self-contained: every file compiled in with `include_str!` or
+/// `include_bytes!` lies inside it, and no source or script names the sibling `shared/` folder
+/// of the development workspace (CI's clean clone may have none).
+#[test]
+fn nothing_reaches_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .canonicalize()
+        .unwrap();
+    let mut bad = Vec::new();
+    let mut files = sources();
+    rust_files(&root.join("fuzz"), &mut files);
+    for p in files.iter().filter(|p| !p.ends_with("tests/tidy.rs")) {
+        let text = std::fs::read_to_string(p).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            for mac in ["include_str!(\"", "include_bytes!(\""] {
+                let Some(start) = line.find(mac) else {
+                    continue;
+                };
+                let rest = &line[start + mac.len()..];
+                let Some(end) = rest.find('"') else { continue };
+                let target = p.parent().unwrap().join(&rest[..end]);
+                match target.canonicalize() {
+                    Ok(t) if t.starts_with(&root) => {}
+                    _ => bad.push(format!("{}:{}: {}", p.display(), i + 1, &rest[..end])),
+                }
+            }
+        }
+    }
+    for dir in [".ci", "benches", "tests/compat"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = entry.unwrap().path();
+            if !p.is_file() {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            for (i, line) in text.lines().enumerate() {
+                if line.contains("../shared") && !line.trim_start().starts_with('#') {
+                    bad.push(format!("{}:{}: names ../shared", p.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "files that reach outside the repository:\n{}",
+        bad.join("\n")
+    );
+}

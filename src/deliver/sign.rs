@@ -144,7 +144,7 @@ fn content(mut mac: HmacSha256, msg_id: &str, timestamp: u64, body: &[u8]) -> Hm
 mod tests {
     use super::*;
 
-    const VECTORS: &str = include_str!("../../../shared/vectors/standard-webhooks.json");
+    const VECTORS: &str = include_str!("../../tests/vectors/standard-webhooks.json");
 
     #[derive(serde::Deserialize)]
     struct Vector {

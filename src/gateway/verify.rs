@@ -310,7 +310,7 @@ mod tests {
     use crate::config::Secret;
 
     /// Standard Webhooks vectors, each checked against the reference library.
-    const VECTORS: &str = include_str!("../../../shared/vectors/standard-webhooks.json");
+    const VECTORS: &str = include_str!("../../tests/vectors/standard-webhooks.json");
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
         pairs
