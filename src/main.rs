@@ -99,6 +99,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     hookd::logging::init(&config.log);
+    hookd::panics::install_hook();
     // Before any thread starts, so that all of them inherit the mask.
     hookd::signals::block().context("blocking signals")?;
     hookd::http::tls::install_crypto_provider();

@@ -31,8 +31,9 @@ pub const ROUTES: [&str; 8] = [
 /// Status classes: 1xx..5xx.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Delivery outcome classes, as the retry policy names them.
-pub const OUTCOMES: [&str; 10] = [
-    "2xx", "3xx", "4xx", "5xx", "timeout", "connect", "refused", "resolve", "tls", "other",
+pub const OUTCOMES: [&str; 11] = [
+    "2xx", "3xx", "4xx", "5xx", "timeout", "connect", "refused", "resolve", "tls", "internal",
+    "other",
 ];
 
 /// The process's counters.
@@ -167,6 +168,20 @@ impl Metrics {
         );
         head(
             &mut out,
+            "hookd_panics_total",
+            "counter",
+            "Panics caught (bugs in hookd); each stopped one task. The log has where.",
+        );
+        let _ = writeln!(out, "hookd_panics_total {}", crate::panics::count());
+        head(
+            &mut out,
+            "hookd_unhealthy_parts",
+            "gauge",
+            "Threads of hookd (shards, dispatcher, recorder) that stopped unexpectedly.",
+        );
+        let _ = writeln!(out, "hookd_unhealthy_parts {}", gauges.dead_parts);
+        head(
+            &mut out,
             "hookd_log_flushes_total",
             "counter",
             "Group-commit flushes (fdatasync) of the log.",
@@ -264,6 +279,8 @@ pub struct Gauges {
     pub log_flush: Snapshot,
     /// Records per group commit.
     pub log_batch: Snapshot,
+    /// Threads that stopped unexpectedly (`Liveness::dead`).
+    pub dead_parts: usize,
 }
 
 /// What a histogram's integer observations count.
@@ -316,6 +333,7 @@ mod tests {
         m.delivery("weird");
         m.appended(10);
         let text = m.render(&Gauges {
+            dead_parts: 0,
             driver: "io_uring",
             queue_depths: vec![3, 0],
             ..Gauges::default()
@@ -339,6 +357,7 @@ mod tests {
         let flush = storage::histogram::FlushStats::default();
         flush.flushed(Duration::from_micros(400), 3);
         let text = m.render(&Gauges {
+            dead_parts: 0,
             log_flush: flush.sync_ns.snapshot(),
             log_batch: flush.batch_records.snapshot(),
             ..Gauges::default()

@@ -165,6 +165,7 @@ impl Service {
             auth.add_admin_hash("admin", sha);
         }
         let liveness = Arc::new(crate::systemd::Liveness::new(config.effective_shards()));
+        liveness.watch_store(store.clone());
         let svc = Arc::new(Self {
             store,
             delivery_policy: ArcSwap::from_pointee(Policy::from_config(&config.delivery)),
@@ -206,6 +207,7 @@ impl Service {
         let depths = inboxes.iter().map(|i| i.rx.len()).collect();
         let driver = self.shards.get().map_or("none", |(_, d)| *d);
         crate::metrics::Gauges {
+            dead_parts: self.liveness.dead().len(),
             pending: state.pending_count() + unsettled,
             oldest_pending_age_ms: oldest,
             queue_depths: depths,

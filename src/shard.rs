@@ -31,7 +31,7 @@ use crate::{
     },
     http::{self, Limits, LimitsSource, Shutdown},
     service::Service,
-    systemd::Liveness,
+    systemd::{Component, Liveness, ThreadGuard},
 };
 
 /// Threads resolving endpoint host names (their lookups block).
@@ -204,6 +204,9 @@ fn run_shard(
     delivery: DeliveryParts,
     beat_every: Duration,
 ) {
+    // Should a panic escape the runtime (a bug outside the tasks that catch their own), the
+    // thread ends: the guard marks the shard dead, for the health route and the watchdog.
+    let guard = ThreadGuard::new(svc.liveness.clone(), Component::Shard(index));
     let mut rt = match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
         .build()
@@ -237,6 +240,7 @@ fn run_shard(
         let api = Rc::new(Api::new(svc));
         http::server::run_listener(listener, tls, api, limits, shutdown).await;
     });
+    guard.finish();
 }
 
 /// A shard's HTTP limits: those of the running config (`Service::http_limits`), taken by

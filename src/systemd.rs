@@ -1,5 +1,5 @@
 //! systemd integration: the `sd_notify` protocol in a few lines of our own, and a watchdog fed
-//! by the liveness of every shard and the dispatcher.
+//! by the liveness of every shard, the dispatcher, the recorder and the storage flushers.
 //!
 //! **Notifications** ([`Notifier`]). One datagram per notification, sent to the Unix socket
 //! named by `$NOTIFY_SOCKET`: an absolute path, or `@name` for a Linux abstract socket (the `@`
@@ -15,7 +15,13 @@
 //! merely exists proves nothing, so the ping is earned:
 //! - every shard's runtime runs a small task that bumps the shard's heartbeat counter every
 //!   [`beat_every`] (an eighth of the interval, at most a second); a shard thread that blocks
-//!   or spins stops bumping. The dispatcher bumps its own counter from its loop;
+//!   or spins stops bumping. The dispatcher and the recorder bump their own counters from
+//!   their loops, and the storage crate's log flusher and index flusher count the turns of
+//!   theirs (each turns at least every second while alive): a hung `fdatasync` or sled flush
+//!   stops its counter;
+//! - a shard, dispatcher or recorder thread that ends while hookd is not stopping (a panic
+//!   that escaped) is marked dead by its [`ThreadGuard`]: no ping from then on, and
+//!   `/api/v1/health` answers 503;
 //! - the watchdog thread wakes every half interval and pings only if every watched counter moved
 //!   within the last half interval. Otherwise it logs which part stalled and skips the ping;
 //!   after the whole interval without one systemd restarts hookd (`Restart=on-failure`).
@@ -30,8 +36,8 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -323,6 +329,12 @@ pub enum Component {
     Shard(usize),
     /// The dispatcher thread.
     Dispatcher,
+    /// The recorder thread (attempts to the index).
+    Recorder,
+    /// The log's flusher thread (group commit: writes and `fdatasync`).
+    Flusher,
+    /// The index flusher thread (sled flushes).
+    IndexFlusher,
 }
 
 impl std::fmt::Display for Component {
@@ -330,30 +342,45 @@ impl std::fmt::Display for Component {
         match self {
             Component::Shard(i) => write!(f, "shard {i}"),
             Component::Dispatcher => f.write_str("the dispatcher"),
+            Component::Recorder => f.write_str("the recorder"),
+            Component::Flusher => f.write_str("the log flusher"),
+            Component::IndexFlusher => f.write_str("the index flusher"),
         }
     }
 }
 
-/// Heartbeat counters: one per shard, then the dispatcher's. Bumped by the parts themselves,
-/// read by the watchdog thread. A counter at 0 has never beaten.
+/// Heartbeat counters: one per shard, then the dispatcher's and the recorder's, bumped by the
+/// parts themselves; then, once [`Liveness::watch_store`] was called, the storage crate's
+/// flusher and index flusher turns. Read by the watchdog thread. A counter at 0 has never
+/// beaten. A thread that ended when it should not have is also marked dead
+/// ([`Liveness::mark_dead`]): the watchdog stops at once and `/api/v1/health` answers 503.
 #[derive(Debug)]
 pub struct Liveness {
     beats: Box<[CachePadded<AtomicU64>]>,
+    dead: Box<[AtomicBool]>,
+    store: OnceLock<Arc<storage::Store>>,
 }
 
 impl Liveness {
-    /// Counters for `shards` shards and the dispatcher.
+    /// Counters for `shards` shards, the dispatcher and the recorder.
     pub fn new(shards: usize) -> Self {
         Self {
-            beats: (0..=shards)
+            beats: (0..shards + 2)
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
+            dead: (0..shards + 2).map(|_| AtomicBool::new(false)).collect(),
+            store: OnceLock::new(),
         }
+    }
+
+    /// Also watches the store's flusher threads.
+    pub fn watch_store(&self, store: Arc<storage::Store>) {
+        let _ = self.store.set(store);
     }
 
     /// The number of shards.
     pub fn shards(&self) -> usize {
-        self.beats.len() - 1
+        self.beats.len() - 2
     }
 
     /// Records progress of shard `shard`.
@@ -367,25 +394,93 @@ impl Liveness {
         self.beats[self.shards()].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records progress of the recorder. Call it once per turn of its loop.
+    pub fn beat_recorder(&self) {
+        self.beats[self.shards() + 1].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Whether shard `shard` has beaten at least once.
     pub fn shard_started(&self, shard: usize) -> bool {
         self.beats[shard].load(Ordering::Relaxed) > 0
     }
 
-    /// Every counter now, shards first.
+    /// Every counter now: shards, dispatcher, recorder, then the store's flushers if watched.
     pub fn read(&self) -> Vec<u64> {
-        self.beats
+        let mut counts: Vec<u64> = self
+            .beats
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
-            .collect()
+            .collect();
+        if let Some(store) = self.store.get() {
+            counts.push(store.log().flusher_beats());
+            counts.push(store.index_flusher_beats());
+        }
+        counts
     }
 
     /// What counter `index` of [`Liveness::read`] belongs to.
     pub fn component(&self, index: usize) -> Component {
-        if index < self.shards() {
-            Component::Shard(index)
-        } else {
-            Component::Dispatcher
+        let shards = self.shards();
+        match index.checked_sub(shards) {
+            None => Component::Shard(index),
+            Some(0) => Component::Dispatcher,
+            Some(1) => Component::Recorder,
+            Some(2) => Component::Flusher,
+            Some(_) => Component::IndexFlusher,
+        }
+    }
+
+    /// Records that `part`'s thread ended while hookd was not stopping.
+    pub fn mark_dead(&self, part: Component) {
+        let i = match part {
+            Component::Shard(i) => i,
+            Component::Dispatcher => self.shards(),
+            Component::Recorder => self.shards() + 1,
+            // The storage threads are judged by their counters alone.
+            Component::Flusher | Component::IndexFlusher => return,
+        };
+        self.dead[i].store(true, Ordering::Release);
+    }
+
+    /// The parts whose thread ended while hookd was not stopping.
+    pub fn dead(&self) -> Vec<Component> {
+        (0..self.dead.len())
+            .filter(|&i| self.dead[i].load(Ordering::Acquire))
+            .map(|i| self.component(i))
+            .collect()
+    }
+}
+
+/// Marks `part` dead in `liveness` if it is dropped while its thread unwinds from a panic or
+/// before [`ThreadGuard::finish`]: put one at the top of a thread that must live as long as
+/// hookd serves.
+#[derive(Debug)]
+pub struct ThreadGuard {
+    liveness: Arc<Liveness>,
+    part: Component,
+    finished: bool,
+}
+
+impl ThreadGuard {
+    pub fn new(liveness: Arc<Liveness>, part: Component) -> Self {
+        Self {
+            liveness,
+            part,
+            finished: false,
+        }
+    }
+
+    /// The thread ends as it should (hookd is stopping).
+    pub fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for ThreadGuard {
+    fn drop(&mut self) {
+        if !self.finished || std::thread::panicking() {
+            tracing::error!(part = %self.part, "{} stopped unexpectedly: hookd is unhealthy (health answers 503, the watchdog stops)", self.part);
+            self.liveness.mark_dead(self.part);
         }
     }
 }
@@ -434,13 +529,22 @@ pub fn watchdog_tick(
     notifier: &Notifier,
     now: Instant,
 ) -> Vec<Component> {
-    let stalled = staleness.check(&liveness.read(), now);
+    let mut stalled: Vec<Component> = staleness
+        .check(&liveness.read(), now)
+        .into_iter()
+        .map(|i| liveness.component(i))
+        .collect();
+    for part in liveness.dead() {
+        if !stalled.contains(&part) {
+            stalled.push(part);
+        }
+    }
     if stalled.is_empty() {
         if let Err(e) = notifier.watchdog() {
             tracing::warn!(error = %e, "watchdog ping not sent");
         }
     }
-    stalled.into_iter().map(|i| liveness.component(i)).collect()
+    stalled
 }
 
 /// The watchdog thread: pings systemd every half interval while every part makes progress.
@@ -641,16 +745,40 @@ mod tests {
     fn liveness_counts_per_part() {
         let l = Liveness::new(2);
         assert_eq!(l.shards(), 2);
-        assert_eq!(l.read(), vec![0, 0, 0]);
+        assert_eq!(l.read(), vec![0, 0, 0, 0]);
         l.beat_shard(1);
         l.beat_shard(1);
         l.beat_dispatcher();
-        assert_eq!(l.read(), vec![0, 2, 1]);
+        l.beat_recorder();
+        assert_eq!(l.read(), vec![0, 2, 1, 1]);
         assert!(!l.shard_started(0));
         assert!(l.shard_started(1));
         assert_eq!(l.component(0), Component::Shard(0));
         assert_eq!(l.component(2), Component::Dispatcher);
+        assert_eq!(l.component(3), Component::Recorder);
+        assert_eq!(l.component(4), Component::Flusher);
+        assert_eq!(l.component(5), Component::IndexFlusher);
         assert_eq!(Component::Shard(3).to_string(), "shard 3");
+        assert!(l.dead().is_empty());
+        l.mark_dead(Component::Shard(1));
+        l.mark_dead(Component::Recorder);
+        assert_eq!(l.dead(), vec![Component::Shard(1), Component::Recorder]);
+    }
+
+    #[test]
+    fn a_thread_guard_marks_a_thread_that_panics_or_just_ends() {
+        let l = Arc::new(Liveness::new(2));
+        let guarded = l.clone();
+        let joined = std::thread::spawn(move || {
+            let _guard = ThreadGuard::new(guarded, Component::Shard(0));
+            panic!("a bug");
+        })
+        .join();
+        assert!(joined.is_err());
+        assert_eq!(l.dead(), vec![Component::Shard(0)]);
+        drop(ThreadGuard::new(l.clone(), Component::Dispatcher));
+        ThreadGuard::new(l.clone(), Component::Recorder).finish();
+        assert_eq!(l.dead(), vec![Component::Shard(0), Component::Dispatcher]);
     }
 
     #[test]
@@ -739,6 +867,16 @@ mod tests {
         live.beat_dispatcher();
         assert!(watchdog_tick(&mut s, &live, &notifier, ms(500)).is_empty());
         assert_eq!(pending().as_deref(), Some("WATCHDOG=1"));
+
+        // A thread marked dead stops the pings at once, before its counter goes stale.
+        live.mark_dead(Component::Shard(0));
+        live.beat_shard(1);
+        live.beat_dispatcher();
+        assert_eq!(
+            watchdog_tick(&mut s, &live, &notifier, ms(510)),
+            vec![Component::Shard(0)]
+        );
+        assert_eq!(pending(), None);
     }
 
     #[test]

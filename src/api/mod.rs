@@ -264,7 +264,7 @@ impl Api {
             return Err(ApiError::MethodNotAllowed(route.allowed()));
         }
         if route == Route::Health {
-            return Ok(Response::empty(204));
+            return Ok(health(&self.svc));
         }
         let svc = &self.svc;
         let need = match (route, method) {
@@ -406,6 +406,25 @@ pub fn json_response<T: serde::Serialize>(status: u16, value: &T) -> ApiResult {
     serde_json::to_vec(value)
         .map(|b| Response::json(status, b))
         .map_err(|e| ApiError::Internal(format!("serializing a response: {e}")))
+}
+
+/// `GET /api/v1/health`: 204 while every part of hookd lives; 503 naming the parts whose
+/// thread ended (a shard, the dispatcher or the recorder), which systemd's watchdog also stops
+/// pinging for.
+fn health(svc: &Service) -> Response {
+    let dead = svc.liveness.dead();
+    if dead.is_empty() {
+        return Response::empty(204);
+    }
+    let parts: Vec<String> = dead.iter().map(|p| p.to_string()).collect();
+    Response::error(
+        503,
+        "unhealthy",
+        &format!(
+            "stopped unexpectedly: {}; restart hookd (the log says why)",
+            parts.join(", ")
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -45,6 +45,18 @@ pub struct Summary {
     pub disk: Disk,
     pub pending: Pending,
     pub endpoints: Endpoints,
+    /// Absent from a hookd older than this CLI.
+    #[serde(default)]
+    pub problems: Problems,
+}
+
+/// Bugs met and threads lost since start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problems {
+    pub panics: u64,
+    pub last_panic: Option<String>,
+    pub stopped: Vec<String>,
 }
 
 /// One shard.
@@ -131,9 +143,12 @@ pub fn fetch(url: &str, token: &str) -> Result<(Summary, serde_json::Value), Sta
     Ok((summary, json))
 }
 
-/// True when every shard and the dispatcher are up.
+/// True when every shard and the dispatcher are up, no thread stopped and nothing panicked.
 pub fn healthy(s: &Summary) -> bool {
-    s.dispatcher.up && s.shards.iter().all(|sh| sh.up)
+    s.dispatcher.up
+        && s.shards.iter().all(|sh| sh.up)
+        && s.problems.stopped.is_empty()
+        && s.problems.panics == 0
 }
 
 /// The summary as text, one fact per line.
@@ -166,6 +181,17 @@ pub fn render(url: &str, s: &Summary) -> String {
         "dispatcher:  {}",
         if s.dispatcher.up { "up" } else { "DOWN" }
     );
+    if !s.problems.stopped.is_empty() {
+        let _ = writeln!(out, "STOPPED:     {}", s.problems.stopped.join(", "));
+    }
+    if s.problems.panics > 0 {
+        let last = s.problems.last_panic.as_deref().unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "panics:      {} since start (bugs; each stopped one task); last: {last}",
+            s.problems.panics
+        );
+    }
     let oldest = match s.pending.count {
         0 => String::new(),
         _ => format!(

@@ -42,7 +42,10 @@ use storage::{
     Watermark,
 };
 
-use crate::service::Service;
+use crate::{
+    service::Service,
+    systemd::{Component, ThreadGuard},
+};
 
 /// The index cursor: every message at or below it has been fanned out.
 pub const FANOUT_CURSOR: &str = "fanout";
@@ -253,22 +256,11 @@ impl Dispatcher {
 }
 
 fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
+    let guard = ThreadGuard::new(svc.liveness.clone(), Component::Dispatcher);
     let state = svc.store.state();
     let log = svc.store.log();
     let mut saved = state.cursor(FANOUT_CURSOR).ok().flatten().unwrap_or(0);
-    let mut fan = FanOut {
-        endpoints: EndpointCache::default(),
-        tail: Tail {
-            iter: log.iter_from(saved + 1),
-            held: None,
-        },
-        position: saved,
-        // Messages up to here may have been fanned out before a restart: their deliveries
-        // are looked up before being sent again.
-        recheck_upto: log.durable().get(),
-        blocked_since: None,
-        carried: Arc::default(),
-    };
+    let mut fan = FanOut::new(log, saved);
     let waker = Waker::from(Arc::new(Unpark(parker.unparker().clone())));
     // A lease outlives the attempt (its timeout) with a margin for recording it.
     let lease_ms = (svc.config().delivery.timeout + LEASE_MARGIN).as_millis() as u64;
@@ -343,6 +335,7 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
         }
         std::thread::sleep(GATHER);
     }
+    guard.finish();
 }
 
 /// Lets a repeating log line through at most once per period, counting what it held back.
@@ -438,6 +431,7 @@ type Targets = (Vec<(usize, u64)>, Option<MessageRecord>);
 
 /// Fan-out's state between rounds.
 struct FanOut<'a> {
+    log: &'a storage::log::Log,
     endpoints: EndpointCache,
     tail: Tail<'a>,
     /// Every message at or below this has been fanned out.
@@ -447,12 +441,73 @@ struct FanOut<'a> {
     blocked_since: Option<Instant>,
     /// Bytes of carried messages still held by tasks.
     carried: Arc<AtomicUsize>,
+    /// Deliveries for the due index whose write failed, and the position they take fan-out
+    /// to: written before anything else; the position passes them only once they are.
+    unwritten: Option<(u64, Vec<(u64, u64, DeliveryState)>)>,
 }
 
-impl FanOut<'_> {
+impl<'a> FanOut<'a> {
+    /// Fan-out from just after `position` (the saved cursor).
+    fn new(log: &'a storage::log::Log, position: u64) -> Self {
+        Self {
+            log,
+            endpoints: EndpointCache::default(),
+            tail: Tail {
+                iter: log.iter_from(position + 1),
+                held: None,
+            },
+            position,
+            // Messages up to here may have been fanned out before a restart: their
+            // deliveries are looked up before being sent again.
+            recheck_upto: log.durable().get(),
+            blocked_since: None,
+            carried: Arc::default(),
+            unwritten: None,
+        }
+    }
+
+    /// Reads the log again from just after the position: the records taken off the tail
+    /// since then were not handed out (an index error stopped the batch).
+    fn rewind(&mut self) {
+        self.tail = Tail {
+            iter: self.log.iter_from(self.position + 1),
+            held: None,
+        };
+        self.blocked_since = None;
+    }
+
+    /// Writes spilled deliveries to the due index; on failure keeps them for the next round
+    /// with the position they lead to.
+    fn write_spill(
+        &mut self,
+        svc: &Service,
+        last: u64,
+        spill: Vec<(u64, u64, DeliveryState)>,
+    ) -> storage::Result<()> {
+        #[cfg(test)]
+        let written = tests::fault(tests::Fault::Spill)
+            .map_or_else(|| svc.store.state().set_deliveries(&spill), Err);
+        #[cfg(not(test))]
+        let written = svc.store.state().set_deliveries(&spill);
+        match written {
+            Ok(()) => {
+                self.position = self.position.max(last);
+                Ok(())
+            }
+            Err(e) => {
+                self.unwritten = Some((last, spill));
+                Err(e)
+            }
+        }
+    }
+
     /// Fans out the durable messages after `position`, as far as the shard queues take them.
+    /// On an index error nothing is skipped: what was read but not handed out is read again
+    /// next round, and spilled deliveries not written are written first.
     fn run(&mut self, svc: &Service, inboxes: &[Inbox]) -> storage::Result<()> {
-        let state = svc.store.state();
+        if let Some((last, spill)) = self.unwritten.take() {
+            self.write_spill(svc, last, spill)?;
+        }
         let upto = svc.store.log().durable().get();
         while self.position < upto {
             // A long backlog is worked through in this loop: the watchdog must see it move.
@@ -474,7 +529,14 @@ impl FanOut<'_> {
                         continue;
                     }
                 };
-                let (targets, msg) = self.targets(svc, &rec, inboxes.len())?;
+                let (targets, msg) = match self.targets(svc, &rec, inboxes.len()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        // Nothing of this batch was handed out yet: read it again.
+                        self.rewind();
+                        return Err(e);
+                    }
+                };
                 let mut need = vec![0usize; inboxes.len()];
                 for &(shard, _) in &targets {
                     need[shard] += 1;
@@ -519,10 +581,11 @@ impl FanOut<'_> {
             // Spilled deliveries are on disk before the position passes them; fresh ones are
             // registered as unsettled before they are queued.
             let spill = queue_fresh(inboxes, direct, spill, now);
-            if !spill.is_empty() {
-                state.set_deliveries(&spill)?;
+            if spill.is_empty() {
+                self.position = last;
+            } else {
+                self.write_spill(svc, last, spill)?;
             }
-            self.position = last;
             if stalled {
                 break;
             }
@@ -538,6 +601,10 @@ impl FanOut<'_> {
         rec: &storage::Record,
         shards: usize,
     ) -> storage::Result<Targets> {
+        #[cfg(test)]
+        if let Some(e) = tests::fault(tests::Fault::Targets(rec.seq)) {
+            return Err(e);
+        }
         // The record's key is its app: apps without endpoints are skipped undecoded.
         let eps = self.endpoints.get(svc, rec.key)?;
         if eps.is_empty() {
@@ -689,7 +756,119 @@ fn hand_out(svc: &Service, inboxes: &[Inbox], lease_ms: u64) -> storage::Result<
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
     use super::*;
+
+    /// An index failure a test injects, once, on this thread.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Fault {
+        /// Looking up the endpoints of the message at this seq.
+        Targets(u64),
+        /// Writing spilled deliveries to the due index.
+        Spill,
+    }
+
+    thread_local! {
+        static FAULTS: RefCell<Vec<Fault>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// The injected error, if `at` was armed (it is disarmed by firing).
+    pub(super) fn fault(at: Fault) -> Option<storage::Error> {
+        FAULTS.with(|f| {
+            let mut f = f.borrow_mut();
+            let i = f.iter().position(|x| *x == at)?;
+            f.remove(i);
+            Some(storage::Error::Io {
+                context: format!("injected fault at {at:?}"),
+                source: std::io::Error::other("injected"),
+            })
+        })
+    }
+
+    fn arm(at: Fault) {
+        FAULTS.with(|f| f.borrow_mut().push(at));
+    }
+
+    /// A real service on a temporary directory (one shard), an endpoint subscribed to
+    /// everything in app 1, and `n` durable messages of that app; returns their seqs.
+    fn service_with_messages(
+        dir: &std::path::Path,
+        n: usize,
+    ) -> (Arc<Service>, Vec<u64>) {
+        let text = format!(
+            "[server]\nshards = 1\n[storage]\npath = \"{}\"\n",
+            dir.join("data").display()
+        );
+        let config = crate::config::from_toml_str(&text).expect("config");
+        let clock: Arc<dyn crate::time::Clock> = Arc::new(crate::time::SystemClock);
+        let (svc, _) = Service::open(config, clock).expect("open");
+        let ep = EndpointRecord::new(7, 1, "ep_x".into(), "http://127.0.0.1:9/".into(), vec![], 0);
+        svc.store.state().put_endpoint(&ep).unwrap();
+        svc.endpoints_version.fetch_add(1, Ordering::AcqRel);
+        let mut seqs = Vec::new();
+        for i in 0..n {
+            let mut m = msg("a", &[]);
+            m.rand = i as u64;
+            let bytes = storage::codec::encode_value(&m).unwrap();
+            let seq = svc.store.log().append_keyed(1, &[&bytes]).unwrap();
+            svc.store.log().durable().wait(seq).blocking().unwrap();
+            seqs.push(seq);
+        }
+        (svc, seqs)
+    }
+
+    fn queued(inbox: &Inbox) -> Vec<u64> {
+        inbox.rx.try_iter().map(|t| t.seq).collect()
+    }
+
+    #[test]
+    fn an_index_error_in_fan_out_hands_out_the_same_records_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, seqs) = service_with_messages(dir.path(), 5);
+        let inboxes = vec![Inbox::new(64)];
+        let mut fan = FanOut::new(svc.store.log(), 0);
+        // The third message's endpoint look-up fails: the two before it were read off the
+        // log but not handed out.
+        arm(Fault::Targets(seqs[2]));
+        assert!(fan.run(&svc, &inboxes).is_err());
+        assert!(queued(&inboxes[0]).is_empty());
+        assert_eq!(fan.position, 0);
+        fan.run(&svc, &inboxes).unwrap();
+        assert_eq!(queued(&inboxes[0]), seqs, "every message once, none skipped");
+        assert_eq!(fan.position, seqs[4]);
+    }
+
+    #[test]
+    fn a_failed_spill_write_is_written_before_the_position_passes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, seqs) = service_with_messages(dir.path(), 2);
+        // A full inbox, and fan-out has waited long enough for room (SPILL_AFTER, set by
+        // hand rather than waited for): the first message's delivery spills to the index.
+        let inboxes = vec![Inbox::new(1)];
+        let filler = Task {
+            endpoint: 9,
+            seq: 0,
+            attempts: 0,
+            trigger: Trigger::Scheduled,
+            fresh: false,
+            msg: None,
+        };
+        assert!(inboxes[0].tx.try_send(filler).is_ok());
+        let mut fan = FanOut::new(svc.store.log(), 0);
+        fan.blocked_since = Some(Instant::now() - SPILL_AFTER);
+        arm(Fault::Spill);
+        assert!(fan.run(&svc, &inboxes).is_err());
+        assert_eq!(fan.position, 0, "the position waits for the spill to be on disk");
+        let state = svc.store.state();
+        assert!(state.delivery(7, seqs[0]).unwrap().is_none());
+        // The next round writes it first, then moves on (the second message waits for room).
+        fan.run(&svc, &inboxes).unwrap();
+        assert_eq!(fan.position, seqs[0]);
+        let d = state.delivery(7, seqs[0]).unwrap().expect("spilled to the due index");
+        assert_eq!(d.status, DeliveryStatus::Pending);
+        assert!(state.delivery(7, seqs[1]).unwrap().is_none());
+    }
 
     fn ep(types: Option<&[&str]>, channels: Option<&[&str]>, disabled: bool) -> EndpointRecord {
         EndpointRecord {

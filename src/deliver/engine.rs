@@ -35,6 +35,7 @@ use crate::{
     api::messages::message_id,
     auth::Bucket,
     ids::{self, Kind},
+    panics::{CatchUnwind, Panicked},
     service::Service,
     url::Url,
 };
@@ -216,8 +217,10 @@ impl Engine {
                     endpoint: task.endpoint,
                     released: false,
                 };
-                if let Err(e) = me.attempt(&task, &mut held).await {
-                    me.attempt_failed(&task, &e);
+                match CatchUnwind::new(me.attempt(&task, &mut held)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => me.attempt_failed(&task, &e.to_string()),
+                    Err(Panicked) => me.attempt_failed(&task, "it panicked (a bug in hookd)"),
                 }
                 drop(held);
                 me.in_flight.set(me.in_flight.get() - 1);
@@ -230,8 +233,8 @@ impl Engine {
     /// An attempt that could not run or be recorded: a leased delivery comes round again
     /// when its lease runs out; a fresh one is made due in the index (or, if even that
     /// fails, stays unsettled, so fan-out rebuilds it after a restart).
-    fn attempt_failed(&self, task: &Task, e: &storage::Error) {
-        tracing::error!(error = %e, endpoint = task.endpoint, seq = task.seq, "a delivery attempt failed to run or to be recorded; it will be retried");
+    fn attempt_failed(&self, task: &Task, e: &str) {
+        tracing::error!(error = e, endpoint = task.endpoint, seq = task.seq, "a delivery attempt failed to run or to be recorded; it will be retried");
         if !task.fresh {
             return;
         }
@@ -298,7 +301,16 @@ impl Engine {
                 Outcome::Refused(format!("invalid endpoint URL: {why}")),
                 None,
             ),
-            Ok(url) => self.send(&ep, &url, &id, msg, started).await,
+            // The receiver's bytes are parsed in here: should a bug still panic on them, the
+            // attempt fails ("internal error") and is retried; the shard goes on.
+            Ok(url) => CatchUnwind::new(self.send(&ep, &url, &id, msg, started))
+                .await
+                .unwrap_or_else(|Panicked| {
+                    (
+                        Outcome::Internal("the attempt panicked (a bug in hookd; see the log)".into()),
+                        None,
+                    )
+                }),
         };
         let (outcome, response) = outcome;
         held.release();

@@ -72,11 +72,13 @@ pub enum Outcome {
     Connect(String),
     /// Not sent, by policy: the SSRF guard or the config refused the address. Never retried.
     Refused(String),
+    /// The attempt stopped on a bug in hookd (a panic, caught); retried like `Connect`.
+    Internal(String),
 }
 
 impl Outcome {
     /// The metrics label: `"2xx"` .. `"5xx"`, `"other"` (a status outside 200..=599),
-    /// `"timeout"`, `"connect"` or `"refused"`.
+    /// `"timeout"`, `"connect"`, `"refused"` or `"internal"`.
     pub fn class(&self) -> &'static str {
         match self {
             Outcome::Status { code, .. } => match code {
@@ -89,6 +91,7 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Connect(_) => "connect",
             Outcome::Refused(_) => "refused",
+            Outcome::Internal(_) => "internal",
         }
     }
 
@@ -127,6 +130,7 @@ impl fmt::Display for Outcome {
             Outcome::Timeout => f.write_str("timeout"),
             Outcome::Connect(why) => write!(f, "connection error: {why}"),
             Outcome::Refused(why) => write!(f, "refused: {why}"),
+            Outcome::Internal(why) => write!(f, "internal error: {why}"),
         }
     }
 }
@@ -262,44 +266,25 @@ impl Policy {
     }
 }
 
-/// A `Retry-After` header value as a wait from `now_ms`: delta-seconds (`120`) or an
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`; the obsolete RFC 850 and asctime forms are
-/// not taken). A date in the past is a zero wait. Waits are cut to [`RETRY_AFTER_MAX`].
-/// `None` for anything else.
+/// A `Retry-After` header value as a wait from `now_ms`: delta-seconds (`120`) or an HTTP-date
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`, and the obsolete RFC 850 and asctime forms that RFC 9110
+/// §5.6.7 asks recipients to take, parsed by `httpdate`). A date in the past is a zero wait.
+/// Waits are cut to [`RETRY_AFTER_MAX`]. `None` for anything else. Total: the value is a
+/// receiver's bytes, so no input panics (the `retry_after` fuzz target checks it).
 pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<Duration> {
     let value = value.trim();
     let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // All digits, so a parse error can only be an overflow: a very long wait.
         Duration::from_secs(value.parse().unwrap_or(u64::MAX))
     } else {
-        Duration::from_millis(parse_imf_fixdate(value)?.saturating_sub(now_ms))
+        let at = httpdate::parse_http_date(value).ok()?;
+        let at_ms = match at.duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => millis(since),
+            Err(_) => 0,
+        };
+        Duration::from_millis(at_ms.saturating_sub(now_ms))
     };
     Some(wait.min(RETRY_AFTER_MAX))
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` to Unix milliseconds (RFC 9110 §5.6.7). The weekday must
-/// be a weekday name but is not checked against the date.
-fn parse_imf_fixdate(s: &str) -> Option<u64> {
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let b = s.as_bytes();
-    // "Sun, 06 Nov 1994 08:49:37 GMT": fixed width, fixed separators.
-    if b.len() != 29 || &s[3..5] != ", " || &s[25..] != " GMT" {
-        return None;
-    }
-    if b[7] != b' ' || b[11] != b' ' || b[16] != b' ' {
-        return None;
-    }
-    let digits = |r: std::ops::Range<usize>| s[r].bytes().all(|c| c.is_ascii_digit());
-    if !DAYS.contains(&&s[0..3]) || !digits(5..7) || !digits(12..16) {
-        return None;
-    }
-    let month = MONTHS.iter().position(|m| *m == &s[8..11])? + 1;
-    // The time of day and all range checks are left to the RFC 3339 parser.
-    let rfc3339 = format!("{}-{month:02}-{}T{}Z", &s[12..16], &s[5..7], &s[17..25]);
-    crate::time::parse_rfc3339(&rfc3339)
 }
 
 /// A duration in whole milliseconds, saturating.
@@ -640,23 +625,35 @@ mod tests {
     #[test]
     fn parses_retry_after_forms() {
         let now_ms = 784_111_777_000; // Sun, 06 Nov 1994 08:49:37 GMT
-        let cases: [(&str, Option<Duration>); 16] = [
+        let cases: [(&str, Option<Duration>); 26] = [
             ("120", Some(secs(120))),
             (" 0 ", Some(secs(0))),
             ("86400", Some(secs(86_400))),
             ("86401", Some(RETRY_AFTER_MAX)),
             ("99999999999999999999999", Some(RETRY_AFTER_MAX)),
+            ("18446744073709551616", Some(RETRY_AFTER_MAX)),
             ("Sun, 06 Nov 1994 08:49:37 GMT", Some(secs(0))),
             ("Sun, 06 Nov 1994 09:49:37 GMT", Some(secs(3600))),
             ("Sat, 05 Nov 1994 08:49:37 GMT", Some(secs(0))),
             ("Wed, 09 Nov 1994 08:49:37 GMT", Some(RETRY_AFTER_MAX)),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", Some(RETRY_AFTER_MAX)),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", Some(secs(0))),
+            // The obsolete forms RFC 9110 asks recipients to accept.
+            ("Sunday, 06-Nov-94 09:49:37 GMT", Some(secs(3600))),
+            ("Sun Nov  6 09:49:37 1994", Some(secs(3600))),
             ("", None),
             ("-5", None),
+            ("-99999999999999999999999", None),
             ("1.5", None),
             ("Sun, 06 Nov 1994 08:49:37 UTC", None),
-            ("Sunday, 06-Nov-94 08:49:37 GMT", None),
             ("Sun, 06 Foo 1994 08:49:37 GMT", None),
             ("Sun, 06 Nov 1994 25:49:37 GMT", None),
+            // Multi-byte UTF-8 where the fixed-width format has ASCII (this panicked a shard).
+            ("Sun,\u{e9}6 Nov 1994 08:49:37 GMT", None),
+            ("\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}", None),
+            ("Sun, 06 Nov 1994 08:49:37 GM\u{e9}", None),
+            ("\u{0}\u{0}\u{0}", None),
+            ("Sun, 06 Nov 1994 08:49:37 GMT\u{0}", None),
         ];
         for (value, want) in cases {
             assert_eq!(parse_retry_after(value, now_ms), want, "{value:?}");

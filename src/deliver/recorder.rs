@@ -8,19 +8,27 @@
 //! cursor move past them. Nothing is acknowledged to anyone before it is written: a batch
 //! lost in a crash is sent again (leased ones when the lease runs out, fresh ones by fan-out).
 //!
+//! A write that fails is tried again a few times; if the index still refuses it, hookd stops
+//! (`crate::fatal`) rather than keep those deliveries unsettled, which would pin the fan-out
+//! cursor for good: after the restart fan-out sends them again.
+//!
 //! It also fails the open deliveries of an endpoint a shard disabled (a scan of the endpoint's
 //! deliveries, too long for a shard), after the outcomes queued before it.
 
 use std::{
     sync::{Arc, Mutex},
     thread::JoinHandle,
+    time::Duration,
 };
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use storage::state::OutcomeRecord;
 
 use super::dispatch::Inbox;
-use crate::service::Service;
+use crate::{
+    service::Service,
+    systemd::{Component, ThreadGuard},
+};
 
 /// Batches waiting to be written, at most.
 const QUEUE_BATCHES: usize = 256;
@@ -94,8 +102,18 @@ impl Recorder {
     }
 }
 
+/// The longest the recorder waits for a job before it beats anyway.
+const BEAT_EVERY: Duration = Duration::from_millis(500);
+
 fn run(svc: &Service, inboxes: &[Inbox], rx: &Receiver<Job>) {
-    while let Ok(job) = rx.recv() {
+    let guard = ThreadGuard::new(svc.liveness.clone(), Component::Recorder);
+    loop {
+        svc.liveness.beat_recorder();
+        let job = match rx.recv_timeout(BEAT_EVERY) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let (shard, outcomes) = match job {
             Job::Batch { shard, outcomes } => (shard, outcomes),
             Job::FailOpen { endpoint } => {
@@ -115,18 +133,105 @@ fn run(svc: &Service, inboxes: &[Inbox], rx: &Receiver<Job>) {
                 }
                 continue;
             }
-            Job::Stop => return,
+            Job::Stop => break,
         };
-        match svc.store.state().record_outcomes(&outcomes) {
+        let written = write_with_retries(
+            || svc.store.state().record_outcomes(&outcomes),
+            |wait| {
+                svc.liveness.beat_recorder();
+                std::thread::sleep(wait);
+            },
+        );
+        match written {
             Ok(()) => inboxes[shard].settled(
                 outcomes
                     .iter()
                     .filter(|o| o.first_write)
                     .map(|o| o.attempt.msg_seq),
             ),
+            // Their fresh tasks would stay unsettled and pin the fan-out cursor for good; a
+            // restart sends them again (at least once) and starts with a fresh index.
+            Err(e) => crate::fatal::stop(&format!(
+                "the index refuses the attempts of {} deliveries after {RECORD_TRIES} tries: {e}",
+                outcomes.len()
+            )),
+        }
+    }
+    guard.finish();
+}
+
+/// Tries to write a batch of outcomes this many times before hookd stops.
+const RECORD_TRIES: u32 = 5;
+/// The pause after the first failed write; it doubles after each.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+
+/// Calls `write` until it succeeds, at most [`RECORD_TRIES`] times, calling `pause` with a
+/// doubling wait between tries; the last error if none succeeded. Each failure is logged.
+fn write_with_retries(
+    mut write: impl FnMut() -> storage::Result<()>,
+    mut pause: impl FnMut(Duration),
+) -> storage::Result<()> {
+    let mut wait = RECORD_RETRY_FIRST;
+    let mut tried = 1;
+    loop {
+        match write() {
+            Ok(()) => return Ok(()),
+            Err(e) if tried >= RECORD_TRIES => return Err(e),
             Err(e) => {
-                tracing::error!(error = %e, n = outcomes.len(), "recording attempts failed; their deliveries will be sent again (leased ones when the lease runs out, fresh ones after a restart)")
+                tracing::error!(error = %e, tried, "recording attempts failed; trying again");
+                pause(wait);
+                wait *= 2;
+                tried += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure() -> storage::Error {
+        storage::Error::Io {
+            context: "writing attempts".into(),
+            source: std::io::Error::other("injected"),
+        }
+    }
+
+    #[test]
+    fn a_write_that_fails_a_few_times_is_retried_until_it_lands() {
+        let (mut calls, mut paused) = (0, Vec::new());
+        let r = write_with_retries(
+            || {
+                calls += 1;
+                if calls < 3 {
+                    Err(failure())
+                } else {
+                    Ok(())
+                }
+            },
+            |d| paused.push(d),
+        );
+        assert!(r.is_ok());
+        assert_eq!(calls, 3);
+        assert_eq!(
+            paused,
+            [Duration::from_millis(100), Duration::from_millis(200)]
+        );
+    }
+
+    #[test]
+    fn a_write_that_keeps_failing_gives_up_after_the_last_try() {
+        let (mut calls, mut paused) = (0, Duration::ZERO);
+        let r = write_with_retries(
+            || {
+                calls += 1;
+                Err(failure())
+            },
+            |d| paused += d,
+        );
+        assert!(r.is_err());
+        assert_eq!(calls, RECORD_TRIES);
+        assert_eq!(paused, Duration::from_millis(100 + 200 + 400 + 800));
     }
 }

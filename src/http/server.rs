@@ -52,6 +52,7 @@ use super::limits::{Limits, LimitsSource};
 use super::message::{Handler, Method, Request, Response};
 use super::parse::{BodyFraming, ChunkedDecoder, Decoded, HeadParser, HeadStatus};
 use super::shutdown::{ConnSlot, Connections, Shutdown};
+use crate::panics::CatchUnwind;
 
 /// Initial capacity of a connection's read buffer.
 const READ_BUF_INITIAL: usize = 4 << 10;
@@ -162,7 +163,9 @@ pub async fn run_listener<H: Handler, L: LimitsSource>(
         let slot = conns.register();
         let (tls, handler) = (tls.clone(), handler.clone());
         monoio::spawn(async move {
-            serve_accepted(stream, peer, &tls, &*handler, &limits, &slot).await;
+            // A panic while serving (a bug) closes this connection only; the hook logs it.
+            let served = serve_accepted(stream, peer, &tls, &*handler, &limits, &slot);
+            let _ = CatchUnwind::new(served).await;
         });
     }
     drop(listener);
@@ -689,13 +692,5 @@ where
 /// Calls the handler; `None` if it panicked (the panic is contained to this request).
 async fn call_handler<H: Handler>(handler: &H, req: Request) -> Option<Response> {
     let fut = catch_unwind(AssertUnwindSafe(|| handler.handle(req))).ok()?;
-    let mut fut = pin!(fut);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(resp)) => Poll::Ready(Some(resp)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(None),
-        },
-    )
-    .await
+    CatchUnwind::new(fut).await.ok()
 }

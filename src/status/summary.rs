@@ -50,6 +50,19 @@ struct Summary {
     pending: Pending,
     series: Series,
     endpoints: Endpoints,
+    problems: Problems,
+}
+
+/// Bugs met and threads lost since start.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Problems {
+    /// Panics caught (each stopped one task).
+    panics: u64,
+    /// The last one: message, thread and location.
+    last_panic: Option<String>,
+    /// Threads that stopped unexpectedly (health answers 503 while any did).
+    stopped: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -222,6 +235,11 @@ pub fn answer(status: &Status, svc: &Service, req: &Request) -> ApiResult {
         },
         series,
         endpoints: unhealthy(svc, now_ms)?,
+        problems: Problems {
+            panics: crate::panics::count(),
+            last_panic: crate::panics::last(),
+            stopped: svc.liveness.dead().iter().map(|p| p.to_string()).collect(),
+        },
     };
     json_response(200, &summary)
 }

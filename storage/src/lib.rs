@@ -79,6 +79,8 @@ pub use crate::{
 };
 
 const MARKER: &str = "HOOKD";
+/// The longest the index flusher sleeps between turns of its loop.
+const INDEX_BEAT_MAX: Duration = Duration::from_secs(1);
 /// The longest one retention run spends pruning the index of retired messages.
 const PRUNE_SLICE: Duration = Duration::from_millis(200);
 const MARKER_PREFIX: &str = "hookd data directory\nformat ";
@@ -122,6 +124,8 @@ impl std::fmt::Debug for Store {
 }
 
 struct IndexFlusher {
+    /// Turns of the thread's loop (see [`Store::index_flusher_beats`]).
+    beats: AtomicU64,
     requested: AtomicU64,
     durable: Arc<Watermark>,
     unparker: Unparker,
@@ -143,6 +147,7 @@ impl Store {
         let (log, report) = Log::open(&path.join("log"), opts.log, clock.clone(), state.clone())?;
         let parker = Parker::new();
         let index = Arc::new(IndexFlusher {
+            beats: AtomicU64::new(0),
             requested: AtomicU64::new(0),
             durable: Arc::new(Watermark::new(0)),
             unparker: parker.unparker().clone(),
@@ -172,6 +177,12 @@ impl Store {
     /// The event log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// Turns of the index flusher thread's loop so far (at least one a second while it
+    /// lives): a counter that stops moving means it is stuck in a sled flush, or gone.
+    pub fn index_flusher_beats(&self) -> u64 {
+        self.index.beats.load(Ordering::Relaxed)
     }
 
     /// The index database.
@@ -276,7 +287,10 @@ impl Drop for Store {
 
 fn index_flusher(state: &State, ix: &IndexFlusher, parker: &Parker, interval: Duration) {
     let mut since_flush = Duration::ZERO;
+    // Turn at least this often, so that a live thread beats often enough for a watchdog.
+    let nap = interval.min(INDEX_BEAT_MAX);
     loop {
+        ix.beats.fetch_add(1, Ordering::Relaxed);
         let requested = ix.requested.load(Ordering::Acquire);
         let stopping = ix.stop.load(Ordering::Acquire);
         if requested > ix.durable.get() || since_flush >= interval || stopping {
@@ -291,7 +305,7 @@ fn index_flusher(state: &State, ix: &IndexFlusher, parker: &Parker, interval: Du
             continue;
         }
         let t = std::time::Instant::now();
-        parker.park_timeout(interval - since_flush);
+        parker.park_timeout((interval - since_flush).min(nap));
         since_flush += t.elapsed();
     }
 }

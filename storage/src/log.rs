@@ -242,6 +242,9 @@ struct Shared {
     /// The flusher found nothing to do and may be in its long idle sleep: an `interval`
     /// append (which does not wake it otherwise) wakes it.
     flusher_idle: AtomicBool,
+    /// Turns of the flusher's loop: it turns at least every 200 ms while it lives and is not
+    /// stuck in a write or an `fdatasync` (a watchdog reads it, [`Log::flusher_beats`]).
+    flusher_beats: AtomicU64,
     flushes: AtomicU64,
     flush_stats: crate::histogram::FlushStats,
 }
@@ -301,6 +304,7 @@ impl Log {
             unparker: parker.unparker().clone(),
             stop: AtomicBool::new(false),
             flusher_idle: AtomicBool::new(false),
+            flusher_beats: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             flush_stats: Default::default(),
             opts,
@@ -459,6 +463,12 @@ impl Log {
     /// The durable watermark: wait on it for "my sequence is on disk".
     pub fn durable(&self) -> &Arc<Watermark> {
         &self.shared.durable
+    }
+
+    /// Turns of the flusher thread's loop so far: a counter that stops moving means the
+    /// flusher is stuck (a hung write or `fdatasync`) or gone.
+    pub fn flusher_beats(&self) -> u64 {
+        self.shared.flusher_beats.load(Ordering::Relaxed)
     }
 
     /// How appends are acknowledged.
@@ -854,6 +864,7 @@ impl Iterator for Iter<'_> {
 fn flusher_loop(sh: &Shared, parker: Parker) {
     let mut last_start = Instant::now() - sh.opts.commit_window;
     loop {
+        sh.flusher_beats.fetch_add(1, Ordering::Relaxed);
         let stopping = sh.stop.load(Ordering::Acquire);
         // Idle until shown otherwise: set before looking, so that an append after the look
         // finds it set and wakes this thread.
