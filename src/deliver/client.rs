@@ -26,11 +26,19 @@
 //!    followed). The body is framed by `Transfer-Encoding: chunked` (decoded), by
 //!    `Content-Length`, or by the close of the connection. Its first `response_bytes_max`
 //!    bytes are kept; the rest is read and dropped, up to [`DRAIN_BYTES_MAX`], so that the
-//!    connection can be reused. Once the head has arrived its status stands: a body cut
-//!    short (closed early, broken chunk framing, a read error, the deadline) is kept as far
-//!    as it came, and the connection is closed.
+//!    connection can be reused. A response counts only whole: a body cut short (closed
+//!    early, a read error, the deadline), badly framed (chunk syntax, a chunk size that
+//!    overflows) or longer than those bounds fails the attempt, whatever its status, and
+//!    the connection is closed. A webhook is delivered at least once, so the retry that
+//!    follows is allowed; taking a half-read `200` as delivered would not be.
 //! 5. The connection goes back to the pool only when the server allowed keep-alive, the
 //!    whole body was read, nothing followed it, and no operation on it timed out.
+//!
+//! **Every byte of the answer is untrusted**: the head is parsed by httparse (bounded by
+//! [`HEAD_BYTES_MAX`] and [`HEADERS_MAX`]), numbers with checked parsing, chunk sizes by
+//! the server's own bounded decoder, `Retry-After` kept as at most 128 bytes cut at a
+//! character boundary and parsed by `policy::parse_retry_after` (httpdate). The
+//! `response_parse` fuzz target feeds arbitrary answers through this code.
 //!
 //! **Timeouts.** Resolution, TCP connect and TLS handshake together are bounded by
 //! `connect_timeout` (the addresses of a name share it); the whole attempt, connect
@@ -818,12 +826,17 @@ impl Conn {
                 )));
             }
         };
-        let (body, complete) = self.read_body(head.framing, keep_max, deadline).await;
+        // A response counts only whole: a body cut short, badly framed, or longer than the
+        // client reads fails the attempt (it is retried; at least once allows that).
+        let body = self
+            .read_body(head.framing, keep_max, deadline)
+            .await
+            .map_err(Failure::fatal)?;
         Ok(Exchanged {
             status: head.status,
             retry_after: head.retry_after,
             body,
-            reusable: head.keep_alive && complete,
+            reusable: head.keep_alive,
             trailing: self.pos < self.rbuf.len(),
         })
     }
@@ -870,38 +883,42 @@ impl Conn {
         }
     }
 
-    /// Reads the body as `framing` says, keeping its first `keep_max` bytes. Also says
-    /// whether the body was read to its end (so that the connection can be reused).
+    /// Reads the body as `framing` says, keeping its first `keep_max` bytes and reading at
+    /// most [`DRAIN_BYTES_MAX`] more. An error when the body does not end well within those
+    /// bounds and the deadline: cut short, badly framed, or longer.
     async fn read_body(
         &mut self,
         framing: Framing,
         keep_max: usize,
         deadline: Instant,
-    ) -> (Vec<u8>, bool) {
+    ) -> Result<Vec<u8>, ClientError> {
+        let limit = keep_max as u64 + DRAIN_BYTES_MAX as u64;
+        let too_long = || {
+            ClientError::Protocol(format!(
+                "response body longer than {limit} bytes: not read to its end"
+            ))
+        };
         let mut kept = Vec::new();
         let mut seen: u64 = 0;
         let keep = |kept: &mut Vec<u8>, data: &[u8]| {
             let n = data.len().min(keep_max - kept.len());
             kept.extend_from_slice(&data[..n]);
         };
-        let drained_enough =
-            |kept: &Vec<u8>, seen: u64| kept.len() >= keep_max && seen > DRAIN_BYTES_MAX as u64;
         match framing {
-            Framing::Empty => (kept, true),
+            Framing::Empty => Ok(kept),
+            Framing::Length(n) if n > limit => Err(too_long()),
             Framing::Length(n) => loop {
                 let take = (n - seen).min(self.buffered() as u64) as usize;
                 keep(&mut kept, &self.rbuf[self.pos..self.pos + take]);
                 self.pos += take;
                 seen += take as u64;
                 if seen == n {
-                    return (kept, true);
+                    return Ok(kept);
                 }
-                if kept.len() >= keep_max && n > DRAIN_BYTES_MAX as u64 {
-                    return (kept, false);
-                }
-                if !matches!(self.fill(deadline).await, Ok(Filled::Data)) {
-                    return (kept, false);
-                }
+                self.fill_body(deadline, || {
+                    format!("the server closed the connection after {seen} of {n} body bytes")
+                })
+                .await?;
             },
             Framing::Chunked => {
                 let mut decoder = ChunkedDecoder::with_limits(usize::MAX, HEAD_BYTES_MAX);
@@ -913,36 +930,60 @@ impl Conn {
                                 keep(&mut kept, &input[range.clone()]);
                                 seen += range.len() as u64;
                                 self.pos += range.end;
+                                if seen > limit {
+                                    return Err(too_long());
+                                }
                             }
                             Ok(Decoded::NeedMore) => self.pos = self.rbuf.len(),
                             Ok(Decoded::Done(n)) => {
                                 self.pos += n;
-                                return (kept, true);
+                                return Ok(kept);
                             }
-                            Err(_) => return (kept, false),
+                            Err(e) => {
+                                return Err(ClientError::Protocol(format!("response body: {e}")))
+                            }
                         }
                     }
-                    if drained_enough(&kept, seen) {
-                        return (kept, false);
-                    }
-                    if !matches!(self.fill(deadline).await, Ok(Filled::Data)) {
-                        return (kept, false);
-                    }
+                    self.fill_body(deadline, || {
+                        "the server closed the connection in the middle of a chunked body".into()
+                    })
+                    .await?;
                 }
             }
-            // The connection closes after such a body, so nothing is drained.
             Framing::UntilClose => loop {
-                keep(&mut kept, &self.rbuf[self.pos..]);
+                let data = &self.rbuf[self.pos..];
+                keep(&mut kept, data);
+                seen += data.len() as u64;
                 self.pos = self.rbuf.len();
-                if kept.len() >= keep_max {
-                    return (kept, false);
+                if seen > limit {
+                    return Err(too_long());
                 }
                 match self.fill(deadline).await {
                     Ok(Filled::Data) => {}
-                    Ok(Filled::Eof) => return (kept, true),
-                    Err(_) => return (kept, false),
+                    Ok(Filled::Eof) => return Ok(kept),
+                    Err(FillError::TimedOut) => return Err(ClientError::Timeout),
+                    Err(FillError::Io(e)) => {
+                        return Err(ClientError::Io(format!("reading the response body: {e}")))
+                    }
                 }
             },
+        }
+    }
+
+    /// Reads more of a body that must go on: the end of the stream is an error, described by
+    /// `early`.
+    async fn fill_body(
+        &mut self,
+        deadline: Instant,
+        early: impl FnOnce() -> String,
+    ) -> Result<(), ClientError> {
+        match self.fill(deadline).await {
+            Ok(Filled::Data) => Ok(()),
+            Ok(Filled::Eof) => Err(ClientError::Protocol(early())),
+            Err(FillError::TimedOut) => Err(ClientError::Timeout),
+            Err(FillError::Io(e)) => {
+                Err(ClientError::Io(format!("reading the response body: {e}")))
+            }
         }
     }
 }

@@ -429,6 +429,9 @@ impl Tail<'_> {
 /// Where a record goes, as (shard, endpoint) pairs, and its decoded message if anywhere.
 type Targets = (Vec<(usize, u64)>, Option<MessageRecord>);
 
+/// A delivery for the due index: (endpoint, seq, state).
+type Spilled = (u64, u64, DeliveryState);
+
 /// Fan-out's state between rounds.
 struct FanOut<'a> {
     log: &'a storage::log::Log,
@@ -443,7 +446,7 @@ struct FanOut<'a> {
     carried: Arc<AtomicUsize>,
     /// Deliveries for the due index whose write failed, and the position they take fan-out
     /// to: written before anything else; the position passes them only once they are.
-    unwritten: Option<(u64, Vec<(u64, u64, DeliveryState)>)>,
+    unwritten: Option<(u64, Vec<Spilled>)>,
 }
 
 impl<'a> FanOut<'a> {
@@ -482,7 +485,7 @@ impl<'a> FanOut<'a> {
         &mut self,
         svc: &Service,
         last: u64,
-        spill: Vec<(u64, u64, DeliveryState)>,
+        spill: Vec<Spilled>,
     ) -> storage::Result<()> {
         #[cfg(test)]
         let written = tests::fault(tests::Fault::Spill)
@@ -792,10 +795,7 @@ mod tests {
 
     /// A real service on a temporary directory (one shard), an endpoint subscribed to
     /// everything in app 1, and `n` durable messages of that app; returns their seqs.
-    fn service_with_messages(
-        dir: &std::path::Path,
-        n: usize,
-    ) -> (Arc<Service>, Vec<u64>) {
+    fn service_with_messages(dir: &std::path::Path, n: usize) -> (Arc<Service>, Vec<u64>) {
         let text = format!(
             "[server]\nshards = 1\n[storage]\npath = \"{}\"\n",
             dir.join("data").display()
@@ -835,7 +835,11 @@ mod tests {
         assert!(queued(&inboxes[0]).is_empty());
         assert_eq!(fan.position, 0);
         fan.run(&svc, &inboxes).unwrap();
-        assert_eq!(queued(&inboxes[0]), seqs, "every message once, none skipped");
+        assert_eq!(
+            queued(&inboxes[0]),
+            seqs,
+            "every message once, none skipped"
+        );
         assert_eq!(fan.position, seqs[4]);
     }
 
@@ -859,13 +863,19 @@ mod tests {
         fan.blocked_since = Some(Instant::now() - SPILL_AFTER);
         arm(Fault::Spill);
         assert!(fan.run(&svc, &inboxes).is_err());
-        assert_eq!(fan.position, 0, "the position waits for the spill to be on disk");
+        assert_eq!(
+            fan.position, 0,
+            "the position waits for the spill to be on disk"
+        );
         let state = svc.store.state();
         assert!(state.delivery(7, seqs[0]).unwrap().is_none());
         // The next round writes it first, then moves on (the second message waits for room).
         fan.run(&svc, &inboxes).unwrap();
         assert_eq!(fan.position, seqs[0]);
-        let d = state.delivery(7, seqs[0]).unwrap().expect("spilled to the due index");
+        let d = state
+            .delivery(7, seqs[0])
+            .unwrap()
+            .expect("spilled to the due index");
         assert_eq!(d.status, DeliveryStatus::Pending);
         assert!(state.delivery(7, seqs[1]).unwrap().is_none());
     }

@@ -234,7 +234,12 @@ impl Engine {
     /// when its lease runs out; a fresh one is made due in the index (or, if even that
     /// fails, stays unsettled, so fan-out rebuilds it after a restart).
     fn attempt_failed(&self, task: &Task, e: &str) {
-        tracing::error!(error = e, endpoint = task.endpoint, seq = task.seq, "a delivery attempt failed to run or to be recorded; it will be retried");
+        tracing::error!(
+            error = e,
+            endpoint = task.endpoint,
+            seq = task.seq,
+            "a delivery attempt failed to run or to be recorded; it will be retried"
+        );
         if !task.fresh {
             return;
         }
@@ -307,7 +312,9 @@ impl Engine {
                 .await
                 .unwrap_or_else(|Panicked| {
                     (
-                        Outcome::Internal("the attempt panicked (a bug in hookd; see the log)".into()),
+                        Outcome::Internal(
+                            "the attempt panicked (a bug in hookd; see the log)".into(),
+                        ),
                         None,
                     )
                 }),
