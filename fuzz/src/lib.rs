@@ -13,6 +13,7 @@ pub mod api_json;
 pub mod config;
 pub mod http_request;
 pub mod record_decode;
+pub mod response_parse;
 pub mod signature;
 pub mod storage_model;
 
@@ -26,6 +27,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("config", config::run),
     ("api_json", api_json::run),
     ("record_decode", record_decode::run),
+    ("response_parse", response_parse::run),
     ("signature", signature::run),
     ("storage_model", storage_model::run),
 ];

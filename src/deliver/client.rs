@@ -74,16 +74,14 @@ use rustls::pki_types::ServerName;
 use thiserror::Error;
 
 use super::pipeline::{Answer as PipeAnswer, Pipe};
+use super::response::{parse_head, BodyReader, Framing, Head};
 use super::ssrf;
 use crate::config::DeliveryConfig;
-use crate::http::parse::{ChunkedDecoder, Decoded};
 use crate::url::Url;
 
 /// The most bytes of a response head (status line and headers, of one response; `1xx`
 /// heads count separately).
 pub const HEAD_BYTES_MAX: usize = 16 << 10;
-/// The most header fields in a response head.
-pub const HEADERS_MAX: usize = 64;
 /// The most body bytes read and dropped beyond those kept, to make a connection reusable;
 /// a longer body closes the connection instead.
 pub const DRAIN_BYTES_MAX: usize = 1 << 20;
@@ -100,8 +98,6 @@ pub const DNS_TTL: Duration = Duration::from_secs(30);
 pub const DNS_CACHE_MAX: usize = 1024;
 /// Lookups waiting for a resolver thread; beyond this a lookup fails at once.
 pub const RESOLVER_QUEUE_MAX: usize = 1024;
-/// Longest `Retry-After` value kept.
-const RETRY_AFTER_BYTES_MAX: usize = 128;
 /// Initial capacity of a connection's read buffer.
 const READ_BUF_INITIAL: usize = 8 << 10;
 /// Below this much free room the read buffer is compacted or grown.
@@ -883,220 +879,31 @@ impl Conn {
         }
     }
 
-    /// Reads the body as `framing` says, keeping its first `keep_max` bytes and reading at
-    /// most [`DRAIN_BYTES_MAX`] more. An error when the body does not end well within those
-    /// bounds and the deadline: cut short, badly framed, or longer.
+    /// Reads the body as `head` frames it, through a [`BodyReader`] (see there for what
+    /// counts as a whole body).
     async fn read_body(
         &mut self,
         framing: Framing,
         keep_max: usize,
         deadline: Instant,
     ) -> Result<Vec<u8>, ClientError> {
-        let limit = keep_max as u64 + DRAIN_BYTES_MAX as u64;
-        let too_long = || {
-            ClientError::Protocol(format!(
-                "response body longer than {limit} bytes: not read to its end"
-            ))
-        };
-        let mut kept = Vec::new();
-        let mut seen: u64 = 0;
-        let keep = |kept: &mut Vec<u8>, data: &[u8]| {
-            let n = data.len().min(keep_max - kept.len());
-            kept.extend_from_slice(&data[..n]);
-        };
-        match framing {
-            Framing::Empty => Ok(kept),
-            Framing::Length(n) if n > limit => Err(too_long()),
-            Framing::Length(n) => loop {
-                let take = (n - seen).min(self.buffered() as u64) as usize;
-                keep(&mut kept, &self.rbuf[self.pos..self.pos + take]);
-                self.pos += take;
-                seen += take as u64;
-                if seen == n {
-                    return Ok(kept);
-                }
-                self.fill_body(deadline, || {
-                    format!("the server closed the connection after {seen} of {n} body bytes")
-                })
-                .await?;
-            },
-            Framing::Chunked => {
-                let mut decoder = ChunkedDecoder::with_limits(usize::MAX, HEAD_BYTES_MAX);
-                loop {
-                    while self.buffered() > 0 {
-                        let input = &self.rbuf[self.pos..];
-                        match decoder.decode(input) {
-                            Ok(Decoded::Data(range)) => {
-                                keep(&mut kept, &input[range.clone()]);
-                                seen += range.len() as u64;
-                                self.pos += range.end;
-                                if seen > limit {
-                                    return Err(too_long());
-                                }
-                            }
-                            Ok(Decoded::NeedMore) => self.pos = self.rbuf.len(),
-                            Ok(Decoded::Done(n)) => {
-                                self.pos += n;
-                                return Ok(kept);
-                            }
-                            Err(e) => {
-                                return Err(ClientError::Protocol(format!("response body: {e}")))
-                            }
-                        }
-                    }
-                    self.fill_body(deadline, || {
-                        "the server closed the connection in the middle of a chunked body".into()
-                    })
-                    .await?;
-                }
+        let mut body = BodyReader::new(framing, keep_max)?;
+        loop {
+            let (used, done) = body.feed(&self.rbuf[self.pos..])?;
+            self.pos += used;
+            if done {
+                return Ok(body.into_kept());
             }
-            Framing::UntilClose => loop {
-                let data = &self.rbuf[self.pos..];
-                keep(&mut kept, data);
-                seen += data.len() as u64;
-                self.pos = self.rbuf.len();
-                if seen > limit {
-                    return Err(too_long());
+            match self.fill(deadline).await {
+                Ok(Filled::Data) => {}
+                Ok(Filled::Eof) => return body.at_eof(),
+                Err(FillError::TimedOut) => return Err(ClientError::Timeout),
+                Err(FillError::Io(e)) => {
+                    return Err(ClientError::Io(format!("reading the response body: {e}")))
                 }
-                match self.fill(deadline).await {
-                    Ok(Filled::Data) => {}
-                    Ok(Filled::Eof) => return Ok(kept),
-                    Err(FillError::TimedOut) => return Err(ClientError::Timeout),
-                    Err(FillError::Io(e)) => {
-                        return Err(ClientError::Io(format!("reading the response body: {e}")))
-                    }
-                }
-            },
-        }
-    }
-
-    /// Reads more of a body that must go on: the end of the stream is an error, described by
-    /// `early`.
-    async fn fill_body(
-        &mut self,
-        deadline: Instant,
-        early: impl FnOnce() -> String,
-    ) -> Result<(), ClientError> {
-        match self.fill(deadline).await {
-            Ok(Filled::Data) => Ok(()),
-            Ok(Filled::Eof) => Err(ClientError::Protocol(early())),
-            Err(FillError::TimedOut) => Err(ClientError::Timeout),
-            Err(FillError::Io(e)) => {
-                Err(ClientError::Io(format!("reading the response body: {e}")))
             }
         }
     }
-}
-
-/// How a response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Empty,
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
-/// The parts of a response head the client uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Head {
-    status: u16,
-    retry_after: Option<String>,
-    framing: Framing,
-    /// The server lets the connection stay open after this response.
-    keep_alive: bool,
-}
-
-/// Parses a response head at the start of `buf`: the head and its length, `None` when
-/// incomplete, or what is wrong.
-fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
-    let mut resp = httparse::Response::new(&mut headers);
-    let n = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(format!("more than {HEADERS_MAX} header fields"))
-        }
-        Err(e) => return Err(format!("malformed response head: {e}")),
-    };
-    let status = resp.code.unwrap_or(0);
-    let http11 = resp.version == Some(1);
-    let mut length: Option<u64> = None;
-    let mut codings_seen = false;
-    let mut chunked_last = false;
-    let (mut close, mut keep_alive) = (false, false);
-    let mut retry_after = None;
-    for h in resp.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            for part in h.value.split(|&b| b == b',') {
-                let part = part.trim_ascii();
-                let value = std::str::from_utf8(part)
-                    .ok()
-                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or_else(|| {
-                        format!(
-                            "content-length {:?} is not a number",
-                            String::from_utf8_lossy(part)
-                        )
-                    })?;
-                if length.is_some_and(|l| l != value) {
-                    return Err("conflicting content-length values".to_owned());
-                }
-                length = Some(value);
-            }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            for coding in h.value.split(|&b| b == b',') {
-                let coding = coding.trim_ascii();
-                if coding.is_empty() {
-                    continue;
-                }
-                codings_seen = true;
-                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
-            }
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
-        } else if name.eq_ignore_ascii_case("retry-after") && retry_after.is_none() {
-            let value = String::from_utf8_lossy(h.value.trim_ascii());
-            let mut end = value.len().min(RETRY_AFTER_BYTES_MAX);
-            while !value.is_char_boundary(end) {
-                end -= 1;
-            }
-            retry_after = Some(value[..end].to_owned());
-        }
-    }
-    let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
-        Framing::Empty
-    } else if codings_seen {
-        if chunked_last {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        }
-    } else if let Some(n) = length {
-        Framing::Length(n)
-    } else {
-        Framing::UntilClose
-    };
-    let keep_alive = (if http11 { !close } else { keep_alive && !close })
-        // Both framings at once is a smuggling pattern: do not trust what follows.
-        && !(codings_seen && length.is_some())
-        && framing != Framing::UntilClose;
-    Ok(Some((
-        Head {
-            status,
-            retry_after,
-            framing,
-            keep_alive,
-        },
-        n,
-    )))
 }
 
 /// Header names the client writes itself; the caller's are dropped.
@@ -1401,127 +1208,6 @@ pub(super) mod oneshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn head(raw: &str) -> Result<Option<(Head, usize)>, String> {
-        parse_head(raw.as_bytes())
-    }
-
-    #[test]
-    fn heads_give_status_framing_and_keep_alive() {
-        use Framing::*;
-        let cases: &[(&str, u16, Framing, bool)] = &[
-            (
-                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
-                200,
-                Length(5),
-                true,
-            ),
-            (
-                "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
-                200,
-                Length(5),
-                true,
-            ),
-            (
-                "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-                200,
-                Length(0),
-                false,
-            ),
-            (
-                "HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n",
-                201,
-                Chunked,
-                true,
-            ),
-            (
-                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, Chunked\r\n\r\n",
-                200,
-                Chunked,
-                true,
-            ),
-            (
-                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n",
-                200,
-                UntilClose,
-                false,
-            ),
-            (
-                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n",
-                200,
-                Chunked,
-                false,
-            ),
-            ("HTTP/1.1 200 OK\r\n\r\n", 200, UntilClose, false),
-            ("HTTP/1.1 204 No Content\r\n\r\n", 204, Empty, true),
-            (
-                "HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n",
-                304,
-                Empty,
-                true,
-            ),
-            ("HTTP/1.1 100 Continue\r\n\r\n", 100, Empty, true),
-            (
-                "HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n",
-                200,
-                Length(1),
-                false,
-            ),
-            (
-                "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\ncontent-length: 1\r\n\r\n",
-                200,
-                Length(1),
-                true,
-            ),
-            (
-                "HTTP/1.1 302 Found\r\nlocation: http://elsewhere/\r\ncontent-length: 0\r\n\r\n",
-                302,
-                Length(0),
-                true,
-            ),
-        ];
-        for &(raw, status, framing, keep_alive) in cases {
-            let (h, n) = head(raw).expect(raw).expect(raw);
-            assert_eq!(n, raw.len(), "{raw}");
-            assert_eq!(
-                (h.status, h.framing, h.keep_alive),
-                (status, framing, keep_alive),
-                "{raw}"
-            );
-        }
-    }
-
-    #[test]
-    fn heads_that_are_partial_or_broken() {
-        assert_eq!(head("HTTP/1.1 200 OK\r\ncontent-len"), Ok(None));
-        for bad in [
-            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n",
-            "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
-            "HTTP/1.1 200 OK\r\ncontent-length: 0x10\r\n\r\n",
-            "HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\n",
-            "HTTP/2 200\r\n\r\n",
-            "SMTP 220 hello\r\n\r\n",
-        ] {
-            assert!(head(bad).is_err(), "{bad}");
-        }
-        let many: String = (0..=HEADERS_MAX).map(|i| format!("x-{i}: y\r\n")).collect();
-        let err = head(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")).unwrap_err();
-        assert!(err.contains("header fields"), "{err}");
-    }
-
-    #[test]
-    fn retry_after_is_trimmed_and_bounded() {
-        let (h, _) =
-            head("HTTP/1.1 429 Too Many\r\nRetry-After:  120 \r\ncontent-length: 0\r\n\r\n")
-                .unwrap()
-                .unwrap();
-        assert_eq!(h.retry_after.as_deref(), Some("120"));
-        let long = "9".repeat(500);
-        let (h, _) = head(&format!("HTTP/1.1 503 X\r\nretry-after: {long}\r\n\r\n"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(h.retry_after.unwrap().len(), RETRY_AFTER_BYTES_MAX);
-    }
 
     #[test]
     fn requests_carry_framing_and_the_callers_headers() {

@@ -15,5 +15,6 @@ pub mod engine;
 mod pipeline;
 pub mod policy;
 pub mod recorder;
+pub mod response;
 pub mod sign;
 pub mod ssrf;
