@@ -12,12 +12,17 @@
 //!
 //! A flush that fails is recorded as a failed range, so that the waiters in it get
 //! [`Error::FlushFailed`] (or [`Error::DiskFull`] when the filesystem was full) instead of a
-//! false "durable". The last [`FAILURES_KEPT`] failed ranges
-//! are remembered; a waiter is always woken within one flush, long before its range could age out.
+//! false "durable". Adjacent failed ranges of the same kind merge (a storm of failed flushes
+//! with no success between them is one range); at most [`FAILURES_KEPT`] separate ranges are
+//! kept. Forgetting one never turns it into a success: every sequence number at or below the
+//! highest forgotten range that is not in a kept one is answered [`Error::FlushFailed`] ("not
+//! known to be durable"). A waiter polled very late may so hear of a failure for a record
+//! that did reach the disk (its client retries: a duplicate, which at-least-once allows);
+//! it never hears "durable" for one that did not.
 
 use std::{
     cell::RefCell,
-    collections::{BTreeMap, VecDeque},
+    collections::BTreeMap,
     future::Future,
     pin::Pin,
     rc::Rc,
@@ -30,8 +35,64 @@ use std::{
 
 use crate::error::{Error, Result};
 
-/// How many failed flush ranges a watermark remembers.
-pub const FAILURES_KEPT: usize = 64;
+/// How many separate failed flush ranges a watermark remembers (see the module doc).
+pub const FAILURES_KEPT: usize = 4096;
+
+/// The failed ranges of a watermark.
+#[derive(Debug, Default)]
+struct Failures {
+    /// `from -> (to, disk_full)`, disjoint; adjacent ones of the same kind merged.
+    ranges: BTreeMap<u64, (u64, bool)>,
+    /// The end of the highest range forgotten, if any: nothing at or below it that is not
+    /// in `ranges` is known to be durable.
+    forgotten_upto: Option<u64>,
+}
+
+impl Failures {
+    fn record(&mut self, from: u64, to: u64, disk_full: bool) {
+        let mut from = from;
+        let mut to = to;
+        // Merge with a range that ends just before (or overlaps), and any that start inside.
+        if let Some((&lo, &(hi, full))) = self.ranges.range(..=from).next_back() {
+            if full == disk_full && hi.saturating_add(1) >= from {
+                self.ranges.remove(&lo);
+                from = lo;
+                to = to.max(hi);
+            }
+        }
+        while let Some((&lo, &(hi, full))) = self.ranges.range(from..).next() {
+            if full != disk_full || lo > to.saturating_add(1) {
+                break;
+            }
+            self.ranges.remove(&lo);
+            to = to.max(hi);
+        }
+        self.ranges.insert(from, (to, disk_full));
+        while self.ranges.len() > FAILURES_KEPT {
+            if let Some((_, (hi, _))) = self.ranges.pop_first() {
+                self.forgotten_upto = self.forgotten_upto.max(Some(hi));
+            }
+        }
+    }
+
+    /// The error for `seq` if its flush failed, or might have (forgotten).
+    fn of(&self, seq: u64) -> Option<Error> {
+        if let Some((_, &(hi, disk_full))) = self.ranges.range(..=seq).next_back() {
+            if seq <= hi {
+                return Some(if disk_full {
+                    Error::DiskFull {
+                        context: format!("writing record {seq}"),
+                    }
+                } else {
+                    Error::FlushFailed { seq }
+                });
+            }
+        }
+        self.forgotten_upto
+            .is_some_and(|upto| seq <= upto)
+            .then_some(Error::FlushFailed { seq })
+    }
+}
 
 /// A durable watermark with its waiters.
 #[derive(Default)]
@@ -41,7 +102,7 @@ pub struct Watermark {
     next_waiter: AtomicU64,
     subscribers: Mutex<Vec<Arc<Slot>>>,
     /// Failed ranges, each with whether the filesystem was full.
-    failures: Mutex<VecDeque<(u64, u64, bool)>>,
+    failures: Mutex<Failures>,
     closed: AtomicBool,
 }
 
@@ -74,17 +135,10 @@ impl Watermark {
         if self.get() < seq {
             return None;
         }
-        let failures = lock(&self.failures);
-        match failures.iter().find(|&&(lo, hi, _)| lo <= seq && seq <= hi) {
-            Some((_, _, true)) => {
-                return Some(Err(Error::DiskFull {
-                    context: format!("writing record {seq}"),
-                }))
-            }
-            Some(_) => return Some(Err(Error::FlushFailed { seq })),
-            None => {}
+        match lock(&self.failures).of(seq) {
+            Some(e) => Some(Err(e)),
+            None => Some(Ok(())),
         }
-        Some(Ok(()))
     }
 
     /// Publishes a new value (flusher only) and wakes everyone waiting at or below it.
@@ -114,11 +168,7 @@ impl Watermark {
 
     fn record_failure_of(&self, from: u64, to: u64, disk_full: bool) {
         if from <= to {
-            let mut failures = lock(&self.failures);
-            if failures.len() == FAILURES_KEPT {
-                failures.pop_front();
-            }
-            failures.push_back((from, to, disk_full));
+            lock(&self.failures).record(from, to, disk_full);
         }
     }
 
@@ -411,6 +461,62 @@ mod tests {
         mark.advance(5);
         assert!(flag.0.load(Ordering::SeqCst));
         assert!(matches!(poll_once(&mut w, &flag), Poll::Ready(Ok(()))));
+    }
+
+    #[test]
+    fn a_failed_flush_is_never_durable_however_many_failures_follow() {
+        let mark = Watermark::new(0);
+        // A storm: success and failure alternate, so no two failed ranges merge.
+        let mut seq = 0;
+        let mut failed = Vec::new();
+        for _ in 0..(3 * FAILURES_KEPT) {
+            seq += 1;
+            mark.advance(seq);
+            seq += 1;
+            mark.fail(seq, seq);
+            failed.push(seq);
+        }
+        for &f in &failed {
+            assert!(
+                matches!(mark.outcome(f), Some(Err(Error::FlushFailed { .. }))),
+                "{f}"
+            );
+        }
+        // Successes still in the window of kept ranges stay successes.
+        assert!(matches!(mark.outcome(seq - 1), Some(Ok(()))));
+        assert!(lock(&mark.failures).ranges.len() <= FAILURES_KEPT);
+    }
+
+    #[test]
+    fn adjacent_failures_merge_into_one_range() {
+        let mark = Watermark::new(0);
+        mark.advance(10);
+        for lo in (11..1_000_000).step_by(10) {
+            mark.fail(lo, lo + 9);
+        }
+        let failures = lock(&mark.failures);
+        assert_eq!(failures.ranges.len(), 1);
+        assert_eq!(failures.forgotten_upto, None);
+        drop(failures);
+        assert!(matches!(mark.outcome(10), Some(Ok(()))));
+        assert!(matches!(
+            mark.outcome(500_000),
+            Some(Err(Error::FlushFailed { .. }))
+        ));
+        // A full disk is kept apart: its waiters are told to come back later.
+        let mark = Watermark::new(0);
+        mark.record_failure_of(1, 5, false);
+        mark.record_failure_of(6, 9, true);
+        assert!(matches!(
+            mark.outcome(5),
+            None | Some(Err(Error::FlushFailed { .. }))
+        ));
+        mark.advance(9);
+        assert!(matches!(mark.outcome(7), Some(Err(Error::DiskFull { .. }))));
+        assert!(matches!(
+            mark.outcome(2),
+            Some(Err(Error::FlushFailed { .. }))
+        ));
     }
 
     #[test]
