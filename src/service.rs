@@ -55,6 +55,8 @@ pub struct Service {
     /// Delivery attempts running on all shards; the log's commit window applies while
     /// there are any (`storage.commit_window`).
     pub deliveries_in_flight: Arc<AtomicUsize>,
+    /// Messages with an `eventId` being stored now (`api::messages::store`).
+    pub event_ids_in_flight: crate::api::messages::EventIdsInFlight,
 }
 
 impl std::fmt::Debug for Service {
@@ -179,6 +181,7 @@ impl Service {
             liveness,
             gateway: crate::gateway::Gateway::default(),
             deliveries_in_flight,
+            event_ids_in_flight: Default::default(),
         });
         crate::gateway::operational::provision(&svc).map_err(store_err)?;
         Ok((

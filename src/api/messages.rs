@@ -185,56 +185,123 @@ fn check_schema(svc: &Service, body: &MessageIn<'_>) -> ApiResult<()> {
 /// Stores a new message: claims its `eventId` (409 if taken), appends it to the log under its
 /// app's key and, in `sync` mode, waits until it is durable. Returns its public id. The one
 /// write path of every message, from `POST /app/{app}/msg` and from `POST /ingest/{source}`.
+///
+/// An `eventId` is durable no later than the message: the claim waits for the index's group
+/// commit before the answer. If the append or its flush fails, the claim is dropped, so that
+/// the producer's retry is stored. A claim left behind by a crash (its message never became
+/// durable) is taken over by the next message with that `eventId`; one whose message is
+/// still in the log answers 409 until retention retires the message (then it is pruned).
 pub async fn store(
     svc: &Service,
     durable: &LocalWaiters,
     record: &MessageRecord,
 ) -> ApiResult<String> {
-    let state = svc.store.state();
+    let Some(eid) = &record.event_id else {
+        return Ok(append_durably(svc, durable, record).await?.1);
+    };
     let app_key = record.app_key;
-    if let Some(eid) = &record.event_id {
-        state
-            .claim_event_id(
-                app_key,
-                eid,
-                &MessageRef {
-                    seq: 0,
-                    id: String::new(),
-                },
-            )
-            .map_err(|e| match e {
-                storage::Error::Conflict { .. } => ApiError::Conflict(format!(
-                    "a message with eventId {eid} already exists in this application"
-                )),
-                e => e.into(),
-            })?;
-    }
-    let appending = std::time::Instant::now();
-    let seq = match append(svc, record) {
-        Ok(seq) => seq,
+    let conflict = || {
+        ApiError::Conflict(format!(
+            "a message with eventId {eid} already exists in this application"
+        ))
+    };
+    // One request per (app, eventId) in this process at a time; a claim found in the index
+    // that no request here is storing is stale unless its message is in the log.
+    let Some(_storing) = svc.event_ids_in_flight.enter(app_key, eid) else {
+        return Err(conflict());
+    };
+    let state = svc.store.state();
+    let placeholder = MessageRef {
+        seq: 0,
+        id: String::new(),
+    };
+    state
+        .claim_event_id(app_key, eid, &placeholder, |found| {
+            !message_in_log(svc, found.seq)
+        })
+        .map_err(|e| match e {
+            storage::Error::Conflict { .. } => conflict(),
+            e => e.into(),
+        })?;
+    let (seq, id) = match append_durably(svc, durable, record).await {
+        Ok(done) => done,
         Err(e) => {
-            if let Some(eid) = &record.event_id {
-                state.set_event_id(app_key, eid, None)?;
+            // Not stored (or not known to be durable): free the eventId for the retry.
+            if let Err(free) = state.set_event_id(app_key, eid, None) {
+                tracing::error!(error = %free, "freeing the eventId of a message not stored; the next message with it takes the stale claim over");
             }
             return Err(e);
         }
     };
-    let id = message_id(seq, record);
-    if let Some(eid) = &record.event_id {
-        state.set_event_id(
-            app_key,
-            eid,
-            Some(&MessageRef {
-                seq,
-                id: id.clone(),
-            }),
-        )?;
+    state.set_event_id(
+        app_key,
+        eid,
+        Some(&MessageRef {
+            seq,
+            id: id.clone(),
+        }),
+    )?;
+    let ticket = svc.store.commit_index();
+    svc.store.index_durable().wait(ticket).await?;
+    Ok(id)
+}
+
+/// Whether the message at `seq` is in the log (durable and not retired). An error reading it
+/// counts as present: a 409 is safer than a duplicate.
+fn message_in_log(svc: &Service, seq: u64) -> bool {
+    if seq == 0 || seq > svc.store.log().durable().get() {
+        return false;
     }
+    match svc.store.log().read(seq) {
+        Ok(Some(_)) => true,
+        Ok(None) | Err(storage::Error::Quarantined { .. }) => false,
+        Err(_) => true,
+    }
+}
+
+/// Appends `record` and, in `sync` mode, waits until it is durable: its seq and public id.
+async fn append_durably(
+    svc: &Service,
+    durable: &LocalWaiters,
+    record: &MessageRecord,
+) -> ApiResult<(u64, String)> {
+    let appending = std::time::Instant::now();
+    let seq = append(svc, record)?;
     if svc.store.log().durability() == Durability::Sync {
         durable.wait(seq).await?;
     }
     svc.metrics.append_latency(appending.elapsed());
-    Ok(id)
+    Ok((seq, message_id(seq, record)))
+}
+
+/// The `(app, eventId)` pairs whose message is being stored by a request of this process.
+#[derive(Debug, Default)]
+pub struct EventIdsInFlight {
+    pairs: std::sync::Mutex<std::collections::HashSet<(u64, String)>>,
+}
+
+impl EventIdsInFlight {
+    /// Marks the pair as being stored until the guard drops; `None` if it already is.
+    pub fn enter<'a>(&'a self, app: u64, event_id: &str) -> Option<InFlight<'a>> {
+        let pair = (app, event_id.to_owned());
+        let mut pairs = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        pairs
+            .insert(pair.clone())
+            .then_some(InFlight { set: self, pair })
+    }
+}
+
+/// See [`EventIdsInFlight::enter`].
+pub struct InFlight<'a> {
+    set: &'a EventIdsInFlight,
+    pair: (u64, String),
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut pairs = self.set.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        pairs.remove(&self.pair);
+    }
 }
 
 /// Appends `record` to the log under its app's key and returns its sequence number, without

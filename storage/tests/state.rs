@@ -411,15 +411,96 @@ fn event_ids_are_claimed_once_per_app() {
     let store = common::open(dir.path(), &ManualClock::new(1));
     let st = store.state();
     let r = |seq: u64, id: &str| MessageRef { seq, id: id.into() };
-    st.claim_event_id(1, "evt-1", &r(0, "")).unwrap();
-    st.claim_event_id(2, "evt-1", &r(0, "")).unwrap();
-    let err = st.claim_event_id(1, "evt-1", &r(0, "")).unwrap_err();
+    let live = |_: &MessageRef| false;
+    st.claim_event_id(1, "evt-1", &r(0, ""), live).unwrap();
+    st.claim_event_id(2, "evt-1", &r(0, ""), live).unwrap();
+    let err = st.claim_event_id(1, "evt-1", &r(0, ""), live).unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }));
     st.set_event_id(1, "evt-1", Some(&r(10, "msg_a"))).unwrap();
     assert_eq!(st.message_by_event_id(1, "evt-1").unwrap().unwrap().seq, 10);
     st.set_event_id(2, "evt-1", None).unwrap();
     assert!(st.message_by_event_id(2, "evt-1").unwrap().is_none());
-    st.claim_event_id(2, "evt-1", &r(0, "")).unwrap();
+    st.claim_event_id(2, "evt-1", &r(0, ""), live).unwrap();
+}
+
+#[test]
+fn a_stale_event_id_claim_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    let r = |seq: u64, id: &str| MessageRef { seq, id: id.into() };
+    // Left by a message that never became durable: the claim names seq 7.
+    st.claim_event_id(1, "evt", &r(0, ""), |_| false).unwrap();
+    st.set_event_id(1, "evt", Some(&r(7, "msg_lost"))).unwrap();
+    let seen = std::cell::Cell::new(0);
+    st.claim_event_id(1, "evt", &r(0, ""), |found| {
+        seen.set(found.seq);
+        true
+    })
+    .unwrap();
+    assert_eq!(seen.get(), 7, "the stale test saw the claim found");
+    st.set_event_id(1, "evt", Some(&r(9, "msg_new"))).unwrap();
+    assert_eq!(st.message_by_event_id(1, "evt").unwrap().unwrap().seq, 9);
+    // Pruning below 8 leaves the new claim (its seq is 9); below 10 removes it.
+    assert!(!st
+        .prune_below(
+            8,
+            std::time::Instant::now() + std::time::Duration::from_secs(5)
+        )
+        .unwrap());
+    assert_eq!(st.message_by_event_id(1, "evt").unwrap().unwrap().seq, 9);
+    assert!(!st
+        .prune_below(
+            10,
+            std::time::Instant::now() + std::time::Duration::from_secs(5)
+        )
+        .unwrap());
+    assert!(st.message_by_event_id(1, "evt").unwrap().is_none());
+    st.claim_event_id(1, "evt", &r(0, ""), |_| false).unwrap();
+}
+
+#[test]
+fn event_ids_of_retired_messages_are_pruned_in_bounded_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    for seq in 1..=2000u64 {
+        let eid = format!("evt-{seq}");
+        st.claim_event_id(
+            1,
+            &eid,
+            &MessageRef {
+                seq: 0,
+                id: String::new(),
+            },
+            |_| false,
+        )
+        .unwrap();
+        st.set_event_id(
+            1,
+            &eid,
+            Some(&MessageRef {
+                seq,
+                id: format!("m{seq}"),
+            }),
+        )
+        .unwrap();
+    }
+    // A deadline already past stops after the first slice.
+    assert!(st.prune_below(1500, std::time::Instant::now()).unwrap());
+    while st
+        .prune_below(
+            1500,
+            std::time::Instant::now() + std::time::Duration::from_secs(5),
+        )
+        .unwrap()
+    {}
+    assert!(st.message_by_event_id(1, "evt-1499").unwrap().is_none());
+    assert!(st.message_by_event_id(1, "evt-1").unwrap().is_none());
+    assert_eq!(
+        st.message_by_event_id(1, "evt-1500").unwrap().unwrap().seq,
+        1500
+    );
 }
 
 #[test]

@@ -202,10 +202,13 @@ impl State {
         Ok(())
     }
 
-    /// Forgets the attempts and settled delivery states of messages below `floor` (their log
-    /// records are gone), until `deadline`. Returns whether anything is left to prune.
+    /// Forgets the `eventId`s, attempts and settled delivery states of messages below `floor`
+    /// (their log records are gone), until `deadline`. Returns whether anything is left to prune.
     /// Open deliveries are kept (they hold the retention floor up, so there should be none).
     pub fn prune_below(&self, floor: u64, deadline: std::time::Instant) -> Result<bool> {
+        if self.prune_event_ids_below(floor, deadline)? {
+            return Ok(true);
+        }
         let mut n = 0u32;
         let mut out_of_time = || {
             n = n.wrapping_add(1);

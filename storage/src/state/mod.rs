@@ -14,7 +14,8 @@
 //! | `ep_by_uid` | app key, uid | endpoint key |
 //! | `app_eps` | app key, endpoint key | empty |
 //! | `event_types` | name | [`EventTypeRecord`] |
-//! | `event_ids` | app key, eventId | [`MessageRef`] |
+//! | `event_ids` | app key, eventId | [`MessageRef`] (seq 0: claimed by a message being stored) |
+//! | `event_ids_by_seq` | seq | the `event_ids` key pointing at it: pruned with the log ([`State::prune_below`]) |
 //! | `deliveries` | endpoint key, seq | [`DeliveryState`] |
 //! | `due` | next_at_ms, endpoint key, seq | empty (pending only) |
 //! | `pending` | seq, endpoint key | empty (pending only: the retention floor) |
@@ -71,6 +72,7 @@ pub struct State {
     app_eps: Tree,
     event_types: Tree,
     event_ids: Tree,
+    event_ids_by_seq: Tree,
     deliveries: Tree,
     due: Tree,
     pending: Tree,
@@ -144,6 +146,7 @@ impl State {
             app_eps: t("app_eps")?,
             event_types: t("event_types")?,
             event_ids: t("event_ids")?,
+            event_ids_by_seq: t("event_ids_by_seq")?,
             deliveries: t("deliveries")?,
             due: t("due")?,
             pending: t("pending")?,
@@ -175,6 +178,7 @@ impl State {
                 state.db.flush()?;
             }
         }
+        state.index_event_ids_by_seq()?;
         Ok(state)
     }
 
@@ -222,20 +226,59 @@ impl State {
         Ok(())
     }
 
-    /// Reserves `eventId` in the app for the message `reference`. [`Error::Conflict`] if another
-    /// message has it. Called before the append, so two racing requests cannot both store it.
-    pub fn claim_event_id(&self, app: u64, event_id: &str, reference: &MessageRef) -> Result<()> {
+    /// Reserves `eventId` in the app for the message `reference` (seq 0 while it is being
+    /// stored). [`Error::Conflict`] if another message has it, unless `stale` says the claim
+    /// found is left over (its message never became durable, or is gone): then it is taken
+    /// over. Called before the append, so two racing requests cannot both store it.
+    pub fn claim_event_id(
+        &self,
+        app: u64,
+        event_id: &str,
+        reference: &MessageRef,
+        stale: impl Fn(&MessageRef) -> bool,
+    ) -> Result<()> {
         let k = key(&[&be(app), event_id.as_bytes()]);
         let value = encode_value(reference)?;
-        match self
-            .event_ids
-            .compare_and_swap(&k, None::<&[u8]>, Some(value))?
-        {
-            Ok(()) => Ok(()),
-            Err(_) => Err(Error::Conflict {
-                what: format!("eventId {event_id}"),
-            }),
+        let mut expected: Option<IVec> = None;
+        // A takeover races only with another takeover of the same stale claim; a few tries
+        // settle it.
+        for _ in 0..4 {
+            match self
+                .event_ids
+                .compare_and_swap(&k, expected.as_ref(), Some(value.as_slice()))?
+            {
+                Ok(()) => {
+                    if let Some(old) = &expected {
+                        self.unindex_event_id(old)?;
+                    }
+                    return Ok(());
+                }
+                Err(cas) => {
+                    let Some(current) = cas.current else {
+                        expected = None;
+                        continue;
+                    };
+                    let found: MessageRef =
+                        decode_value(&current, &|| format!("event id {event_id:?} of app {app}"))?;
+                    if !stale(&found) {
+                        break;
+                    }
+                    expected = Some(current);
+                }
+            }
         }
+        Err(Error::Conflict {
+            what: format!("eventId {event_id}"),
+        })
+    }
+
+    /// Drops the by-seq entry of an `event_ids` value being replaced or removed.
+    fn unindex_event_id(&self, value: &[u8]) -> Result<()> {
+        let old: MessageRef = decode_value(value, &|| "a replaced event id".to_owned())?;
+        if old.seq > 0 {
+            self.event_ids_by_seq.remove(be(old.seq))?;
+        }
+        Ok(())
     }
 
     /// Points a claimed `eventId` at its message (once its seq is known), or frees it (`None`).
@@ -247,12 +290,55 @@ impl State {
     ) -> Result<()> {
         let k = key(&[&be(app), event_id.as_bytes()]);
         match reference {
-            Some(r) => put(&self.event_ids, &k, r),
+            Some(r) => {
+                if r.seq > 0 {
+                    self.event_ids_by_seq.insert(be(r.seq), k.as_slice())?;
+                }
+                put(&self.event_ids, &k, r)
+            }
             None => {
-                self.event_ids.remove(k)?;
+                if let Some(old) = self.event_ids.remove(k)? {
+                    self.unindex_event_id(&old)?;
+                }
                 Ok(())
             }
         }
+    }
+
+    /// Forgets the `eventId`s of messages below `floor` (retired from the log), until
+    /// `deadline` (checked every 256 entries). Returns whether anything is left.
+    fn prune_event_ids_below(&self, floor: u64, deadline: std::time::Instant) -> Result<bool> {
+        for (n, kv) in self.event_ids_by_seq.range(..be(floor)).enumerate() {
+            if n % 256 == 255 && std::time::Instant::now() >= deadline {
+                return Ok(true);
+            }
+            let (seq_key, id_key) = kv?;
+            let seq = read_be(&seq_key, 0);
+            // Only if it still points at that message (a takeover may have moved it).
+            if let Some(current) = self.event_ids.get(&id_key)? {
+                let r: MessageRef = decode_value(&current, &|| "an event id".to_owned())?;
+                if r.seq == seq {
+                    self.event_ids.remove(&id_key)?;
+                }
+            }
+            self.event_ids_by_seq.remove(seq_key)?;
+        }
+        Ok(false)
+    }
+
+    /// Builds `event_ids_by_seq` for a store written before it existed (once, at open).
+    fn index_event_ids_by_seq(&self) -> Result<()> {
+        if !self.event_ids_by_seq.is_empty() || self.event_ids.is_empty() {
+            return Ok(());
+        }
+        for kv in self.event_ids.iter() {
+            let (k, v) = kv?;
+            let r: MessageRef = decode_value(&v, &|| "an event id".to_owned())?;
+            if r.seq > 0 {
+                self.event_ids_by_seq.insert(be(r.seq), k)?;
+            }
+        }
+        Ok(())
     }
 
     /// The message with `eventId` in the app, if any.
