@@ -47,6 +47,11 @@ const OUTCOME_DELAY: Duration = Duration::from_millis(2);
 const OUTCOMES_HELD_MAX: usize = 4096;
 /// How often a shard with throttled or capped work looks at its queues again.
 const TICK: Duration = Duration::from_millis(5);
+/// An endpoint with no delivery waiting or in flight for this long has its cached state
+/// evicted from the shard (it is read again on its next delivery).
+const IDLE_EVICT_MS: u64 = 60_000;
+/// How often idle endpoints are looked for.
+const EVICT_EVERY_MS: u64 = 10_000;
 /// When a delivery whose attempt could not run is tried again.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 /// The user agent sent with every delivery.
@@ -62,6 +67,10 @@ struct EndpointSlot {
     record: Option<(u64, Rc<EndpointRecord>)>,
     /// Whether the endpoint's limits (its `throttleRate`) have been read.
     limits_known: bool,
+    /// Whether its key is in `Engine::ready` (it has waiting tasks).
+    queued: bool,
+    /// When a task of it last started or finished (service clock): idle slots are evicted.
+    last_used_ms: u64,
 }
 
 /// One shard's delivery engine.
@@ -72,6 +81,11 @@ pub struct Engine {
     client: Client,
     recorder: Arc<Recorder>,
     endpoints: RefCell<HashMap<u64, EndpointSlot>>,
+    /// The endpoints with waiting tasks, in the order they are served (round robin): the
+    /// work of a pump is proportional to them, not to every endpoint the shard knows.
+    ready: RefCell<VecDeque<u64>>,
+    /// When idle slots were last evicted (service clock).
+    last_eviction_ms: Cell<u64>,
     waiting: Cell<usize>,
     in_flight: Cell<u32>,
     rng: RefCell<StdRng>,
@@ -106,6 +120,8 @@ impl Engine {
             client,
             recorder,
             endpoints: RefCell::default(),
+            ready: RefCell::default(),
+            last_eviction_ms: Cell::new(0),
             waiting: Cell::new(0),
             in_flight: Cell::new(0),
             rng: RefCell::new(StdRng::from_entropy()),
@@ -123,13 +139,7 @@ impl Engine {
         loop {
             while self.waiting.get() < capacity {
                 let Ok(task) = inbox.rx.try_recv() else { break };
-                self.endpoints
-                    .borrow_mut()
-                    .entry(task.endpoint)
-                    .or_default()
-                    .waiting
-                    .push_back(task);
-                self.waiting.set(self.waiting.get() + 1);
+                self.enqueue(task);
             }
             self.pump();
             if inbox.doorbell.outcome(u64::MAX).is_some() {
@@ -146,16 +156,32 @@ impl Engine {
         }
     }
 
+    /// Queues a task behind its endpoint's others.
+    fn enqueue(&self, task: Task) {
+        let key = task.endpoint;
+        let mut eps = self.endpoints.borrow_mut();
+        let slot = eps.entry(key).or_default();
+        slot.waiting.push_back(task);
+        if !slot.queued {
+            slot.queued = true;
+            self.ready.borrow_mut().push_back(key);
+        }
+        self.waiting.set(self.waiting.get() + 1);
+    }
+
     /// Starts every waiting delivery that its endpoint's cap, rate and the shard's cap allow.
+    /// Visits only the endpoints with waiting tasks, round robin, and stops at the shard's cap.
     fn pump(self: &Rc<Self>) {
         // An endpoint seen for the first time gets its rate limit before its first request.
-        let unknown: Vec<u64> = self
-            .endpoints
-            .borrow()
-            .iter()
-            .filter(|(_, s)| !s.limits_known && !s.waiting.is_empty())
-            .map(|(k, _)| *k)
-            .collect();
+        let unknown: Vec<u64> = {
+            let eps = self.endpoints.borrow();
+            self.ready
+                .borrow()
+                .iter()
+                .filter(|k| eps.get(k).is_some_and(|s| !s.limits_known))
+                .copied()
+                .collect()
+        };
         for key in unknown {
             // Deleted or unreadable: the attempt settles it.
             if let Ok(Some(ep)) = self.endpoint(key) {
@@ -165,10 +191,11 @@ impl Engine {
                 slot.limits_known = true;
             }
         }
+        let now = self.svc.now_ms();
+        self.evict_idle(now);
         if self.outcomes.borrow().len() >= OUTCOMES_HELD_MAX {
             return; // the recorder is behind; the next flush pumps again
         }
-        let now = self.svc.now_ms();
         let (per_endpoint, per_shard) = {
             let delivery = &self.svc.config().delivery;
             (
@@ -179,7 +206,15 @@ impl Engine {
         let mut start = Vec::new();
         {
             let mut eps = self.endpoints.borrow_mut();
-            for (key, slot) in eps.iter_mut() {
+            let mut ready = self.ready.borrow_mut();
+            for _ in 0..ready.len() {
+                if self.in_flight.get() >= per_shard {
+                    break;
+                }
+                let Some(key) = ready.pop_front() else { break };
+                let Some(slot) = eps.get_mut(&key) else {
+                    continue;
+                };
                 while slot.in_flight < per_endpoint && self.in_flight.get() < per_shard {
                     if slot.waiting.is_empty() {
                         break;
@@ -193,21 +228,20 @@ impl Engine {
                         break;
                     };
                     slot.in_flight += 1;
+                    slot.last_used_ms = now;
                     self.in_flight.set(self.in_flight.get() + 1);
                     self.svc
                         .deliveries_in_flight
                         .fetch_add(1, Ordering::Relaxed);
                     self.waiting.set(self.waiting.get() - 1);
-                    start.push((*key, task));
+                    start.push((key, task));
+                }
+                if slot.waiting.is_empty() {
+                    slot.queued = false;
+                } else {
+                    ready.push_back(key);
                 }
             }
-            eps.retain(|_, s| {
-                s.in_flight > 0
-                    || !s.waiting.is_empty()
-                    || s.bucket.is_some()
-                    || s.signer.is_some()
-                    || s.record.is_some()
-            });
         }
         for (_, task) in start {
             let me = self.clone();
@@ -267,8 +301,24 @@ impl Engine {
     fn release(self: &Rc<Self>, endpoint: u64) {
         if let Some(slot) = self.endpoints.borrow_mut().get_mut(&endpoint) {
             slot.in_flight -= 1;
+            slot.last_used_ms = self.svc.now_ms();
         }
         self.pump();
+    }
+
+    /// Forgets the cached state (record, signer, rate bucket) of endpoints with nothing
+    /// waiting or in flight for [`IDLE_EVICT_MS`], at most once per [`EVICT_EVERY_MS`]: the
+    /// shard's memory follows the endpoints with recent work, not every endpoint it has seen.
+    fn evict_idle(&self, now: u64) {
+        if now.saturating_sub(self.last_eviction_ms.get()) < EVICT_EVERY_MS {
+            return;
+        }
+        self.last_eviction_ms.set(now);
+        self.endpoints.borrow_mut().retain(|_, s| {
+            s.in_flight > 0
+                || !s.waiting.is_empty()
+                || now.saturating_sub(s.last_used_ms) < IDLE_EVICT_MS
+        });
     }
 
     /// One attempt, start to finish. The endpoint's slot is given back (`held`) as soon as the
