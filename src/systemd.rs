@@ -54,6 +54,9 @@ pub const WATCHDOG_PID: &str = "WATCHDOG_PID";
 /// The longest heartbeat period, also used without a watchdog (shards still beat once at
 /// start, which `shard::start` waits for).
 const BEAT_EVERY_MAX: Duration = Duration::from_secs(1);
+/// The shortest time without a beat that counts as a stall (the recorder and the storage
+/// flushers beat every 100 ms at most).
+const STALL_LIMIT_MIN: Duration = Duration::from_millis(500);
 /// The shortest heartbeat period, however short the watchdog interval.
 const BEAT_EVERY_MIN: Duration = Duration::from_millis(1);
 
@@ -563,10 +566,13 @@ impl Watchdog {
     ) -> io::Result<Self> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let half = interval / 2;
+        // The background threads beat every 100 ms at most: a shorter limit would see them
+        // stalled between beats.
+        let limit = half.max(STALL_LIMIT_MIN);
         let handle = std::thread::Builder::new()
             .name("hookd-watchdog".into())
             .spawn(move || {
-                let mut staleness = Staleness::new(&liveness.read(), Instant::now(), half);
+                let mut staleness = Staleness::new(&liveness.read(), Instant::now(), limit);
                 // Dropping the sender ends the wait with `Disconnected`.
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(half) {
                     let stalled =
@@ -574,7 +580,7 @@ impl Watchdog {
                     for part in stalled {
                         tracing::warn!(
                             %part,
-                            no_progress_for_more_than_ms = half.as_millis() as u64,
+                            no_progress_for_more_than_ms = limit.as_millis() as u64,
                             "{part} stalled: watchdog ping skipped; \
                              systemd restarts hookd if this lasts {} ms",
                             interval.as_millis()

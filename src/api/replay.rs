@@ -1,8 +1,10 @@
 //! Sending again: `resend` (one message to one endpoint), `recover` (an endpoint's failed
 //! deliveries in a time window) and `replay-missing` (messages in a window the endpoint never
 //! got). Each only re-queues deliveries in the index (pending, due now, triggered manually);
-//! the dispatcher and the engines do the sending. `recover` and `replay-missing` run as
-//! bounded background work on the shard and answer 202 at once.
+//! the dispatcher and the engines do the sending. `recover` and `replay-missing` answer 202 at
+//! once and run on a thread of their own (never on a shard: they read up to a million index
+//! entries or log records), at most [`TASKS_MAX`] at a time; beyond that the request is
+//! answered 429 with `Retry-After`. Deliveries are written in batches as they are found.
 
 use std::sync::Arc;
 
@@ -30,6 +32,39 @@ use crate::{
 const SCAN_MAX: usize = 1_000_000;
 /// Deliveries re-queued per index transaction.
 const BATCH: usize = 512;
+/// Recover and replay-missing tasks running at once, at most.
+pub const TASKS_MAX: usize = 2;
+
+/// Tasks running now.
+static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs `work` on a thread of its own, unless [`TASKS_MAX`] tasks already run (429).
+fn run_in_background(name: &'static str, work: impl FnOnce() + Send + 'static) -> ApiResult<()> {
+    use std::sync::atomic::Ordering;
+    if RUNNING.fetch_add(1, Ordering::AcqRel) >= TASKS_MAX {
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: 5,
+        });
+    }
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            RUNNING.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let started = std::thread::Builder::new()
+        .name(format!("hookd-{name}"))
+        .spawn(move || {
+            let _done = Done;
+            work();
+        });
+    if let Err(e) = started {
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+        return Err(ApiError::Internal(format!("starting the {name} task: {e}")));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Deserialize)]
 struct WindowIn {
@@ -98,16 +133,17 @@ pub async fn resend(cx: &Ctx<'_>, app: &str, msg: &str, ep: &str) -> ApiResult {
 pub async fn recover(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let (since, until) = window(cx)?;
     let (_, e) = endpoints::find(cx, app, ep)?;
+    let svc = Arc::clone(cx.svc);
+    let answer = task_answer(cx, "endpoint.recover")?;
     cx.audit("endpoint.recover", &e.id)?;
     cx.commit().await?;
-    let svc = Arc::clone(cx.svc);
-    monoio::spawn(async move {
+    run_in_background("recover", move || {
         match recover_now(&svc, &e, since, until) {
             Ok(n) => tracing::info!(endpoint = %e.id, requeued = n, "recover finished"),
             Err(err) => tracing::error!(endpoint = %e.id, error = %err, "recover failed"),
         }
-    });
-    task_answer(cx, "endpoint.recover")
+    })?;
+    Ok(answer)
 }
 
 fn recover_now(
@@ -158,17 +194,18 @@ fn created_ms(svc: &Service, seq: u64) -> storage::Result<Option<u64>> {
 pub async fn replay_missing(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let (since, until) = window(cx)?;
     let (a, e) = endpoints::find(cx, app, ep)?;
-    cx.audit("endpoint.replay_missing", &e.id)?;
-    cx.commit().await?;
     let svc = Arc::clone(cx.svc);
     let app_key = a.key;
-    monoio::spawn(async move {
+    let answer = task_answer(cx, "endpoint.replay")?;
+    cx.audit("endpoint.replay_missing", &e.id)?;
+    cx.commit().await?;
+    run_in_background("replay", move || {
         match replay_now(&svc, app_key, &e, since, until) {
             Ok(n) => tracing::info!(endpoint = %e.id, queued = n, "replay-missing finished"),
             Err(err) => tracing::error!(endpoint = %e.id, error = %err, "replay-missing failed"),
         }
-    });
-    task_answer(cx, "endpoint.replay")
+    })?;
+    Ok(answer)
 }
 
 fn replay_now(
@@ -181,6 +218,7 @@ fn replay_now(
     let state = svc.store.state();
     let now = svc.now_ms();
     let mut missing = Vec::new();
+    let mut total = 0;
     let mut failure = None;
     let end = svc.store.log().scan_back(app, None, SCAN_MAX, |rec| {
         let Ok(m) = decode_value::<MessageRecord>(&rec.payload, &|| format!("message {}", rec.seq))
@@ -200,6 +238,14 @@ fn replay_now(
                 }
             }
         }
+        if missing.len() >= BATCH {
+            if let Err(err) = state.set_deliveries(&missing) {
+                failure = Some(err);
+                return false;
+            }
+            total += missing.len();
+            missing.clear();
+        }
         true
     })?;
     if let Some(err) = failure {
@@ -208,8 +254,6 @@ fn replay_now(
     if let ScanEnd::Budget { .. } = end {
         tracing::warn!(endpoint = %e.id, "replay-missing stopped at its scan limit");
     }
-    for chunk in missing.chunks(BATCH) {
-        state.set_deliveries(chunk)?;
-    }
-    Ok(missing.len())
+    state.set_deliveries(&missing)?;
+    Ok(total + missing.len())
 }

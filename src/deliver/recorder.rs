@@ -103,7 +103,7 @@ impl Recorder {
 }
 
 /// The longest the recorder waits for a job before it beats anyway.
-const BEAT_EVERY: Duration = Duration::from_millis(500);
+const BEAT_EVERY: Duration = Duration::from_millis(100);
 
 fn run(svc: &Service, inboxes: &[Inbox], rx: &Receiver<Job>) {
     let guard = ThreadGuard::new(svc.liveness.clone(), Component::Recorder);

@@ -80,7 +80,7 @@ pub use crate::{
 
 const MARKER: &str = "HOOKD";
 /// The longest the index flusher sleeps between turns of its loop.
-const INDEX_BEAT_MAX: Duration = Duration::from_secs(1);
+const INDEX_BEAT_MAX: Duration = Duration::from_millis(100);
 /// The longest one retention run spends pruning the index of retired messages.
 const PRUNE_SLICE: Duration = Duration::from_millis(200);
 const MARKER_PREFIX: &str = "hookd data directory\nformat ";
@@ -179,7 +179,7 @@ impl Store {
         &self.log
     }
 
-    /// Turns of the index flusher thread's loop so far (at least one a second while it
+    /// Turns of the index flusher thread's loop so far (ten a second or more while it
     /// lives): a counter that stops moving means it is stuck in a sled flush, or gone.
     pub fn index_flusher_beats(&self) -> u64 {
         self.index.beats.load(Ordering::Relaxed)

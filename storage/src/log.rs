@@ -242,7 +242,7 @@ struct Shared {
     /// The flusher found nothing to do and may be in its long idle sleep: an `interval`
     /// append (which does not wake it otherwise) wakes it.
     flusher_idle: AtomicBool,
-    /// Turns of the flusher's loop: it turns at least every 200 ms while it lives and is not
+    /// Turns of the flusher's loop: it turns at least every 100 ms while it lives and is not
     /// stuck in a write or an `fdatasync` (a watchdog reads it, [`Log::flusher_beats`]).
     flusher_beats: AtomicU64,
     flushes: AtomicU64,
@@ -796,6 +796,9 @@ impl Cursor {
     }
 }
 
+/// The longest the idle flusher sleeps between turns of its loop (it counts them for a
+/// watchdog, [`Log::flusher_beats`]).
+const FLUSHER_NAP_MAX: Duration = Duration::from_millis(100);
 /// Read-ahead for a single record, and for scans.
 const READ_AHEAD_ONE: usize = 4 << 10;
 const READ_AHEAD_SCAN: usize = 64 << 10;
@@ -916,7 +919,7 @@ fn flusher_loop(sh: &Shared, parker: Parker) {
             let mut inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
             inner.roll_requested = true;
         }
-        parker.park_timeout(Duration::from_millis(200));
+        parker.park_timeout(FLUSHER_NAP_MAX);
     }
 }
 
