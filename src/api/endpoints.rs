@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use storage::state::{DeliveryStatus, EndpointRecord, SigningKey};
+use storage::state::{AppRecord, DeliveryStatus, EndpointRecord, SigningKey};
 
 use super::{
     apps,
@@ -56,11 +56,7 @@ pub(crate) const RESERVED_HEADERS: &[&str] = &[
 ];
 
 /// The endpoint of `app` named by id or uid, or 404.
-pub fn find(
-    cx: &Ctx<'_>,
-    app: &str,
-    ep: &str,
-) -> ApiResult<(storage::state::AppRecord, EndpointRecord)> {
+pub fn find(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult<(AppRecord, EndpointRecord)> {
     let a = apps::find(cx, app)?;
     let e = cx
         .svc
@@ -288,7 +284,7 @@ pub async fn put(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
             e.updated_ms = cx.svc.now_ms();
             validate(cx, &e, None)?;
             save(cx, &e, "endpoint.update").await?;
-            operational::endpoint_updated(cx.svc, &a, &e, was_disabled);
+            updated(cx, &a, &e, was_disabled);
             json_response(200, &EndpointOut::from(&e))
         }
         None => {
@@ -335,8 +331,29 @@ pub async fn patch(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     e.updated_ms = cx.svc.now_ms();
     validate(cx, &e, None)?;
     save(cx, &e, "endpoint.update").await?;
-    operational::endpoint_updated(cx.svc, &a, &e, was_disabled);
+    updated(cx, &a, &e, was_disabled);
     json_response(200, &EndpointOut::from(&e))
+}
+
+/// After an endpoint was written: its operational webhook, and when it was just disabled,
+/// its open deliveries failed in the background (recoverable, as when delivery disables one;
+/// if no background slot is free they fail one by one as they come due).
+fn updated(cx: &Ctx<'_>, a: &AppRecord, e: &EndpointRecord, was_disabled: bool) {
+    operational::endpoint_updated(cx.svc, a, e, was_disabled);
+    if e.disabled && !was_disabled {
+        let (svc, key, id) = (cx.svc.clone(), e.key, e.id.clone());
+        let sweep = move || match svc.store.state().fail_open_deliveries(key, svc.now_ms()) {
+            Ok(n) => {
+                tracing::info!(endpoint = %id, failed = n, "open deliveries of a disabled endpoint failed")
+            }
+            Err(err) => {
+                tracing::error!(endpoint = %id, error = %err, "failing the open deliveries of a disabled endpoint; they fail as they come due")
+            }
+        };
+        if !super::background::spawn("disable", sweep) {
+            tracing::warn!(endpoint = %e.id, "no background slot for failing the open deliveries of a disabled endpoint; they fail as they come due");
+        }
+    }
 }
 
 pub async fn delete(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {

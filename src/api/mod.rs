@@ -9,6 +9,7 @@
 mod apps;
 mod attempts;
 mod audit;
+pub mod background;
 pub(crate) mod endpoints;
 pub mod error;
 mod event_types;

@@ -2,9 +2,9 @@
 //! deliveries in a time window) and `replay-missing` (messages in a window the endpoint never
 //! got). Each only re-queues deliveries in the index (pending, due now, triggered manually);
 //! the dispatcher and the engines do the sending. `recover` and `replay-missing` answer 202 at
-//! once and run on a thread of their own (never on a shard: they read up to a million index
-//! entries or log records), at most [`TASKS_MAX`] at a time; beyond that the request is
-//! answered 429 with `Retry-After`. Deliveries are written in batches as they are found.
+//! once and run as background tasks (`super::background`: a thread of their own, never a
+//! shard, since they read up to a million index entries or log records), at most two at a
+//! time; beyond that the request is answered 429 with `Retry-After`. Deliveries are written in batches as they are found.
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use storage::{
 };
 
 use super::{
-    apps, endpoints,
+    apps, background, endpoints,
     error::{ApiError, ApiResult, FieldError},
     input, json_response, messages, Ctx,
 };
@@ -32,38 +32,15 @@ use crate::{
 const SCAN_MAX: usize = 1_000_000;
 /// Deliveries re-queued per index transaction.
 const BATCH: usize = 512;
-/// Recover and replay-missing tasks running at once, at most.
-pub const TASKS_MAX: usize = 2;
-
-/// Tasks running now.
-static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Runs `work` on a thread of its own, unless [`TASKS_MAX`] tasks already run (429).
+/// Starts `work` as a background task, or answers 429 while [`background::TASKS_MAX`] run.
 fn run_in_background(name: &'static str, work: impl FnOnce() + Send + 'static) -> ApiResult<()> {
-    use std::sync::atomic::Ordering;
-    if RUNNING.fetch_add(1, Ordering::AcqRel) >= TASKS_MAX {
-        RUNNING.fetch_sub(1, Ordering::AcqRel);
-        return Err(ApiError::TooManyRequests {
+    if background::spawn(name, work) {
+        Ok(())
+    } else {
+        Err(ApiError::TooManyRequests {
             retry_after_secs: 5,
-        });
+        })
     }
-    struct Done;
-    impl Drop for Done {
-        fn drop(&mut self) {
-            RUNNING.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-    let started = std::thread::Builder::new()
-        .name(format!("hookd-{name}"))
-        .spawn(move || {
-            let _done = Done;
-            work();
-        });
-    if let Err(e) = started {
-        RUNNING.fetch_sub(1, Ordering::AcqRel);
-        return Err(ApiError::Internal(format!("starting the {name} task: {e}")));
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

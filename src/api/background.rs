@@ -1,0 +1,79 @@
+//! Work the API starts and does not wait for, run on a thread of its own, never on a shard:
+//! scans of the index or the log that can take seconds (recover, replay-missing, failing a
+//! disabled endpoint's open deliveries). At most [`TASKS_MAX`] run at once; the caller says
+//! what happens to one refused for that (`recover` answers 429, a disable sweep is left to
+//! the deliveries coming due, which then fail one by one).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Background tasks running at once, at most.
+pub const TASKS_MAX: usize = 2;
+
+/// Tasks running now.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `work` on a thread named `hookd-{name}`; false (and `work` dropped) if
+/// [`TASKS_MAX`] tasks already run or the thread could not start.
+pub fn spawn(name: &'static str, work: impl FnOnce() + Send + 'static) -> bool {
+    if RUNNING.fetch_add(1, Ordering::AcqRel) >= TASKS_MAX {
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+        return false;
+    }
+    /// Frees the slot however the task ends (a panic included).
+    struct Slot;
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            RUNNING.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let slot = Slot;
+    let started = std::thread::Builder::new()
+        .name(format!("hookd-{name}"))
+        .spawn(move || {
+            let _slot = slot;
+            work();
+        });
+    match started {
+        Ok(_) => true,
+        Err(e) => {
+            // The closure, and the slot in it, was dropped with the error.
+            tracing::error!(error = %e, task = name, "cannot start a background task");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn at_most_tasks_max_run_and_a_slot_frees_when_one_ends() {
+        let (release, hold) = mpsc::channel::<()>();
+        let hold = std::sync::Arc::new(std::sync::Mutex::new(hold));
+        let (started, seen) = mpsc::channel::<()>();
+        for _ in 0..TASKS_MAX {
+            let (hold, started) = (hold.clone(), started.clone());
+            assert!(spawn("test", move || {
+                started.send(()).unwrap();
+                let _ = hold.lock().unwrap().recv();
+            }));
+        }
+        for _ in 0..TASKS_MAX {
+            seen.recv().unwrap();
+        }
+        assert!(!spawn("test", || {}), "one more than TASKS_MAX ran");
+        release.send(()).unwrap();
+        // The freed slot takes a new task (the one that ended frees it as its thread ends).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !spawn("test", || {}) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the slot was never freed"
+            );
+            std::thread::yield_now();
+        }
+        drop(release);
+    }
+}
