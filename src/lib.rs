@@ -15,6 +15,7 @@ pub mod http;
 pub mod ids;
 pub mod logging;
 pub mod metrics;
+pub mod preflight;
 pub mod reload;
 pub mod service;
 pub mod shard;

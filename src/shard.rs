@@ -5,7 +5,8 @@
 //! runs its delivery engine), the dispatcher thread, and the resolver threads. Each shard uses io_uring when the
 //! kernel allows it and epoll otherwise (monoio's fusion driver decides at start; which one
 //! runs is logged and reported). Listeners are bound on the starting thread before any shard
-//! starts, so a bind error is reported at once and port 0 resolves to one port for all.
+//! starts, so a bind error is reported at once, on the address `http::claim` holds for this
+//! process (which also resolved port 0 to one port for all).
 //!
 //! Each shard also runs a heartbeat task for the systemd watchdog (`crate::systemd`). Its first
 //! beat happens once the shard's accept loop waits for connections, and [`start`] returns only
@@ -24,12 +25,13 @@ use crate::{
     api::Api,
     config::Config,
     deliver::{
-        client::{Client, ClientConfig, ClientError, Resolver},
+        client::{Client, ClientConfig, Resolver},
         dispatch::{Dispatcher, Inbox},
         engine::Engine,
         recorder::Recorder,
     },
-    http::{self, Limits, LimitsSource, Shutdown},
+    http::{self, claim::Claim, Limits, LimitsSource, Shutdown},
+    preflight::Prepared,
     service::Service,
     systemd::Liveness,
 };
@@ -68,18 +70,14 @@ impl Driver {
 /// Why serving could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("TLS: {0}")]
-    Tls(#[from] http::tls::TlsError),
     #[error("starting a thread: {0}")]
     Thread(std::io::Error),
-    #[error("delivery client: {0}")]
-    Client(#[from] ClientError),
     #[error("shard {0} stopped while starting (its error is in the log)")]
     ShardStopped(usize),
     #[error("shard {0} did not start within {1:?}")]
@@ -115,11 +113,15 @@ impl std::fmt::Debug for Shards {
     }
 }
 
-/// Binds every shard's listener, starts the shards, and returns once every shard serves.
-/// Each shard bumps its heartbeat in `svc.liveness` every `beat_every`.
+/// Binds every shard's listener on the address `claim` holds, starts the shards, and returns
+/// once every shard serves. `prepared` holds what the config's files became (TLS, the
+/// delivery client's roots). Each shard bumps its heartbeat in `svc.liveness` every
+/// `beat_every`.
 pub fn start(
     svc: Arc<Service>,
     config: &Config,
+    prepared: Prepared,
+    claim: &mut Claim,
     beat_every: Duration,
 ) -> Result<Shards, ServeError> {
     let n = config.effective_shards();
@@ -128,21 +130,14 @@ pub fn start(
         n,
         "liveness counters for every shard"
     );
-    let tls = match &config.server.tls {
-        Some(t) => Some(http::tls::acceptor(t)?),
-        None => None,
-    };
-    let mut addr = config.server.listen;
-    let mut listeners = Vec::with_capacity(n);
-    for _ in 0..n {
-        let l = http::server::bind_reuseport(addr)
-            .map_err(|source| ServeError::Bind { addr, source })?;
-        // Port 0: every later shard binds the port the first one got.
-        addr = l
-            .local_addr()
-            .map_err(|source| ServeError::Bind { addr, source })?;
-        listeners.push(l);
-    }
+    let Prepared { tls, client } = prepared;
+    // The claim resolved port 0: every shard binds the same port.
+    let addr = claim.addr();
+    let listeners = (0..n)
+        .map(|_| http::server::bind_reuseport(addr))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    claim.release_probe();
     let driver = Driver::detect();
     let shutdown = Shutdown::new();
     let queue = config.delivery.queue_capacity as usize;
@@ -152,7 +147,7 @@ pub fn start(
             Recorder::start(svc.clone(), inboxes.clone()).map_err(ServeError::Thread)?,
         ),
         inboxes,
-        client: ClientConfig::from_config(&config.delivery)?,
+        client,
         resolver: Resolver::start(RESOLVER_THREADS).map_err(ServeError::Thread)?,
     };
     let _ = svc.shards.set((delivery.inboxes.clone(), driver.as_str()));
