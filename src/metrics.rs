@@ -172,6 +172,17 @@ impl Metrics {
             "Group-commit flushes (fdatasync) of the log.",
         );
         let _ = writeln!(out, "hookd_log_flushes_total {}", gauges.flushes);
+        head(
+            &mut out,
+            "hookd_log_corrupt_stretches_total",
+            "counter",
+            "Corrupt stretches found in the log (at start or by a read), quarantined and stepped over.",
+        );
+        let _ = writeln!(
+            out,
+            "hookd_log_corrupt_stretches_total {}",
+            gauges.corrupt_stretches
+        );
         histogram(
             &mut out,
             "hookd_log_append_seconds",
@@ -259,6 +270,8 @@ pub struct Gauges {
     pub queue_depths: Vec<usize>,
     pub disk_bytes: u64,
     pub flushes: u64,
+    /// Corrupt stretches found in the log since start (`Log::corruptions_found`).
+    pub corrupt_stretches: u64,
     pub driver: &'static str,
     /// The log flusher's `fdatasync` time per group commit, in nanoseconds.
     pub log_flush: Snapshot,

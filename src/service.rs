@@ -219,6 +219,7 @@ impl Service {
             queue_depths: depths,
             disk_bytes: self.store.disk_bytes(),
             flushes: self.store.log().flush_count(),
+            corrupt_stretches: self.store.log().corruptions_found(),
             driver,
             log_flush: self.store.log().flush_stats().sync_ns.snapshot(),
             log_batch: self.store.log().flush_stats().batch_records.snapshot(),

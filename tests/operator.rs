@@ -4,6 +4,8 @@
 
 #[path = "support/hookd.rs"]
 mod harness;
+#[path = "support/receiver.rs"]
+mod receiver;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -329,4 +331,218 @@ fn two_hookds_started_together_on_one_address() {
             assert!(err.contains(&format!("{port} is in use")), "{err}");
         }
     }
+}
+
+/// `(offset, seq)` of every frame of a segment file, read before any is corrupted.
+fn frames(path: &Path) -> Vec<(usize, u64)> {
+    let bytes = std::fs::read(path).expect("segment");
+    let mut out = Vec::new();
+    let mut pos = 32;
+    while pos + 21 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes"));
+        let seq = u64::from_le_bytes(bytes[pos + 13..pos + 21].try_into().expect("8 bytes"));
+        out.push((pos, seq));
+        pos += 12 + len as usize;
+    }
+    out
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).expect("segment");
+    bytes[at] ^= 0x5a;
+    std::fs::write(path, &bytes).expect("write segment");
+}
+
+/// Polls `get` until `done` holds of its value; fails with the last value after a minute.
+fn poll<T: std::fmt::Debug>(what: &str, get: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + START_WITHIN;
+    loop {
+        let v = get();
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: still {v:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Item 2: bytes flipped in sealed segments (a segment's first, a middle and a last record,
+/// and a segment's header) with deliveries pending. Every other acknowledged message is
+/// still delivered and listed, across restarts; the corrupt ones answer a clear 404, are
+/// failed without being sent, and are reported once: log, `/metrics`, `hookd inspect`.
+#[test]
+fn corrupt_records_cost_those_records_alone() {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let accept = Arc::new(AtomicBool::new(false));
+    let delivered = Arc::new(Mutex::new(HashSet::new()));
+    let (a, d) = (accept.clone(), delivered.clone());
+    let rx = receiver::Receiver::builder()
+        .handler(move |r| match a.load(Ordering::SeqCst) {
+            true => {
+                let id = r.header("webhook-id").unwrap_or_default().to_owned();
+                d.lock().expect("lock").insert(id);
+                receiver::Reply::ok()
+            }
+            false => receiver::Reply::status(503),
+        })
+        .start();
+    let schedule = vec!["\"1s\""; 40].join(", ");
+    let mut h = harness::Hookd::start_logged(&format!(
+        "[storage]\nsegment_bytes_max = \"4KiB\"\n\
+         [delivery]\nretry_schedule = [{schedule}]\nallow_private_networks = true\n"
+    ));
+    let app = h.admin("POST", "/api/v1/app", Some(r#"{"name":"c","uid":"c"}"#));
+    assert_eq!(app.status, 201, "{}", app.body);
+    let ep = format!(r#"{{"url":"{}"}}"#, rx.url("/hook"));
+    let r = h.admin("POST", "/api/v1/app/c/endpoint", Some(&ep));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let pad = "x".repeat(1000);
+    let ids: Vec<String> = (0..18)
+        .map(|i| {
+            let body = format!(r#"{{"eventType":"t","payload":{{"i":{i},"pad":"{pad}"}}}}"#);
+            let r = h.admin("POST", "/api/v1/app/c/msg", Some(&body));
+            assert_eq!(r.status, 202, "{}", r.body);
+            r.json()["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    // Every message's first attempt was refused (503): all are pending in the index.
+    for id in &ids {
+        poll(
+            "an attempt",
+            || h.admin("GET", &format!("/api/v1/app/c/attempt/msg/{id}"), None),
+            |r| r.status == 200 && r.json()["data"].as_array().is_some_and(|a| !a.is_empty()),
+        );
+    }
+    assert_eq!(h.terminate().code(), Some(0));
+
+    let log_dir = h.dir.path().join("data/log");
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(&log_dir)
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .filter(|p| !frames(p).is_empty())
+        .collect();
+    segs.sort();
+    segs.pop(); // the open segment
+    assert!(segs.len() >= 4, "{segs:?}");
+    let picks = [(0, 0), (1, 1), (2, usize::MAX)];
+    let mut corrupt = Vec::new();
+    for (seg, nth) in picks {
+        let f = frames(&segs[seg]);
+        assert!(f.len() >= 3, "{f:?}");
+        let (offset, seq) = f[nth.min(f.len() - 1)];
+        // The log holds only messages: record n is the n-th message.
+        let bytes = std::fs::read(&segs[seg]).expect("segment");
+        let at = String::from_utf8_lossy(&bytes[offset..offset + 200]).into_owned();
+        assert!(at.contains(&format!("\"i\":{},", seq - 1)), "{at}");
+        flip(&segs[seg], offset + 40);
+        corrupt.push(ids[seq as usize - 1].clone());
+    }
+    flip(&segs[3], 18); // segment 4's header (its id, under the header checksum)
+    let good: HashSet<String> = ids
+        .iter()
+        .filter(|i| !corrupt.contains(i))
+        .cloned()
+        .collect();
+
+    h.crash_and_restart(); // it was stopped: this starts it on the corrupted store
+    accept.store(true, Ordering::SeqCst);
+    poll(
+        "deliveries",
+        || delivered.lock().expect("lock").clone(),
+        |d| good.is_subset(d),
+    );
+    // The corrupt ones are failed without an attempt, never sent.
+    h.wait_for_log(3, START_WITHIN, |l| {
+        l.contains("message corrupt in the log")
+    });
+    let sent = delivered.lock().expect("lock").clone();
+    for id in &corrupt {
+        assert!(!sent.contains(id), "{id} was delivered");
+    }
+    let listed = |h: &harness::Hookd| -> HashSet<String> {
+        let r = h.admin(
+            "GET",
+            "/api/v1/app/c/msg?limit=250&with_content=false",
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let data = r.json()["data"].as_array().expect("data").clone();
+        data.iter()
+            .map(|m| m["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&h), good);
+    for id in &corrupt {
+        let r = h.admin("GET", &format!("/api/v1/app/c/msg/{id}"), None);
+        assert_eq!(r.status, 404, "{}", r.body);
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .expect("detail")
+                .contains("corrupt"),
+            "{}",
+            r.body
+        );
+    }
+    for id in good.iter().take(3) {
+        assert_eq!(
+            h.admin("GET", &format!("/api/v1/app/c/msg/{id}"), None)
+                .status,
+            200
+        );
+    }
+    // Reported: four stretches, each logged once, counted in /metrics.
+    let reported = h.wait_for_log(4, START_WITHIN, |l| {
+        l.contains("corrupt log stretch quarantined")
+    });
+    assert_eq!(reported.len(), 4, "{reported:?}");
+    let metrics = h.call("GET", "/metrics", Some(harness::READER), None);
+    assert!(
+        metrics
+            .body
+            .contains("hookd_log_corrupt_stretches_total 4\n"),
+        "{}",
+        metrics.body
+    );
+
+    // Restarted once more: still listed, nothing found or reported again.
+    h.crash_and_restart();
+    assert_eq!(listed(&h), good);
+    let metrics = h.call("GET", "/metrics", Some(harness::READER), None);
+    assert!(
+        metrics
+            .body
+            .contains("hookd_log_corrupt_stretches_total 0\n"),
+        "{}",
+        metrics.body
+    );
+    assert_eq!(h.terminate().code(), Some(0));
+    let lines = h
+        .log()
+        .lines()
+        .filter(|l| l.contains("corrupt log stretch quarantined"))
+        .count();
+    assert_eq!(lines, 4, "{}", h.log());
+
+    // hookd inspect names the three records' stretches, and exits 3.
+    let data = h.dir.path().join("data");
+    let out = hookd(&["inspect", "--data", data.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    let report = text(&out.stdout);
+    for seg in 1..=3 {
+        let name = segs[seg - 1]
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let id: u64 = name[4..24].parse().expect("id");
+        assert!(report.contains(&format!("segment {id}: ")), "{report}");
+    }
+    assert!(
+        report.contains("3 corrupt stretches (3 quarantined at an earlier start)"),
+        "{report}"
+    );
 }

@@ -283,7 +283,10 @@ impl Engine {
                         .ok()
                         .map(|m| Arc::new(Carried::unbudgeted(m)))
                 }
-                Ok(None) | Err(storage::Error::Quarantined { .. }) => None,
+                Ok(None) => None,
+                Err(storage::Error::Quarantined { .. }) => {
+                    return self.settle_without_attempt(task, "message corrupt in the log");
+                }
                 Err(e) => return Err(e),
             },
         };
