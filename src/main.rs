@@ -76,6 +76,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Result<Loaded, ExitCode>> 
             return Ok(Err(ExitCode::from(EXIT_INVALID)));
         }
     };
+    report_warnings(&label, &hookd::preflight::warnings(&config)).context("writing to stderr")?;
     match hookd::preflight::prepare(&config) {
         Ok(prepared) => Ok(Ok(Loaded {
             label,
@@ -104,6 +105,15 @@ fn report_load_error(label: &str, err: &LoadError) -> io::Result<()> {
         LoadError::TooLarge { .. } => writeln!(io::stderr(), "hookd: {err}"),
         LoadError::Invalid { errors, .. } => report_problems(label, errors),
     }
+}
+
+/// One line per warning, `LABEL: warning: key.path: message`.
+fn report_warnings(label: &str, warnings: &[config::ConfigError]) -> io::Result<()> {
+    let mut stderr = io::stderr().lock();
+    for w in warnings {
+        writeln!(stderr, "{label}: warning: {w}")?;
+    }
+    Ok(())
 }
 
 /// One line per problem, `LABEL: key.path: message`, then how many there were.

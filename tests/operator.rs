@@ -546,3 +546,26 @@ fn corrupt_records_cost_those_records_alone() {
         "{report}"
     );
 }
+
+/// Item 6: an ingest token's `apps` entry that can name no app (neither a uid nor an app id,
+/// like the example's old "app_shop") is accepted, with a warning under its key, by
+/// check-config and by serve.
+#[test]
+fn apps_that_name_no_app_are_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "[[auth.tokens]]\nname = \"shop\"\n\
+        sha256 = \"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210\"\n\
+        scopes = [\"ingest\"]\napps = [\"app_shop\", \"shop\"]\n";
+    let config = bare_config(dir.path(), "127.0.0.1:0", token);
+    let config_s = config.to_str().expect("utf-8");
+    let warning = format!("{config_s}: warning: auth.tokens[0].apps[0]: \"app_shop\" is neither");
+    let out = hookd(&["check-config", config_s]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ok\n");
+    let err = text(&out.stderr);
+    assert!(err.starts_with(&warning), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let h = serve(&config).expect("serve starts");
+    assert!(h.stderr().starts_with(&warning), "{}", h.stderr());
+    assert_eq!(h.terminate(), Some(0));
+}
