@@ -42,8 +42,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(args.config.as_deref()),
-        Command::CheckConfig(args) => check_config(&args.path),
+        Command::Serve(args) => serve(args.config()),
+        Command::CheckConfig(args) => check_config(args.config()),
         Command::Token(TokenCommand::New(args)) => token_new(&args),
         Command::Status(args) => status(&args),
         Command::Inspect(args) => inspect(&args),
@@ -266,8 +266,8 @@ fn systemd_from_env() -> (Arc<hookd::systemd::Notifier>, Option<std::time::Durat
     (Arc::new(notifier), watchdog)
 }
 
-fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
-    match load_config(Some(path))? {
+fn check_config(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    match load_config(path)? {
         Ok(_) => {
             writeln!(io::stdout(), "ok").context("writing to stdout")?;
             Ok(ExitCode::SUCCESS)
@@ -339,7 +339,7 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
-    let (summary, json) = hookd::ctl::status::fetch(&args.url, &token)
+    let (summary, json) = hookd::ctl::status::fetch(&args.url, &token, args.ca_file.as_deref())
         .with_context(|| format!("status of {}", args.url))?;
     let text = match args.json {
         true => format!("{json:#}\n"),

@@ -94,9 +94,9 @@ impl Metrics {
         self.append_ns.observe_duration(took);
     }
 
-    /// Counts the time one delivery attempt took, in milliseconds of the service clock.
-    pub fn delivery_latency_ms(&self, ms: u64) {
-        self.delivery_ns.observe(ms.saturating_mul(1_000_000));
+    /// Counts the time one delivery attempt took (a monotonic clock, to the nanosecond).
+    pub fn delivery_latency(&self, took: Duration) {
+        self.delivery_ns.observe_duration(took);
     }
 
     /// Delivery attempts so far, by outcome class in [`OUTCOMES`] order.
@@ -347,8 +347,8 @@ mod tests {
         let m = Metrics::default();
         m.append_latency(Duration::from_micros(70));
         m.append_latency(Duration::from_millis(3));
-        m.delivery_latency_ms(0);
-        m.delivery_latency_ms(40_000);
+        m.delivery_latency(Duration::from_micros(80));
+        m.delivery_latency(Duration::from_secs(40));
         let flush = storage::histogram::FlushStats::default();
         flush.flushed(Duration::from_micros(400), 3);
         let text = m.render(&Gauges {
@@ -368,10 +368,11 @@ mod tests {
             "hookd_log_flush_batch_records_bucket{le=\"2\"} 0\n",
             "hookd_log_flush_batch_records_bucket{le=\"4\"} 1\n",
             "hookd_log_flush_batch_records_sum 3\n",
-            "hookd_delivery_seconds_bucket{le=\"0.001\"} 1\n",
+            "hookd_delivery_seconds_bucket{le=\"0.00005\"} 0\n",
+            "hookd_delivery_seconds_bucket{le=\"0.0001\"} 1\n",
             "hookd_delivery_seconds_bucket{le=\"30\"} 1\n",
             "hookd_delivery_seconds_bucket{le=\"+Inf\"} 2\n",
-            "hookd_delivery_seconds_sum 40\n",
+            "hookd_delivery_seconds_sum 40.00008\n",
         ] {
             assert!(text.contains(line), "{line:?} not in:\n{text}");
         }

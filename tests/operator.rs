@@ -70,10 +70,19 @@ impl Drop for Served {
 /// Runs `hookd serve --config config`: the running hookd once it prints `listening on`, or
 /// its exit code and standard error if it ends first.
 fn serve(config: &Path) -> Result<Served, (Option<i32>, String)> {
-    let stderr = config.with_extension(format!("{}.stderr", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookd"))
-        .args(["serve", "--config"])
-        .arg(config)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookd"));
+    cmd.args(["serve", "--config"]).arg(config);
+    serve_with(cmd)
+}
+
+/// [`serve`] with the command line of `cmd`; standard error goes to a temporary file.
+fn serve_with(mut cmd: Command) -> Result<Served, (Option<i32>, String)> {
+    let stderr = tempfile::NamedTempFile::new()
+        .expect("stderr file")
+        .into_temp_path()
+        .keep()
+        .expect("keep");
+    let mut child = cmd
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(
@@ -568,4 +577,189 @@ fn apps_that_name_no_app_are_warned_about() {
     let h = serve(&config).expect("serve starts");
     assert!(h.stderr().starts_with(&warning), "{}", h.stderr());
     assert_eq!(h.terminate(), Some(0));
+}
+
+/// Item 7: `hookd status` asks a hookd that serves HTTPS, trusting the CA given with
+/// `--ca-file`; without it the certificate is not trusted and it says so.
+#[test]
+fn status_speaks_https() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = receiver::test_pki();
+    let file = |name: &str, pem: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).expect("pem");
+        path
+    };
+    let (ca, cert, key) = (
+        file("ca.pem", &ca),
+        file("cert.pem", &cert),
+        file("key.pem", &key),
+    );
+    let tls = format!(
+        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let h = harness::Hookd::start(&tls);
+    let url = format!("https://127.0.0.1:{}", h.addr.port());
+    let ca_s = ca.to_str().expect("utf-8");
+    let out = hookd(&[
+        "status",
+        "--url",
+        &url,
+        "--ca-file",
+        ca_s,
+        "--token",
+        harness::READER,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains(&format!("at {url}")), "{report}");
+    assert!(report.contains("shards:      2 of 2 up"), "{report}");
+
+    let out = hookd(&["status", "--url", &url, "--token", harness::READER]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("TLS with 127.0.0.1:") && err.contains("certificate"),
+        "{err}"
+    );
+}
+
+/// Item 7: a refused `storage.segment_bytes_max` is the one problem reported; its default
+/// is not named as a limit that `max_bytes` breaks.
+#[test]
+fn a_refused_segment_size_is_reported_with_the_value_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hookd.toml");
+    std::fs::write(
+        &config,
+        "[storage]\nsegment_bytes_max = \"8GiB\"\nmax_bytes = \"32MiB\"\n",
+    )
+    .expect("write config");
+    let config_s = config.to_str().expect("utf-8");
+    let out = hookd(&["check-config", config_s]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let want = format!(
+        "{config_s}: storage.segment_bytes_max: must be between 1KiB and 4GiB, got 8GiB\n\
+         hookd: {config_s}: 1 problem\n"
+    );
+    assert_eq!(err, want);
+}
+
+/// Item 7: `serve` and `check-config` both take the config file as `--config PATH` or as
+/// `PATH`.
+#[test]
+fn both_commands_take_the_config_file_either_way() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = bare_config(dir.path(), "127.0.0.1:0", "");
+    let config_s = config.to_str().expect("utf-8");
+    for args in [
+        ["check-config", config_s, ""],
+        ["check-config", "--config", config_s],
+    ] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let out = hookd(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), "ok\n");
+    }
+    for args in [["serve", config_s], ["serve", "--config"]] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookd"));
+        cmd.args(args);
+        if args[1] == "--config" {
+            cmd.arg(config_s);
+        }
+        let out = serve_with(cmd);
+        let h = out.unwrap_or_else(|(c, e)| panic!("{args:?}: exit {c:?}: {e}"));
+        assert_eq!(h.terminate(), Some(0));
+    }
+}
+
+/// Item 7: a torn tail is reported with the record cut short, and `inspect` exits 3 (in
+/// `interval` durability that record may have been acknowledged).
+#[test]
+fn inspect_reports_a_torn_tail_and_the_record_cut() {
+    let mut h = harness::Hookd::start("[storage]\ndurability = \"interval\"\n");
+    let app = h.admin("POST", "/api/v1/app", Some(r#"{"name":"t","uid":"t"}"#));
+    assert_eq!(app.status, 201);
+    for i in 0..3 {
+        let body = format!(r#"{{"eventType":"t","payload":{{"i":{i}}}}}"#);
+        assert_eq!(
+            h.admin("POST", "/api/v1/app/t/msg", Some(&body)).status,
+            202
+        );
+    }
+    assert_eq!(h.terminate().code(), Some(0));
+    let seg = h.dir.path().join("data/log/seg-00000000000000000001.log");
+    // Cut the last record short: as a power failure can in interval durability.
+    let (last, seq) = *frames(&seg).last().expect("a record");
+    assert_eq!(seq, 3);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .expect("open");
+    f.set_len(last as u64 + 30).expect("cut");
+    drop(f);
+    let data = h.dir.path().join("data");
+    let out = hookd(&["inspect", "--data", data.to_str().expect("utf-8")]);
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{report}");
+    assert!(
+        report.contains("segment 1: torn tail, 30 bytes at offset"),
+        "{report}"
+    );
+    assert!(
+        report.contains("record 3 (and any after it) was cut short"),
+        "{report}"
+    );
+    assert!(report.contains("interval durability"), "{report}");
+}
+
+/// Item 7: `hookd_delivery_seconds` is measured finer than milliseconds: a loopback delivery
+/// is not counted as taking no time at all, nor its time rounded to whole milliseconds.
+#[test]
+fn delivery_latency_is_measured_in_microseconds() {
+    let rx = receiver::Receiver::start();
+    let h = harness::Hookd::start("[delivery]\nallow_private_networks = true\n");
+    assert_eq!(
+        h.admin("POST", "/api/v1/app", Some(r#"{"name":"d","uid":"d"}"#))
+            .status,
+        201
+    );
+    let ep = format!(r#"{{"url":"{}"}}"#, rx.url("/hook"));
+    assert_eq!(
+        h.admin("POST", "/api/v1/app/d/endpoint", Some(&ep)).status,
+        201
+    );
+    for i in 0..5 {
+        let body = format!(r#"{{"eventType":"t","payload":{{"i":{i}}}}}"#);
+        assert_eq!(
+            h.admin("POST", "/api/v1/app/d/msg", Some(&body)).status,
+            202
+        );
+    }
+    let value = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let metrics = poll(
+        "five timed deliveries",
+        || h.call("GET", "/metrics", Some(harness::READER), None).body,
+        |m| value(m, "hookd_delivery_seconds_count") >= 5.0,
+    );
+    let zero = value(&metrics, "hookd_delivery_seconds_bucket{le=\"0.00005\"}");
+    assert_eq!(zero, 0.0, "{metrics}");
+    let sum_us = value(&metrics, "hookd_delivery_seconds_sum") * 1e6;
+    assert!(sum_us > 0.0, "{metrics}");
+    assert!(
+        sum_us.round() % 1000.0 != 0.0,
+        "whole milliseconds: {sum_us} us"
+    );
 }

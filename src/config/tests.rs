@@ -1289,3 +1289,15 @@ fn load_reports_every_kind_of_failure() {
     // A directory is not a config file, and saying so is not a panic.
     assert!(matches!(load(dir.path()), Err(LoadError::Read { .. })));
 }
+
+/// A refused segment_bytes_max is the one problem: its default, which stands in for it, is
+/// not named as a limit of max_bytes (it used to be: "at least ... (64MiB)").
+#[test]
+fn a_refused_segment_size_is_not_named_by_its_default() {
+    let errors = refuse("[storage]\nsegment_bytes_max = \"8GiB\"\nmax_bytes = \"32MiB\"");
+    assert_eq!(paths(&errors), ["storage.segment_bytes_max"], "{errors}");
+    assert_eq!(
+        message(&errors, "storage.segment_bytes_max"),
+        "must be between 1KiB and 4GiB, got 8GiB"
+    );
+}

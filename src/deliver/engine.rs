@@ -296,6 +296,9 @@ impl Engine {
         let msg = &carried.msg;
         self.update_limits(&ep);
         let id = message_id(task.seq, msg);
+        // The latency metric's clock: monotonic and fine-grained (`started` is the service's
+        // millisecond wall clock, for the attempt's record).
+        let timer = std::time::Instant::now();
         let outcome = match Url::parse(&ep.url) {
             Err(why) => (
                 Outcome::Refused(format!("invalid endpoint URL: {why}")),
@@ -306,9 +309,7 @@ impl Engine {
         let (outcome, response) = outcome;
         held.release();
         self.svc.metrics.delivery(outcome.class());
-        self.svc
-            .metrics
-            .delivery_latency_ms(self.svc.now_ms().saturating_sub(started));
+        self.svc.metrics.delivery_latency(timer.elapsed());
         let finished = self.svc.now_ms();
         // The policy of the running config: a reload changes the schedule of later attempts.
         let policy = self.svc.delivery_policy();
