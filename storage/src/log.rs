@@ -295,6 +295,9 @@ struct Shared {
     /// Corrupt stretches found and not yet taken, and how many were ever found.
     corruptions: Mutex<Vec<Corruption>>,
     corruptions_found: AtomicU64,
+    /// Held while a segment's corrupt stretches are looked for, so that two readers meeting
+    /// the same one report it once.
+    quarantining: Mutex<()>,
 }
 
 /// The segmented log. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -356,6 +359,7 @@ impl Log {
             flush_stats: Default::default(),
             corruptions_found: AtomicU64::new(report.corruptions.len() as u64),
             corruptions: Mutex::new(report.corruptions.clone()),
+            quarantining: Mutex::new(()),
             opts,
         });
         let s2 = shared.clone();
@@ -747,6 +751,7 @@ impl Log {
     /// kept in its summary (sealed segments), and reported once. Returns its bad ranges.
     fn quarantine_stretches(&self, id: u64) -> Result<Vec<(u64, u64)>> {
         let sh = &*self.shared;
+        let _one_at_a_time = lock(&sh.quarantining);
         let (path, file, end, first, last) = {
             let inner = self.lock();
             let Some(seg) = inner.segs.iter().find(|s| s.id == id) else {
