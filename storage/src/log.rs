@@ -1346,7 +1346,8 @@ fn copy_aside(file: &File, path: &Path, id: u64, offset: u64, len: u64, to: &Pat
 }
 
 /// Checks the header of a segment known from its summary (its frames are not read at open);
-/// a corrupt one is copied aside and written again from the summary.
+/// a corrupt one is copied aside and written again from the summary. A header claiming a newer
+/// format is corrupt too here: this store sealed the segment and summarized it.
 fn check_header(
     file: &File,
     path: &Path,
@@ -1356,7 +1357,7 @@ fn check_header(
 ) -> Result<()> {
     match segment::read_header(file, path) {
         Ok(_) => Ok(()),
-        Err(e @ Error::Corrupt { .. }) => {
+        Err(e @ (Error::Corrupt { .. } | Error::NewerFormat { .. })) => {
             let bad = segment::BadRange {
                 offset: 0,
                 len: segment::HEADER_BYTES,
