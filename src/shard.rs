@@ -2,7 +2,8 @@
 //! `SO_REUSEPORT` listener on `server.listen`, all sharing one [`Service`].
 //!
 //! This is the one place threads for serving and delivery are started: the shards (each also
-//! runs its delivery engine), the dispatcher thread, and the resolver threads. Each shard uses io_uring when the
+//! runs its delivery engine), the dispatcher thread, the resolver threads, and the log check
+//! (one pass over the sealed segments after start, for corrupt records). Each shard uses io_uring when the
 //! kernel allows it and epoll otherwise (monoio's fusion driver decides at start; which one
 //! runs is logged and reported). Listeners are bound on the starting thread before any shard
 //! starts, so a bind error is reported at once, on the address `http::claim` holds for this
@@ -16,7 +17,10 @@ use std::{
     cell::RefCell,
     net::SocketAddr,
     rc::Rc,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -38,6 +42,8 @@ use crate::{
 
 /// Threads resolving endpoint host names (their lookups block).
 const RESOLVER_THREADS: usize = 2;
+/// The log check's pause after each sealed segment it reads, leaving the disk to the rest.
+const LOG_CHECK_PAUSE: Duration = Duration::from_millis(20);
 /// The longest wait for every shard to run its accept loop.
 const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -102,6 +108,7 @@ pub struct Shards {
     dispatcher: Dispatcher,
     inboxes: Arc<Vec<Inbox>>,
     recorder: Arc<Recorder>,
+    log_check: Option<LogCheck>,
 }
 
 impl std::fmt::Debug for Shards {
@@ -162,6 +169,7 @@ pub fn start(
         threads.push(t);
     }
     let liveness = svc.liveness.clone();
+    let svc_for_check = svc.clone();
     let dispatcher =
         Dispatcher::start(svc, delivery.inboxes.clone()).map_err(ServeError::Thread)?;
     let shards = Shards {
@@ -172,13 +180,56 @@ pub fn start(
         dispatcher,
         inboxes: delivery.inboxes,
         recorder: delivery.recorder,
+        log_check: None,
     };
     if let Err(e) = shards.wait_serving(&liveness, SHARD_START_TIMEOUT) {
         shards.stop();
         return Err(e);
     }
+    let mut shards = shards;
+    match LogCheck::start(svc_for_check) {
+        Ok(check) => shards.log_check = Some(check),
+        Err(e) => {
+            tracing::warn!(error = %e, "the log check did not start; corrupt records are found when read")
+        }
+    }
     tracing::info!(%addr, shards = n, driver = driver.as_str(), tls = config.server.tls.is_some(), "listening");
     Ok(shards)
+}
+
+/// The thread that reads every sealed segment once after start (`Log::check_sealed`), so that
+/// bytes gone bad in one are found, quarantined and reported then, not only when a read meets
+/// them (open reads only the segments without a stored summary).
+struct LogCheck {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl LogCheck {
+    fn start(svc: Arc<Service>) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("hookd-log-check".into())
+            .spawn(move || {
+                let log = svc.store.log();
+                match log.check_sealed(LOG_CHECK_PAUSE, &flag) {
+                    Ok((segments, records)) => tracing::info!(
+                        segments,
+                        records,
+                        corrupt_stretches = log.corruptions_found(),
+                        "log check done: the sealed segments were read"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "log check stopped"),
+                }
+            })?;
+        Ok(Self { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }
 
 /// Bumps the shard's heartbeat every `every`, on the shard's own runtime: a shard thread that
@@ -287,6 +338,9 @@ impl Shards {
 
     /// Stops accepting, lets requests in flight finish, and joins the shard threads.
     pub fn stop(self) {
+        if let Some(check) = self.log_check {
+            check.stop();
+        }
         self.dispatcher.stop();
         for inbox in self.inboxes.iter() {
             inbox.doorbell.close();

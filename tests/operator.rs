@@ -503,6 +503,8 @@ fn corrupt_records_cost_those_records_alone() {
             200
         );
     }
+    // The sealed segments were all read once after start (not only where reads went).
+    h.wait_for_log(1, START_WITHIN, |l| l.contains("log check done"));
     // Reported: four stretches, each logged once, counted in /metrics.
     let reported = h.wait_for_log(4, START_WITHIN, |l| {
         l.contains("corrupt log stretch quarantined")

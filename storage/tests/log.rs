@@ -542,3 +542,56 @@ fn corruption_in_sealed_segments_costs_only_the_bad_records() {
         5
     );
 }
+
+/// `check_sealed` reads the sealed segments that open does not: a corrupt record in one is
+/// found (and reported once) before any reader meets it.
+#[test]
+fn check_sealed_finds_corruption_before_any_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1);
+    {
+        let store = open(dir.path(), &clock);
+        append_n(&store, 40);
+        wait_durable(&store, 40);
+        assert!(store.log().segment_count() >= 3);
+    }
+    let first = dir.path().join("log/seg-00000000000000000001.log");
+    let f = frames(&first);
+    let (offset, seq) = f[f.len() / 2];
+    flip(&first, offset + 20);
+    let (store, report) =
+        Store::open(dir.path(), opts(Durability::Sync), Arc::new(clock.clone())).unwrap();
+    assert!(
+        report.corruptions.is_empty(),
+        "sealed segments are not read at open"
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (segments, records) = store
+        .log()
+        .check_sealed(std::time::Duration::ZERO, &stop)
+        .unwrap();
+    assert!(segments >= 2, "{segments}");
+    let sealed_records = store
+        .log()
+        .iter_from(1)
+        .map(|r| r.unwrap().seq)
+        .filter(|&s| s != seq)
+        .count();
+    assert!(
+        records as usize <= sealed_records && records > 0,
+        "{records}"
+    );
+    let found = store.log().take_corruptions();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].lost, Some((seq, seq)));
+    assert!(matches!(
+        store.log().read(seq),
+        Err(Error::Quarantined { .. })
+    ));
+    // Once: a second pass finds nothing new.
+    store
+        .log()
+        .check_sealed(std::time::Duration::ZERO, &stop)
+        .unwrap();
+    assert!(store.log().take_corruptions().is_empty());
+}
