@@ -34,7 +34,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // Nothing more can be done if stderr is gone too.
-            let _ = writeln!(io::stderr(), "hookd: error: {err:#}");
+            // Each cause once: some errors' messages already end with their source's.
+            let why = hookd::preflight::with_sources(err.as_ref());
+            let _ = writeln!(io::stderr(), "hookd: error: {why}");
             ExitCode::FAILURE
         }
     }
