@@ -23,13 +23,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the webhook server.
     ///
-    /// Without --config, runs with the embedded default config: listen on
+    /// Without a config file, runs with the embedded default config: listen on
     /// 127.0.0.1:8071 and keep data under ./hookd-data. A config with
-    /// problems is refused with every problem listed and exit status 2.
+    /// problems (a file it names that cannot be used included), or a listen
+    /// address another process listens on, is refused with exit status 2.
     Serve(ServeArgs),
     /// Validate a config file: print `ok`, or every problem with its key path.
     ///
-    /// Exits 0 when the file is valid, 2 when it is not (or cannot be read).
+    /// Loads every file the config names, as serve does (the [server.tls] certificate and
+    /// key, delivery.ca_file). Exits 0 when the file is valid (warnings go to standard
+    /// error), 2 when it is not (or cannot be read).
     CheckConfig(CheckConfigArgs),
     /// Create API tokens.
     #[command(subcommand)]
