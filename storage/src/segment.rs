@@ -393,6 +393,39 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_header_keeps_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, path) = create(dir.path(), 7, 0).unwrap();
+        let end = write_frames(&file, HEADER_BYTES, 1..=4);
+        file.write_all_at(b"XX", 0).unwrap(); // the magic
+        let s = scan(&path, 1).unwrap();
+        let bad = s.header_bad.as_ref().expect("header reported");
+        assert_eq!((bad.offset, bad.len), (0, HEADER_BYTES));
+        assert_eq!(
+            s.header,
+            Header {
+                id: 7,
+                created_ms: 10
+            },
+            "id from the name, time from record 1"
+        );
+        assert_eq!((s.count, s.valid_end), (4, end));
+        assert!(matches!(
+            read_header(&file, &path),
+            Err(Error::Corrupt { .. })
+        ));
+        rewrite_header(&file, &path, 7, 10).unwrap();
+        assert_eq!(
+            read_header(&file, &path).unwrap(),
+            Header {
+                id: 7,
+                created_ms: 10
+            }
+        );
+        assert!(scan(&path, 1).unwrap().header_bad.is_none());
+    }
+
+    #[test]
     fn foreign_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name(1));
