@@ -3,7 +3,7 @@
 //! This module only parses; `main.rs` runs the chosen command. Every
 //! subcommand and every flag carries help text (a test checks it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -23,13 +23,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the webhook server.
     ///
-    /// Without --config, runs with the embedded default config: listen on
+    /// Without a config file, runs with the embedded default config: listen on
     /// 127.0.0.1:8071 and keep data under ./hookd-data. A config with
-    /// problems is refused with every problem listed and exit status 2.
+    /// problems (a file it names that cannot be used included), or a listen
+    /// address another process listens on, is refused with exit status 2.
     Serve(ServeArgs),
     /// Validate a config file: print `ok`, or every problem with its key path.
     ///
-    /// Exits 0 when the file is valid, 2 when it is not (or cannot be read).
+    /// Loads every file the config names, as serve does (the [server.tls] certificate and
+    /// key, delivery.ca_file). Exits 0 when the file is valid (warnings go to standard
+    /// error), 2 when it is not (or cannot be read).
     CheckConfig(CheckConfigArgs),
     /// Create API tokens.
     #[command(subcommand)]
@@ -54,9 +57,13 @@ pub enum Command {
 /// Arguments of `hookd status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Base URL of the running hookd (plain HTTP).
+    /// Base URL of the running hookd: http://, or https:// for a hookd with [server.tls].
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8071")]
     pub url: String,
+    /// PEM CA certificates to trust for an https:// URL, beside the webpki roots: the CA that
+    /// signed hookd's [server.tls] certificate (for a self-signed one, that certificate).
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
     /// A token with the read scope [default: $HOOKD_TOKEN]; the variable keeps it out of `ps`.
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
@@ -73,20 +80,42 @@ pub struct InspectArgs {
     pub data: PathBuf,
 }
 
-/// Arguments of `hookd serve`.
+/// Arguments of `hookd serve`: the config file as `--config PATH` or as `PATH`.
 #[derive(Debug, Args)]
+#[group(multiple = false)]
 pub struct ServeArgs {
     /// Config file (TOML); without it the embedded default config is used.
     #[arg(long, short = 'c', value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Config file (TOML), the same as --config.
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
 }
 
-/// Arguments of `hookd check-config`.
+impl ServeArgs {
+    /// The config file, however it was given.
+    pub fn config(&self) -> Option<&Path> {
+        self.config.as_deref().or(self.path.as_deref())
+    }
+}
+
+/// Arguments of `hookd check-config`: the config file as `PATH` or as `--config PATH`.
 #[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
 pub struct CheckConfigArgs {
     /// Config file (TOML) to check.
     #[arg(value_name = "PATH")]
-    pub path: PathBuf,
+    pub path: Option<PathBuf>,
+    /// Config file (TOML) to check, the same as PATH.
+    #[arg(long, short = 'c', value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+impl CheckConfigArgs {
+    /// The config file, however it was given (clap requires one).
+    pub fn config(&self) -> Option<&Path> {
+        self.path.as_deref().or(self.config.as_deref())
+    }
 }
 
 /// `hookd token ...`
@@ -175,25 +204,34 @@ mod tests {
     #[test]
     fn parses_subcommands() {
         let cli = Cli::try_parse_from(["hookd", "serve"]).expect("serve");
-        assert!(matches!(
-            cli.command,
-            Command::Serve(ServeArgs { config: None })
-        ));
-
-        let cli = Cli::try_parse_from(["hookd", "serve", "--config", "/etc/hookd.toml"])
-            .expect("serve --config");
         match cli.command {
-            Command::Serve(args) => assert_eq!(args.config, Some("/etc/hookd.toml".into())),
+            Command::Serve(args) => assert_eq!(args.config(), None),
             other => panic!("parsed as {other:?}"),
         }
-
-        let cli = Cli::try_parse_from(["hookd", "check-config", "x.toml"]).expect("check-config");
-        match cli.command {
-            Command::CheckConfig(args) => assert_eq!(args.path, PathBuf::from("x.toml")),
-            other => panic!("parsed as {other:?}"),
+        // Both commands take the file either way.
+        let file = Some(Path::new("/etc/hookd.toml"));
+        for argv in [
+            &["hookd", "serve", "--config", "/etc/hookd.toml"][..],
+            &["hookd", "serve", "-c", "/etc/hookd.toml"],
+            &["hookd", "serve", "/etc/hookd.toml"],
+        ] {
+            match Cli::try_parse_from(argv).expect("serve").command {
+                Command::Serve(args) => assert_eq!(args.config(), file, "{argv:?}"),
+                other => panic!("parsed as {other:?}"),
+            }
         }
-
+        for argv in [
+            &["hookd", "check-config", "/etc/hookd.toml"][..],
+            &["hookd", "check-config", "--config", "/etc/hookd.toml"],
+        ] {
+            match Cli::try_parse_from(argv).expect("check-config").command {
+                Command::CheckConfig(args) => assert_eq!(args.config(), file, "{argv:?}"),
+                other => panic!("parsed as {other:?}"),
+            }
+        }
         assert!(Cli::try_parse_from(["hookd", "check-config"]).is_err());
+        assert!(Cli::try_parse_from(["hookd", "serve", "a.toml", "--config", "b.toml"]).is_err());
+        assert!(Cli::try_parse_from(["hookd", "check-config", "a.toml", "-c", "b.toml"]).is_err());
 
         match Cli::try_parse_from(["hookd", "status"])
             .expect("status")

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod logging;
 pub mod metrics;
 pub mod panics;
+pub mod preflight;
 pub mod reload;
 pub mod service;
 pub mod shard;

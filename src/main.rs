@@ -1,7 +1,8 @@
 //! The `hookd` binary: parses the command line and runs one subcommand.
 //!
-//! Exit status: 0 on success; 2 when a config (or a command-line argument) is
-//! wrong, with every problem on standard error; 1 on any other failure.
+//! Exit status: 0 on success; 2 when a config (or a file it names, or its listen address, or
+//! a command-line argument) is wrong, with every problem on standard error; 1 on any other
+//! failure.
 //! Output goes through fallible writes, so a closed pipe is an error, not a panic.
 
 use std::io::{self, Write};
@@ -33,7 +34,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // Nothing more can be done if stderr is gone too.
-            let _ = writeln!(io::stderr(), "hookd: error: {err:#}");
+            // Each cause once: some errors' messages already end with their source's.
+            let why = hookd::preflight::with_sources(err.as_ref());
+            let _ = writeln!(io::stderr(), "hookd: error: {why}");
             ExitCode::FAILURE
         }
     }
@@ -41,8 +44,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(args.config.as_deref()),
-        Command::CheckConfig(args) => check_config(&args.path),
+        Command::Serve(args) => serve(args.config()),
+        Command::CheckConfig(args) => check_config(args.config()),
         Command::Token(TokenCommand::New(args)) => token_new(&args),
         Command::Status(args) => status(&args),
         Command::Inspect(args) => inspect(&args),
@@ -54,9 +57,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads the config at `path`, or the embedded default. On failure, every
+/// Loads the config at `path`, or the embedded default, and the files it names
+/// ([`hookd::preflight`]); `serve` and `check-config` both start here. On failure, every
 /// problem has been written to stderr and the exit status is returned.
-fn load_config(path: Option<&Path>) -> anyhow::Result<Result<Config, ExitCode>> {
+fn load_config(path: Option<&Path>) -> anyhow::Result<Result<Loaded, ExitCode>> {
     let (label, result) = match path {
         Some(path) => (path.display().to_string(), config::load(path)),
         None => (
@@ -67,36 +71,87 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Result<Config, ExitCode>> 
             }),
         ),
     };
-    match result {
-        Ok(config) => Ok(Ok(config)),
+    let config = match result {
+        Ok(config) => config,
         Err(err) => {
             report_load_error(&label, &err).context("writing to stderr")?;
+            return Ok(Err(ExitCode::from(EXIT_INVALID)));
+        }
+    };
+    report_warnings(&label, &hookd::preflight::warnings(&config)).context("writing to stderr")?;
+    match hookd::preflight::prepare(&config) {
+        Ok(prepared) => Ok(Ok(Loaded {
+            label,
+            config,
+            prepared,
+        })),
+        Err(errors) => {
+            report_problems(&label, &errors).context("writing to stderr")?;
             Ok(Err(ExitCode::from(EXIT_INVALID)))
         }
     }
 }
 
+/// A config that loaded, with the files it names.
+struct Loaded {
+    /// How problems name it: its path, or "embedded default config".
+    label: String,
+    config: Config,
+    prepared: hookd::preflight::Prepared,
+}
+
 /// Writes `err` to stderr, one line per problem: `LABEL: key.path: message`.
 fn report_load_error(label: &str, err: &LoadError) -> io::Result<()> {
-    let mut stderr = io::stderr().lock();
     match err {
-        LoadError::Read { source, .. } => writeln!(stderr, "hookd: {err}: {source}"),
-        LoadError::TooLarge { .. } => writeln!(stderr, "hookd: {err}"),
-        LoadError::Invalid { errors, .. } => {
-            for problem in &errors.errors {
-                writeln!(stderr, "{label}: {problem}")?;
-            }
-            let n = errors.errors.len();
-            let s = if n == 1 { "" } else { "s" };
-            writeln!(stderr, "hookd: {label}: {n} problem{s}")
-        }
+        LoadError::Read { source, .. } => writeln!(io::stderr(), "hookd: {err}: {source}"),
+        LoadError::TooLarge { .. } => writeln!(io::stderr(), "hookd: {err}"),
+        LoadError::Invalid { errors, .. } => report_problems(label, errors),
     }
 }
 
+/// One line per warning, `LABEL: warning: key.path: message`.
+fn report_warnings(label: &str, warnings: &[config::ConfigError]) -> io::Result<()> {
+    let mut stderr = io::stderr().lock();
+    for w in warnings {
+        writeln!(stderr, "{label}: warning: {w}")?;
+    }
+    Ok(())
+}
+
+/// One line per problem, `LABEL: key.path: message`, then how many there were.
+fn report_problems(label: &str, errors: &ConfigErrors) -> io::Result<()> {
+    let mut stderr = io::stderr().lock();
+    for problem in &errors.errors {
+        writeln!(stderr, "{label}: {problem}")?;
+    }
+    let n = errors.errors.len();
+    let s = if n == 1 { "" } else { "s" };
+    writeln!(stderr, "hookd: {label}: {n} problem{s}")
+}
+
 fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let config = match load_config(path)? {
-        Ok(config) => config,
+    let Loaded {
+        label,
+        config,
+        prepared,
+    } = match load_config(path)? {
+        Ok(loaded) => loaded,
         Err(code) => return Ok(code),
+    };
+    // Before the store opens (and a first-start admin token is made): one hookd per address.
+    let mut claim = match hookd::http::claim::claim(config.server.listen) {
+        Ok(claim) => claim,
+        Err(e) => {
+            let problem = config::ConfigError {
+                path: "server.listen".to_owned(),
+                message: hookd::preflight::with_sources(&e),
+            };
+            let errors = ConfigErrors {
+                errors: vec![problem],
+            };
+            report_problems(&label, &errors).context("writing to stderr")?;
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
     };
     hookd::logging::init(&config.log);
     hookd::panics::install_hook();
@@ -114,18 +169,6 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         quarantined = r.quarantined.len(),
         "store opened"
     );
-    if let Some(token) = &opened.new_admin_token {
-        let mut err = io::stderr().lock();
-        writeln!(
-            err,
-            "hookd: first start: an admin token was created; it is shown once:"
-        )?;
-        writeln!(err, "\n    {token}\n")?;
-        writeln!(
-            err,
-            "hookd: only its SHA-256 is kept. Use it as 'Authorization: Bearer <token>'."
-        )?;
-    }
     // The config's [[apps]] and [[event_types]], and the endpoint policy, before serving.
     if let Err(e) = hookd::reload::apply_at_start(&svc) {
         svc.close();
@@ -133,7 +176,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     let (notifier, watchdog_interval) = systemd_from_env();
     let beat_every = hookd::systemd::beat_every(watchdog_interval);
-    let shards = match hookd::shard::start(svc.clone(), &config, beat_every) {
+    let shards = match hookd::shard::start(svc.clone(), &config, prepared, &mut claim, beat_every) {
         Ok(s) => s,
         Err(e) => {
             svc.close();
@@ -149,6 +192,15 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         started.elapsed().as_millis()
     )
     .context("writing to stdout")?;
+    // Only a start that got this far keeps (and shows) the first-start admin token.
+    if let Some(token) = &opened.new_admin_token {
+        if let Err(e) = svc.keep_admin_token(token) {
+            shards.stop();
+            svc.close();
+            return Err(anyhow::Error::new(e).context("keeping the first-start admin token"));
+        }
+        show_admin_token(token).context("writing to stderr")?;
+    }
     // Every shard serves and recovery is done: ready, and from now on watched.
     let status = format!("listening on {}", shards.addr);
     if let Err(e) = notifier.ready(&status) {
@@ -179,6 +231,19 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn show_admin_token(token: &str) -> io::Result<()> {
+    let mut err = io::stderr().lock();
+    writeln!(
+        err,
+        "hookd: first start: an admin token was created; it is shown once:"
+    )?;
+    writeln!(err, "\n    {token}\n")?;
+    writeln!(
+        err,
+        "hookd: only its SHA-256 is kept. Use it as 'Authorization: Bearer <token>'."
+    )
+}
+
 /// The systemd notifier (`$NOTIFY_SOCKET`) and watchdog interval (`$WATCHDOG_USEC`). hookd
 /// runs without them, with a warning, when they cannot be understood.
 fn systemd_from_env() -> (Arc<hookd::systemd::Notifier>, Option<std::time::Duration>) {
@@ -204,8 +269,8 @@ fn systemd_from_env() -> (Arc<hookd::systemd::Notifier>, Option<std::time::Durat
     (Arc::new(notifier), watchdog)
 }
 
-fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
-    match load_config(Some(path))? {
+fn check_config(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    match load_config(path)? {
         Ok(_) => {
             writeln!(io::stdout(), "ok").context("writing to stdout")?;
             Ok(ExitCode::SUCCESS)
@@ -277,7 +342,7 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
-    let (summary, json) = hookd::ctl::status::fetch(&args.url, &token)
+    let (summary, json) = hookd::ctl::status::fetch(&args.url, &token, args.ca_file.as_deref())
         .with_context(|| format!("status of {}", args.url))?;
     let text = match args.json {
         true => format!("{json:#}\n"),

@@ -95,9 +95,9 @@ impl Metrics {
         self.append_ns.observe_duration(took);
     }
 
-    /// Counts the time one delivery attempt took, in milliseconds of the service clock.
-    pub fn delivery_latency_ms(&self, ms: u64) {
-        self.delivery_ns.observe(ms.saturating_mul(1_000_000));
+    /// Counts the time one delivery attempt took (a monotonic clock, to the nanosecond).
+    pub fn delivery_latency(&self, took: Duration) {
+        self.delivery_ns.observe_duration(took);
     }
 
     /// Delivery attempts so far, by outcome class in [`OUTCOMES`] order.
@@ -187,6 +187,17 @@ impl Metrics {
             "Group-commit flushes (fdatasync) of the log.",
         );
         let _ = writeln!(out, "hookd_log_flushes_total {}", gauges.flushes);
+        head(
+            &mut out,
+            "hookd_log_corrupt_stretches_total",
+            "counter",
+            "Corrupt stretches found in the log (at start or by a read), quarantined and stepped over.",
+        );
+        let _ = writeln!(
+            out,
+            "hookd_log_corrupt_stretches_total {}",
+            gauges.corrupt_stretches
+        );
         histogram(
             &mut out,
             "hookd_log_append_seconds",
@@ -274,6 +285,8 @@ pub struct Gauges {
     pub queue_depths: Vec<usize>,
     pub disk_bytes: u64,
     pub flushes: u64,
+    /// Corrupt stretches found in the log since start (`Log::corruptions_found`).
+    pub corrupt_stretches: u64,
     pub driver: &'static str,
     /// The log flusher's `fdatasync` time per group commit, in nanoseconds.
     pub log_flush: Snapshot,
@@ -352,8 +365,8 @@ mod tests {
         let m = Metrics::default();
         m.append_latency(Duration::from_micros(70));
         m.append_latency(Duration::from_millis(3));
-        m.delivery_latency_ms(0);
-        m.delivery_latency_ms(40_000);
+        m.delivery_latency(Duration::from_micros(80));
+        m.delivery_latency(Duration::from_secs(40));
         let flush = storage::histogram::FlushStats::default();
         flush.flushed(Duration::from_micros(400), 3);
         let text = m.render(&Gauges {
@@ -374,10 +387,11 @@ mod tests {
             "hookd_log_flush_batch_records_bucket{le=\"2\"} 0\n",
             "hookd_log_flush_batch_records_bucket{le=\"4\"} 1\n",
             "hookd_log_flush_batch_records_sum 3\n",
-            "hookd_delivery_seconds_bucket{le=\"0.001\"} 1\n",
+            "hookd_delivery_seconds_bucket{le=\"0.00005\"} 0\n",
+            "hookd_delivery_seconds_bucket{le=\"0.0001\"} 1\n",
             "hookd_delivery_seconds_bucket{le=\"30\"} 1\n",
             "hookd_delivery_seconds_bucket{le=\"+Inf\"} 2\n",
-            "hookd_delivery_seconds_sum 40\n",
+            "hookd_delivery_seconds_sum 40.00008\n",
         ] {
             assert!(text.contains(line), "{line:?} not in:\n{text}");
         }

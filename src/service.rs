@@ -70,7 +70,7 @@ impl std::fmt::Debug for Service {
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("opening the data directory {path}: {source}")]
+    #[error("opening the data directory {path}")]
     Store {
         path: PathBuf,
         #[source]
@@ -117,7 +117,8 @@ pub fn store_options(config: &Config, in_flight: Arc<AtomicUsize>) -> StoreOptio
     }
 }
 
-/// What opening found: recovery's report, and the admin token made at first start (shown once).
+/// What opening found: recovery's report, and the admin token made at first start (to keep
+/// with [`Service::keep_admin_token`] once hookd serves, then show once).
 #[derive(Debug)]
 pub struct Opened {
     pub report: RecoveryReport,
@@ -128,8 +129,9 @@ pub struct Opened {
 const BOOTSTRAP_SETTING: &str = "bootstrap_admin_sha256";
 
 impl Service {
-    /// Opens the store and recovers it. When the config names no token,
-    /// an admin token is made at first start and only its hash is kept (in the index).
+    /// Opens the store and recovers it. When the config names no token and the store keeps
+    /// no first-start admin token, one is made (accepted from now on, but kept only by
+    /// [`Service::keep_admin_token`], and then only its hash, in the index).
     pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<(Arc<Self>, Opened), StartError> {
         let path = config.storage.path.clone();
         let store_err = |source| StartError::Store {
@@ -144,6 +146,8 @@ impl Service {
         let mut auth = Auth::new(&config.auth.tokens, clock.now_ms());
         let mut new_admin_token = None;
         if config.auth.tokens.is_empty() {
+            // A new token is only kept (`Service::keep_admin_token`) once hookd serves: a
+            // start that fails after this point makes a new one next time.
             let hash = match store
                 .state()
                 .setting(BOOTSTRAP_SETTING)
@@ -153,11 +157,6 @@ impl Service {
                 _ => {
                     let token = crate::config::tokens::new_token().map_err(StartError::Random)?;
                     let hash = sha2::Sha256::digest(token.as_bytes()).to_vec();
-                    store
-                        .state()
-                        .set_setting(BOOTSTRAP_SETTING, &hash)
-                        .map_err(store_err)?;
-                    store.state().flush().map_err(store_err)?;
                     new_admin_token = Some(token);
                     hash
                 }
@@ -193,6 +192,15 @@ impl Service {
         ))
     }
 
+    /// Keeps the hash of the first-start admin token that [`Service::open`] made (durably),
+    /// to be called once hookd serves and before the token is shown.
+    pub fn keep_admin_token(&self, token: &str) -> storage::Result<()> {
+        let hash = sha2::Sha256::digest(token.as_bytes());
+        let state = self.store.state();
+        state.set_setting(BOOTSTRAP_SETTING, &hash)?;
+        state.flush()
+    }
+
     /// The gauges of `/metrics`, read now. Blocks on index reads: cheap, but not free.
     pub fn gauges(&self) -> crate::metrics::Gauges {
         let state = self.store.state();
@@ -216,6 +224,7 @@ impl Service {
             queue_depths: depths,
             disk_bytes: self.store.disk_bytes(),
             flushes: self.store.log().flush_count(),
+            corrupt_stretches: self.store.log().corruptions_found(),
             driver,
             log_flush: self.store.log().flush_stats().sync_ns.snapshot(),
             log_batch: self.store.log().flush_stats().batch_records.snapshot(),

@@ -2,10 +2,12 @@
 //! `SO_REUSEPORT` listener on `server.listen`, all sharing one [`Service`].
 //!
 //! This is the one place threads for serving and delivery are started: the shards (each also
-//! runs its delivery engine), the dispatcher thread, and the resolver threads. Each shard uses io_uring when the
+//! runs its delivery engine), the dispatcher thread, the resolver threads, and the log check
+//! (one pass over the sealed segments after start, for corrupt records). Each shard uses io_uring when the
 //! kernel allows it and epoll otherwise (monoio's fusion driver decides at start; which one
 //! runs is logged and reported). Listeners are bound on the starting thread before any shard
-//! starts, so a bind error is reported at once and port 0 resolves to one port for all.
+//! starts, so a bind error is reported at once, on the address `http::claim` holds for this
+//! process (which also resolved port 0 to one port for all).
 //!
 //! Each shard also runs a heartbeat task for the systemd watchdog (`crate::systemd`). Its first
 //! beat happens once the shard's accept loop waits for connections, and [`start`] returns only
@@ -15,7 +17,10 @@ use std::{
     cell::RefCell,
     net::SocketAddr,
     rc::Rc,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -24,18 +29,21 @@ use crate::{
     api::Api,
     config::Config,
     deliver::{
-        client::{Client, ClientConfig, ClientError, Resolver},
+        client::{Client, ClientConfig, Resolver},
         dispatch::{Dispatcher, Inbox},
         engine::Engine,
         recorder::Recorder,
     },
-    http::{self, Limits, LimitsSource, Shutdown},
+    http::{self, claim::Claim, Limits, LimitsSource, Shutdown},
+    preflight::Prepared,
     service::Service,
     systemd::{Component, Liveness, ThreadGuard},
 };
 
 /// Threads resolving endpoint host names (their lookups block).
 const RESOLVER_THREADS: usize = 2;
+/// The log check's pause after each sealed segment it reads, leaving the disk to the rest.
+const LOG_CHECK_PAUSE: Duration = Duration::from_millis(20);
 /// The longest wait for every shard to run its accept loop.
 const SHARD_START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -68,18 +76,14 @@ impl Driver {
 /// Why serving could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("TLS: {0}")]
-    Tls(#[from] http::tls::TlsError),
     #[error("starting a thread: {0}")]
     Thread(std::io::Error),
-    #[error("delivery client: {0}")]
-    Client(#[from] ClientError),
     #[error("shard {0} stopped while starting (its error is in the log)")]
     ShardStopped(usize),
     #[error("shard {0} did not start within {1:?}")]
@@ -104,6 +108,7 @@ pub struct Shards {
     dispatcher: Dispatcher,
     inboxes: Arc<Vec<Inbox>>,
     recorder: Arc<Recorder>,
+    log_check: Option<LogCheck>,
 }
 
 impl std::fmt::Debug for Shards {
@@ -115,11 +120,15 @@ impl std::fmt::Debug for Shards {
     }
 }
 
-/// Binds every shard's listener, starts the shards, and returns once every shard serves.
-/// Each shard bumps its heartbeat in `svc.liveness` every `beat_every`.
+/// Binds every shard's listener on the address `claim` holds, starts the shards, and returns
+/// once every shard serves. `prepared` holds what the config's files became (TLS, the
+/// delivery client's roots). Each shard bumps its heartbeat in `svc.liveness` every
+/// `beat_every`.
 pub fn start(
     svc: Arc<Service>,
     config: &Config,
+    prepared: Prepared,
+    claim: &mut Claim,
     beat_every: Duration,
 ) -> Result<Shards, ServeError> {
     let n = config.effective_shards();
@@ -128,21 +137,14 @@ pub fn start(
         n,
         "liveness counters for every shard"
     );
-    let tls = match &config.server.tls {
-        Some(t) => Some(http::tls::acceptor(t)?),
-        None => None,
-    };
-    let mut addr = config.server.listen;
-    let mut listeners = Vec::with_capacity(n);
-    for _ in 0..n {
-        let l = http::server::bind_reuseport(addr)
-            .map_err(|source| ServeError::Bind { addr, source })?;
-        // Port 0: every later shard binds the port the first one got.
-        addr = l
-            .local_addr()
-            .map_err(|source| ServeError::Bind { addr, source })?;
-        listeners.push(l);
-    }
+    let Prepared { tls, client } = prepared;
+    // The claim resolved port 0: every shard binds the same port.
+    let addr = claim.addr();
+    let listeners = (0..n)
+        .map(|_| http::server::bind_reuseport(addr))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    claim.release_probe();
     let driver = Driver::detect();
     let shutdown = Shutdown::new();
     let queue = config.delivery.queue_capacity as usize;
@@ -152,7 +154,7 @@ pub fn start(
             Recorder::start(svc.clone(), inboxes.clone()).map_err(ServeError::Thread)?,
         ),
         inboxes,
-        client: ClientConfig::from_config(&config.delivery)?,
+        client,
         resolver: Resolver::start(RESOLVER_THREADS).map_err(ServeError::Thread)?,
     };
     let _ = svc.shards.set((delivery.inboxes.clone(), driver.as_str()));
@@ -167,6 +169,7 @@ pub fn start(
         threads.push(t);
     }
     let liveness = svc.liveness.clone();
+    let svc_for_check = svc.clone();
     let dispatcher =
         Dispatcher::start(svc, delivery.inboxes.clone()).map_err(ServeError::Thread)?;
     let shards = Shards {
@@ -177,13 +180,56 @@ pub fn start(
         dispatcher,
         inboxes: delivery.inboxes,
         recorder: delivery.recorder,
+        log_check: None,
     };
     if let Err(e) = shards.wait_serving(&liveness, SHARD_START_TIMEOUT) {
         shards.stop();
         return Err(e);
     }
+    let mut shards = shards;
+    match LogCheck::start(svc_for_check) {
+        Ok(check) => shards.log_check = Some(check),
+        Err(e) => {
+            tracing::warn!(error = %e, "the log check did not start; corrupt records are found when read")
+        }
+    }
     tracing::info!(%addr, shards = n, driver = driver.as_str(), tls = config.server.tls.is_some(), "listening");
     Ok(shards)
+}
+
+/// The thread that reads every sealed segment once after start (`Log::check_sealed`), so that
+/// bytes gone bad in one are found, quarantined and reported then, not only when a read meets
+/// them (open reads only the segments without a stored summary).
+struct LogCheck {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl LogCheck {
+    fn start(svc: Arc<Service>) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("hookd-log-check".into())
+            .spawn(move || {
+                let log = svc.store.log();
+                match log.check_sealed(LOG_CHECK_PAUSE, &flag) {
+                    Ok((segments, records)) => tracing::info!(
+                        segments,
+                        records,
+                        corrupt_stretches = log.corruptions_found(),
+                        "log check done: the sealed segments were read"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "log check stopped"),
+                }
+            })?;
+        Ok(Self { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }
 
 /// Bumps the shard's heartbeat every `every`, on the shard's own runtime: a shard thread that
@@ -296,6 +342,9 @@ impl Shards {
 
     /// Stops accepting, lets requests in flight finish, and joins the shard threads.
     pub fn stop(self) {
+        if let Some(check) = self.log_check {
+            check.stop();
+        }
         self.dispatcher.stop();
         for inbox in self.inboxes.iter() {
             inbox.doorbell.close();

@@ -78,18 +78,36 @@ pub fn render_into(out: &mut Vec<u8>, id: &str, m: &MessageRecord, with_content:
     out.push(b'}');
 }
 
-/// Reads the message at `seq`; `None` if it is gone or not a message.
+/// Reads the message at `seq`; `None` if it is gone, corrupt or not a message.
 pub fn read(cx: &Ctx<'_>, seq: u64) -> ApiResult<Option<MessageRecord>> {
+    Ok(read_or_why(cx, seq)?.ok())
+}
+
+/// Why a message cannot be read, as the detail of a 404.
+fn unreadable(msg: &str, corrupt: bool) -> ApiError {
+    ApiError::NotFound(match corrupt {
+        true => format!(
+            "message {msg} is corrupt in the log (quarantined; see hookd inspect): it cannot be read"
+        ),
+        false => format!("message {msg} not found"),
+    })
+}
+
+/// The message at `seq`, or whether it is corrupt (`Err(true)`) or gone (`Err(false)`).
+fn read_or_why(cx: &Ctx<'_>, seq: u64) -> ApiResult<Result<MessageRecord, bool>> {
     match cx.svc.store.log().read(seq) {
-        Ok(Some(rec)) => Ok(decode_value(&rec.payload, &|| format!("message {seq}")).ok()),
-        Ok(None) | Err(storage::Error::Quarantined { .. }) => Ok(None),
+        Ok(Some(rec)) => {
+            Ok(decode_value(&rec.payload, &|| format!("message {seq}")).map_err(|_| true))
+        }
+        Ok(None) => Ok(Err(false)),
+        Err(storage::Error::Quarantined { .. }) => Ok(Err(true)),
         Err(e) => Err(e.into()),
     }
 }
 
 /// The message of `app` named by id or `eventId`, or 404.
 pub fn find(cx: &Ctx<'_>, app: &AppRecord, msg: &str) -> ApiResult<(u64, MessageRecord)> {
-    let not_found = || ApiError::NotFound(format!("message {msg} not found"));
+    let not_found = || unreadable(msg, false);
     let (seq, check) = match ids::decode(Kind::Message, msg) {
         Some(p) => (p.key, Some(p)),
         None => match cx.svc.store.state().message_by_event_id(app.key, msg)? {
@@ -97,7 +115,8 @@ pub fn find(cx: &Ctx<'_>, app: &AppRecord, msg: &str) -> ApiResult<(u64, Message
             _ => return Err(not_found()),
         },
     };
-    let m = read(cx, seq)?.ok_or_else(not_found)?;
+    // A corrupt record's app cannot be checked: the answer only says it cannot be read.
+    let m = read_or_why(cx, seq)?.map_err(|corrupt| unreadable(msg, corrupt))?;
     let matches = m.app_key == app.key
         && check.is_none_or(|p| p.rand == m.rand & 0xFFFF_FFFF_FFFF && p.ts_ms == m.created_ms);
     if matches {
@@ -425,7 +444,6 @@ pub async fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
         None => None,
     };
     let mut found: Vec<(u64, MessageRecord)> = Vec::new();
-    let mut bad = None;
     let end =
         cx.svc
             .store
@@ -445,14 +463,12 @@ pub async fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
                         found.len() <= params.limit
                     }
                     Err(e) => {
-                        bad = Some(e);
-                        false
+                        // A whole frame whose message does not decode: it alone is left out.
+                        tracing::error!(seq = rec.seq, error = %e, "message list skipped an undecodable message");
+                        true
                     }
                 }
             })?;
-    if let Some(e) = bad {
-        return Err(e.into());
-    }
     let more = found.len() > params.limit;
     found.truncate(params.limit);
     // Where the next page starts: after the last message shown, or where the budget ran out.

@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+pub(crate) use statics::is_api_name;
 pub use statics::{AppDef, EndpointDef, EventTypeDef, APPS_MAX, ENDPOINTS_MAX, EVENT_TYPES_MAX};
 pub use validate::{
     BODY_BYTES_MAX, HOST_LIST_LEN_MAX, PAYLOAD_BYTES_MAX, RETRY_SCHEDULE_LEN_MAX, SHARDS_MAX,

@@ -151,7 +151,7 @@ pub(super) fn validate(
 }
 
 /// Svix's rule for uids and event type names: `^[a-zA-Z0-9\-_.]+$`, at most 256 bytes.
-fn is_api_name(s: &str) -> bool {
+pub(crate) fn is_api_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256
         && s.bytes()

@@ -367,19 +367,22 @@ fn storage(c: &mut Checker, raw: &RawConfig) -> StorageConfig {
         d.commit_window,
         Zero::Allowed,
     );
+    let before = c.errors.len();
     let segment_bytes_max = c.size(
         "storage.segment_bytes_max",
         r.segment_bytes_max.as_ref(),
         d.segment_bytes_max,
         KIB..=4 * GIB,
     );
+    // A segment_bytes_max that was refused stands in as its default: not a limit to name.
+    let segment_ok = c.errors.len() == before;
     let max_bytes = c.size(
         "storage.max_bytes",
         r.max_bytes.as_ref(),
         d.max_bytes,
         1..=u64::MAX,
     );
-    if max_bytes < segment_bytes_max {
+    if segment_ok && max_bytes < segment_bytes_max {
         c.error(
             "storage.max_bytes",
             format!(

@@ -1,10 +1,14 @@
 //! A small blocking HTTP/1.1 client over `std::net::TcpStream`, for the commands that ask a
 //! running hookd (`hookd status`). One `GET` per connection (`connection: close`), plain HTTP
-//! only, every step under a timeout, the answer capped at [`RESPONSE_BYTES_MAX`].
+//! or HTTPS (rustls, trusting the webpki roots plus the certificates of a CA file, as the
+//! delivery client does), every step under a timeout, the answer capped at
+//! [`RESPONSE_BYTES_MAX`].
 
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream, ToSocketAddrs},
+    path::Path,
+    sync::Arc,
     time::Duration,
 };
 
@@ -25,8 +29,8 @@ pub struct Response {
 pub enum HttpError {
     #[error("invalid URL {url:?}: {why}")]
     BadUrl { url: String, why: String },
-    #[error("{url}: https is not supported here; give hookd's plain-HTTP address")]
-    Https { url: String },
+    #[error("{0}")]
+    Tls(String),
     #[error("cannot resolve {host}: {source}")]
     Resolve {
         host: String,
@@ -50,21 +54,22 @@ pub enum HttpError {
 }
 
 /// `GET base + path` with `headers`; `timeout` bounds the connect and each read and write.
+/// An `https` base is verified against the webpki roots and the certificates in `ca_file`.
 pub fn get(
     base: &str,
     path: &str,
     headers: &[(&str, &str)],
     timeout: Duration,
+    ca_file: Option<&Path>,
 ) -> Result<Response, HttpError> {
     let url = Url::parse(base).map_err(|why| HttpError::BadUrl {
         url: base.to_owned(),
         why,
     })?;
-    if url.https {
-        return Err(HttpError::Https {
-            url: base.to_owned(),
-        });
-    }
+    let tls = match url.https {
+        true => Some(tls_session(&url.host, ca_file)?),
+        false => None,
+    };
     let prefix = url
         .path
         .split('?')
@@ -86,10 +91,35 @@ pub fn get(
         .collect();
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(stream) => return exchange(stream, addr, &authority, &target, headers, timeout),
-            Err(e) => last = Some(e),
+        let stream = match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => stream,
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
+        let io = |source| HttpError::Io { addr, source };
+        stream.set_read_timeout(Some(timeout)).map_err(io)?;
+        stream.set_write_timeout(Some(timeout)).map_err(io)?;
+        let request = request(&authority, &target, headers);
+        return match tls {
+            Some(session) => {
+                let tls_error = |e: std::io::Error| match e.get_ref() {
+                    // What the handshake found wrong (an untrusted certificate, say).
+                    Some(inner) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        HttpError::Tls(format!("TLS with {addr} failed: {inner}"))
+                    }
+                    _ => io(e),
+                };
+                let mut stream = rustls::StreamOwned::new(session, stream);
+                exchange(&mut stream, &request).map_err(tls_error)
+            }
+            None => {
+                let mut stream = stream;
+                exchange(&mut stream, &request).map_err(io)
+            }
         }
+        .and_then(|buf| read_response(&buf, addr));
     }
     Err(HttpError::Connect {
         addr: authority,
@@ -97,17 +127,23 @@ pub fn get(
     })
 }
 
-fn exchange(
-    mut stream: TcpStream,
-    addr: SocketAddr,
-    authority: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    timeout: Duration,
-) -> Result<Response, HttpError> {
-    let io = |source| HttpError::Io { addr, source };
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+/// A TLS client session for `host`, trusting the webpki roots and `ca_file`.
+fn tls_session(host: &str, ca_file: Option<&Path>) -> Result<rustls::ClientConnection, HttpError> {
+    let config = crate::deliver::client::tls_config(ca_file).map_err(|e| {
+        let why = match e {
+            crate::deliver::client::ClientError::Tls(why) => why,
+            other => other.to_string(),
+        };
+        HttpError::Tls(why.replace("delivery.ca_file", "--ca-file"))
+    })?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| HttpError::Tls(format!("{host} is not a TLS server name: {e}")))?;
+    rustls::ClientConnection::new(Arc::new(config), name)
+        .map_err(|e| HttpError::Tls(format!("TLS with {host}: {e}")))
+}
+
+/// The request's bytes: `GET target` with `headers`, the connection closed after it.
+fn request(authority: &str, target: &str, headers: &[(&str, &str)]) -> String {
     let mut req = format!(
         "GET {target} HTTP/1.1\r\nhost: {authority}\r\nuser-agent: hookd-cli/{}\r\n\
          accept: application/json\r\nconnection: close\r\n",
@@ -117,19 +153,33 @@ fn exchange(
         req.push_str(&format!("{name}: {value}\r\n"));
     }
     req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).map_err(io)?;
+    req
+}
+
+/// Sends `request` and reads until the connection ends (or one byte more than the cap).
+fn exchange(stream: &mut (impl Read + Write), request: &str) -> std::io::Result<Vec<u8>> {
+    stream.write_all(request.as_bytes())?;
+    stream.flush()?;
     let mut buf = Vec::new();
-    Read::by_ref(&mut stream)
+    match stream
         .take(RESPONSE_BYTES_MAX as u64 + 1)
         .read_to_end(&mut buf)
-        .map_err(io)?;
+    {
+        Ok(_) => Ok(buf),
+        // A TLS peer that closes without close_notify: what came is judged by its framing.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => Ok(buf),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_response(buf: &[u8], addr: SocketAddr) -> Result<Response, HttpError> {
     if buf.len() > RESPONSE_BYTES_MAX {
         return Err(HttpError::Malformed {
             addr,
             why: format!("longer than {RESPONSE_BYTES_MAX} bytes"),
         });
     }
-    parse(&buf).map_err(|why| HttpError::Malformed { addr, why })
+    parse(buf).map_err(|why| HttpError::Malformed { addr, why })
 }
 
 /// Parses a whole response read to the end of the connection.
@@ -188,16 +238,19 @@ mod tests {
     }
 
     #[test]
-    fn refuses_https_and_bad_urls() {
+    fn refuses_bad_urls_and_ca_files() {
         let t = Duration::from_secs(1);
         assert!(matches!(
-            get("https://127.0.0.1:1", "/x", &[], t),
-            Err(HttpError::Https { .. })
-        ));
-        assert!(matches!(
-            get("ftp://x", "/x", &[], t),
+            get("ftp://x", "/x", &[], t, None),
             Err(HttpError::BadUrl { .. })
         ));
+        let missing = Path::new("/nonexistent/ca.pem");
+        let e = get("https://127.0.0.1:1", "/x", &[], t, Some(missing)).unwrap_err();
+        assert!(matches!(e, HttpError::Tls(_)), "{e}");
+        assert!(
+            e.to_string().contains("--ca-file /nonexistent/ca.pem"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -222,6 +275,7 @@ mod tests {
             "/ping",
             &[("authorization", "Bearer t")],
             Duration::from_secs(5),
+            None,
         )
         .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"pong"[..]));
@@ -242,6 +296,7 @@ mod tests {
             "/",
             &[],
             Duration::from_secs(5),
+            None,
         )
         .unwrap_err();
         assert!(matches!(e, HttpError::Connect { .. }), "{e}");

@@ -8,11 +8,14 @@
 //! its message (`MessageRecord`). The index (sled) is opened as hookd opens it, for the
 //! segment table, the pending deliveries and the fan-out cursor; nothing is written to it.
 //!
-//! What counts as corruption (exit status 3): a stretch of bad bytes in the middle of a
-//! segment, a record whose message does not decode, a segment header that does not parse,
-//! sequence numbers out of order, and a torn tail inside bytes the segment table says were
-//! sealed. A torn tail after what was sealed (or in a segment that was never sealed) is the
-//! trace of writes that were never acknowledged: reported, and cut at the next start.
+//! What counts as a problem (exit status 3): a stretch of bad bytes in a segment (bad bytes
+//! up to the end of what the segment table says was sealed included), a record whose
+//! message does not decode, a segment header that does not parse, sequence numbers out of
+//! order, and a torn tail: a record cut short at the end of a segment. hookd cuts a torn tail
+//! at its next start. In `sync` durability that record was never acknowledged; in
+//! `interval` durability it may have been (an append is acknowledged once written, and a
+//! power failure can lose it before the next fdatasync), so it is reported with its
+//! sequence number: inspect cannot know which durability the store ran with.
 
 use std::{
     collections::HashMap,
@@ -108,8 +111,8 @@ pub struct Tail {
     pub offset: u64,
     pub len: u64,
     pub reason: String,
-    /// Inside bytes the segment table says were sealed: corruption, not an unfinished write.
-    pub in_sealed_bytes: bool,
+    /// The sequence number of the record cut short, when its frame header survived.
+    pub cut_seq: Option<u64>,
 }
 
 /// What the index says.
@@ -152,9 +155,15 @@ impl Report {
                     s.id, b.len, b.offset, b.reason
                 ));
             }
-            if let Some(t) = s.tail.as_ref().filter(|t| t.in_sealed_bytes) {
+            if let Some(t) = &s.tail {
+                let cut = match t.cut_seq {
+                    Some(seq) => format!("record {seq} (and any after it)"),
+                    None => "a record whose number did not survive".to_owned(),
+                };
                 out.push(format!(
-                    "segment {}: {} bad bytes at offset {} inside its sealed part: {}",
+                    "segment {}: torn tail, {} bytes at offset {} ({}): {cut} was cut short \
+                     and is cut at the next start; never acknowledged under sync durability, \
+                     but under interval durability it may have been, and is lost",
                     s.id, t.len, t.offset, t.reason
                 ));
             }
@@ -295,9 +304,16 @@ fn check_segment(
     seg.first_seq = scan.first_seq;
     seg.last_seq = scan.last_seq;
     seg.last_ts_ms = scan.last_ts_ms;
+    // Bad bytes up to the end of what was sealed are corruption, not an unfinished write.
+    let (sealed_tail, tail) = match &scan.tail {
+        Some(t) if sealed_end.is_some_and(|end| t.offset < end) => (Some(t), None),
+        t => (None, t.as_ref()),
+    };
     seg.bad = scan
-        .bad
+        .header_bad
         .iter()
+        .chain(&scan.bad)
+        .chain(sealed_tail)
         .map(|b| Bad {
             offset: b.offset,
             len: b.len,
@@ -305,14 +321,14 @@ fn check_segment(
             quarantined: quarantined(b),
         })
         .collect();
-    seg.tail = scan.tail.as_ref().map(|t| Tail {
+    let bytes = std::fs::read(file)
+        .map_err(|e| storage::Error::io(format!("reading {}", file.display()), e))?;
+    seg.tail = tail.map(|t| Tail {
         offset: t.offset,
         len: t.len,
         reason: t.reason.clone(),
-        in_sealed_bytes: sealed_end.is_some_and(|end| t.offset < end),
+        cut_seq: cut_seq(&bytes[t.offset as usize..]),
     });
-    let bytes = std::fs::read(file)
-        .map_err(|e| storage::Error::io(format!("reading {}", file.display()), e))?;
     let mut pos = segment::HEADER_BYTES as usize;
     let end = (scan.valid_end as usize).min(bytes.len());
     while pos < end {
@@ -341,6 +357,15 @@ fn check_segment(
         pos += len;
     }
     Ok(seg)
+}
+
+/// The sequence number in the frame header at the start of `tail`, if that much of it is
+/// there and it looks like one (magic, then the record's version byte and its seq).
+fn cut_seq(tail: &[u8]) -> Option<u64> {
+    let seq_at = codec::FRAME_HEADER_BYTES + 1;
+    let head = tail.get(..seq_at + 8)?;
+    let magic = u32::from_le_bytes(head[..4].try_into().ok()?) == codec::FRAME_MAGIC;
+    magic.then(|| u64::from_le_bytes(head[seq_at..].try_into().unwrap_or_default()))
 }
 
 /// The report as text, for people; `now_ms` for ages.
@@ -430,16 +455,6 @@ pub fn render(r: &Report, now_ms: u64) -> String {
          {} files in log/quarantine",
         r.quarantine_files
     );
-    for s in &r.segments {
-        if let Some(t) = s.tail.as_ref().filter(|t| !t.in_sealed_bytes) {
-            let _ = writeln!(
-                out,
-                "torn tail: segment {}, {} bytes at offset {} ({}): writes never \
-                 acknowledged, cut at the next start",
-                s.id, t.len, t.offset, t.reason
-            );
-        }
-    }
     match &r.index {
         Ok(ix) => {
             let oldest = match (ix.oldest_pending_seq, ix.oldest_pending_ts_ms) {

@@ -110,9 +110,14 @@ pub struct Unhealthy {
 }
 
 /// Asks hookd at `url` with `token`; returns the summary and its raw JSON.
-pub fn fetch(url: &str, token: &str) -> Result<(Summary, serde_json::Value), StatusError> {
+pub fn fetch(
+    url: &str,
+    token: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<(Summary, serde_json::Value), StatusError> {
     let auth = format!("Bearer {token}");
-    let resp = http::get(url, SUMMARY_PATH, &[("authorization", &auth)], TIMEOUT)?;
+    let headers = [("authorization", auth.as_str())];
+    let resp = http::get(url, SUMMARY_PATH, &headers, TIMEOUT, ca_file)?;
     let json: Option<serde_json::Value> = serde_json::from_slice(&resp.body).ok();
     let field = |name: &str| {
         json.as_ref()

@@ -275,6 +275,7 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let mut errors = Throttle::new(ERROR_LOG_EVERY);
     while !stop.load(Ordering::Acquire) {
         svc.liveness.beat_dispatcher();
+        report_corruption(svc);
         // Retention runs here, off the shards: old segments go once nothing pending and
         // nothing not yet fanned out (or settled) needs them; expired idempotency keys too.
         if Instant::now() >= next_retention {
@@ -423,6 +424,19 @@ impl Tail<'_> {
             }
             other => other,
         }
+    }
+}
+
+/// Logs, once each, the corrupt stretches of the log found since the last look (by recovery,
+/// or by any thread's read); they are quarantined and every reader steps over them.
+fn report_corruption(svc: &Service) {
+    for c in svc.store.log().take_corruptions() {
+        tracing::error!(
+            segment = c.segment,
+            offset = c.offset,
+            len = c.len,
+            "corrupt log stretch quarantined (copied to log/quarantine/, skipped by every reader): {c}"
+        );
     }
 }
 

@@ -341,7 +341,10 @@ impl Engine {
                         .ok()
                         .map(|m| Arc::new(Carried::unbudgeted(m)))
                 }
-                Ok(None) | Err(storage::Error::Quarantined { .. }) => None,
+                Ok(None) => None,
+                Err(storage::Error::Quarantined { .. }) => {
+                    return self.settle_without_attempt(task, "message corrupt in the log");
+                }
                 Err(e) => return Err(e),
             },
         };
@@ -351,6 +354,9 @@ impl Engine {
         let msg = &carried.msg;
         self.update_limits(&ep);
         let id = message_id(task.seq, msg);
+        // The latency metric's clock: monotonic and fine-grained (`started` is the service's
+        // millisecond wall clock, for the attempt's record).
+        let timer = std::time::Instant::now();
         let outcome = match Url::parse(&ep.url) {
             Err(why) => (
                 Outcome::Refused(format!("invalid endpoint URL: {why}")),
@@ -372,9 +378,7 @@ impl Engine {
         let (outcome, response) = outcome;
         held.release();
         self.svc.metrics.delivery(outcome.class());
-        self.svc
-            .metrics
-            .delivery_latency_ms(self.svc.now_ms().saturating_sub(started));
+        self.svc.metrics.delivery_latency(timer.elapsed());
         let finished = self.svc.now_ms();
         // The policy of the running config: a reload changes the schedule of later attempts.
         let policy = self.svc.delivery_policy();

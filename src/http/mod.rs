@@ -1,6 +1,7 @@
 //! HTTP/1.1 over monoio: connection handling, request parsing with httparse, TLS in.
 //!
 //! The data flows through the files in this order:
+//! - `claim`: one hookd per listen address (a probe bind, and a name held while it runs);
 //! - `server`: [`bind_reuseport`], the accept loop [`run_listener`] (connection cap, one task
 //!   per connection) and [`serve_connection`] (buffers, timeouts, keep-alive, pipelining,
 //!   `100 Continue`, lingering close);
@@ -14,6 +15,7 @@
 //! Every answer the HTTP layer gives itself (400, 408, 413, 414, 417, 431, 503) has the
 //! JSON error body of [`Response::error`] and closes the connection.
 
+pub mod claim;
 pub mod encode;
 pub mod limits;
 pub mod message;

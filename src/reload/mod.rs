@@ -153,6 +153,9 @@ pub fn apply_at_start(svc: &Service) -> storage::Result<()> {
 /// installed; an error while writing the definitions is logged and the config stays installed.
 pub fn reload(svc: &Service, path: &Path) -> Result<Reloaded, ReloadError> {
     let new = crate::config::load(path)?;
+    for w in crate::preflight::warnings(&new) {
+        tracing::warn!("config warning: {w}");
+    }
     let old = svc.config();
     let plan = plan_reload(&old, &new);
     let auth = svc.auth_for(&plan.config.auth.tokens)?;

@@ -38,12 +38,21 @@
 //!
 //! # Recovery
 //!
-//! Every segment without a stored summary (always the open one) is read whole. A frame that does
-//! not decode is copied to `log/quarantine/` and stepped over; its sequence numbers read as
-//! [`Error::Quarantined`]. A torn tail (a frame cut short, or garbage after the last whole frame:
-//! writes that were never acknowledged) is copied aside too, then truncated. A record or segment
-//! of a newer format version refuses the whole open ([`Error::NewerFormat`]): nothing is
-//! guessed. None of this panics, so a bad record cannot cause a crash loop.
+//! Every segment without a stored summary (always the open one) is read whole; a sealed one's
+//! summary is then stored, so it is not read again. A frame that does not decode is copied to
+//! `log/quarantine/` and stepped over; its sequence numbers read as [`Error::Quarantined`]. A
+//! torn tail (a frame cut short, or garbage after the last whole frame: writes that were never
+//! acknowledged) is copied aside too, then truncated. A sealed segment known by its summary is
+//! not read at open, only its header checked: a corrupt header (with whole frames after it) is
+//! copied aside and written again from the file name and the summary or first record. Bytes
+//! that go bad in a sealed segment after that are found by the first read that meets them
+//! (`Log::read`, `iter_from`, `scan_back`): the segment is scanned as recovery would, each bad
+//! stretch (up to the segment's written end) is copied aside and stepped over by every
+//! reader, and its summary is stored again. Every stretch is reported once, by whichever
+//! found it ([`Log::take_corruptions`], counted by [`Log::corruptions_found`]; a stretch whose
+//! copy is already in `quarantine/` was reported before). A record or segment of a newer
+//! format version refuses the whole open ([`Error::NewerFormat`]): nothing is guessed. None of
+//! this panics, so a bad record cannot cause a crash loop.
 
 pub mod clock;
 pub mod codec;
@@ -73,7 +82,7 @@ pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
     commit::{LocalWaiters, Subscription, Wait, Watermark},
     error::{Error, Result},
-    log::{Durability, Log, LogOptions, RecoveryReport, ScanEnd},
+    log::{Corruption, Durability, Log, LogOptions, RecoveryReport, ScanEnd},
     segment::Record,
     state::{Page, State},
 };

@@ -144,6 +144,54 @@ pub struct RecoveryReport {
     pub quarantined: Vec<(u64, u64, u64)>,
     /// Sequence ranges that are missing from the log.
     pub lost: Vec<(u64, u64)>,
+    /// Corrupt stretches found by this open and not by an earlier one (also queued for
+    /// [`Log::take_corruptions`]).
+    pub corruptions: Vec<Corruption>,
+}
+
+/// A corrupt stretch of a segment: copied to `quarantine/` and stepped over by every reader.
+/// Each is reported once ([`Log::take_corruptions`]), whether recovery or a read found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    pub segment: u64,
+    /// Byte offset and length in the segment file (0 and 32: its header, rewritten).
+    pub offset: u64,
+    pub len: u64,
+    /// What was wrong with its first bytes.
+    pub reason: String,
+    /// The sequence numbers of the records lost in it, when known.
+    pub lost: Option<(u64, u64)>,
+}
+
+impl std::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "segment {}: {} bad bytes at offset {} ({})",
+            self.segment, self.len, self.offset, self.reason
+        )?;
+        match self.lost {
+            Some((a, b)) if a == b => write!(f, "; record {a} lost"),
+            Some((a, b)) => write!(f, "; records {a}..={b} lost"),
+            None if self.offset == 0 => write!(f, "; header rewritten, no record lost"),
+            None => write!(f, "; the records lost in it are not known"),
+        }
+    }
+}
+
+/// The records lost in a bad stretch between the records `between`, in a segment holding
+/// `first..=last` (either end may be unknown).
+fn lost_in(
+    between: (Option<u64>, Option<u64>),
+    first: Option<u64>,
+    last: Option<u64>,
+) -> Option<(u64, u64)> {
+    let from = between.0.map(|s| s + 1).or(first)?;
+    let to = match between.1 {
+        Some(next) => next.checked_sub(1)?,
+        None => last?,
+    };
+    (from <= to).then_some((from, to))
 }
 
 #[derive(Debug)]
@@ -247,6 +295,12 @@ struct Shared {
     flusher_beats: AtomicU64,
     flushes: AtomicU64,
     flush_stats: crate::histogram::FlushStats,
+    /// Corrupt stretches found and not yet taken, and how many were ever found.
+    corruptions: Mutex<Vec<Corruption>>,
+    corruptions_found: AtomicU64,
+    /// Held while a segment's corrupt stretches are looked for, so that two readers meeting
+    /// the same one report it once.
+    quarantining: Mutex<()>,
 }
 
 /// The segmented log. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -307,6 +361,9 @@ impl Log {
             flusher_beats: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             flush_stats: Default::default(),
+            corruptions_found: AtomicU64::new(report.corruptions.len() as u64),
+            corruptions: Mutex::new(report.corruptions.clone()),
+            quarantining: Mutex::new(()),
             opts,
         });
         let s2 = shared.clone();
@@ -532,7 +589,8 @@ impl Log {
             };
             Cursor::at(seg, seq)
         };
-        while let Some(rec) = cur.next_record(cur.end)? {
+        let end = cur.end;
+        while let Some(rec) = self.next_in(&mut cur, end)? {
             if rec.seq >= seq {
                 return if rec.seq == seq {
                     Ok(Some(rec))
@@ -591,7 +649,7 @@ impl Log {
                 cur.pos = off;
                 let mut chunk = Vec::new();
                 while cur.pos < chunk_end {
-                    match cur.next_record(chunk_end)? {
+                    match self.next_in(&mut cur, chunk_end)? {
                         Some(r) => {
                             read += 1;
                             if r.key == key && r.seq < before {
@@ -669,9 +727,139 @@ impl Log {
         self.shared.durable.close();
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.shared.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// Reads every segment sealed when called, oldest first, record by record, so that a
+    /// corrupt stretch in one is found (quarantined, reported) without waiting for a reader
+    /// to meet it: sealed segments are not read at open. Sleeps `pause` after each segment and
+    /// stops early once `stop` is set. Returns the segments and records read.
+    pub fn check_sealed(&self, pause: Duration, stop: &AtomicBool) -> Result<(usize, u64)> {
+        let ids: Vec<u64> = {
+            let inner = self.lock();
+            let sealed = inner.segs.len().saturating_sub(1);
+            inner.segs[..sealed].iter().map(|s| s.id).collect()
+        };
+        let (mut segments, mut records) = (0, 0);
+        for id in ids {
+            let cursor = {
+                let inner = self.lock();
+                let seg = inner.segs.iter().find(|s| s.id == id);
+                seg.and_then(|s| Some(Cursor::at(s, s.first_seq?).streaming()))
+            };
+            // Retired meanwhile, or empty.
+            let Some(mut cur) = cursor else { continue };
+            let end = cur.end;
+            while self.next_in(&mut cur, end)?.is_some() {
+                records += 1;
+                if stop.load(Ordering::Relaxed) {
+                    return Ok((segments, records));
+                }
+            }
+            segments += 1;
+            std::thread::sleep(pause);
+        }
+        Ok((segments, records))
     }
+
+    /// Corrupt stretches found since the last call (by recovery or by a read), each once.
+    pub fn take_corruptions(&self) -> Vec<Corruption> {
+        std::mem::take(&mut *lock(&self.shared.corruptions))
+    }
+
+    /// How many corrupt stretches were found since the log was opened (recovery included).
+    pub fn corruptions_found(&self) -> u64 {
+        self.shared.corruptions_found.load(Ordering::Relaxed)
+    }
+
+    /// The cursor's next record before `end`. A frame that does not decode costs that frame
+    /// alone: its segment's corrupt stretches are found and quarantined
+    /// ([`Log::quarantine_stretches`]) and the cursor steps over them.
+    fn next_in(&self, cur: &mut Cursor, end: u64) -> Result<Option<Record>> {
+        loop {
+            match cur.next_record(end) {
+                Err(e @ Error::Corrupt { .. }) => {
+                    let bad = self.quarantine_stretches(cur.seg_id)?;
+                    if !bad.iter().any(|&(o, l)| o <= cur.pos && cur.pos < o + l) {
+                        // Not where the segment's scan finds a bad stretch: give up here.
+                        return Err(e);
+                    }
+                    cur.bad = bad;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Scans segment `id` whole, as recovery does, and makes every corrupt stretch in its
+    /// written part known: copied to `quarantine/`, stepped over by readers from now on,
+    /// kept in its summary (sealed segments), and reported once. Returns its bad ranges.
+    fn quarantine_stretches(&self, id: u64) -> Result<Vec<(u64, u64)>> {
+        let sh = &*self.shared;
+        let _one_at_a_time = lock(&sh.quarantining);
+        let (path, file, end, first, last) = {
+            let inner = self.lock();
+            let Some(seg) = inner.segs.iter().find(|s| s.id == id) else {
+                return Ok(Vec::new()); // retired meanwhile
+            };
+            let file = seg.file.clone();
+            (seg.path.clone(), file, seg.end, seg.first_seq, seg.last_seq)
+        };
+        let scan = segment::scan(&path, SPARSE_EVERY)?;
+        let quarantine = sh.dir.join("quarantine");
+        let mut found = Vec::new();
+        // What lies past the last whole frame is corrupt too: these bytes were written whole.
+        for b in scan.bad.iter().chain(scan.tail.iter()) {
+            if b.offset >= end {
+                continue;
+            }
+            let len = b.len.min(end - b.offset);
+            let new = copy_aside(&file, &path, id, b.offset, len, &quarantine)?;
+            found.push((b.offset, len, new, b));
+        }
+        let mut inner = self.lock();
+        let is_open = inner.segs.last().is_some_and(|s| s.id == id);
+        let Some(seg) = inner.segs.iter_mut().find(|s| s.id == id) else {
+            return Ok(Vec::new());
+        };
+        let mut reports = Vec::new();
+        for &(offset, len, new, b) in &found {
+            if seg.bad.iter().any(|&(o, _)| o == offset) {
+                continue;
+            }
+            seg.bad.push((offset, len));
+            let lost = lost_in(b.between, first, last);
+            if let Some(l) = lost {
+                seg.lost.push(l);
+            }
+            if new {
+                reports.push(Corruption {
+                    segment: id,
+                    offset,
+                    len,
+                    reason: b.reason.clone(),
+                    lost,
+                });
+            }
+        }
+        seg.bad.sort_unstable();
+        seg.lost.sort_unstable();
+        let bad = seg.bad.clone();
+        if !is_open {
+            // Only saves a scan at the next open; losing it is harmless.
+            let _ = sh.catalog.store(&seg.summary());
+        }
+        drop(inner);
+        sh.corruptions_found
+            .fetch_add(reports.len() as u64, Ordering::Relaxed);
+        lock(&sh.corruptions).extend(reports);
+        Ok(bad)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.shared.inner)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Drop for Log {
@@ -735,8 +923,12 @@ impl Cursor {
     /// The next record before `end`, stepping over quarantined ranges. Frames are decoded
     /// from a read-ahead buffer, so a scan makes one `pread` per block, not two per record.
     fn next_record(&mut self, end: u64) -> Result<Option<Record>> {
-        while let Some(&(_, len)) = self.bad.iter().find(|&&(off, _)| off == self.pos) {
-            self.pos += len;
+        while let Some(&(off, len)) = self
+            .bad
+            .iter()
+            .find(|&&(off, len)| off <= self.pos && self.pos < off + len)
+        {
+            self.pos = off + len;
         }
         if self.pos >= end {
             return Ok(None);
@@ -820,15 +1012,12 @@ impl Iterator for Iter<'_> {
     fn next(&mut self) -> Option<Result<Record>> {
         loop {
             if let Some(cur) = &mut self.cur {
-                let end = {
+                let (end, last) = {
                     let inner = self.log.lock();
-                    inner
-                        .segs
-                        .iter()
-                        .find(|s| s.id == cur.seg_id)
-                        .map(|s| s.end)
+                    let seg = inner.segs.iter().find(|s| s.id == cur.seg_id);
+                    (seg.map(|s| s.end), seg.and_then(|s| s.last_seq))
                 };
-                match end.map(|end| cur.next_record(end)) {
+                match end.map(|end| self.log.next_in(cur, end)) {
                     Some(Ok(Some(rec))) if rec.seq < self.next => continue,
                     Some(Ok(Some(rec))) => {
                         self.stuck = None;
@@ -839,8 +1028,15 @@ impl Iterator for Iter<'_> {
                         self.cur = None;
                         return Some(Err(e));
                     }
-                    // The segment is exhausted or was retired: move on.
-                    Some(Ok(None)) | None => self.cur = None,
+                    // The segment is exhausted (what it holds up to `last` was read or
+                    // stepped over as corrupt) or was retired: move on.
+                    Some(Ok(None)) | None => {
+                        self.cur = None;
+                        if let Some(last) = last {
+                            self.stuck = None;
+                            self.next = self.next.max(last + 1);
+                        }
+                    }
                 }
             }
             let inner = self.log.lock();
@@ -1053,10 +1249,23 @@ fn recover(
         let len = file.metadata().map_err(|e| Error::io(ctx(), e))?.len();
         let is_last = i + 1 == ids.len();
         let known = if is_last { None } else { catalog.load(id)? };
+        let prev_last = segs.iter().rev().find_map(|s| s.last_seq);
         let summary = match known {
-            Some(s) if s.end == len => s,
+            Some(s) if s.end == len => {
+                check_header(&file, &path, &s, quarantine, &mut report)?;
+                s
+            }
             _ => match segment::scan(&path, SPARSE_EVERY) {
-                Ok(scan) => summarize(&file, &path, scan, quarantine, &mut report)?,
+                Ok(scan) => {
+                    let summary =
+                        summarize(&file, &path, scan, prev_last, quarantine, &mut report)?;
+                    if !is_last {
+                        // Sealed: the next open need not read it again (nor report its
+                        // stretches again). Only saves work; losing it is harmless.
+                        let _ = catalog.store(&summary);
+                    }
+                    summary
+                }
                 Err(Error::Corrupt { .. }) => {
                     // A segment whose header is unreadable: move the whole file aside.
                     let to = quarantine.join(segment::file_name(id));
@@ -1067,10 +1276,7 @@ fn recover(
                 Err(e) => return Err(e),
             },
         };
-        if let (Some(prev), Some(first)) = (
-            segs.iter().rev().find_map(|s| s.last_seq),
-            summary.first_seq,
-        ) {
+        if let (Some(prev), Some(first)) = (prev_last, summary.first_seq) {
             if first <= prev {
                 return Err(Error::Corrupt {
                     location: path.display().to_string(),
@@ -1114,19 +1320,41 @@ fn recover(
 }
 
 /// Turns a scan into a summary, copying bad bytes to `quarantine/` and cutting a torn tail.
+/// `prev_last` is the last sequence number of the segments before it.
 fn summarize(
     file: &File,
     path: &Path,
     scan: segment::Scan,
+    prev_last: Option<u64>,
     quarantine: &Path,
     report: &mut RecoveryReport,
 ) -> Result<SegmentSummary> {
     let id = scan.header.id;
-    for bad in scan.bad.iter().chain(scan.tail.iter()) {
-        copy_aside(file, path, id, bad.offset, bad.len, quarantine)?;
+    if let Some(bad) = &scan.header_bad {
+        repair_header(
+            file,
+            path,
+            id,
+            scan.header.created_ms,
+            bad,
+            quarantine,
+            report,
+        )?;
+    }
+    if let Some(tail) = &scan.tail {
+        copy_aside(file, path, id, tail.offset, tail.len, quarantine)?;
     }
     for bad in &scan.bad {
         report.quarantined.push((id, bad.offset, bad.len));
+        if copy_aside(file, path, id, bad.offset, bad.len, quarantine)? {
+            report.corruptions.push(Corruption {
+                segment: id,
+                offset: bad.offset,
+                len: bad.len,
+                reason: bad.reason.clone(),
+                lost: lost_in(bad.between, prev_last.map(|p| p + 1), None),
+            });
+        }
     }
     if let Some(tail) = &scan.tail {
         file.set_len(scan.valid_end)
@@ -1149,13 +1377,74 @@ fn summarize(
     })
 }
 
-fn copy_aside(file: &File, path: &Path, id: u64, offset: u64, len: u64, to: &Path) -> Result<()> {
+/// Copies `len` bytes at `offset` of segment `id` to `to/seg-<id>-at-<offset>.bin`; false when
+/// an earlier copy is there (the stretch was found and reported before).
+fn copy_aside(file: &File, path: &Path, id: u64, offset: u64, len: u64, to: &Path) -> Result<bool> {
     let target = to.join(format!("seg-{id:020}-at-{offset}.bin"));
     if target.exists() {
-        return Ok(());
+        return Ok(false);
     }
     let mut bytes = vec![0u8; len.min(codec::RECORD_BYTES_MAX as u64 * 2) as usize];
     std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, offset)
         .and_then(|_| std::fs::write(&target, &bytes))
-        .map_err(|e| Error::io(format!("quarantining bytes of {}", path.display()), e))
+        .map_err(|e| Error::io(format!("quarantining bytes of {}", path.display()), e))?;
+    Ok(true)
+}
+
+/// Checks the header of a segment known from its summary (its frames are not read at open);
+/// a corrupt one is copied aside and written again from the summary. A header claiming a newer
+/// format is corrupt too here: this store sealed the segment and summarized it.
+fn check_header(
+    file: &File,
+    path: &Path,
+    summary: &SegmentSummary,
+    quarantine: &Path,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    match segment::read_header(file, path) {
+        Ok(_) => Ok(()),
+        Err(e @ (Error::Corrupt { .. } | Error::NewerFormat { .. })) => {
+            let bad = segment::BadRange {
+                offset: 0,
+                len: segment::HEADER_BYTES,
+                reason: e.to_string(),
+                between: (None, None),
+            };
+            repair_header(
+                file,
+                path,
+                summary.id,
+                summary.created_ms,
+                &bad,
+                quarantine,
+                report,
+            )
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Quarantines a corrupt segment header and writes a good one in its place.
+fn repair_header(
+    file: &File,
+    path: &Path,
+    id: u64,
+    created_ms: u64,
+    bad: &segment::BadRange,
+    quarantine: &Path,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let new = copy_aside(file, path, id, 0, bad.len, quarantine)?;
+    segment::rewrite_header(file, path, id, created_ms)?;
+    report.quarantined.push((id, 0, bad.len));
+    if new {
+        report.corruptions.push(Corruption {
+            segment: id,
+            offset: 0,
+            len: bad.len,
+            reason: bad.reason.clone(),
+            lost: None,
+        });
+    }
+    Ok(())
 }

@@ -43,13 +43,7 @@ pub fn create(dir: &Path, id: u64, created_ms: u64) -> Result<(File, PathBuf)> {
     let path = dir.join(file_name(id));
     let tmp = dir.join(format!("{}.tmp", file_name(id)));
     let ctx = |what: &str| format!("{what} segment {}", tmp.display());
-    let mut header = [0u8; HEADER_BYTES as usize];
-    header[..8].copy_from_slice(MAGIC);
-    header[8] = FORMAT_VERSION;
-    header[16..24].copy_from_slice(&id.to_le_bytes());
-    header[24..32].copy_from_slice(&created_ms.to_le_bytes());
-    let crc = crc32c::crc32c(&header[16..32]);
-    header[12..16].copy_from_slice(&crc.to_le_bytes());
+    let header = header_bytes(id, created_ms);
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -69,6 +63,34 @@ pub fn create(dir: &Path, id: u64, created_ms: u64) -> Result<(File, PathBuf)> {
     }
     sync_dir(dir)?;
     Ok((file, path))
+}
+
+/// The header of segment `id`.
+fn header_bytes(id: u64, created_ms: u64) -> [u8; HEADER_BYTES as usize] {
+    let mut header = [0u8; HEADER_BYTES as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8] = FORMAT_VERSION;
+    header[16..24].copy_from_slice(&id.to_le_bytes());
+    header[24..32].copy_from_slice(&created_ms.to_le_bytes());
+    let crc = crc32c::crc32c(&header[16..32]);
+    header[12..16].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// Reads and checks the header of the segment file at `path`.
+pub fn read_header(file: &File, path: &Path) -> Result<Header> {
+    let mut buf = [0u8; HEADER_BYTES as usize];
+    file.read_exact_at(&mut buf, 0)
+        .map_err(|e| Error::io(format!("reading the header of {}", path.display()), e))?;
+    parse_header(&buf, path)
+}
+
+/// Writes a fresh header over a corrupt one (the records carry their own sequence numbers,
+/// so only the id and creation time are at stake) and syncs the file.
+pub fn rewrite_header(file: &File, path: &Path, id: u64, created_ms: u64) -> Result<()> {
+    file.write_all_at(&header_bytes(id, created_ms), 0)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io(format!("rewriting the header of {}", path.display()), e))
 }
 
 /// fsyncs a directory so that entries created or removed in it survive a crash.
@@ -122,6 +144,9 @@ pub struct BadRange {
     pub len: u64,
     /// What was wrong with the first frame of it.
     pub reason: String,
+    /// The sequence number of the last whole record before it, and of the first after it
+    /// (`None`: none in this segment): the records lost in it lie between.
+    pub between: (Option<u64>, Option<u64>),
 }
 
 /// What recovery learns from reading a whole segment.
@@ -144,6 +169,9 @@ pub struct Scan {
     pub tail: Option<BadRange>,
     /// Sequence numbers lost inside `bad` ranges (a gap in the sequence).
     pub lost: Vec<(u64, u64)>,
+    /// The header did not check out (its bytes, `0..HEADER_BYTES`), though records follow:
+    /// `header` then holds the id of the file's name and the first record's time.
+    pub header_bad: Option<BadRange>,
 }
 
 /// Reads a whole segment and classifies every byte of it. Never modifies the file.
@@ -152,7 +180,29 @@ pub fn scan(path: &Path, sparse_every: u64) -> Result<Scan> {
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut buf))
         .map_err(|e| Error::io(format!("reading segment {}", path.display()), e))?;
-    let header = parse_header(&buf, path)?;
+    let (header, header_bad) = match parse_header(&buf, path) {
+        Ok(header) => (header, None),
+        Err(e @ Error::Corrupt { .. }) => {
+            // Keep the records of a segment whose header alone is damaged (a foreign file
+            // has none, and is refused below).
+            let id = path
+                .file_name()
+                .and_then(|n| parse_file_name(&n.to_string_lossy()));
+            match (id, buf.len() > HEADER_BYTES as usize) {
+                (Some(id), true) => {
+                    let bad = BadRange {
+                        offset: 0,
+                        len: HEADER_BYTES,
+                        reason: e.to_string(),
+                        between: (None, None),
+                    };
+                    (Header { id, created_ms: 0 }, Some((bad, e)))
+                }
+                _ => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
     let mut s = Scan {
         header,
         sparse: Vec::new(),
@@ -165,11 +215,18 @@ pub fn scan(path: &Path, sparse_every: u64) -> Result<Scan> {
         bad: Vec::new(),
         tail: None,
         lost: Vec::new(),
+        header_bad: None,
     };
     let mut pos = HEADER_BYTES as usize;
     while pos < buf.len() {
         match codec::decode_frame(&buf[pos..])? {
             Frame::Whole { rec, len } => {
+                if let Some(b) = s.bad.last_mut().filter(|b| b.between.1.is_none()) {
+                    b.between.1 = Some(rec.seq);
+                }
+                if s.first_seq.is_none() && header_bad.is_some() {
+                    s.header.created_ms = rec.ts_ms;
+                }
                 if let Some(last) = s.last_seq {
                     if rec.seq <= last {
                         // Out of order: treat like any other corruption.
@@ -199,13 +256,21 @@ pub fn scan(path: &Path, sparse_every: u64) -> Result<Scan> {
                     offset: pos as u64,
                     len: (buf.len() - pos) as u64,
                     reason: "torn frame at end of segment".into(),
+                    between: (s.last_seq, None),
                 });
                 break;
             }
             Frame::Bad { reason } => pos = resync(&buf, pos, &mut s, reason),
         }
     }
-    Ok(s)
+    match header_bad {
+        Some((_, e)) if s.count == 0 => Err(e),
+        Some((bad, _)) => {
+            s.header_bad = Some(bad);
+            Ok(s)
+        }
+        None => Ok(s),
+    }
 }
 
 /// After a bad frame at `pos`, finds the next whole frame. Records the skipped bytes as a bad
@@ -222,6 +287,7 @@ fn resync(buf: &[u8], pos: usize, s: &mut Scan, reason: String) -> usize {
                 offset: pos as u64,
                 len: (next - pos) as u64,
                 reason,
+                between: (s.last_seq, None),
             });
             return next;
         }
@@ -231,6 +297,7 @@ fn resync(buf: &[u8], pos: usize, s: &mut Scan, reason: String) -> usize {
         offset: pos as u64,
         len: (buf.len() - pos) as u64,
         reason,
+        between: (s.last_seq, None),
     });
     buf.len()
 }
@@ -323,6 +390,39 @@ mod tests {
         assert_eq!(s.bad[0].offset, third);
         assert_eq!(s.valid_end, end);
         assert!(s.tail.is_none());
+    }
+
+    #[test]
+    fn a_damaged_header_keeps_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, path) = create(dir.path(), 7, 0).unwrap();
+        let end = write_frames(&file, HEADER_BYTES, 1..=4);
+        file.write_all_at(b"XX", 0).unwrap(); // the magic
+        let s = scan(&path, 1).unwrap();
+        let bad = s.header_bad.as_ref().expect("header reported");
+        assert_eq!((bad.offset, bad.len), (0, HEADER_BYTES));
+        assert_eq!(
+            s.header,
+            Header {
+                id: 7,
+                created_ms: 10
+            },
+            "id from the name, time from record 1"
+        );
+        assert_eq!((s.count, s.valid_end), (4, end));
+        assert!(matches!(
+            read_header(&file, &path),
+            Err(Error::Corrupt { .. })
+        ));
+        rewrite_header(&file, &path, 7, 10).unwrap();
+        assert_eq!(
+            read_header(&file, &path).unwrap(),
+            Header {
+                id: 7,
+                created_ms: 10
+            }
+        );
+        assert!(scan(&path, 1).unwrap().header_bad.is_none());
     }
 
     #[test]

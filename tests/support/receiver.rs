@@ -396,8 +396,28 @@ impl Drop for Receiver {
     }
 }
 
+/// A test CA and a leaf it signed for `localhost` and `127.0.0.1`: the CA certificate, the
+/// leaf certificate and the leaf's private key, as PEM.
+pub fn test_pki() -> (String, String, String) {
+    let (ca, leaf, key) = make_pki();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
 fn make_tls() -> Tls {
     hookd::http::tls::install_crypto_provider();
+    let (ca, leaf, leaf_key) = make_pki();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .expect("server config");
+    Tls {
+        ca_pem: ca.pem(),
+        config: Arc::new(config),
+    }
+}
+
+fn make_pki() -> (rcgen::Certificate, rcgen::Certificate, rcgen::KeyPair) {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params
@@ -417,16 +437,7 @@ fn make_tls() -> Tls {
     let leaf = leaf_params
         .signed_by(&leaf_key, &ca, &ca_key)
         .expect("leaf cert");
-
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .expect("server config");
-    Tls {
-        ca_pem: ca.pem(),
-        config: Arc::new(config),
-    }
+    (ca, leaf, leaf_key)
 }
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<Arc<rustls::ServerConfig>>) {
