@@ -165,19 +165,27 @@ fn a_log_of_one_full_segment_recovers_too() {
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct Mount {
     path: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Mount {
     /// Mounts a tmpfs of `mib` MiB, or says why not (then the test is skipped).
     fn tmpfs(mib: u32) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("fs");
+        std::fs::create_dir(&path).map_err(|e| e.to_string())?;
+        let mut m = Self::tmpfs_at(&path, mib)?;
+        m._dir = Some(dir);
+        Ok(m)
+    }
+
+    /// Mounts a tmpfs of `mib` MiB on the existing directory `path` (hiding what it holds).
+    fn tmpfs_at(path: &Path, mib: u32) -> Result<Self, String> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err("not running as root, so no filesystem can be mounted".into());
         }
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let path = dir.path().join("fs");
-        std::fs::create_dir(&path).map_err(|e| e.to_string())?;
+        let path = path.to_path_buf();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
             .arg(&path)
@@ -189,7 +197,7 @@ impl Mount {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        Ok(Self { path, _dir: dir })
+        Ok(Self { path, _dir: None })
     }
 }
 
@@ -212,8 +220,8 @@ impl Drop for Mount {
 /// Mounts a tmpfs, or says why the test cannot run: under CI (`CI=true`, where it runs as
 /// root and must run) that fails the test; elsewhere it is skipped with the reason printed.
 macro_rules! tmpfs_or_skip {
-    ($mib:expr) => {
-        match Mount::tmpfs($mib) {
+    ($mount:expr) => {
+        match $mount {
             Ok(m) => m,
             Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
                 panic!("this test must run under CI and cannot: {why}")
@@ -260,7 +268,7 @@ fn assert_all_present(h: &mut Hookd, data: &Path, app: &str, accepted: &[String]
 /// once; after a restart every accepted message is there and the store checks clean.
 #[test]
 fn a_real_enospc_in_the_log_is_507_and_loses_nothing() {
-    let fs = tmpfs_or_skip!(16);
+    let fs = tmpfs_or_skip!(Mount::tmpfs(16));
     let fill_path = fs.path.join("filler");
     filler(&fill_path, 6 << 20);
     let data = fs.path.join("data");
@@ -302,7 +310,7 @@ fn a_real_enospc_in_the_log_is_507_and_loses_nothing() {
 /// freeing space lets ingest in again, and nothing is lost.
 #[test]
 fn the_space_reserve_keeps_delivery_and_management_running() {
-    let fs = tmpfs_or_skip!(16);
+    let fs = tmpfs_or_skip!(Mount::tmpfs(16));
     let fill_path = fs.path.join("filler");
     filler(&fill_path, 6 << 20);
     let data = fs.path.join("data");
@@ -337,22 +345,31 @@ fn the_space_reserve_keeps_delivery_and_management_running() {
 
 /// A message whose write fails on a full disk is not stored, and neither is its `eventId`:
 /// the producer's retry with the same `eventId` is stored once there is room (it was answered
-/// 409 for good while the failed claim pointed at a record that never reached the disk).
+/// 409 for good while the failed claim pointed at a record that never reached the disk). Only
+/// the log's directory is on the small filesystem, so the write that fails is the log's
+/// (the index, on the test's disk, keeps working).
 #[test]
 fn a_message_refused_by_a_full_disk_frees_its_event_id() {
-    let fs = tmpfs_or_skip!(16);
-    let fill_path = fs.path.join("filler");
-    filler(&fill_path, 6 << 20);
-    let data = fs.path.join("data");
-    let h = Hookd::start_with_data(
-        &data,
-        "[storage]\nsegment_bytes_max = \"1MiB\"\nreserve_bytes = 0\n",
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = "[storage]\nsegment_bytes_max = \"1MiB\"\nreserve_bytes = 0\n";
+    // A first start makes the store; its log directory then moves onto a small tmpfs.
+    let mut h = Hookd::start_with_data(&data, config);
     assert_eq!(
         h.admin("POST", "/api/v1/app", Some(r#"{"name":"e","uid":"e"}"#))
             .status,
         201
     );
+    assert_eq!(h.terminate().code(), Some(0));
+    let log = data.join("log");
+    let saved = dir.path().join("log-saved");
+    std::fs::rename(&log, &saved).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let fs = tmpfs_or_skip!(Mount::tmpfs_at(&log, 8));
+    copy_dir(&saved, &log);
+    let fill_path = fs.path.join("filler");
+    filler(&fill_path, 5 << 20);
+    let h = Hookd::start_with_data(&data, config);
     let post = |eid: &str| {
         let body = format!(
             r#"{{"eventType":"disk.test","eventId":"{eid}","payload":{{"pad":"{}"}}}}"#,
@@ -374,4 +391,19 @@ fn a_message_refused_by_a_full_disk_frees_its_event_id() {
     let r = post(&refused);
     assert_eq!(r.status, 202, "the retry with the same eventId: {}", r.body);
     assert_eq!(post(&refused).status, 409);
+    drop(h);
+}
+
+/// Copies the files of `from` (one level, and its subdirectories) into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }

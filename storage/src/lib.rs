@@ -305,7 +305,12 @@ fn index_flusher(state: &State, ix: &IndexFlusher, parker: &Parker, interval: Du
         if requested > ix.durable.get() || since_flush >= interval || stopping {
             match state.flush() {
                 Ok(()) => ix.durable.advance(requested),
-                Err(_) => ix.durable.fail(ix.durable.get() + 1, requested),
+                // Its waiters learn why: a full disk (507 to a client) or another failure.
+                Err(e) => {
+                    ix.durable
+                        .record_failure_because(ix.durable.get() + 1, requested, &e);
+                    ix.durable.advance(requested);
+                }
             }
             since_flush = Duration::ZERO;
             if stopping {
