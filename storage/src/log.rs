@@ -293,6 +293,8 @@ struct Shared {
     /// Turns of the flusher's loop: it turns at least every 100 ms while it lives and is not
     /// stuck in a write or an `fdatasync` (a watchdog reads it, [`Log::flusher_beats`]).
     flusher_beats: AtomicU64,
+    /// Rolls that found no spare segment ready and created one under the lock.
+    rolls_unprepared: AtomicU64,
     flushes: AtomicU64,
     flush_stats: crate::histogram::FlushStats,
     /// Corrupt stretches found and not yet taken, and how many were ever found.
@@ -359,6 +361,7 @@ impl Log {
             stop: AtomicBool::new(false),
             flusher_idle: AtomicBool::new(false),
             flusher_beats: AtomicU64::new(0),
+            rolls_unprepared: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             flush_stats: Default::default(),
             corruptions_found: AtomicU64::new(report.corruptions.len() as u64),
@@ -492,6 +495,7 @@ impl Log {
         let (id, file, path) = match inner.spare.take() {
             Some(spare) => spare,
             None => {
+                sh.rolls_unprepared.fetch_add(1, Ordering::Relaxed);
                 let id = inner.next_id;
                 let (file, path) = segment::create(&sh.dir, id, now)?;
                 (id, file, path)
@@ -526,6 +530,13 @@ impl Log {
     /// flusher is stuck (a hung write or `fdatasync`) or gone.
     pub fn flusher_beats(&self) -> u64 {
         self.shared.flusher_beats.load(Ordering::Relaxed)
+    }
+
+    /// Rolls so far that found no spare segment ready, so that the appending thread created
+    /// (and synced) one while holding the log's lock. The flusher keeps one ready; this stays
+    /// 0 unless rolls come faster than flushes.
+    pub fn rolls_unprepared(&self) -> u64 {
+        self.shared.rolls_unprepared.load(Ordering::Relaxed)
     }
 
     /// How appends are acknowledged.
@@ -1102,6 +1113,12 @@ fn flusher_loop(sh: &Shared, parker: Parker) {
             }
             last_start = Instant::now();
             flush_once(sh);
+            // Under steady ingest there is always something to flush: the next segment is
+            // made here too, so that the roll that needs it finds it ready and no appender
+            // creates and syncs a file under the lock.
+            if need_spare && !stopping {
+                make_spare(sh);
+            }
             continue;
         }
         if stopping {

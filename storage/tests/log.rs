@@ -595,3 +595,48 @@ fn check_sealed_finds_corruption_before_any_read() {
         .unwrap();
     assert!(store.log().take_corruptions().is_empty());
 }
+
+/// Under steady ingest (appenders that never let the flusher go idle) every roll finds the
+/// next segment ready: the flusher makes it between flushes, so no appender creates and syncs
+/// a file while holding the log's lock.
+#[test]
+fn under_steady_ingest_rolls_find_the_next_segment_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(Durability::Sync);
+    // About 30 records of 1 KiB a segment: a roll every few group commits.
+    o.log.segment_bytes_max = 32 << 10;
+    o.log.segment_events_max = 1 << 20;
+    let store = Arc::new(
+        Store::open(dir.path(), o, Arc::new(ManualClock::new(1)))
+            .unwrap()
+            .0,
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let data = vec![7u8; 1000];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Two in flight per thread: the flusher always has the next batch waiting.
+                    let a = store.log().append(&[&data]).unwrap();
+                    let b = store.log().append(&[&data]).unwrap();
+                    wait_durable(&store, a.max(b));
+                }
+            })
+        })
+        .collect();
+    while store.log().segment_count() < 40 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        store.log().rolls_unprepared(),
+        0,
+        "rolls that created their segment under the lock, of {} segments",
+        store.log().segment_count()
+    );
+}
