@@ -411,6 +411,9 @@ pub fn get(cx: &Ctx<'_>, app: &str, msg: &str) -> ApiResult {
 /// Log records a list request may read before it answers with what it found so far (and an
 /// iterator to continue from). Bounds the work of listing a quiet app on a busy log.
 const LIST_SCAN_BUDGET: usize = 100_000;
+/// The longest a list request reads the log before it answers with what it found so far: it
+/// runs on a shard, which serves other requests too.
+const LIST_SCAN_TIME: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Newest first. Reads the log backwards under the app's key (see `Log::scan_back`), so it
 /// always sees every message acknowledged before the request.
@@ -444,11 +447,12 @@ pub async fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
         None => None,
     };
     let mut found: Vec<(u64, MessageRecord)> = Vec::new();
+    let deadline = std::time::Instant::now() + LIST_SCAN_TIME;
     let end =
         cx.svc
             .store
             .log()
-            .scan_back(a.key, start, LIST_SCAN_BUDGET, |rec| {
+            .scan_back_within(a.key, start, LIST_SCAN_BUDGET, Some(deadline), |rec| {
                 match decode_value::<MessageRecord>(&rec.payload, &|| {
                     format!("message {}", rec.seq)
                 }) {

@@ -632,6 +632,20 @@ impl Log {
         key: u64,
         before: Option<u64>,
         budget: usize,
+        visit: impl FnMut(Record) -> bool,
+    ) -> Result<ScanEnd> {
+        self.scan_back_within(key, before, budget, None, visit)
+    }
+
+    /// [`Log::scan_back`], also stopping ([`ScanEnd::Budget`]) once `deadline` has passed,
+    /// checked between chunks of the segment index (a few dozen records): a caller on a
+    /// thread that serves others bounds its time, not only its reads.
+    pub fn scan_back_within(
+        &self,
+        key: u64,
+        before: Option<u64>,
+        budget: usize,
+        deadline: Option<std::time::Instant>,
         mut visit: impl FnMut(Record) -> bool,
     ) -> Result<ScanEnd> {
         let before = before.unwrap_or(u64::MAX);
@@ -676,7 +690,7 @@ impl Log {
                         return Ok(ScanEnd::Stopped { at: seq });
                     }
                 }
-                if read >= budget {
+                if read >= budget || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                     return Ok(ScanEnd::Budget { before: chunk_seq });
                 }
             }

@@ -376,6 +376,31 @@ fn scan_back_visits_one_key_newest_first_and_resumes() {
             .unwrap(),
         storage::ScanEnd::Start
     );
+    // A deadline already past stops after the first chunk, and resuming from where it says
+    // finds the rest: every record once, newest first.
+    let mut timed = Vec::new();
+    let mut before = None;
+    let mut stops = 0;
+    loop {
+        let past = Some(std::time::Instant::now());
+        match store
+            .log()
+            .scan_back_within(7, before, usize::MAX, past, |r| {
+                timed.push(r.seq);
+                true
+            })
+            .unwrap()
+        {
+            storage::ScanEnd::Budget { before: b } => {
+                stops += 1;
+                before = Some(b);
+            }
+            storage::ScanEnd::Start => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(stops > 1, "the deadline never stopped the scan");
+    assert_eq!(timed, seen);
 }
 
 /// `window_while`: the commit window spaces flushes only while the counter is above zero.
