@@ -65,7 +65,7 @@ impl Query {
                 .filter(|p| !p.is_empty())
                 .map(|p| {
                     let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (percent_decode(k), percent_decode(v))
+                    (query_decode(k), query_decode(v))
                 })
                 .collect(),
         )
@@ -103,30 +103,17 @@ impl Query {
     }
 }
 
-/// Decodes `%XX` escapes and `+` (as a space). Invalid escapes are kept as they are.
+/// Decodes a path segment's `%XX` escapes (`+` stays a plus: that rule is the query's).
+/// Invalid escapes are kept as they are; bytes that are not UTF-8 become U+FFFD.
 pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Decodes a query key or value: `+` is a space, then `%XX` escapes.
+pub fn query_decode(s: &str) -> String {
+    percent_decode(&s.replace('+', " "))
 }
 
 /// Svix's rule for uids, event type names and event ids: `^[a-zA-Z0-9\-_.]+$`, at most 256.
@@ -230,6 +217,9 @@ mod tests {
         assert_eq!(q.all("event_types"), vec!["a", "b", "c"]);
         assert_eq!(q.get("bad"), Some("%zz"));
         assert_eq!(percent_decode("%4"), "%4");
+        // In a path a plus is a plus (it was decoded to a space, as in a query).
+        assert_eq!(percent_decode("a+b%2Bc"), "a+b+c");
+        assert_eq!(query_decode("a+b%2Bc"), "a b+c");
         assert!(q.bool("a", false).unwrap());
         assert!(q.bool("b", false).is_err());
     }

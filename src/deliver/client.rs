@@ -53,15 +53,12 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::buf::{IoBufMut, SliceMut};
@@ -78,6 +75,7 @@ use super::response::{parse_head, BodyReader, Framing, Head};
 use super::ssrf;
 use crate::config::DeliveryConfig;
 use crate::url::Url;
+pub(super) use futures_channel::oneshot;
 
 /// The most bytes of a response head (status line and headers, of one response; `1xx`
 /// heads count separately).
@@ -613,13 +611,13 @@ impl Client {
             .lookup(host, port)
             .map_err(|e| Some(ClientError::Resolve(e)))?;
         match timeout_at(until, answer).await {
-            Ok(Some(Ok(ips))) if !ips.is_empty() => {
+            Ok(Ok(Ok(ips))) if !ips.is_empty() => {
                 self.dns.borrow_mut().put(host, ips.clone(), Instant::now());
                 Ok(ips)
             }
-            Ok(Some(Ok(_))) => Err(Some(ClientError::Resolve(format!("{host} has no address")))),
-            Ok(Some(Err(e))) => Err(Some(ClientError::Resolve(e))),
-            Ok(None) => Err(Some(ClientError::Resolve(
+            Ok(Ok(Ok(_))) => Err(Some(ClientError::Resolve(format!("{host} has no address")))),
+            Ok(Ok(Err(e))) => Err(Some(ClientError::Resolve(e))),
+            Ok(Err(_)) => Err(Some(ClientError::Resolve(
                 "the resolver threads have stopped".to_owned(),
             ))),
             Err(_) => Err(None),
@@ -1091,7 +1089,8 @@ impl Resolver {
                 .spawn(move || {
                     for job in queue.iter() {
                         let answer = lookup_blocking(&job.host, job.port);
-                        job.reply.send(answer);
+                        // The lookup's caller may have given up (timed out): nothing to do.
+                        let _ = job.reply.send(answer);
                     }
                 })?;
         }
@@ -1130,79 +1129,6 @@ fn lookup_blocking(host: &str, port: u16) -> Answer {
         }
     }
     Ok(ips)
-}
-
-/// A one-shot channel from any thread to a task: a mutex-guarded slot plus the waker of the
-/// task waiting on it.
-pub(super) mod oneshot {
-    use super::*;
-
-    struct Slot<T> {
-        value: Option<T>,
-        waker: Option<Waker>,
-        /// The sender sent or was dropped.
-        closed: bool,
-    }
-
-    type Shared<T> = Arc<Mutex<Slot<T>>>;
-
-    pub(in crate::deliver) fn channel<T>() -> (Sender<T>, Receiver<T>) {
-        let shared = Arc::new(Mutex::new(Slot {
-            value: None,
-            waker: None,
-            closed: false,
-        }));
-        (Sender(Some(shared.clone())), Receiver(shared))
-    }
-
-    pub(in crate::deliver) struct Sender<T>(Option<Shared<T>>);
-
-    impl<T> Sender<T> {
-        pub(in crate::deliver) fn send(mut self, value: T) {
-            if let Some(shared) = self.0.take() {
-                close(&shared, Some(value));
-            }
-        }
-    }
-
-    impl<T> Drop for Sender<T> {
-        fn drop(&mut self) {
-            if let Some(shared) = self.0.take() {
-                close(&shared, None);
-            }
-        }
-    }
-
-    fn close<T>(shared: &Shared<T>, value: Option<T>) {
-        let waker = {
-            let mut slot = shared.lock().unwrap_or_else(PoisonError::into_inner);
-            slot.value = value;
-            slot.closed = true;
-            slot.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// Resolves to the value, or `None` when the sender was dropped without sending.
-    pub(in crate::deliver) struct Receiver<T>(Shared<T>);
-
-    impl<T> Future for Receiver<T> {
-        type Output = Option<T>;
-
-        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-            let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if slot.closed {
-                return Poll::Ready(slot.value.take());
-            }
-            match &slot.waker {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => slot.waker = Some(cx.waker().clone()),
-            }
-            Poll::Pending
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1317,7 +1243,7 @@ mod tests {
             let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
                 .build()
                 .unwrap();
-            rt.block_on(rx)
+            rt.block_on(rx).ok()
         });
         drop(tx);
         assert_eq!(waiter.join().unwrap(), None);

@@ -172,8 +172,8 @@ impl Pipe {
             self.writing.set(false);
         }
         match timeout_at(deadline, answer).await {
-            Ok(Some(answer)) => answer,
-            Ok(None) => Answer::Unanswered,
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Answer::Unanswered,
             Err(_) => {
                 // The reader is still waiting for this response, or one before it: the
                 // order of what follows is lost.
@@ -261,7 +261,8 @@ async fn read_responses(pipe: Rc<Pipe>, mut conn: Conn, keep_max: usize, idle_ma
                     pipe.stop_pipelining_for(SLOW_OFF_FOR);
                 }
                 let keep_going = exchanged.reusable;
-                waiter.reply.send(Answer::Response(exchanged));
+                // A request whose caller gave up (timed out) has nobody to answer.
+                let _ = waiter.reply.send(Answer::Response(exchanged));
                 if !keep_going {
                     // A server may end a connection after any response (nginx does after
                     // 1000): the rest is sent again. One that ends it after the first,
@@ -276,7 +277,7 @@ async fn read_responses(pipe: Rc<Pipe>, mut conn: Conn, keep_max: usize, idle_ma
                 if more {
                     pipe.stop_pipelining_for(PIPELINING_OFF_FOR);
                 }
-                waiter.reply.send(match failure.resend {
+                let _ = waiter.reply.send(match failure.resend {
                     Some(_) => Answer::Unanswered,
                     None => Answer::Failed(failure.error),
                 });

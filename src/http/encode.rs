@@ -194,46 +194,15 @@ pub fn http_date_now() -> [u8; DATE_LEN] {
     })
 }
 
-/// `secs` since the Unix epoch as an IMF-fixdate (RFC 9110 §5.6.7).
+/// `secs` since the Unix epoch as an IMF-fixdate (RFC 9110 §5.6.7), by `httpdate` (years
+/// past 9999 are shown as 9999-12-31 23:59:59).
 pub fn format_http_date(secs: u64) -> [u8; DATE_LEN] {
-    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let days = secs / 86_400;
-    let in_day = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm), unsigned as secs >= 0.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = (yoe + era * 400 + u64::from(month <= 2)).min(9999);
-
-    let mut out = [0u8; DATE_LEN];
-    let two = |out: &mut [u8], n: u64| {
-        out[0] = b'0' + (n / 10 % 10) as u8;
-        out[1] = b'0' + (n % 10) as u8;
-    };
-    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
-    out[3..5].copy_from_slice(b", ");
-    two(&mut out[5..7], day);
-    out[7] = b' ';
-    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
-    out[11] = b' ';
-    two(&mut out[12..14], year / 100);
-    two(&mut out[14..16], year % 100);
-    out[16] = b' ';
-    two(&mut out[17..19], in_day / 3600);
-    out[19] = b':';
-    two(&mut out[20..22], in_day % 3600 / 60);
-    out[22] = b':';
-    two(&mut out[23..25], in_day % 60);
-    out[25..].copy_from_slice(b" GMT");
+    const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z, httpdate's last date
+    let at = UNIX_EPOCH + std::time::Duration::from_secs(secs.min(LAST));
+    let text = httpdate::fmt_http_date(at);
+    let mut out = [b' '; DATE_LEN];
+    let n = text.len().min(DATE_LEN);
+    out[..n].copy_from_slice(&text.as_bytes()[..n]);
     out
 }
 
