@@ -6,10 +6,11 @@
 //! under the key that names the file, like the problems of the file's own text, so that both
 //! commands print them the same way and exit 2.
 //!
-//! [`warnings`] are what a config may say but surely does not mean (an ingest token's `apps`
+//! [`warnings`] (the config's own) are what a config may say but surely does not mean (an ingest token's `apps`
 //! entry that can name no app); both commands, and a reload, print them and go on.
 
-use crate::config::{is_api_name, Config, ConfigError, ConfigErrors, TlsConfig};
+pub use crate::config::warnings;
+use crate::config::{Config, ConfigError, ConfigErrors, TlsConfig};
 use crate::deliver::client::{ClientConfig, ClientError};
 use crate::http::tls::{self, TlsAcceptor, TlsError};
 
@@ -45,36 +46,6 @@ pub fn prepare(config: &Config) -> Result<Prepared, ConfigErrors> {
     match client {
         Some(client) if errors.is_empty() => Ok(Prepared { tls, client }),
         _ => Err(ConfigErrors { errors }),
-    }
-}
-
-/// What `config` allows but surely does not mean, each under its key: an ingest token's
-/// `apps` entry that is neither an app uid nor a well-formed app id (`app_` and 27 base62
-/// characters) names no app, so the token is refused (403) wherever it is used with it.
-pub fn warnings(config: &Config) -> Vec<ConfigError> {
-    let mut out = Vec::new();
-    for (i, token) in config.auth.tokens.iter().enumerate() {
-        for (j, app) in token.apps.iter().flatten().enumerate() {
-            if !names_an_app(app) {
-                out.push(ConfigError {
-                    path: format!("auth.tokens[{i}].apps[{j}]"),
-                    message: format!(
-                        "{app:?} is neither an app uid nor an app id (app_ and 27 letters or \
-                         digits), so it names no app"
-                    ),
-                });
-            }
-        }
-    }
-    out
-}
-
-/// Whether `s` can be an app's uid or id.
-fn names_an_app(s: &str) -> bool {
-    let prefix = crate::ids::Kind::App.prefix();
-    match s.starts_with(prefix) {
-        true => crate::ids::decode(crate::ids::Kind::App, s).is_some(),
-        false => is_api_name(s),
     }
 }
 
@@ -153,9 +124,9 @@ mod tests {
 
     #[test]
     fn apps_that_name_no_app_are_warned_about() {
-        let id = crate::ids::encode(
-            crate::ids::Kind::App,
-            crate::ids::Parts {
+        let id = crate::model::ids::encode(
+            crate::model::ids::Kind::App,
+            crate::model::ids::Parts {
                 ts_ms: 1,
                 key: 2,
                 rand: 3,

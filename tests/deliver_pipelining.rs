@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use client_setup::{delivery, run};
 use hookd::config::DeliveryConfig;
 use hookd::deliver::client::{Client, ClientError};
-use hookd::url::Url;
+use hookd::model::url::Url;
 use receiver::{Receiver, Reply};
 
 /// How long a test waits for the receiver to see something that must happen.

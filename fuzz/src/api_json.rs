@@ -19,7 +19,7 @@ use hookd::api::models::{
     HeadersIn, MessageIn, SecretRotateIn,
 };
 use hookd::deliver::sign::parse_secret;
-use hookd::url::Url;
+use hookd::model::url::Url;
 use serde_json::Value;
 
 /// The body types, in the order byte 0 picks them.

@@ -10,7 +10,7 @@ use super::{
     models::{ApplicationIn, ApplicationOut, ApplicationPatch},
     Ctx,
 };
-use crate::ids::{self, Kind};
+use crate::model::ids::{self, Kind};
 
 /// The app named by id or uid, or 404.
 pub fn find(cx: &Ctx<'_>, app: &str) -> ApiResult<AppRecord> {

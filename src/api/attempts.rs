@@ -11,7 +11,7 @@ use super::{
     messages, Ctx,
 };
 use crate::{
-    ids::{self, Kind},
+    model::ids::{self, Kind},
     time::format_rfc3339,
 };
 

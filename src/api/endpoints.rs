@@ -20,8 +20,8 @@ use crate::{
     config::OpEventType,
     gateway::operational,
     http::Response,
-    ids::{self, Kind},
-    url::Url,
+    model::ids::{self, Kind},
+    model::url::Url,
 };
 
 /// Bytes of a generated secret (as Svix: 24, so `whsec_` + 32 base64 characters).
@@ -32,28 +32,7 @@ const CHANNEL_BYTES_MAX: usize = 128;
 /// Custom headers per endpoint.
 const HEADERS_MAX: usize = 20;
 
-/// Headers hookd sets itself, which an endpoint may not override (also checked for the
-/// endpoints declared in the config file).
-pub(crate) const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "proxy-authorization",
-    "proxy-connection",
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "svix-id",
-    "svix-timestamp",
-    "svix-signature",
-];
+use crate::model::RESERVED_HEADERS;
 
 /// The endpoint of `app` named by id or uid, or 404.
 pub fn find(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult<(AppRecord, EndpointRecord)> {
@@ -86,7 +65,7 @@ fn validate(cx: &Ctx<'_>, e: &EndpointRecord, rank: Option<usize>) -> ApiResult<
         // SSRF guard, where the address is known now; names are checked when dialled.
         Ok(url) if !config.delivery.allow_private_networks => {
             let refused = match url.ip() {
-                Some(ip) => crate::deliver::ssrf::check(ip).err(),
+                Some(ip) => crate::model::ssrf::check(ip).err(),
                 None if url.host == "localhost" || url.host.ends_with(".localhost") => {
                     Some("loopback address")
                 }

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     http::Response,
-    ids::{self, Kind},
+    model::ids::{self, Kind},
     service::Service,
     time::parse_rfc3339,
 };
@@ -32,17 +32,7 @@ const CHANNELS_MAX: usize = 10;
 const CHANNEL_BYTES_MAX: usize = 128;
 const TAGS_MAX: usize = 5;
 
-/// The public id of the message at `seq`.
-pub fn message_id(seq: u64, m: &MessageRecord) -> String {
-    ids::encode(
-        Kind::Message,
-        ids::Parts {
-            ts_ms: m.created_ms,
-            key: seq,
-            rand: m.rand,
-        },
-    )
-}
+pub use crate::model::message_id;
 
 /// Writes a stored message as a `MessageOut` JSON object; the payload is left out (`{}`)
 /// unless `with_content`. The payload is copied as stored (it was validated as a JSON object on

@@ -23,7 +23,7 @@ use super::{
 use crate::{
     deliver::dispatch::subscribed,
     http::Response,
-    ids::{self, Kind},
+    model::ids::{self, Kind},
     service::Service,
     time::{format_rfc3339, parse_rfc3339},
 };

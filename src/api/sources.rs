@@ -36,7 +36,7 @@ use crate::{
     config::{Locator, SourceConfig, SourceScheme},
     gateway::verify::{self, Inbound},
     http::{Method, Request, Response},
-    ids,
+    model::ids,
     service::Service,
 };
 

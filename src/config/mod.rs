@@ -22,11 +22,14 @@
 //! `delivery.allow_private_networks`, `auth.tokens[].name`/`sha256`/`scopes`)
 //! must not be renamed: deployment scripts depend on them.
 
+pub mod policy;
 mod raw;
 mod statics;
 pub mod tokens;
 pub mod units;
 mod validate;
+mod warnings;
+pub use warnings::warnings;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@
 //! the API would check on create: URL, SSRF guard (`delivery.allow_private_networks`), the
 //! `[endpoint_policy]` rules of the same file, channels and custom headers.
 //!
-//! Writing them to the store is `crate::reload::statics`.
+//! Writing them to the store is the reload module's (`reload/statics.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -210,7 +210,7 @@ fn app(
         Some(n) => text(p, &format!("{at}.name"), Some(n)),
     };
     let uid = uid(p, &format!("{at}.uid"), r.uid.as_deref(), "app_", "app");
-    if uid == crate::gateway::operational::APP_UID {
+    if uid == crate::model::OPERATIONAL_APP_UID {
         p.add(
             format!("{at}.uid"),
             format!("{uid:?} is hookd's own application for [operational_webhooks]"),
@@ -276,14 +276,14 @@ fn endpoint(
     let key = |k: &str| format!("{at}.{k}");
     let uid = uid(p, &key("uid"), r.uid.as_deref(), "ep_", "endpoint");
     let url = r.url.clone().unwrap_or_default();
-    match r.url.as_deref().map(crate::url::Url::parse) {
+    match r.url.as_deref().map(crate::model::url::Url::parse) {
         None => p.add(key("url"), "required: where deliveries go"),
         Some(Err(why)) => p.add(key("url"), format!("invalid URL: {why}")),
         Some(Ok(parsed)) => {
             // The SSRF guard, where the address is known now (as the API on create).
             if !delivery.allow_private_networks {
                 let refused = match parsed.ip() {
-                    Some(ip) => crate::deliver::ssrf::check(ip).err(),
+                    Some(ip) => crate::model::ssrf::check(ip).err(),
                     None if parsed.host == "localhost" || parsed.host.ends_with(".localhost") => {
                         Some("loopback address")
                     }
@@ -299,7 +299,7 @@ fn endpoint(
                     );
                 }
             }
-            for v in crate::gateway::policy::url_violations_of(policy, &url) {
+            for v in super::policy::url_violations_of(policy, &url) {
                 p.add(key("url"), v.to_string());
             }
         }
@@ -333,7 +333,7 @@ fn endpoint(
     let secret = r
         .secret
         .as_deref()
-        .and_then(|s| match crate::deliver::sign::parse_secret(s) {
+        .and_then(|s| match crate::model::secret::parse_secret(s) {
             Ok(k) => Some(Secret(k)),
             Err(e) => {
                 p.add(key("secret"), format!("{e} (expected \"whsec_\" + base64)"));
@@ -353,9 +353,7 @@ fn endpoint(
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !token {
             p.add(&path, format!("{name:?} is not a header name"));
-        } else if crate::api::endpoints::RESERVED_HEADERS
-            .contains(&name.to_ascii_lowercase().as_str())
-        {
+        } else if crate::model::RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             p.add(
                 &path,
                 format!("{name} is set by hookd and cannot be overridden"),
@@ -410,7 +408,7 @@ fn event_type(p: &mut Problems<'_>, at: &str, r: &RawEventType) -> EventTypeDef 
     let description = text(p, &format!("{at}.description"), r.description.as_deref());
     let schemas = r.schemas.as_ref().map(|s| {
         // As the API on an event type write: a JSON object whose every version compiles.
-        if let Err(e) = crate::gateway::schema::check_text(s) {
+        if let Err(e) = crate::model::schemas::check_text(s) {
             p.add(format!("{at}.schemas"), e.to_string());
         }
         s.clone()
@@ -494,7 +492,7 @@ uid = "empty"
         assert_eq!(billing.channels, Some(vec!["eu".to_owned()]));
         assert_eq!(
             billing.secret.as_ref().map(|s| s.0.clone()),
-            Some(crate::deliver::sign::parse_secret(SECRET).unwrap())
+            Some(crate::model::secret::parse_secret(SECRET).unwrap())
         );
         assert_eq!(billing.headers["X-Team"], "billing");
         assert_eq!((billing.throttle_rate, billing.disabled), (Some(50), false));

@@ -505,7 +505,7 @@ event_type = "t.e"
                 app: "shop".into(),
                 scheme: SourceScheme::StandardWebhooks {
                     key: Secret(
-                        crate::deliver::sign::parse_secret(
+                        crate::model::secret::parse_secret(
                             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                         )
                         .unwrap(),
@@ -563,7 +563,7 @@ event_type = "t.e"
         operational_webhooks: Some(OperationalWebhooks {
             url: "https://ops.example.com/hookd".into(),
             secret: Secret(
-                crate::deliver::sign::parse_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                crate::model::secret::parse_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
                     .unwrap(),
             ),
             event_types: Some(vec![
@@ -659,7 +659,7 @@ fn example_config_optional_settings_parse_and_cover_every_key() {
     assert_eq!(c.auth.tokens.len(), 2);
     assert_eq!(c.auth.tokens[1].name, "shop-backend");
     // Its token's apps name an app (by uid): nothing to warn about.
-    assert_eq!(crate::preflight::warnings(&c), vec![]);
+    assert_eq!(super::warnings(&c), vec![]);
     // One example source per scheme.
     let mut schemes: Vec<&str> = c.sources.iter().map(|s| s.scheme.name()).collect();
     let mut all = SourceScheme::NAMES;

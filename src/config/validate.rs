@@ -916,7 +916,7 @@ fn source(c: &mut Checker, at: &str, r: &RawSource) -> Option<SourceConfig> {
             let key_bytes = std::str::from_utf8(&text.0)
                 .ok()
                 .filter(|t| !t.is_empty())
-                .map(crate::deliver::sign::parse_secret);
+                .map(crate::model::secret::parse_secret);
             match key_bytes {
                 Some(Ok(k)) => Some(SourceScheme::StandardWebhooks { key: Secret(k) }),
                 Some(Err(e)) => {
@@ -1201,7 +1201,7 @@ fn operational_webhooks(c: &mut Checker, raw: &RawConfig) -> Option<OperationalW
             String::new()
         }
         Some(url) => {
-            if let Err(why) = crate::url::Url::parse(url) {
+            if let Err(why) = crate::model::url::Url::parse(url) {
                 c.error("operational_webhooks.url", format!("invalid URL: {why}"));
             }
             url.clone()
@@ -1216,7 +1216,7 @@ fn operational_webhooks(c: &mut Checker, raw: &RawConfig) -> Option<OperationalW
             );
             Secret(Vec::new())
         }
-        Some(s) => match crate::deliver::sign::parse_secret(s) {
+        Some(s) => match crate::model::secret::parse_secret(s) {
             Ok(key) => Secret(key),
             Err(e) => {
                 c.error(

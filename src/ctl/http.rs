@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use crate::url::Url;
+use crate::model::url::Url;
 
 /// The largest answer read.
 pub const RESPONSE_BYTES_MAX: usize = 8 << 20;

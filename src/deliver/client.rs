@@ -72,9 +72,9 @@ use thiserror::Error;
 
 use super::pipeline::{Answer as PipeAnswer, Pipe};
 use super::response::{parse_head, BodyReader, Framing, Head};
-use super::ssrf;
 use crate::config::DeliveryConfig;
-use crate::url::Url;
+use crate::model::ssrf;
+use crate::model::url::Url;
 pub(super) use futures_channel::oneshot;
 
 /// The most bytes of a response head (status line and headers, of one response; `1xx`

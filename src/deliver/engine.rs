@@ -34,10 +34,10 @@ use super::{
 use crate::{
     api::messages::message_id,
     auth::Bucket,
-    ids::{self, Kind},
+    model::ids::{self, Kind},
+    model::url::Url,
     panics::{CatchUnwind, Panicked},
     service::Service,
-    url::Url,
 };
 
 /// Outcomes handed to the recorder per batch, at most, and the longest one waits for it.

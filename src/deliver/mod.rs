@@ -17,4 +17,3 @@ pub mod policy;
 pub mod recorder;
 pub mod response;
 pub mod sign;
-pub mod ssrf;

@@ -19,11 +19,7 @@ use storage::state::SigningKey;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Prefix of a secret's text form.
-pub const SECRET_PREFIX: &str = "whsec_";
-/// Accepted decoded sizes of a secret brought by a client (as Svix).
-pub const SECRET_BYTES_MIN: usize = 24;
-pub const SECRET_BYTES_MAX: usize = 75;
+pub use crate::model::secret::{format_secret, SECRET_BYTES_MAX, SECRET_BYTES_MIN, SECRET_PREFIX};
 
 const VERSION_PREFIX: &str = "v1,";
 /// Base64 (padded) length of a 32-byte HMAC-SHA256 output.
@@ -101,25 +97,9 @@ pub fn verify(secret: &[u8], msg_id: &str, timestamp: u64, body: &[u8], header: 
         .any(|tag| mac.clone().verify_slice(&tag).is_ok())
 }
 
-/// Decodes `whsec_<base64>` (or bare base64) to the key bytes.
+/// Decodes `whsec_<base64>` (or bare base64) to the key bytes (`model::secret`).
 pub fn parse_secret(s: &str) -> Result<Vec<u8>, SignError> {
-    let b64 = s.strip_prefix(SECRET_PREFIX).unwrap_or(s);
-    let key = B64
-        .decode(b64)
-        .map_err(|e| SignError::BadSecret(format!("not base64 after {SECRET_PREFIX}: {e}")))?;
-    if (SECRET_BYTES_MIN..=SECRET_BYTES_MAX).contains(&key.len()) {
-        Ok(key)
-    } else {
-        Err(SignError::BadSecret(format!(
-            "must decode to {SECRET_BYTES_MIN} to {SECRET_BYTES_MAX} bytes, got {}",
-            key.len()
-        )))
-    }
-}
-
-/// The text form of a key: `whsec_` + base64.
-pub fn format_secret(key: &[u8]) -> String {
-    format!("{SECRET_PREFIX}{}", B64.encode(key))
+    crate::model::secret::parse_secret(s).map_err(|e| SignError::BadSecret(e.0))
 }
 
 fn keyed(key: &[u8]) -> HmacSha256 {

@@ -33,13 +33,13 @@ use storage::state::{
 
 use crate::{
     config::OpEventType,
-    ids::{self, Kind},
+    model::ids::{self, Kind},
     service::Service,
     time::format_rfc3339,
 };
 
 /// The uid of the internal application that holds the operator endpoint.
-pub const APP_UID: &str = "hookd-operational";
+pub const APP_UID: &str = crate::model::OPERATIONAL_APP_UID;
 /// The uid of the operator endpoint in it.
 pub const ENDPOINT_UID: &str = "hookd-operational";
 /// `message.attempt.failing` is sent when a delivery's attempt with this number fails.

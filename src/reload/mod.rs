@@ -74,7 +74,7 @@ pub fn recheck(svc: &Service, policy: &EndpointPolicy) -> storage::Result<Vec<(S
         for app in &page.items {
             let label = app.uid.as_deref().unwrap_or(&app.id);
             // The operator endpoint of `[operational_webhooks]` is hookd's own, not a tenant's.
-            if label == crate::gateway::operational::APP_UID {
+            if label == crate::model::OPERATIONAL_APP_UID {
                 continue;
             }
             for (rank, mut ep) in state.app_endpoints(app.key)?.into_iter().enumerate() {

@@ -24,7 +24,7 @@ use storage::state::{AppRecord, AuditRecord, EndpointRecord, EventTypeRecord, Si
 
 use crate::{
     config::{AppDef, Config, EndpointDef, EventTypeDef},
-    ids::{self, Kind},
+    model::ids::{self, Kind},
     service::Service,
 };
 
@@ -279,7 +279,7 @@ fn release(config: &Config, state: &State, now: u64, out: &mut Applied) -> stora
         let page = state.list_apps(after, PAGE, false)?;
         for mut app in page.items.iter().cloned() {
             // Owned by `[operational_webhooks]`, not by these definitions.
-            if app.uid.as_deref() == Some(crate::gateway::operational::APP_UID) {
+            if app.uid.as_deref() == Some(crate::model::OPERATIONAL_APP_UID) {
                 continue;
             }
             let label = app.uid.clone().unwrap_or_else(|| app.id.clone());

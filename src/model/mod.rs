@@ -1,0 +1,63 @@
+//! The domain model: what every layer of hookd talks about, imported by all and importing
+//! nothing of hookd (a test, `tests/tidy.rs`, keeps it so).
+//!
+//! - [`ids`]: public ids (`app_`, `ep_`, `msg_`, ...) and how they carry keys;
+//!   [`message_id`]: a message's id from its log sequence number;
+//! - [`url`]: endpoint URLs, parsed and bounded;
+//! - [`ssrf`]: which addresses may be dialled (the rules; the client applies them to every
+//!   address it resolves);
+//! - [`secret`]: the `whsec_` text form of signing secrets;
+//! - [`schemas`]: an event type's versioned JSON Schemas, checked and compiled;
+//! - the names hookd reserves: [`RESERVED_HEADERS`] (set on every delivery, never by an
+//!   endpoint's custom headers) and [`OPERATIONAL_APP_UID`] (the internal app of operational
+//!   webhooks).
+//!
+//! The stored records themselves (apps, endpoints, messages, attempts) are the storage
+//! crate's (`storage::state::records`), which knows nothing of hookd either.
+
+pub mod ids;
+pub mod schemas;
+pub mod secret;
+pub mod ssrf;
+pub mod url;
+
+use storage::state::MessageRecord;
+
+/// Headers hookd sets itself (or that frame the connection), which an endpoint's custom
+/// headers may not override: checked on endpoint writes and for the endpoints the config file
+/// declares.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-connection",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "svix-id",
+    "svix-timestamp",
+    "svix-signature",
+];
+
+/// The uid of the internal app that operational webhooks are appended to.
+pub const OPERATIONAL_APP_UID: &str = "hookd-operational";
+
+/// The public id of the message at `seq`.
+pub fn message_id(seq: u64, m: &MessageRecord) -> String {
+    ids::encode(
+        ids::Kind::Message,
+        ids::Parts {
+            ts_ms: m.created_ms,
+            key: seq,
+            rand: m.rand,
+        },
+    )
+}
