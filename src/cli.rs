@@ -41,7 +41,8 @@ pub enum Command {
     ///
     /// Reads GET /api/v1/status/summary with a read token (--token, or $HOOKD_TOKEN).
     /// Exits 0 when every shard and the dispatcher are up, 3 when hookd answered but
-    /// something is down, 1 when it cannot be asked (not running, token refused).
+    /// something is down, a thread stopped or a bug panicked since start, 1 when it cannot be
+    /// asked (not running, token refused).
     Status(StatusArgs),
     /// Read a stopped hookd's data directory and check every record.
     ///

@@ -241,5 +241,8 @@ fn crate_references_are_found_in_every_form() {
                 use crate::http::Limits; // crate::ignored\nlet a = crate::deliver::sign::f();\n\
                 pub use crate::{config::Config, status};";
     let found: Vec<String> = crate_refs(text).into_iter().collect();
-    assert_eq!(found, ["api", "config", "deliver", "http", "model", "status"]);
+    assert_eq!(
+        found,
+        ["api", "config", "deliver", "http", "model", "status"]
+    );
 }

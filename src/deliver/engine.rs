@@ -47,6 +47,21 @@ const OUTCOME_DELAY: Duration = Duration::from_millis(2);
 const OUTCOMES_HELD_MAX: usize = 4096;
 /// How often a shard with throttled or capped work looks at its queues again.
 const TICK: Duration = Duration::from_millis(5);
+/// Debug builds only: an endpoint URL containing this makes its delivery attempt panic, and
+/// one containing [`TEST_PANIC_IN_SHARD`] makes its shard's engine panic outside any task
+/// that catches it. `tests/panics.rs` uses them to check that a panic is contained, counted
+/// and shown, and that a shard that dies anyway is reported; release builds have neither.
+pub const TEST_PANIC_IN_ATTEMPT: &str = "/__hookd_test_panic_in_attempt__";
+/// See [`TEST_PANIC_IN_ATTEMPT`].
+pub const TEST_PANIC_IN_SHARD: &str = "/__hookd_test_panic_in_shard__";
+
+/// Panics when `url` names `point`, in debug builds (see [`TEST_PANIC_IN_ATTEMPT`]).
+fn test_panic(url: &str, point: &str) {
+    if cfg!(debug_assertions) && url.contains(point) {
+        panic!("a test asked for a panic at {point}");
+    }
+}
+
 /// An endpoint with no delivery waiting or in flight for this long has its cached state
 /// evicted from the shard (it is read again on its next delivery).
 const IDLE_EVICT_MS: u64 = 60_000;
@@ -185,6 +200,7 @@ impl Engine {
         for key in unknown {
             // Deleted or unreadable: the attempt settles it.
             if let Ok(Some(ep)) = self.endpoint(key) {
+                test_panic(&ep.url, TEST_PANIC_IN_SHARD);
                 self.update_limits(&ep);
             }
             if let Some(slot) = self.endpoints.borrow_mut().get_mut(&key) {
@@ -545,6 +561,7 @@ impl Engine {
         msg: &MessageRecord,
         now_ms: u64,
     ) -> (Outcome, Option<Vec<u8>>) {
+        test_panic(&ep.url, TEST_PANIC_IN_ATTEMPT);
         let signature = match self.signer(ep, now_ms) {
             Some(s) => s.sign(id, now_ms / 1000, &msg.payload),
             None => return (Outcome::Refused("endpoint has no signing key".into()), None),
