@@ -58,6 +58,7 @@ pub mod clock;
 pub mod codec;
 pub mod commit;
 pub mod error;
+pub mod fs;
 pub mod histogram;
 pub mod log;
 pub mod segment;
