@@ -350,6 +350,27 @@ impl SimFs {
         disk.inodes.get(ino).map(|i| i.durable.clone())
     }
 
+    /// The namespace, for a failing test to print: each name with its file's length and
+    /// durable length, then the durable names, then the unsynced directory changes.
+    pub fn describe(&self) -> String {
+        let disk = self.lock();
+        let mut out = String::from("names:");
+        for (path, ino) in &disk.names {
+            let inode = &disk.inodes[ino];
+            let (len, durable) = (inode.cache.len(), inode.durable.len());
+            out += &format!(
+                " {} (#{ino}, {len} bytes, {durable} durable)",
+                path.display()
+            );
+        }
+        out += "; durable names:";
+        for (path, ino) in &disk.durable_names {
+            out += &format!(" {} (#{ino})", path.display());
+        }
+        out += &format!("; unsynced directory changes: {:?}", disk.dir_ops);
+        out
+    }
+
     fn lock(&self) -> MutexGuard<'_, Disk> {
         self.disk.lock().unwrap_or_else(|e| e.into_inner())
     }
