@@ -1343,6 +1343,12 @@ fn recover(
                 Ok(scan) => {
                     let summary =
                         summarize(fs, &*file, &path, scan, prev_last, quarantine, &mut report)?;
+                    // What was read may sit only in the page cache (the process died, the
+                    // machine did not), and sequence numbers are handed out after it: make it
+                    // durable, so that a power cut cannot take it back, nor bring back what
+                    // it no longer holds (a write cut back after it failed).
+                    file.sync_data()
+                        .map_err(|e| Error::io(format!("syncing {}", path.display()), e))?;
                     if !is_last {
                         // Sealed: the next open need not read it again (nor report its
                         // stretches again). Only saves work; losing it is harmless.
@@ -1394,11 +1400,9 @@ fn recover(
         let (file, path) = segment::create_on(fs, dir, id, now_ms)?;
         segs.push(Seg::empty(id, path, file, now_ms));
     }
-    // Whatever survived the crash may sit only in the page cache: make it durable now.
-    let open = segs.last().expect("at least one segment");
-    open.file
-        .sync_data()
-        .map_err(|e| Error::io(format!("syncing {}", open.path.display()), e))?;
+    // Likewise the directory: a segment whose entry was never synced (its creation failed at
+    // the directory fsync) must not take records and then vanish in a power cut.
+    segment::sync_dir_on(fs, dir)?;
     report.segments = segs.len();
     Ok((segs, report))
 }
