@@ -1330,7 +1330,7 @@ fn recover(
         let path = dir.join(segment::file_name(id));
         let ctx = || format!("opening {}", path.display());
         let file = fs.open(&path).map_err(|e| Error::io(ctx(), e))?;
-        let len = file.len().map_err(|e| Error::io(ctx(), e))?;
+        let len = file.size().map_err(|e| Error::io(ctx(), e))?;
         let is_last = i + 1 == ids.len();
         let known = if is_last { None } else { catalog.load(id)? };
         let prev_last = segs.iter().rev().find_map(|s| s.last_seq);
@@ -1420,16 +1420,7 @@ fn summarize(
 ) -> Result<SegmentSummary> {
     let id = scan.header.id;
     if let Some(bad) = &scan.header_bad {
-        repair_header(
-            fs,
-            file,
-            path,
-            id,
-            scan.header.created_ms,
-            bad,
-            quarantine,
-            report,
-        )?;
+        repair_header(fs, file, path, scan.header, bad, quarantine, report)?;
     }
     if let Some(tail) = &scan.tail {
         copy_aside(fs, file, path, id, tail.offset, tail.len, quarantine)?;
@@ -1509,16 +1500,11 @@ fn check_header(
                 reason: e.to_string(),
                 between: (None, None),
             };
-            repair_header(
-                fs,
-                file,
-                path,
-                summary.id,
-                summary.created_ms,
-                &bad,
-                quarantine,
-                report,
-            )
+            let header = segment::Header {
+                id: summary.id,
+                created_ms: summary.created_ms,
+            };
+            repair_header(fs, file, path, header, &bad, quarantine, report)
         }
         Err(e) => Err(e),
     }
@@ -1529,12 +1515,12 @@ fn repair_header(
     fs: &dyn Fs,
     file: &dyn FsFile,
     path: &Path,
-    id: u64,
-    created_ms: u64,
+    header: segment::Header,
     bad: &segment::BadRange,
     quarantine: &Path,
     report: &mut RecoveryReport,
 ) -> Result<()> {
+    let segment::Header { id, created_ms } = header;
     let new = copy_aside(fs, file, path, id, 0, bad.len, quarantine)?;
     segment::rewrite_header(file, path, id, created_ms)?;
     report.quarantined.push((id, 0, bad.len));

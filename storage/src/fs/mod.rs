@@ -33,7 +33,7 @@ pub trait FsFile: Send + Sync + std::fmt::Debug {
     /// Cuts or extends the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The file's length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
     /// `fdatasync(2)`: the file's data (and its length) survive a power cut once it returns.
     fn sync_data(&self) -> io::Result<()>;
     /// `fsync(2)`.
@@ -90,7 +90,7 @@ impl FsFile for RealFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
     fn sync_data(&self) -> io::Result<()> {

@@ -258,7 +258,7 @@ impl Disk {
 }
 
 fn dead() -> io::Error {
-    io::Error::new(io::ErrorKind::Other, "the power was cut under this handle")
+    io::Error::other("the power was cut under this handle")
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -433,7 +433,7 @@ impl FsFile for SimFile {
         disk.push_op(self.ino, self.epoch, Op::SetLen(len))
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         let mut disk = self.lock();
         Ok(disk.inode(self.ino, self.epoch)?.cache.len() as u64)
     }
