@@ -50,22 +50,33 @@ struct Failures {
 
 impl Failures {
     fn record(&mut self, from: u64, to: u64, disk_full: bool) {
-        let mut from = from;
-        let mut to = to;
-        // Merge with a range that ends just before (or overlaps), and any that start inside.
-        if let Some((&lo, &(hi, full))) = self.ranges.range(..=from).next_back() {
-            if full == disk_full && hi.saturating_add(1) >= from {
-                self.ranges.remove(&lo);
-                from = lo;
-                to = to.max(hi);
-            }
-        }
-        while let Some((&lo, &(hi, full))) = self.ranges.range(from..).next() {
-            if full != disk_full || lo > to.saturating_add(1) {
-                break;
-            }
+        let (mut from, mut to) = (from, to);
+        // The ranges that overlap or touch `from..=to`, highest first (they are disjoint, so
+        // the first that ends before `from - 1` ends the search).
+        let near: Vec<(u64, u64, bool)> = self
+            .ranges
+            .range(..=to.saturating_add(1))
+            .rev()
+            .take_while(|(_, &(hi, _))| hi.saturating_add(1) >= from)
+            .map(|(&lo, &(hi, full))| (lo, hi, full))
+            .collect();
+        for (lo, hi, full) in near {
             self.ranges.remove(&lo);
-            to = to.max(hi);
+            if full == disk_full {
+                // Same kind: merged.
+                from = from.min(lo);
+                to = to.max(hi);
+                continue;
+            }
+            // The other kind keeps what lies outside the new range, so that the ranges stay
+            // disjoint: a lookup sees only the range starting last at or below a sequence,
+            // and an overlapped one would hide the end of the new one (reading "durable").
+            if lo < from {
+                self.ranges.insert(lo, (hi.min(from - 1), full));
+            }
+            if hi > to {
+                self.ranges.insert(to + 1, (hi, full));
+            }
         }
         self.ranges.insert(from, (to, disk_full));
         while self.ranges.len() > FAILURES_KEPT {
@@ -517,6 +528,37 @@ mod tests {
             mark.outcome(2),
             Some(Err(Error::FlushFailed { .. }))
         ));
+    }
+
+    /// Found by `tests/powerloss.rs` (seed 635): a write that found the disk full inside a
+    /// flush that then failed left two overlapping ranges, and the records after the first
+    /// read durable.
+    #[test]
+    fn failures_of_both_kinds_that_overlap_are_all_failures() {
+        let mark = Watermark::new(0);
+        mark.record_failure_of(20, 20, true);
+        mark.record_failure_of(30, 40, true);
+        mark.record_failure_of(16, 26, false);
+        mark.record_failure_of(35, 50, false);
+        mark.advance(60);
+        for seq in (16..=26).chain(30..=50) {
+            assert!(matches!(mark.outcome(seq), Some(Err(_))), "{seq}");
+        }
+        for seq in (1..16).chain(27..30).chain(51..=60) {
+            assert!(matches!(mark.outcome(seq), Some(Ok(()))), "{seq}");
+        }
+        assert!(matches!(mark.outcome(32), Some(Err(e)) if e.is_disk_full()));
+        let failures = lock(&mark.failures);
+        let ranges: Vec<_> = failures
+            .ranges
+            .iter()
+            .map(|(&a, &(b, f))| (a, b, f))
+            .collect();
+        assert_eq!(
+            ranges,
+            vec![(16, 26, false), (30, 34, true), (35, 50, false)],
+            "disjoint"
+        );
     }
 
     #[test]

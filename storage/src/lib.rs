@@ -53,11 +53,28 @@
 //! copy is already in `quarantine/` was reported before). A record or segment of a newer
 //! format version refuses the whole open ([`Error::NewerFormat`]): nothing is guessed. None of
 //! this panics, so a bad record cannot cause a crash loop.
+//!
+//! Recovery then syncs every segment it read and the log directory, before it hands out a
+//! sequence number: what it saw may sit only in the page cache (the process died, the machine
+//! did not), and a power cut must neither take it back nor bring back what it no longer holds.
+//!
+//! # The file-system seam, and power loss simulated
+//!
+//! Every file operation of the log (segment create, open, read, write, truncate, `fdatasync`,
+//! `fsync`, directory fsync, rename, remove, listing, quarantine copies) goes through
+//! [`fs::Fs`], chosen once when the log opens: [`fs::RealFs`] (`std::fs`) by default, or the
+//! simulated disk [`fs::sim::SimFs`], which keeps unsynced writes and directory changes apart
+//! from durable ones, cuts the power (dropping, keeping part of, or tearing them) and fails
+//! writes and syncs with `EIO` or `ENOSPC`, all from one seed. `tests/powerloss.rs` runs the
+//! log on it ([`Log::open_stepped`]: the flusher turned by the test, so a seed replays
+//! exactly). Outside the seam: the index (sled does its own I/O), the marker and lock files of
+//! the data directory, and `statvfs` in [`space`].
 
 pub mod clock;
 pub mod codec;
 pub mod commit;
 pub mod error;
+pub mod fs;
 pub mod histogram;
 pub mod log;
 pub mod segment;

@@ -19,8 +19,6 @@
 //!   sees half a batch. A failed flush fails the waiters of its range and rolls to a new segment.
 
 use std::{
-    fs::File,
-    os::unix::fs::FileExt,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -37,7 +35,8 @@ use crate::{
     codec::{self, LogRecord},
     commit::Watermark,
     error::{Error, Result},
-    segment::{self, Record},
+    fs::{Fs, FsFile, RealFs},
+    segment::{self, Record, SegFile},
 };
 
 /// When an append is acknowledged.
@@ -198,7 +197,7 @@ fn lost_in(
 struct Seg {
     id: u64,
     path: PathBuf,
-    file: Arc<File>,
+    file: SegFile,
     created_ms: u64,
     first_seq: Option<u64>,
     last_seq: Option<u64>,
@@ -213,11 +212,11 @@ struct Seg {
 
 impl Seg {
     /// A segment just created, holding only its header.
-    fn empty(id: u64, path: PathBuf, file: File, created_ms: u64) -> Self {
+    fn empty(id: u64, path: PathBuf, file: SegFile, created_ms: u64) -> Self {
         Self {
             id,
             path,
-            file: Arc::new(file),
+            file,
             created_ms,
             first_seq: None,
             last_seq: None,
@@ -270,8 +269,8 @@ struct Inner {
     pending: Vec<u8>,
     pending_frames: Vec<PendingFrame>,
     /// Sealed segments whose tail has not been synced yet, with their summaries.
-    unsynced: Vec<(Arc<File>, SegmentSummary)>,
-    spare: Option<(u64, File, PathBuf)>,
+    unsynced: Vec<(SegFile, SegmentSummary)>,
+    spare: Option<(u64, SegFile, PathBuf)>,
     next_id: u64,
     roll_requested: bool,
     broken: Option<String>,
@@ -279,6 +278,8 @@ struct Inner {
 
 struct Shared {
     dir: PathBuf,
+    /// Every file operation of the log goes through this ([`crate::fs`]).
+    fs: Arc<dyn Fs>,
     opts: LogOptions,
     clock: Arc<dyn Clock>,
     catalog: Arc<dyn Catalog>,
@@ -327,12 +328,72 @@ impl Log {
         clock: Arc<dyn Clock>,
         catalog: Arc<dyn Catalog>,
     ) -> Result<(Self, RecoveryReport)> {
+        Self::open_on(RealFs::shared(), dir, opts, clock, catalog)
+    }
+
+    /// [`Log::open`] on the file system `fs` (see [`crate::fs`]).
+    pub fn open_on(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        opts: LogOptions,
+        clock: Arc<dyn Clock>,
+        catalog: Arc<dyn Catalog>,
+    ) -> Result<(Self, RecoveryReport)> {
+        let (shared, parker, report) = Self::recover_on(fs, dir, opts, clock, catalog)?;
+        let s2 = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("hookd-flusher".into())
+            .spawn(move || flusher_loop(&s2, parker))
+            .map_err(|e| Error::io("starting the flusher thread", e))?;
+        let log = Self {
+            shared,
+            flusher: Mutex::new(Some(flusher)),
+        };
+        Ok((log, report))
+    }
+
+    /// [`Log::open_on`] without a flusher thread: the caller turns the flusher's loop with
+    /// [`Log::step_flusher`], so that one thread drives everything and a seeded run on a
+    /// simulated disk replays exactly. For tests.
+    pub fn open_stepped(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        opts: LogOptions,
+        clock: Arc<dyn Clock>,
+        catalog: Arc<dyn Catalog>,
+    ) -> Result<(Self, RecoveryReport)> {
+        let (shared, _, report) = Self::recover_on(fs, dir, opts, clock, catalog)?;
+        let log = Self {
+            shared,
+            flusher: Mutex::new(None),
+        };
+        Ok((log, report))
+    }
+
+    /// One turn of the flusher's work, on the calling thread (a log from
+    /// [`Log::open_stepped`]): writes what is pending, syncs, advances or fails the durable
+    /// watermark, and makes the spare segment when there is none. Never sleeps.
+    pub fn step_flusher(&self) {
+        let sh = &*self.shared;
+        flush_once(sh);
+        if lock(&sh.inner).spare.is_none() {
+            let _ = make_spare(sh);
+        }
+    }
+
+    fn recover_on(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        opts: LogOptions,
+        clock: Arc<dyn Clock>,
+        catalog: Arc<dyn Catalog>,
+    ) -> Result<(Arc<Shared>, Parker, RecoveryReport)> {
         let quarantine = dir.join("quarantine");
         for d in [dir, &quarantine] {
-            std::fs::create_dir_all(d)
+            fs.create_dir_all(d)
                 .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
         }
-        let (segs, report) = recover(dir, &quarantine, catalog.as_ref(), clock.now_ms())?;
+        let (segs, report) = recover(&*fs, dir, &quarantine, catalog.as_ref(), clock.now_ms())?;
         let last_seq = segs.iter().filter_map(|s| s.last_seq).max().unwrap_or(0);
         let next_seq = (last_seq + 1).max(catalog.floor()?);
         let next_id = segs.last().map_or(1, |s| s.id + 1);
@@ -340,6 +401,7 @@ impl Log {
         let parker = Parker::new();
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
+            fs,
             clock,
             catalog,
             inner: Mutex::new(Inner {
@@ -369,18 +431,7 @@ impl Log {
             quarantining: Mutex::new(()),
             opts,
         });
-        let s2 = shared.clone();
-        let flusher = std::thread::Builder::new()
-            .name("hookd-flusher".into())
-            .spawn(move || flusher_loop(&s2, parker))
-            .map_err(|e| Error::io("starting the flusher thread", e))?;
-        Ok((
-            Self {
-                shared,
-                flusher: Mutex::new(Some(flusher)),
-            },
-            report,
-        ))
+        Ok((shared, parker, report))
     }
 
     /// Appends a batch of payloads under key 0; see [`Log::append_keyed`].
@@ -497,7 +548,7 @@ impl Log {
             None => {
                 sh.rolls_unprepared.fetch_add(1, Ordering::Relaxed);
                 let id = inner.next_id;
-                let (file, path) = segment::create(&sh.dir, id, now)?;
+                let (file, path) = segment::create_on(&*sh.fs, &sh.dir, id, now)?;
                 (id, file, path)
             }
         };
@@ -727,12 +778,13 @@ impl Log {
                 inner.segs.retain(|s| s.id != id);
             }
             self.shared.bytes.fetch_sub(end, Ordering::Relaxed);
-            std::fs::remove_file(&path)
+            (self.shared.fs)
+                .remove_file(&path)
                 .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
             removed.push(id);
         }
         if !removed.is_empty() {
-            segment::sync_dir(&self.shared.dir)?;
+            segment::sync_dir_on(&*self.shared.fs, &self.shared.dir)?;
         }
         Ok(removed)
     }
@@ -827,7 +879,7 @@ impl Log {
             let file = seg.file.clone();
             (seg.path.clone(), file, seg.end, seg.first_seq, seg.last_seq)
         };
-        let scan = segment::scan(&path, SPARSE_EVERY)?;
+        let scan = segment::scan_on(&*sh.fs, &path, SPARSE_EVERY)?;
         let quarantine = sh.dir.join("quarantine");
         let mut found = Vec::new();
         // What lies past the last whole frame is corrupt too: these bytes were written whole.
@@ -836,7 +888,7 @@ impl Log {
                 continue;
             }
             let len = b.len.min(end - b.offset);
-            let new = copy_aside(&file, &path, id, b.offset, len, &quarantine)?;
+            let new = copy_aside(&*sh.fs, &*file, &path, id, b.offset, len, &quarantine)?;
             found.push((b.offset, len, new, b));
         }
         let mut inner = self.lock();
@@ -907,7 +959,7 @@ pub enum ScanEnd {
 /// A read position inside one segment.
 struct Cursor {
     seg_id: u64,
-    file: Arc<File>,
+    file: SegFile,
     path: PathBuf,
     pos: u64,
     end: u64,
@@ -1016,6 +1068,8 @@ impl Cursor {
 /// The longest the idle flusher sleeps between turns of its loop (it counts them for a
 /// watchdog, [`Log::flusher_beats`]).
 const FLUSHER_NAP_MAX: Duration = Duration::from_millis(100);
+/// How long the flusher waits before trying again to make a spare segment that it could not.
+const SPARE_RETRY: Duration = Duration::from_millis(100);
 /// Read-ahead for a single record, and for scans.
 const READ_AHEAD_ONE: usize = 4 << 10;
 const READ_AHEAD_SCAN: usize = 64 << 10;
@@ -1130,8 +1184,8 @@ fn flusher_loop(sh: &Shared, parker: Parker) {
             // Under steady ingest there is always something to flush: the next segment is
             // made here too, so that the roll that needs it finds it ready and no appender
             // creates and syncs a file under the lock.
-            if need_spare && !stopping {
-                make_spare(sh);
+            if need_spare && !stopping && !make_spare(sh) {
+                std::thread::sleep(SPARE_RETRY);
             }
             continue;
         }
@@ -1139,7 +1193,9 @@ fn flusher_loop(sh: &Shared, parker: Parker) {
             return;
         }
         if need_spare {
-            make_spare(sh);
+            if !make_spare(sh) {
+                std::thread::sleep(SPARE_RETRY);
+            }
             continue;
         }
         if age_roll {
@@ -1199,7 +1255,7 @@ fn flush_once(sh: &Shared) {
             sh.durable.record_failure_because(a, b, &e);
         }
         let sealed = std::mem::take(&mut inner.unsynced);
-        let mut files: Vec<Arc<File>> = sealed.iter().map(|(f, _)| f.clone()).collect();
+        let mut files: Vec<SegFile> = sealed.iter().map(|(f, _)| f.clone()).collect();
         files.push(inner.segs.last().expect("open segment").file.clone());
         (inner.written.max(inner.failed_upto), files, sealed)
     };
@@ -1222,7 +1278,8 @@ fn flush_once(sh: &Shared) {
     }
 }
 
-fn make_spare(sh: &Shared) {
+/// Creates the spare segment; false if that failed (the flusher tries again later).
+fn make_spare(sh: &Shared) -> bool {
     // Reserve the id under the lock, so that a roll that cannot wait for the spare creates a
     // different one; a spare that lost the race is deleted, and nobody else uses its id.
     let id = {
@@ -1231,39 +1288,39 @@ fn make_spare(sh: &Shared) {
         inner.next_id += 1;
         id
     };
-    match segment::create(&sh.dir, id, sh.clock.now_ms()) {
+    match segment::create_on(&*sh.fs, &sh.dir, id, sh.clock.now_ms()) {
         Ok((file, path)) => {
             let mut inner = sh.inner.lock().unwrap_or_else(|e| e.into_inner());
             if inner.spare.is_none() && inner.next_id == id + 1 {
                 inner.spare = Some((id, file, path));
             } else {
                 drop(inner);
-                let _ = std::fs::remove_file(&path);
+                let _ = sh.fs.remove_file(&path);
             }
+            true
         }
         // Disk full or similar: try again later; a roll meanwhile creates its own segment.
-        Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        Err(_) => false,
     }
 }
 
 /// Reads every segment in `dir`, repairs torn tails, quarantines what does not decode.
 fn recover(
+    fs: &dyn Fs,
     dir: &Path,
     quarantine: &Path,
     catalog: &dyn Catalog,
     now_ms: u64,
 ) -> Result<(Vec<Seg>, RecoveryReport)> {
     let mut ids = Vec::new();
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
+    let names = fs
+        .list(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    for name in names {
         if let Some(id) = segment::parse_file_name(&name) {
             ids.push(id);
         } else if name.ends_with(".log.tmp") {
-            let _ = std::fs::remove_file(entry.path()); // a spare that never finished
+            let _ = fs.remove_file(&dir.join(name)); // a spare that never finished
         }
     }
     ids.sort_unstable();
@@ -1272,24 +1329,26 @@ fn recover(
     for (i, &id) in ids.iter().enumerate() {
         let path = dir.join(segment::file_name(id));
         let ctx = || format!("opening {}", path.display());
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(ctx(), e))?;
-        let len = file.metadata().map_err(|e| Error::io(ctx(), e))?.len();
+        let file = fs.open(&path).map_err(|e| Error::io(ctx(), e))?;
+        let len = file.size().map_err(|e| Error::io(ctx(), e))?;
         let is_last = i + 1 == ids.len();
         let known = if is_last { None } else { catalog.load(id)? };
         let prev_last = segs.iter().rev().find_map(|s| s.last_seq);
         let summary = match known {
             Some(s) if s.end == len => {
-                check_header(&file, &path, &s, quarantine, &mut report)?;
+                check_header(fs, &*file, &path, &s, quarantine, &mut report)?;
                 s
             }
-            _ => match segment::scan(&path, SPARSE_EVERY) {
+            _ => match segment::scan_on(fs, &path, SPARSE_EVERY) {
                 Ok(scan) => {
                     let summary =
-                        summarize(&file, &path, scan, prev_last, quarantine, &mut report)?;
+                        summarize(fs, &*file, &path, scan, prev_last, quarantine, &mut report)?;
+                    // What was read may sit only in the page cache (the process died, the
+                    // machine did not), and sequence numbers are handed out after it: make it
+                    // durable, so that a power cut cannot take it back, nor bring back what
+                    // it no longer holds (a write cut back after it failed).
+                    file.sync_data()
+                        .map_err(|e| Error::io(format!("syncing {}", path.display()), e))?;
                     if !is_last {
                         // Sealed: the next open need not read it again (nor report its
                         // stretches again). Only saves work; losing it is harmless.
@@ -1300,7 +1359,7 @@ fn recover(
                 Err(Error::Corrupt { .. }) => {
                     // A segment whose header is unreadable: move the whole file aside.
                     let to = quarantine.join(segment::file_name(id));
-                    std::fs::rename(&path, &to).map_err(|e| Error::io(ctx(), e))?;
+                    fs.rename(&path, &to).map_err(|e| Error::io(ctx(), e))?;
                     report.quarantined.push((id, 0, len));
                     continue;
                 }
@@ -1323,7 +1382,7 @@ fn recover(
         segs.push(Seg {
             id,
             path,
-            file: Arc::new(file),
+            file,
             created_ms: summary.created_ms,
             first_seq: summary.first_seq,
             last_seq: summary.last_seq,
@@ -1338,14 +1397,12 @@ fn recover(
     }
     if segs.is_empty() {
         let id = ids.last().map_or(1, |l| l + 1);
-        let (file, path) = segment::create(dir, id, now_ms)?;
+        let (file, path) = segment::create_on(fs, dir, id, now_ms)?;
         segs.push(Seg::empty(id, path, file, now_ms));
     }
-    // Whatever survived the crash may sit only in the page cache: make it durable now.
-    let open = segs.last().expect("at least one segment");
-    open.file
-        .sync_data()
-        .map_err(|e| Error::io(format!("syncing {}", open.path.display()), e))?;
+    // Likewise the directory: a segment whose entry was never synced (its creation failed at
+    // the directory fsync) must not take records and then vanish in a power cut.
+    segment::sync_dir_on(fs, dir)?;
     report.segments = segs.len();
     Ok((segs, report))
 }
@@ -1353,7 +1410,8 @@ fn recover(
 /// Turns a scan into a summary, copying bad bytes to `quarantine/` and cutting a torn tail.
 /// `prev_last` is the last sequence number of the segments before it.
 fn summarize(
-    file: &File,
+    fs: &dyn Fs,
+    file: &dyn FsFile,
     path: &Path,
     scan: segment::Scan,
     prev_last: Option<u64>,
@@ -1362,22 +1420,14 @@ fn summarize(
 ) -> Result<SegmentSummary> {
     let id = scan.header.id;
     if let Some(bad) = &scan.header_bad {
-        repair_header(
-            file,
-            path,
-            id,
-            scan.header.created_ms,
-            bad,
-            quarantine,
-            report,
-        )?;
+        repair_header(fs, file, path, scan.header, bad, quarantine, report)?;
     }
     if let Some(tail) = &scan.tail {
-        copy_aside(file, path, id, tail.offset, tail.len, quarantine)?;
+        copy_aside(fs, file, path, id, tail.offset, tail.len, quarantine)?;
     }
     for bad in &scan.bad {
         report.quarantined.push((id, bad.offset, bad.len));
-        if copy_aside(file, path, id, bad.offset, bad.len, quarantine)? {
+        if copy_aside(fs, file, path, id, bad.offset, bad.len, quarantine)? {
             report.corruptions.push(Corruption {
                 segment: id,
                 offset: bad.offset,
@@ -1410,14 +1460,22 @@ fn summarize(
 
 /// Copies `len` bytes at `offset` of segment `id` to `to/seg-<id>-at-<offset>.bin`; false when
 /// an earlier copy is there (the stretch was found and reported before).
-fn copy_aside(file: &File, path: &Path, id: u64, offset: u64, len: u64, to: &Path) -> Result<bool> {
+fn copy_aside(
+    fs: &dyn Fs,
+    file: &dyn FsFile,
+    path: &Path,
+    id: u64,
+    offset: u64,
+    len: u64,
+    to: &Path,
+) -> Result<bool> {
     let target = to.join(format!("seg-{id:020}-at-{offset}.bin"));
-    if target.exists() {
+    if fs.exists(&target) {
         return Ok(false);
     }
     let mut bytes = vec![0u8; len.min(codec::RECORD_BYTES_MAX as u64 * 2) as usize];
-    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, offset)
-        .and_then(|_| std::fs::write(&target, &bytes))
+    file.read_exact_at(&mut bytes, offset)
+        .and_then(|_| fs.write(&target, &bytes))
         .map_err(|e| Error::io(format!("quarantining bytes of {}", path.display()), e))?;
     Ok(true)
 }
@@ -1426,7 +1484,8 @@ fn copy_aside(file: &File, path: &Path, id: u64, offset: u64, len: u64, to: &Pat
 /// a corrupt one is copied aside and written again from the summary. A header claiming a newer
 /// format is corrupt too here: this store sealed the segment and summarized it.
 fn check_header(
-    file: &File,
+    fs: &dyn Fs,
+    file: &dyn FsFile,
     path: &Path,
     summary: &SegmentSummary,
     quarantine: &Path,
@@ -1441,15 +1500,11 @@ fn check_header(
                 reason: e.to_string(),
                 between: (None, None),
             };
-            repair_header(
-                file,
-                path,
-                summary.id,
-                summary.created_ms,
-                &bad,
-                quarantine,
-                report,
-            )
+            let header = segment::Header {
+                id: summary.id,
+                created_ms: summary.created_ms,
+            };
+            repair_header(fs, file, path, header, &bad, quarantine, report)
         }
         Err(e) => Err(e),
     }
@@ -1457,15 +1512,16 @@ fn check_header(
 
 /// Quarantines a corrupt segment header and writes a good one in its place.
 fn repair_header(
-    file: &File,
+    fs: &dyn Fs,
+    file: &dyn FsFile,
     path: &Path,
-    id: u64,
-    created_ms: u64,
+    header: segment::Header,
     bad: &segment::BadRange,
     quarantine: &Path,
     report: &mut RecoveryReport,
 ) -> Result<()> {
-    let new = copy_aside(file, path, id, 0, bad.len, quarantine)?;
+    let segment::Header { id, created_ms } = header;
+    let new = copy_aside(fs, file, path, id, 0, bad.len, quarantine)?;
     segment::rewrite_header(file, path, id, created_ms)?;
     report.quarantined.push((id, 0, bad.len));
     if new {

@@ -12,15 +12,14 @@
 //! will start at (the flusher keeps a spare one ready).
 
 use std::{
-    fs::{File, OpenOptions},
-    io::Read,
-    os::unix::fs::FileExt,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use crate::{
     codec::{self, Frame, FORMAT_VERSION, FRAME_HEADER_BYTES, FRAME_MAGIC},
     error::{Error, Result},
+    fs::{Fs, FsFile, RealFs},
 };
 
 /// Bytes in a segment header.
@@ -38,30 +37,35 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
     (digits.len() == 20).then(|| digits.parse().ok())?
 }
 
+/// An open segment file.
+pub type SegFile = Arc<dyn FsFile>;
+
 /// Creates segment `id` in `dir` durably (file and directory entry fsynced).
-pub fn create(dir: &Path, id: u64, created_ms: u64) -> Result<(File, PathBuf)> {
+pub fn create(dir: &Path, id: u64, created_ms: u64) -> Result<(SegFile, PathBuf)> {
+    create_on(&RealFs, dir, id, created_ms)
+}
+
+/// [`create`] on the file system `fs`.
+pub fn create_on(fs: &dyn Fs, dir: &Path, id: u64, created_ms: u64) -> Result<(SegFile, PathBuf)> {
     let path = dir.join(file_name(id));
     let tmp = dir.join(format!("{}.tmp", file_name(id)));
     let ctx = |what: &str| format!("{what} segment {}", tmp.display());
     let header = header_bytes(id, created_ms);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(|e| Error::io(ctx("creating"), e))?;
+    let file = fs.create(&tmp).map_err(|e| Error::io(ctx("creating"), e))?;
     let written = file
         .write_all_at(&header, 0)
         .map_err(|e| Error::io(ctx("writing header of"), e))
         .and_then(|_| file.sync_all().map_err(|e| Error::io(ctx("syncing"), e)))
-        .and_then(|_| std::fs::rename(&tmp, &path).map_err(|e| Error::io(ctx("renaming"), e)));
+        .and_then(|_| {
+            fs.rename(&tmp, &path)
+                .map_err(|e| Error::io(ctx("renaming"), e))
+        });
     if let Err(e) = written {
         // Disk full, typically: leave no empty temporary file behind for every try.
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs.remove_file(&tmp);
         return Err(e);
     }
-    sync_dir(dir)?;
+    sync_dir_on(fs, dir)?;
     Ok((file, path))
 }
 
@@ -78,7 +82,7 @@ fn header_bytes(id: u64, created_ms: u64) -> [u8; HEADER_BYTES as usize] {
 }
 
 /// Reads and checks the header of the segment file at `path`.
-pub fn read_header(file: &File, path: &Path) -> Result<Header> {
+pub fn read_header(file: &dyn FsFile, path: &Path) -> Result<Header> {
     let mut buf = [0u8; HEADER_BYTES as usize];
     file.read_exact_at(&mut buf, 0)
         .map_err(|e| Error::io(format!("reading the header of {}", path.display()), e))?;
@@ -87,7 +91,7 @@ pub fn read_header(file: &File, path: &Path) -> Result<Header> {
 
 /// Writes a fresh header over a corrupt one (the records carry their own sequence numbers,
 /// so only the id and creation time are at stake) and syncs the file.
-pub fn rewrite_header(file: &File, path: &Path, id: u64, created_ms: u64) -> Result<()> {
+pub fn rewrite_header(file: &dyn FsFile, path: &Path, id: u64, created_ms: u64) -> Result<()> {
     file.write_all_at(&header_bytes(id, created_ms), 0)
         .and_then(|_| file.sync_all())
         .map_err(|e| Error::io(format!("rewriting the header of {}", path.display()), e))
@@ -95,8 +99,12 @@ pub fn rewrite_header(file: &File, path: &Path, id: u64, created_ms: u64) -> Res
 
 /// fsyncs a directory so that entries created or removed in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+    sync_dir_on(&RealFs, dir)
+}
+
+/// [`sync_dir`] on the file system `fs`.
+pub fn sync_dir_on(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir)
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
 }
 
@@ -176,9 +184,13 @@ pub struct Scan {
 
 /// Reads a whole segment and classifies every byte of it. Never modifies the file.
 pub fn scan(path: &Path, sparse_every: u64) -> Result<Scan> {
-    let mut buf = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut buf))
+    scan_on(&RealFs, path, sparse_every)
+}
+
+/// [`scan`] on the file system `fs`.
+pub fn scan_on(fs: &dyn Fs, path: &Path, sparse_every: u64) -> Result<Scan> {
+    let buf = fs
+        .read(path)
         .map_err(|e| Error::io(format!("reading segment {}", path.display()), e))?;
     let (header, header_bad) = match parse_header(&buf, path) {
         Ok(header) => (header, None),
@@ -316,7 +328,7 @@ mod tests {
     use super::*;
     use crate::codec::LogRecord;
 
-    fn write_frames(file: &File, start: u64, seqs: std::ops::RangeInclusive<u64>) -> u64 {
+    fn write_frames(file: &dyn FsFile, start: u64, seqs: std::ops::RangeInclusive<u64>) -> u64 {
         let mut buf = Vec::new();
         for seq in seqs {
             let payload = vec![seq as u8; (seq % 50) as usize + 1];
@@ -346,7 +358,7 @@ mod tests {
     fn scan_finds_records_and_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let (file, path) = create(dir.path(), 3, 99).unwrap();
-        let end = write_frames(&file, HEADER_BYTES, 1..=10);
+        let end = write_frames(&*file, HEADER_BYTES, 1..=10);
         file.write_all_at(&[0x52, 0x46, 0x48], end).unwrap(); // half a frame header
         let s = scan(&path, 4).unwrap();
         assert_eq!(
@@ -379,7 +391,7 @@ mod tests {
     fn scan_skips_a_corrupt_middle_and_reports_the_lost_sequence() {
         let dir = tempfile::tempdir().unwrap();
         let (file, path) = create(dir.path(), 1, 0).unwrap();
-        let end = write_frames(&file, HEADER_BYTES, 1..=6);
+        let end = write_frames(&*file, HEADER_BYTES, 1..=6);
         let whole = scan(&path, 1).unwrap();
         let (_, third) = whole.sparse[2];
         file.write_all_at(&[0xFF; 3], third + 13).unwrap();
@@ -396,7 +408,7 @@ mod tests {
     fn a_damaged_header_keeps_its_records() {
         let dir = tempfile::tempdir().unwrap();
         let (file, path) = create(dir.path(), 7, 0).unwrap();
-        let end = write_frames(&file, HEADER_BYTES, 1..=4);
+        let end = write_frames(&*file, HEADER_BYTES, 1..=4);
         file.write_all_at(b"XX", 0).unwrap(); // the magic
         let s = scan(&path, 1).unwrap();
         let bad = s.header_bad.as_ref().expect("header reported");
@@ -411,12 +423,12 @@ mod tests {
         );
         assert_eq!((s.count, s.valid_end), (4, end));
         assert!(matches!(
-            read_header(&file, &path),
+            read_header(&*file, &path),
             Err(Error::Corrupt { .. })
         ));
-        rewrite_header(&file, &path, 7, 10).unwrap();
+        rewrite_header(&*file, &path, 7, 10).unwrap();
         assert_eq!(
-            read_header(&file, &path).unwrap(),
+            read_header(&*file, &path).unwrap(),
             Header {
                 id: 7,
                 created_ms: 10
