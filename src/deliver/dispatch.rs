@@ -562,7 +562,11 @@ impl<'a> FanOut<'a> {
                 let waited_enough = self
                     .blocked_since
                     .is_some_and(|t| t.elapsed() >= SPILL_AFTER);
-                if !fits && !waited_enough {
+                // Spilling is for a shard that holds the others back: while another shard has
+                // room. When every shard is full, hookd is simply behind, and the log is the
+                // better queue (a spilled delivery costs index writes, a fresh one none).
+                let others_idle = room.iter().any(|&r| r > 0);
+                if !fits && !(waited_enough && others_idle) {
                     // The log keeps it: wait for the shard to make room.
                     self.blocked_since.get_or_insert_with(Instant::now);
                     self.tail.held = Some(rec);
@@ -865,9 +869,11 @@ mod tests {
     fn a_failed_spill_write_is_written_before_the_position_passes_it() {
         let dir = tempfile::tempdir().unwrap();
         let (svc, seqs) = service_with_messages(dir.path(), 2);
-        // A full inbox, and fan-out has waited long enough for room (SPILL_AFTER, set by
-        // hand rather than waited for): the first message's delivery spills to the index.
-        let inboxes = vec![Inbox::new(1)];
+        // The endpoint's shard has a full inbox while the other has room, and fan-out has
+        // waited long enough (SPILL_AFTER, set by hand rather than waited for): the first
+        // message's delivery spills to the index.
+        let inboxes = vec![Inbox::new(1), Inbox::new(1)];
+        let full = owner(7, inboxes.len());
         let filler = Task {
             endpoint: 9,
             seq: 0,
@@ -876,7 +882,7 @@ mod tests {
             fresh: false,
             msg: None,
         };
-        assert!(inboxes[0].tx.try_send(filler).is_ok());
+        assert!(inboxes[full].tx.try_send(filler).is_ok());
         let mut fan = FanOut::new(svc.store.log(), 0);
         fan.blocked_since = Some(Instant::now() - SPILL_AFTER);
         arm(Fault::Spill);
@@ -920,6 +926,37 @@ mod tests {
             tags: vec![],
             payload: b"{}".to_vec(),
         }
+    }
+
+    #[test]
+    fn when_every_shard_is_full_the_log_holds_the_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, seqs) = service_with_messages(dir.path(), 3);
+        let inboxes = vec![Inbox::new(1), Inbox::new(1)];
+        for (i, inbox) in inboxes.iter().enumerate() {
+            let filler = Task {
+                endpoint: 9,
+                seq: i as u64,
+                attempts: 0,
+                trigger: Trigger::Scheduled,
+                fresh: false,
+                msg: None,
+            };
+            assert!(inbox.tx.try_send(filler).is_ok());
+        }
+        let mut fan = FanOut::new(svc.store.log(), 0);
+        fan.blocked_since = Some(Instant::now() - SPILL_AFTER);
+        fan.run(&svc, &inboxes).unwrap();
+        // Behind, not stuck: nothing is written to the index, fan-out waits for room.
+        assert_eq!(fan.position, 0);
+        for &seq in &seqs {
+            assert!(svc.store.state().delivery(7, seq).unwrap().is_none());
+        }
+        // Room again: the messages go out fresh, in order.
+        let owner_inbox = &inboxes[owner(7, inboxes.len())];
+        owner_inbox.rx.try_recv().unwrap();
+        fan.run(&svc, &inboxes).unwrap();
+        assert_eq!(queued(owner_inbox), vec![seqs[0]]);
     }
 
     #[test]
