@@ -565,8 +565,8 @@ impl<'a> FanOut<'a> {
                 // Spilling is for a shard that holds the others back: while another shard has
                 // room. When every shard is full, hookd is simply behind, and the log is the
                 // better queue (a spilled delivery costs index writes, a fresh one none).
-                let others_idle = room.iter().any(|&r| r > 0);
-                if !fits && !(waited_enough && others_idle) {
+                let may_spill = waited_enough && room.iter().any(|&r| r > 0);
+                if !fits && !may_spill {
                     // The log keeps it: wait for the shard to make room.
                     self.blocked_since.get_or_insert_with(Instant::now);
                     self.tail.held = Some(rec);
