@@ -80,8 +80,6 @@ struct EndpointSlot {
     signer: Option<(u64, Signer)>,
     /// The endpoint as last read, with `Service::endpoints_version` at the time.
     record: Option<(u64, Rc<EndpointRecord>)>,
-    /// Whether the endpoint's limits (its `throttleRate`) have been read.
-    limits_known: bool,
     /// Whether its key is in `Engine::ready` (it has waiting tasks).
     queued: bool,
     /// When a task of it last started or finished (service clock): idle slots are evicted.
@@ -99,6 +97,8 @@ pub struct Engine {
     /// The endpoints with waiting tasks, in the order they are served (round robin): the
     /// work of a pump is proportional to them, not to every endpoint the shard knows.
     ready: RefCell<VecDeque<u64>>,
+    /// Endpoints whose slot was just made: their limits are read at the next pump.
+    unknown: RefCell<Vec<u64>>,
     /// When idle slots were last evicted (service clock).
     last_eviction_ms: Cell<u64>,
     waiting: Cell<usize>,
@@ -136,6 +136,7 @@ impl Engine {
             recorder,
             endpoints: RefCell::default(),
             ready: RefCell::default(),
+            unknown: RefCell::default(),
             last_eviction_ms: Cell::new(0),
             waiting: Cell::new(0),
             in_flight: Cell::new(0),
@@ -175,7 +176,11 @@ impl Engine {
     fn enqueue(&self, task: Task) {
         let key = task.endpoint;
         let mut eps = self.endpoints.borrow_mut();
-        let slot = eps.entry(key).or_default();
+        let slot = eps.entry(key).or_insert_with(|| {
+            // New to this shard (or evicted since): its limits are read before it sends.
+            self.unknown.borrow_mut().push(key);
+            EndpointSlot::default()
+        });
         slot.waiting.push_back(task);
         if !slot.queued {
             slot.queued = true;
@@ -188,23 +193,12 @@ impl Engine {
     /// Visits only the endpoints with waiting tasks, round robin, and stops at the shard's cap.
     fn pump(self: &Rc<Self>) {
         // An endpoint seen for the first time gets its rate limit before its first request.
-        let unknown: Vec<u64> = {
-            let eps = self.endpoints.borrow();
-            self.ready
-                .borrow()
-                .iter()
-                .filter(|k| eps.get(k).is_some_and(|s| !s.limits_known))
-                .copied()
-                .collect()
-        };
+        let unknown = std::mem::take(&mut *self.unknown.borrow_mut());
         for key in unknown {
             // Deleted or unreadable: the attempt settles it.
             if let Ok(Some(ep)) = self.endpoint(key) {
                 test_panic(&ep.url, TEST_PANIC_IN_SHARD);
                 self.update_limits(&ep);
-            }
-            if let Some(slot) = self.endpoints.borrow_mut().get_mut(&key) {
-                slot.limits_known = true;
             }
         }
         let now = self.svc.now_ms();
