@@ -251,8 +251,11 @@ fn run_shard(
     beat_every: Duration,
 ) {
     // Should a panic escape the runtime (a bug outside the tasks that catch their own), the
-    // thread ends: the guard marks the shard dead, for the health route and the watchdog.
+    // thread ends: the guard marks the shard dead, for the health route and the watchdog,
+    // and the listening socket is shut down so that the kernel hands new connections to the
+    // live shards only (the runtime, torn down by the panic, may never close it).
     let guard = ThreadGuard::new(svc.liveness.clone(), Component::Shard(index));
+    let _listening = ListenerGuard(listener.try_clone().ok());
     let mut rt = match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
         .build()
@@ -287,6 +290,18 @@ fn run_shard(
         http::server::run_listener(listener, tls, api, limits, shutdown).await;
     });
     guard.finish();
+}
+
+/// A second handle on a shard's listening socket that shuts it down if the shard's thread
+/// unwinds from a panic: it then leaves the `SO_REUSEPORT` group at once.
+struct ListenerGuard(Option<std::net::TcpListener>);
+
+impl Drop for ListenerGuard {
+    fn drop(&mut self) {
+        if let (Some(l), true) = (&self.0, std::thread::panicking()) {
+            let _ = socket2::SockRef::from(l).shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 /// A shard's HTTP limits: those of the running config (`Service::http_limits`), taken by

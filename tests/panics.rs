@@ -157,6 +157,20 @@ fn a_shard_that_dies_makes_health_answer_503() {
         assert!(Instant::now() < deadline, "health never said 503");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The dead shard's listener left the port: every new connection reaches the live one
+    // (a connection handed to a dead listener would hang until the timeout).
+    for _ in 0..40 {
+        let r = hookd::try_request(
+            h.addr,
+            "GET",
+            "/api/v1/health",
+            None,
+            None,
+            Duration::from_secs(3),
+        )
+        .expect("a connection reached a dead shard");
+        assert_eq!(r.status, 503, "{}", r.body);
+    }
     assert_eq!(metric(&h, "hookd_unhealthy_parts"), 1.0);
     assert!(h.log().contains("stopped unexpectedly"));
     assert!(

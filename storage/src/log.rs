@@ -688,9 +688,10 @@ impl Log {
         self.scan_back_within(key, before, budget, None, visit)
     }
 
-    /// [`Log::scan_back`], also stopping ([`ScanEnd::Budget`]) once `deadline` has passed,
-    /// checked between chunks of the segment index (a few dozen records): a caller on a
-    /// thread that serves others bounds its time, not only its reads.
+    /// [`Log::scan_back`], also stopping ([`ScanEnd::Budget`]) once `deadline` has passed and
+    /// at least 1,024 records were read, checked between chunks of the segment index (a few
+    /// dozen records): a caller on a thread that serves others bounds its time, not only its
+    /// reads.
     pub fn scan_back_within(
         &self,
         key: u64,
@@ -741,7 +742,9 @@ impl Log {
                         return Ok(ScanEnd::Stopped { at: seq });
                     }
                 }
-                if read >= budget || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                let late = read >= SCAN_READS_BEFORE_DEADLINE
+                    && deadline.is_some_and(|d| std::time::Instant::now() >= d);
+                if read >= budget || late {
                     return Ok(ScanEnd::Budget { before: chunk_seq });
                 }
             }
@@ -1070,6 +1073,9 @@ impl Cursor {
 const FLUSHER_NAP_MAX: Duration = Duration::from_millis(100);
 /// How long the flusher waits before trying again to make a spare segment that it could not.
 const SPARE_RETRY: Duration = Duration::from_millis(100);
+/// Records a scan reads before its deadline can stop it ([`Log::scan_back_within`]): a
+/// small scan always finishes, however slow the machine is at that moment.
+const SCAN_READS_BEFORE_DEADLINE: usize = 1024;
 /// Read-ahead for a single record, and for scans.
 const READ_AHEAD_ONE: usize = 4 << 10;
 const READ_AHEAD_SCAN: usize = 64 << 10;
