@@ -895,7 +895,7 @@ fn every_management_write_is_audited_newest_first() {
         "POST",
         "/api/v1/app/shop/endpoint/main/secret/rotate",
         Some("{}"),
-        204,
+        200,
     );
     expect("admin", "endpoint.secret.rotate", &ep_id);
     call(

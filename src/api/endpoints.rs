@@ -32,7 +32,7 @@ const CHANNEL_BYTES_MAX: usize = 128;
 /// Custom headers per endpoint.
 const HEADERS_MAX: usize = 20;
 
-use crate::model::RESERVED_HEADERS;
+use crate::model::{secret::format_secret, RESERVED_HEADERS};
 
 /// The endpoint of `app` named by id or uid, or 404.
 pub fn find(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult<(AppRecord, EndpointRecord)> {
@@ -356,13 +356,16 @@ pub fn secret(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let key = e
         .secrets
         .first()
-        .map(|k| crate::deliver::sign::format_secret(&k.key))
+        .map(|k| format_secret(&k.key))
         .unwrap_or_default();
     json_response(200, &serde_json::json!({ "key": key }))
 }
 
 /// Rotation: the new key signs from now on; the previous one keeps signing beside it for
-/// `delivery.secret_rotation_grace`. Keys whose grace has ended are dropped.
+/// `delivery.secret_rotation_grace`. Keys whose grace has ended are dropped. Answers 200 with
+/// the new secret, `{"key": "whsec_..."}`, as current Svix SDKs expect (older ones, written for
+/// a 204, ignore the body): a client needs no second call, and none that retries a failed
+/// read of the answer rotates twice.
 pub async fn rotate(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let body: SecretRotateIn = if cx.req.body.is_empty() {
         SecretRotateIn::default()
@@ -389,7 +392,8 @@ pub async fn rotate(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     );
     e.updated_ms = now;
     save(cx, &e, "endpoint.secret.rotate").await?;
-    Ok(Response::empty(204))
+    let key = e.secrets.first().map(|k| format_secret(&k.key));
+    json_response(200, &serde_json::json!({ "key": key }))
 }
 
 pub fn headers(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
