@@ -265,9 +265,18 @@ impl Schemas {
             }
             Compiled::Schema(v) => v,
         };
-        let Ok(value) = serde_json::from_str::<Value>(payload) else {
-            // The API parsed it already; a payload that is not JSON is not this module's call.
-            return Ok(());
+        // A payload that cannot be read for the check (nested deeper than the parser goes,
+        // 128 levels) is refused: enforcement fails closed, it never lets one through.
+        let value = match serde_json::from_str::<Value>(payload) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(Refusal::Violations(vec![Violation {
+                    pointer: String::new(),
+                    reason: truncate(format!(
+                        "the payload cannot be checked against its schema: {e}"
+                    )),
+                }]))
+            }
         };
         let problems = schema.problems(&value, VIOLATIONS_MAX);
         if problems.is_empty() {
@@ -284,7 +293,6 @@ impl Schemas {
     }
 }
 
-/// `s` cut to at most [`REASON_BYTES_MAX`] bytes, on a character boundary, marked with `...`.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +384,26 @@ mod tests {
         };
         assert_eq!(v[0].pointer, "");
         assert!(v[0].reason.contains("invoiceId"), "{v:?}");
+    }
+
+    #[test]
+    fn a_payload_too_deep_to_check_is_refused_not_let_through() {
+        let (_dir, state) = temp_state();
+        let s = Schemas::default();
+        s.written(prepare(&et("invoice.paid", Some(INVOICE), 1)).unwrap());
+        // Valid JSON that breaks the schema at any depth, nested past the parser's 128
+        // levels: it was accepted, since the check could not read it.
+        for depth in [127, 128, 200, 10_000] {
+            let payload = format!(
+                r#"{{"invoiceId": 5, "deep": {}{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            let Err(Refusal::Violations(v)) = s.check(&state, "invoice.paid", &payload) else {
+                panic!("a payload nested {depth} deep was accepted")
+            };
+            assert!(!v.is_empty(), "{depth}");
+        }
     }
 
     #[test]
