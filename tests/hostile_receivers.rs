@@ -303,12 +303,6 @@ fn hostiles() -> Vec<Hostile> {
         .collect()
 }
 
-fn create(h: &Hookd, path: &str, body: Value) -> Value {
-    let r = h.admin("POST", path, Some(&body.to_string()));
-    assert_eq!(r.status, 201, "POST {path}: {}", r.body);
-    r.json()
-}
-
 fn send(h: &Hookd, event_type: &str, n: usize) -> String {
     let body = json!({"eventType": event_type, "payload": {"n": n}});
     let r = h.admin("POST", "/api/v1/app/shop/msg", Some(&body.to_string()));
@@ -327,22 +321,12 @@ fn attempts(h: &Hookd, ep: &str) -> Vec<Value> {
     r.json()["data"].as_array().unwrap().clone()
 }
 
-fn metric(h: &Hookd, name: &str) -> f64 {
-    let r = h.admin("GET", "/metrics", None);
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-}
-
 #[test]
 fn hostile_receivers_cannot_hurt_hookd_or_the_other_endpoints() {
     let mut h = Hookd::start_logged(CONFIG);
-    create(&h, "/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
+    h.create("/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
     for name in ["hostile.test", "bulk.test"] {
-        create(
-            &h,
+        h.create(
             "/api/v1/event-type",
             json!({"name": name, "description": "d"}),
         );
@@ -360,15 +344,13 @@ fn hostile_receivers_cannot_hurt_hookd_or_the_other_endpoints() {
         answer_and_hold(c, REDIRECT.get().unwrap().as_bytes(), s)
     }));
     let healthy = Receiver::start();
-    let healthy_ep = create(
-        &h,
+    let healthy_ep = h.create(
         "/api/v1/app/shop/endpoint",
         json!({"url": healthy.url("/ok")}),
     );
     let mut hostile_eps = Vec::new();
     for x in &hostile {
-        let ep = create(
-            &h,
+        let ep = h.create(
             "/api/v1/app/shop/endpoint",
             json!({"url": x.url, "filterTypes": ["hostile.test"]}),
         );
@@ -433,8 +415,8 @@ fn hostile_receivers_cannot_hurt_hookd_or_the_other_endpoints() {
 
     assert!(h.try_wait().is_none(), "hookd exited");
     assert_eq!(h.call("GET", "/api/v1/health", None, None).status, 204);
-    assert_eq!(metric(&h, "hookd_panics_total"), 0.0);
-    assert_eq!(metric(&h, "hookd_unhealthy_parts"), 0.0);
+    assert_eq!(h.metric("hookd_panics_total"), 0.0);
+    assert_eq!(h.metric("hookd_unhealthy_parts"), 0.0);
     let log = h.log();
     assert!(!log.contains("panic"), "a thread panicked:\n{log}");
     drop(hostile);

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hookd::Hookd;
 use receiver::Receiver;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const CONFIG: &str = r#"
 [delivery]
@@ -25,20 +25,6 @@ retry_schedule = ["200ms", "200ms"]
 timeout = "2s"
 allow_private_networks = true
 "#;
-
-fn create(h: &Hookd, path: &str, body: Value) -> Value {
-    let r = h.admin("POST", path, Some(&body.to_string()));
-    assert_eq!(r.status, 201, "POST {path}: {}", r.body);
-    r.json()
-}
-
-fn metric(h: &Hookd, name: &str) -> f64 {
-    h.admin("GET", "/metrics", None)
-        .body
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-}
 
 /// Runs `hookd status` against `h`: its exit code and output.
 fn status(h: &Hookd) -> (Option<i32>, String) {
@@ -56,16 +42,11 @@ fn status(h: &Hookd) -> (Option<i32>, String) {
 #[test]
 fn a_panicking_attempt_costs_that_attempt_only() {
     let h = Hookd::start_logged(CONFIG);
-    create(&h, "/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
+    h.create("/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
     let good = Receiver::start();
     let bad = Receiver::start();
-    create(
-        &h,
-        "/api/v1/app/shop/endpoint",
-        json!({"url": good.url("/ok")}),
-    );
-    let ep = create(
-        &h,
+    h.create("/api/v1/app/shop/endpoint", json!({"url": good.url("/ok")}));
+    let ep = h.create(
         "/api/v1/app/shop/endpoint",
         json!({"url": bad.url("/__hookd_test_panic_in_attempt__")}),
     );
@@ -102,9 +83,9 @@ fn a_panicking_attempt_costs_that_attempt_only() {
         );
     }
     assert!(bad.requests().is_empty());
-    let panics = metric(&h, "hookd_panics_total");
+    let panics = h.metric("hookd_panics_total");
     assert!(panics >= 9.0, "hookd_panics_total {panics}");
-    assert_eq!(metric(&h, "hookd_unhealthy_parts"), 0.0);
+    assert_eq!(h.metric("hookd_unhealthy_parts"), 0.0);
     // Logged once each, with where.
     let log = h.log();
     let lines: Vec<&str> = log
@@ -123,10 +104,9 @@ fn a_panicking_attempt_costs_that_attempt_only() {
 #[test]
 fn a_shard_that_dies_makes_health_answer_503() {
     let mut h = Hookd::start_logged(CONFIG);
-    create(&h, "/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
+    h.create("/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
     let rx = Receiver::start();
-    create(
-        &h,
+    h.create(
         "/api/v1/app/shop/endpoint",
         json!({"url": rx.url("/__hookd_test_panic_in_shard__")}),
     );
@@ -171,7 +151,7 @@ fn a_shard_that_dies_makes_health_answer_503() {
         .expect("a connection reached a dead shard");
         assert_eq!(r.status, 503, "{}", r.body);
     }
-    assert_eq!(metric(&h, "hookd_unhealthy_parts"), 1.0);
+    assert_eq!(h.metric("hookd_unhealthy_parts"), 1.0);
     assert!(h.log().contains("stopped unexpectedly"));
     assert!(
         h.try_wait().is_none(),

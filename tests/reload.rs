@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hookd::{config_text, Hookd};
 use receiver::{Receiver, Reply};
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -29,12 +29,6 @@ fn token(name: &str, token: &str, scopes: &str) -> String {
 
 fn status(h: &Hookd, token: &str) -> u16 {
     h.call("GET", "/api/v1/app", Some(token), None).status
-}
-
-fn create(h: &Hookd, path: &str, body: Value) -> Value {
-    let r = h.admin("POST", path, Some(&body.to_string()));
-    assert_eq!(r.status, 201, "POST {path}: {}", r.body);
-    r.json()
 }
 
 #[test]
@@ -109,13 +103,9 @@ fn a_retry_schedule_change_applies_to_the_next_attempts() {
         )
     };
     let h = Hookd::start_logged(&delivery("\"300ms\""));
-    create(&h, "/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
+    h.create("/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
     let rx = Receiver::start();
-    create(
-        &h,
-        "/api/v1/app/shop/endpoint",
-        json!({"url": rx.url("/hook")}),
-    );
+    h.create("/api/v1/app/shop/endpoint", json!({"url": rx.url("/hook")}));
     let send = |n: u32| {
         let body = json!({"eventType": "order.paid", "payload": {"n": n}}).to_string();
         let r = h.admin("POST", "/api/v1/app/shop/msg", Some(&body));
@@ -302,7 +292,7 @@ fn static_definitions_are_applied_at_start_protected_and_updated_on_reload() {
         );
     }
     // What the API made itself can still be deleted.
-    create(&h, "/api/v1/app", json!({"name": "Mine", "uid": "mine"}));
+    h.create("/api/v1/app", json!({"name": "Mine", "uid": "mine"}));
     assert_eq!(h.admin("DELETE", "/api/v1/app/mine", None).status, 204);
     // A change through the API lasts until the file is applied again.
     let r = h.admin(
@@ -391,16 +381,14 @@ fn static_definitions_are_applied_at_start_protected_and_updated_on_reload() {
 fn a_policy_tightened_on_reload_disables_violating_endpoints() {
     let extra = "[delivery]\nretry_schedule = [\"100ms\"]\nallow_private_networks = true\n";
     let h = Hookd::start_logged(extra);
-    create(&h, "/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
+    h.create("/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
     let kept = Receiver::start();
     let denied = Receiver::start();
-    create(
-        &h,
+    h.create(
         "/api/v1/app/shop/endpoint",
         json!({"url": kept.url("/kept"), "uid": "kept"}),
     );
-    create(
-        &h,
+    h.create(
         "/api/v1/app/shop/endpoint",
         json!({"url": denied.url_with_host("localhost", "/denied"), "uid": "denied"}),
     );

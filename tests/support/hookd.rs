@@ -268,6 +268,23 @@ impl Hookd {
     pub fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
         self.call(method, path, Some(ADMIN), body)
     }
+
+    /// An admin POST of `body` to `path` that must answer 201; the created object.
+    pub fn create(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = self.admin("POST", path, Some(&body.to_string()));
+        assert_eq!(r.status, 201, "POST {path}: {}", r.body);
+        r.json()
+    }
+
+    /// The value of the unlabelled series `name` in `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        let r = self.admin("GET", "/metrics", None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    }
 }
 
 impl Drop for Hookd {
