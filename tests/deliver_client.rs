@@ -115,6 +115,139 @@ fn concurrent_posts_use_parallel_connections_then_pool_them() {
 }
 
 #[test]
+fn requests_to_one_host_beyond_its_cap_wait_and_reuse_its_connections() {
+    // Twelve endpoints (paths) on one receiver, three turns per host: the receiver never
+    // answers more than three at once, over three connections, while another host beside
+    // it is not held up by the queue.
+    let busy = Receiver::builder()
+        .handler(|_| Reply::ok().delay(Duration::from_millis(50)))
+        .start();
+    let other = Receiver::start();
+    let order = Rc::new(std::cell::RefCell::new(Vec::new()));
+    run(async {
+        let c = Rc::new(client(&DeliveryConfig {
+            in_flight_per_host_max: 3,
+            ..delivery()
+        }));
+        let mut tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let (c, u, order) = (c.clone(), busy.url(&format!("/ep/{i}")), order.clone());
+                monoio::spawn(async move {
+                    let status = post(&c, &u).await.map(|r| r.status);
+                    order.borrow_mut().push(format!("busy {i}"));
+                    status
+                })
+            })
+            .collect();
+        let (c2, u2, order2) = (c.clone(), other.url("/"), order.clone());
+        tasks.push(monoio::spawn(async move {
+            let status = post(&c2, &u2).await.map(|r| r.status);
+            order2.borrow_mut().push("other".to_string());
+            status
+        }));
+        for t in tasks {
+            assert_eq!(t.await, Ok(200));
+        }
+    });
+    assert_eq!(busy.requests().len(), 12);
+    assert_eq!(busy.in_flight_max(), 3, "the cap held, and was used");
+    assert_eq!(busy.connections(), 3, "waiters reused the connections");
+    let order = order.borrow();
+    let other_at = order
+        .iter()
+        .position(|o| o == "other")
+        .expect("other answered");
+    assert!(
+        other_at < 3,
+        "the other host was answered before the busy host's queue drained: {order:?}"
+    );
+    // Turns go first come, first served: the last three sent are the last three queued.
+    let mut last: Vec<_> = busy.requests()[9..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    last.sort();
+    assert_eq!(last, ["/ep/10", "/ep/11", "/ep/9"]);
+}
+
+#[test]
+fn a_request_with_no_turn_within_the_timeout_fails_unsent() {
+    // One turn, answers slower than the 1 s timeout: the first holds the turn for 1 s, the
+    // second (queued behind it) for the next second, so the third, queued at the start,
+    // waits out its own second without a turn and is never sent.
+    let rx = Receiver::builder()
+        .handler(|_| Reply::ok().delay(Duration::from_millis(1500)))
+        .start();
+    let u = rx.url("/");
+    let outcomes = run(async {
+        let c = Rc::new(client(&DeliveryConfig {
+            in_flight_per_host_max: 1,
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_millis(500),
+            ..delivery()
+        }));
+        let spawn = |c: Rc<Client>, u: String| monoio::spawn(async move { post(&c, &u).await });
+        let first = spawn(c.clone(), u.clone());
+        while rx.requests().is_empty() {
+            monoio::time::sleep(Duration::from_millis(1)).await; // the first holds the turn
+        }
+        let second = spawn(c.clone(), u.clone());
+        let third = spawn(c.clone(), u.clone());
+        [first.await, second.await, third.await]
+    });
+    let [first, second, third] = outcomes;
+    assert_eq!(
+        first,
+        Err(ClientError::Timeout),
+        "the slow answer itself times out"
+    );
+    assert_eq!(
+        second,
+        Err(ClientError::Timeout),
+        "sent at its turn, then timed out"
+    );
+    match third {
+        Err(ClientError::HostBusy(why)) => assert!(
+            why.contains("1 requests of this shard in flight (delivery.in_flight_per_host_max) and 0 waiting"),
+            "{why}"
+        ),
+        other => panic!("expected HostBusy, got {other:?}"),
+    }
+    assert_eq!(
+        rx.requests().len(),
+        2,
+        "the request with no turn was never sent"
+    );
+}
+
+#[test]
+fn the_wait_for_a_turn_does_not_eat_into_the_attempts_timeout() {
+    // Each answer takes 600 ms of a 1 s timeout; the second request waits 600 ms for its turn
+    // and still has its whole second for the exchange.
+    let rx = Receiver::builder()
+        .handler(|_| Reply::ok().delay(Duration::from_millis(600)))
+        .start();
+    let u = rx.url("/");
+    let (first, second) = run(async {
+        let c = Rc::new(client(&DeliveryConfig {
+            in_flight_per_host_max: 1,
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_millis(500),
+            ..delivery()
+        }));
+        let (c1, u1) = (c.clone(), u.clone());
+        let first = monoio::spawn(async move { post(&c1, &u1).await.map(|r| r.status) });
+        while rx.requests().is_empty() {
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let second = post(&c, &u).await.map(|r| r.status);
+        (first.await, second)
+    });
+    assert_eq!((first, second), (Ok(200), Ok(200)));
+    assert_eq!(rx.in_flight_max(), 1);
+}
+
+#[test]
 fn a_pooled_connection_the_peer_closed_is_replaced() {
     let rx = Receiver::start();
     rx.script([Reply::ok().close_silently()]);

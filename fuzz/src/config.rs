@@ -84,6 +84,7 @@ fn check_config(c: &Config) {
     assert!(!d.disable_after.is_zero());
     assert!((1..=1_000_000).contains(&d.in_flight_per_shard_max));
     assert!((1..=d.in_flight_per_shard_max).contains(&d.in_flight_per_endpoint_max));
+    assert!((1..=65_536).contains(&d.in_flight_per_host_max));
     assert!((1..=1 << 24).contains(&d.queue_capacity));
     assert!((1..=MIB).contains(&d.response_bytes_max));
     if let Some(ca) = &d.ca_file {

@@ -249,6 +249,8 @@ pub struct DeliveryConfig {
     pub in_flight_per_endpoint_max: u32,
     /// Concurrent attempts per shard.
     pub in_flight_per_shard_max: u32,
+    /// Concurrent requests per shard to one (scheme, host, port), whatever the endpoints.
+    pub in_flight_per_host_max: u32,
     /// Requests outstanding at once on one plain-HTTP connection to an endpoint (1: one at
     /// a time; above 1, HTTP/1.1 pipelining).
     pub pipeline_depth: u32,
@@ -283,6 +285,7 @@ impl Default for DeliveryConfig {
             disable_after: Duration::from_secs(5 * 86_400),
             in_flight_per_endpoint_max: 8,
             in_flight_per_shard_max: 1024,
+            in_flight_per_host_max: 64,
             pipeline_depth: 8,
             queue_capacity: 4096,
             response_bytes_max: 4 << 10,

@@ -105,6 +105,7 @@ pub struct RawDelivery {
     pub in_flight_per_endpoint_max: Option<RawInt>,
     pub pipeline_depth: Option<RawInt>,
     pub in_flight_per_shard_max: Option<RawInt>,
+    pub in_flight_per_host_max: Option<RawInt>,
     pub queue_capacity: Option<RawInt>,
     pub response_bytes_max: Option<RawSize>,
     pub secret_rotation_grace: Option<String>,

@@ -47,6 +47,7 @@ const ALL_KEYS: &[&str] = &[
     "delivery.disable_after",
     "delivery.in_flight_per_endpoint_max",
     "delivery.in_flight_per_shard_max",
+    "delivery.in_flight_per_host_max",
     "delivery.pipeline_depth",
     "delivery.queue_capacity",
     "delivery.response_bytes_max",
@@ -297,6 +298,7 @@ svix_headers = false
 disable_after = "12h"
 in_flight_per_endpoint_max = 2
 in_flight_per_shard_max = 2
+in_flight_per_host_max = 5
 pipeline_depth = 3
 queue_capacity = 7
 response_bytes_max = "1KB"
@@ -437,6 +439,7 @@ event_type = "t.e"
             disable_after: secs(12 * 3600),
             in_flight_per_endpoint_max: 2,
             in_flight_per_shard_max: 2,
+            in_flight_per_host_max: 5,
             pipeline_depth: 3,
             queue_capacity: 7,
             response_bytes_max: 1000,
@@ -983,6 +986,11 @@ fn ranges_and_relationships() {
             "[delivery]\npipeline_depth = 65",
             "delivery.pipeline_depth",
             "must be between 1 and 64, got 65",
+        ),
+        (
+            "[delivery]\nin_flight_per_host_max = 0",
+            "delivery.in_flight_per_host_max",
+            "must be between 1 and 65536, got 0",
         ),
         (
             "[delivery]\nin_flight_per_endpoint_max = 2000",

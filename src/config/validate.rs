@@ -544,6 +544,12 @@ fn delivery(c: &mut Checker, raw: &RawConfig) -> DeliveryConfig {
         ),
         in_flight_per_endpoint_max,
         in_flight_per_shard_max,
+        in_flight_per_host_max: c.count(
+            "delivery.in_flight_per_host_max",
+            r.in_flight_per_host_max,
+            d.in_flight_per_host_max,
+            1..=65_536,
+        ),
         pipeline_depth: c.count(
             "delivery.pipeline_depth",
             r.pipeline_depth,

@@ -40,9 +40,14 @@
 //! character boundary and parsed by `policy::parse_retry_after` (httpdate). The
 //! `response_parse` fuzz target feeds arbitrary answers through this code.
 //!
+//! **Turns.** Before step 2, a request waits for a turn at its (scheme, host, port): at most
+//! `in_flight_per_host_max` requests of a shard are in flight to one receiver (`hosts`).
+//! The wait is bounded by `timeout` on its own; a request that gets no turn in that time
+//! fails unsent with [`ClientError::HostBusy`].
+//!
 //! **Timeouts.** Resolution, TCP connect and TLS handshake together are bounded by
-//! `connect_timeout` (the addresses of a name share it); the whole attempt, connect
-//! included, by `timeout`, which gives [`ClientError::Timeout`]. A connect phase that runs
+//! `connect_timeout` (the addresses of a name share it); the whole attempt from its turn,
+//! connect included, by `timeout`, which gives [`ClientError::Timeout`]. A connect phase that runs
 //! out of `connect_timeout` first is a [`ClientError::Connect`] (or `Resolve`, `Tls`) that
 //! says it timed out. A stream whose read or write timed out is dropped at once, never
 //! reused or touched again (monoio-rustls streams panic when used after a cancelled
@@ -70,6 +75,7 @@ use monoio_rustls::{ClientTlsStream, TlsConnector};
 use rustls::pki_types::ServerName;
 use thiserror::Error;
 
+use super::hosts::HostGate;
 use super::pipeline::{Answer as PipeAnswer, Pipe};
 use super::response::{parse_head, BodyReader, Framing, Head};
 use crate::config::DeliveryConfig;
@@ -83,7 +89,8 @@ pub const HEAD_BYTES_MAX: usize = 16 << 10;
 /// The most body bytes read and dropped beyond those kept, to make a connection reusable;
 /// a longer body closes the connection instead.
 pub const DRAIN_BYTES_MAX: usize = 1 << 20;
-/// Idle connections kept per (scheme, host, port).
+/// Idle connections kept per (scheme, host, port), at least: up to
+/// `in_flight_per_host_max` are kept when that is higher (within [`POOL_TOTAL_MAX`]).
 pub const POOL_PER_KEY_MAX: usize = 8;
 /// Idle connections kept per client (per shard).
 pub const POOL_TOTAL_MAX: usize = 256;
@@ -127,6 +134,10 @@ pub enum ClientError {
     /// The attempt did not finish within `delivery.timeout`.
     #[error("no response within delivery.timeout")]
     Timeout,
+    /// The attempt waited all of `delivery.timeout` for its turn at a receiver that had
+    /// `delivery.in_flight_per_host_max` requests of this shard in flight; nothing was sent.
+    #[error("not sent: no turn within delivery.timeout ({0})")]
+    HostBusy(String),
     /// The response was not valid HTTP/1.1 framing (or a request header could not be sent).
     #[error("invalid HTTP exchange: {0}")]
     Protocol(String),
@@ -144,6 +155,7 @@ impl ClientError {
             Self::Connect(_) => "connect",
             Self::Tls(_) => "tls",
             Self::Timeout => "timeout",
+            Self::HostBusy(_) => "host_busy",
             Self::Protocol(_) => "protocol",
             Self::Io(_) => "io",
         }
@@ -165,6 +177,8 @@ pub struct ClientConfig {
     pub tls: Arc<rustls::ClientConfig>,
     /// Requests outstanding at once on one plain-HTTP connection (1: no pipelining).
     pub pipeline_depth: usize,
+    /// Requests in flight at once to one (scheme, host, port); the rest wait their turn.
+    pub in_flight_per_host_max: usize,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -175,6 +189,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("response_bytes_max", &self.response_bytes_max)
             .field("allow_private_networks", &self.allow_private_networks)
             .field("pipeline_depth", &self.pipeline_depth)
+            .field("in_flight_per_host_max", &self.in_flight_per_host_max)
             .finish_non_exhaustive()
     }
 }
@@ -190,6 +205,7 @@ impl ClientConfig {
             allow_private_networks: delivery.allow_private_networks,
             tls: Arc::new(tls_config(delivery.ca_file.as_deref())?),
             pipeline_depth: delivery.pipeline_depth as usize,
+            in_flight_per_host_max: delivery.in_flight_per_host_max as usize,
         })
     }
 }
@@ -238,7 +254,8 @@ pub struct Response {
     pub retry_after: Option<String>,
     /// The first `response_bytes_max` bytes of the (de-chunked) body.
     pub body: Vec<u8>,
-    /// From the call to the end of the response (connect included).
+    /// From the request's turn at its host (see `hosts`) to the end of the response
+    /// (connect included).
     pub duration: Duration,
 }
 
@@ -248,6 +265,8 @@ pub struct Client {
     connector: TlsConnector,
     resolver: Arc<Resolver>,
     pool: RefCell<Pool>,
+    /// Turns per destination (`in_flight_per_host_max`).
+    gate: HostGate<PoolKey>,
     dns: RefCell<DnsCache>,
     /// Pipelined connections per (host, port), and the servers not pipelined to, until when.
     pipes: RefCell<HashMap<PoolKey, Vec<Rc<Pipe>>>>,
@@ -261,9 +280,10 @@ impl Client {
     pub fn new(config: ClientConfig, resolver: Arc<Resolver>) -> Self {
         Self {
             connector: TlsConnector::from(config.tls.clone()),
+            pool: RefCell::new(Pool::new(config.in_flight_per_host_max)),
+            gate: HostGate::new(config.in_flight_per_host_max),
             config,
             resolver,
-            pool: RefCell::new(Pool::default()),
             dns: RefCell::new(DnsCache::default()),
             pipes: RefCell::default(),
             no_pipelining: RefCell::default(),
@@ -288,15 +308,25 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Response, ClientError> {
-        let started = Instant::now();
-        let deadline = deadline_after(started, self.config.timeout);
         let mut request = encode_request(url, headers, body)?;
         let key = PoolKey {
             https: url.https,
             host: url.host.clone(),
             port: url.port,
         };
-
+        // The wait for a turn is hookd's own queue, not the receiver's time: it is bounded
+        // by `timeout` on its own, and the attempt's `timeout` starts with the turn.
+        let waited_until = deadline_after(Instant::now(), self.config.timeout);
+        let Some(_turn) = self.gate.enter(&key, waited_until).await else {
+            let (in_flight, waiting) = self.gate.load(&key);
+            return Err(ClientError::HostBusy(format!(
+                "{}:{} has {in_flight} requests of this shard in flight \
+                 (delivery.in_flight_per_host_max) and {waiting} waiting",
+                key.host, key.port
+            )));
+        };
+        let started = Instant::now();
+        let deadline = deadline_after(started, self.config.timeout);
         if !url.https && self.config.pipeline_depth > 1 && self.may_pipeline(&key, started) {
             return self
                 .post_pipelined(url, key, request, started, deadline)
@@ -979,13 +1009,24 @@ struct Idle {
 }
 
 /// Idle keep-alive connections, most recently used last.
-#[derive(Default)]
 struct Pool {
     idle: HashMap<PoolKey, Vec<Idle>>,
     total: usize,
+    /// Idle connections kept per key.
+    per_key_max: usize,
 }
 
 impl Pool {
+    /// A pool keeping as many idle connections per key as may be in flight to it (at least
+    /// [`POOL_PER_KEY_MAX`], at most [`POOL_TOTAL_MAX`]).
+    fn new(in_flight_per_host_max: usize) -> Self {
+        Self {
+            idle: HashMap::new(),
+            total: 0,
+            per_key_max: in_flight_per_host_max.clamp(POOL_PER_KEY_MAX, POOL_TOTAL_MAX),
+        }
+    }
+
     /// The most recently pooled live connection to `key`; stale ones found on the way are
     /// closed.
     fn take(&mut self, key: &PoolKey, now: Instant) -> Option<Conn> {
@@ -1013,7 +1054,7 @@ impl Pool {
             return;
         }
         let list = self.idle.entry(key).or_default();
-        if list.len() >= POOL_PER_KEY_MAX {
+        if list.len() >= self.per_key_max {
             return;
         }
         if conn.rbuf.capacity() > READ_BUF_RETAIN {
@@ -1175,6 +1216,7 @@ mod tests {
             ClientError::Connect(String::new()),
             ClientError::Tls(String::new()),
             ClientError::Timeout,
+            ClientError::HostBusy(String::new()),
             ClientError::Protocol(String::new()),
             ClientError::Io(String::new()),
         ];

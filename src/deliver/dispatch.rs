@@ -262,8 +262,9 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let mut saved = state.cursor(FANOUT_CURSOR).ok().flatten().unwrap_or(0);
     let mut fan = FanOut::new(log, saved);
     let waker = Waker::from(Arc::new(Unpark(parker.unparker().clone())));
-    // A lease outlives the attempt (its timeout) with a margin for recording it.
-    let lease_ms = (svc.config().delivery.timeout + LEASE_MARGIN).as_millis() as u64;
+    // A lease outlives the attempt: its wait for a turn at the host and its exchange (each
+    // bounded by the timeout; see `client`), with a margin for recording it.
+    let lease_ms = (2 * svc.config().delivery.timeout + LEASE_MARGIN).as_millis() as u64;
     let mut last_scan = Instant::now();
     let mut last_cursor_write = Instant::now();
     let retention = svc.config().storage.retention;

@@ -7,11 +7,13 @@
 //! - `policy`: the retry state machine, pure: `(state, outcome, now, rng) -> (state, action)`;
 //! - `ssrf`: which resolved addresses an endpoint may be dialled at;
 //! - `client`: a small HTTP/1.1 client over monoio TCP and rustls, with a keep-alive pool;
-//! - `pipeline`: the client's pipelined connections to plain-HTTP endpoints.
+//! - `pipeline`: the client's pipelined connections to plain-HTTP endpoints;
+//! - `hosts`: the client's cap on requests in flight to one receiver, with a queue.
 
 pub mod client;
 pub mod dispatch;
 pub mod engine;
+pub mod hosts;
 mod pipeline;
 pub mod policy;
 pub mod recorder;

@@ -150,6 +150,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
         disable_after: _,
         in_flight_per_endpoint_max: _,
         in_flight_per_shard_max: _,
+        in_flight_per_host_max: _,
         pipeline_depth: _,
         queue_capacity: _,
         response_bytes_max: _,
@@ -180,6 +181,10 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     restart!("delivery.queue_capacity", delivery.queue_capacity);
     restart!("delivery.response_bytes_max", delivery.response_bytes_max);
     restart!("delivery.pipeline_depth", delivery.pipeline_depth);
+    restart!(
+        "delivery.in_flight_per_host_max",
+        delivery.in_flight_per_host_max
+    );
     live!(
         "delivery.secret_rotation_grace",
         delivery.secret_rotation_grace
