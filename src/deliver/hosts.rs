@@ -156,7 +156,6 @@ impl<K: Hash + Eq + Clone> Drop for Waiter<'_, K> {
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future as _;
     use std::rc::Rc;
     use std::time::Duration;
 
