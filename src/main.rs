@@ -169,20 +169,29 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         quarantined = r.quarantined.len(),
         "store opened"
     );
+    // The operational webhooks' app and endpoint, as the config has them.
+    let ingest = match hookd::ingest::Ingest::open(svc.clone()) {
+        Ok(ingest) => ingest,
+        Err(e) => {
+            svc.close();
+            return Err(anyhow::Error::new(e).context("setting up operational webhooks"));
+        }
+    };
     // The config's [[apps]] and [[event_types]], and the endpoint policy, before serving.
-    if let Err(e) = hookd::reload::apply_at_start(&svc) {
+    if let Err(e) = hookd::reload::apply_at_start(&ingest) {
         svc.close();
         return Err(anyhow::Error::new(e).context("applying the config's static definitions"));
     }
     let (notifier, watchdog_interval) = systemd_from_env();
     let beat_every = hookd::systemd::beat_every(watchdog_interval);
-    let shards = match hookd::shard::start(svc.clone(), &config, prepared, &mut claim, beat_every) {
-        Ok(s) => s,
-        Err(e) => {
-            svc.close();
-            return Err(e.into());
-        }
-    };
+    let shards =
+        match hookd::shard::start(ingest.clone(), &config, prepared, &mut claim, beat_every) {
+            Ok(s) => s,
+            Err(e) => {
+                svc.close();
+                return Err(e.into());
+            }
+        };
     writeln!(
         io::stdout(),
         "listening on {} ({} shards, {}, ready in {} ms)",
@@ -214,7 +223,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     loop {
         match hookd::signals::wait().context("waiting for signals")? {
             hookd::signals::Signal::Stop => break,
-            hookd::signals::Signal::Reload => hookd::reload::on_sighup(&svc, path),
+            hookd::signals::Signal::Reload => hookd::reload::on_sighup(&ingest, path),
         }
     }
     // systemd stops enforcing the watchdog once the unit stops; so does hookd.

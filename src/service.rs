@@ -6,9 +6,9 @@
 //! separate listing index to keep up to date.
 //!
 //! The config can be reloaded (SIGHUP, `crate::reload`): readers take a snapshot with
-//! [`Service::config`] (and the tokens, retry policy and HTTP limits built from it with
-//! [`Service::auth`], [`Service::delivery_policy`], [`Service::http_limits`]) and keep it for
-//! the request or attempt at hand; [`Service::install`] swaps all four. Keys that need a
+//! [`Service::config`] (and the tokens and HTTP limits built from it with [`Service::auth`]
+//! and [`Service::http_limits`]) and keep it for the request or attempt at hand;
+//! [`Service::install`] swaps all three. Keys that need a
 //! restart keep their old values in the installed config, so a snapshot always describes
 //! what runs.
 
@@ -25,7 +25,6 @@ use sha2::Digest;
 use crate::{
     auth::Auth,
     config::{Config, TokenConfig},
-    deliver::policy::Policy,
     http::Limits,
     time::Clock,
 };
@@ -37,8 +36,6 @@ pub struct Service {
     config: ArcSwap<Config>,
     /// Built from `config`'s tokens; swapped with it.
     auth: ArcSwap<Auth>,
-    /// Built from `config`'s `[delivery]`; swapped with it.
-    delivery_policy: ArcSwap<Policy>,
     /// Built from `config`'s `[server]`; swapped with it.
     http_limits: ArcSwap<Limits>,
     pub clock: Arc<dyn Clock>,
@@ -46,17 +43,11 @@ pub struct Service {
     pub endpoints_version: std::sync::atomic::AtomicU64,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
-    /// The shards' inboxes and I/O driver, once they run.
-    pub shards: std::sync::OnceLock<(Arc<Vec<crate::deliver::dispatch::Inbox>>, &'static str)>,
     /// Heartbeats of the shards and the dispatcher, for the systemd watchdog.
     pub liveness: Arc<crate::systemd::Liveness>,
-    /// Payload schemas and operational webhooks (`crate::gateway`).
-    pub gateway: crate::gateway::Gateway,
     /// Delivery attempts running on all shards; the log's commit window applies while
     /// there are any (`storage.commit_window`).
     pub deliveries_in_flight: Arc<AtomicUsize>,
-    /// Messages with an `eventId` being stored now (`api::messages::store`).
-    pub event_ids_in_flight: crate::api::messages::EventIdsInFlight,
 }
 
 impl std::fmt::Debug for Service {
@@ -169,20 +160,15 @@ impl Service {
         liveness.watch_store(store.clone());
         let svc = Arc::new(Self {
             store,
-            delivery_policy: ArcSwap::from_pointee(Policy::from_config(&config.delivery)),
             http_limits: ArcSwap::from_pointee(Limits::from(&config.server)),
             config: ArcSwap::from_pointee(config),
             auth: ArcSwap::from_pointee(auth),
             clock,
             endpoints_version: std::sync::atomic::AtomicU64::new(1),
             metrics: crate::metrics::Metrics::default(),
-            shards: std::sync::OnceLock::new(),
             liveness,
-            gateway: crate::gateway::Gateway::default(),
             deliveries_in_flight,
-            event_ids_in_flight: Default::default(),
         });
-        crate::gateway::operational::provision(&svc).map_err(store_err)?;
         Ok((
             svc,
             Opened {
@@ -201,36 +187,6 @@ impl Service {
         state.flush()
     }
 
-    /// The gauges of `/metrics`, read now. Blocks on index reads: cheap, but not free.
-    pub fn gauges(&self) -> crate::metrics::Gauges {
-        let state = self.store.state();
-        let now = self.now_ms();
-        let inboxes = self.shards.get().map_or(&[][..], |(i, _)| i.as_slice());
-        // Pending: in the index, and first attempts handed to shards straight from the log.
-        let oldest = inboxes
-            .iter()
-            .filter_map(|i| i.oldest_unsettled())
-            .chain(state.min_pending_seq().ok().flatten())
-            .min()
-            .and_then(|seq| self.store.log().read(seq).ok().flatten())
-            .map_or(0, |r| now.saturating_sub(r.ts_ms));
-        let unsettled: usize = inboxes.iter().map(|i| i.unsettled_len()).sum();
-        let depths = inboxes.iter().map(|i| i.rx.len()).collect();
-        let driver = self.shards.get().map_or("none", |(_, d)| *d);
-        crate::metrics::Gauges {
-            dead_parts: self.liveness.dead().len(),
-            pending: state.pending_count() + unsettled,
-            oldest_pending_age_ms: oldest,
-            queue_depths: depths,
-            disk_bytes: self.store.disk_bytes(),
-            flushes: self.store.log().flush_count(),
-            corrupt_stretches: self.store.log().corruptions_found(),
-            driver,
-            log_flush: self.store.log().flush_stats().sync_ns.snapshot(),
-            log_batch: self.store.log().flush_stats().batch_records.snapshot(),
-        }
-    }
-
     /// The running config. Keep the snapshot for one request or attempt, not longer: a reload
     /// installs another. A guard that derefs to `Arc<Config>`: taking it touches no shared
     /// reference count (every request takes one), `Guard::into_inner` gives the `Arc`.
@@ -241,11 +197,6 @@ impl Service {
     /// The API tokens of the running config (a guard, as [`Service::config`]).
     pub fn auth(&self) -> Guard<Arc<Auth>> {
         self.auth.load()
-    }
-
-    /// The retry policy of the running config (`[delivery]`), read once per attempt.
-    pub fn delivery_policy(&self) -> Arc<Policy> {
-        self.delivery_policy.load_full()
     }
 
     /// The HTTP limits of the running config (`[server]`), read once per accepted connection.
@@ -273,8 +224,6 @@ impl Service {
     /// Makes `config` the running one, with `auth` (see [`Service::auth_for`]) as its tokens.
     /// Only the main thread's reload calls this; readers see the old or the new config whole.
     pub fn install(&self, config: Config, auth: Auth) {
-        self.delivery_policy
-            .store(Arc::new(Policy::from_config(&config.delivery)));
         self.http_limits
             .store(Arc::new(Limits::from(&config.server)));
         self.auth.store(Arc::new(auth));

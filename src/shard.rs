@@ -26,17 +26,20 @@ use std::{
 };
 
 use crate::{
-    api::Api,
+    api::{error::ApiError, Api},
     config::Config,
     deliver::{
         client::{Client, ClientConfig, Resolver},
         dispatch::{Dispatcher, Inbox},
         engine::Engine,
         recorder::Recorder,
+        Queues,
     },
-    http::{self, claim::Claim, Limits, LimitsSource, Shutdown},
+    http::{self, claim::Claim, Handler, Limits, LimitsSource, Request, Response, Shutdown},
+    ingest::Ingest,
     preflight::Prepared,
     service::Service,
+    status::{self, Status},
     systemd::{Component, Liveness, ThreadGuard},
 };
 
@@ -93,7 +96,7 @@ pub enum ServeError {
 /// What every shard's delivery engine shares.
 #[derive(Clone)]
 struct DeliveryParts {
-    inboxes: Arc<Vec<Inbox>>,
+    queues: Queues,
     recorder: Arc<Recorder>,
     client: ClientConfig,
     resolver: Arc<Resolver>,
@@ -125,12 +128,13 @@ impl std::fmt::Debug for Shards {
 /// delivery client's roots). Each shard bumps its heartbeat in `svc.liveness` every
 /// `beat_every`.
 pub fn start(
-    svc: Arc<Service>,
+    ingest: Arc<Ingest>,
     config: &Config,
     prepared: Prepared,
     claim: &mut Claim,
     beat_every: Duration,
 ) -> Result<Shards, ServeError> {
+    let svc = ingest.svc.clone();
     let n = config.effective_shards();
     assert_eq!(
         svc.liveness.shards(),
@@ -153,32 +157,34 @@ pub fn start(
         recorder: Arc::new(
             Recorder::start(svc.clone(), inboxes.clone()).map_err(ServeError::Thread)?,
         ),
-        inboxes,
+        queues: Queues {
+            inboxes,
+            driver: driver.as_str(),
+        },
         client,
         resolver: Resolver::start(RESOLVER_THREADS).map_err(ServeError::Thread)?,
     };
-    let _ = svc.shards.set((delivery.inboxes.clone(), driver.as_str()));
     let mut threads = Vec::with_capacity(n);
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (svc, tls, shutdown) = (svc.clone(), tls.clone(), shutdown.clone());
+        let (ingest, tls, shutdown) = (ingest.clone(), tls.clone(), shutdown.clone());
         let delivery = delivery.clone();
         let t = std::thread::Builder::new()
             .name(format!("hookd-shard-{i}"))
-            .spawn(move || run_shard(i, listener, svc, tls, shutdown, delivery, beat_every))
+            .spawn(move || run_shard(i, listener, ingest, tls, shutdown, delivery, beat_every))
             .map_err(ServeError::Thread)?;
         threads.push(t);
     }
     let liveness = svc.liveness.clone();
     let svc_for_check = svc.clone();
     let dispatcher =
-        Dispatcher::start(svc, delivery.inboxes.clone()).map_err(ServeError::Thread)?;
+        Dispatcher::start(svc, delivery.queues.inboxes.clone()).map_err(ServeError::Thread)?;
     let shards = Shards {
         addr,
         driver,
         shutdown,
         threads,
         dispatcher,
-        inboxes: delivery.inboxes,
+        inboxes: delivery.queues.inboxes,
         recorder: delivery.recorder,
         log_check: None,
     };
@@ -244,7 +250,7 @@ async fn heartbeat(liveness: Arc<Liveness>, shard: usize, every: Duration) {
 fn run_shard(
     index: usize,
     listener: std::net::TcpListener,
-    svc: Arc<Service>,
+    ingest: Arc<Ingest>,
     tls: Option<http::tls::TlsAcceptor>,
     shutdown: Shutdown,
     delivery: DeliveryParts,
@@ -254,6 +260,7 @@ fn run_shard(
     // thread ends: the guard marks the shard dead, for the health route and the watchdog,
     // and the listening socket is shut down so that the kernel hands new connections to the
     // live shards only (the runtime, torn down by the panic, may never close it).
+    let svc = ingest.svc.clone();
     let guard = ThreadGuard::new(svc.liveness.clone(), Component::Shard(index));
     let _listening = ListenerGuard(listener.try_clone().ok());
     let mut rt = match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
@@ -276,8 +283,8 @@ fn run_shard(
         };
         let client = Client::new(delivery.client, delivery.resolver);
         let engine = Engine::new(
-            svc.clone(),
-            delivery.inboxes,
+            ingest.clone(),
+            delivery.queues.inboxes.clone(),
             index,
             client,
             delivery.recorder,
@@ -286,10 +293,38 @@ fn run_shard(
         // Its first beat runs once `run_listener` below waits in accept.
         monoio::spawn(heartbeat(svc.liveness.clone(), index, beat_every));
         let limits = LiveLimits::new(svc.clone());
-        let api = Rc::new(Api::new(svc));
-        http::server::run_listener(listener, tls, api, limits, shutdown).await;
+        let front = Rc::new(Front {
+            status: Status::attach(&svc),
+            api: Api::new(svc.clone(), ingest, delivery.queues.clone()),
+            queues: delivery.queues,
+            svc,
+        });
+        http::server::run_listener(listener, tls, front, limits, shutdown).await;
     });
     guard.finish();
+}
+
+/// What a shard serves: the status page and its summary route (`status`), else the API.
+struct Front {
+    api: Api,
+    /// The status page's sampled counters, shared by the shards.
+    status: Arc<Status>,
+    svc: Arc<Service>,
+    queues: Queues,
+}
+
+impl Handler for Front {
+    async fn handle(&self, req: Request) -> Response {
+        match status::handle(&self.status, &self.svc, &self.queues, &req) {
+            Some(answer) => {
+                let resp = answer.unwrap_or_else(ApiError::into_response);
+                let family = crate::api::family(req.path());
+                self.svc.metrics.request(family, resp.status);
+                resp
+            }
+            None => self.api.handle(req).await,
+        }
+    }
 }
 
 /// A second handle on a shard's listening socket that shuts it down if the shard's thread

@@ -247,7 +247,7 @@ secret = "{GH_SECRET}"
         &ingest(&h, "github", body, &headers[1..]),
         "x-hub-signature-256",
     );
-    // Expired does not apply: GitHub signs no timestamp (see gateway/verify.rs). Replayed:
+    // Expired does not apply: GitHub signs no timestamp (see src/inbound.rs). Replayed:
     // the same delivery id is answered with the first answer and not stored again.
     let r = ingest(&h, "github", body, &headers);
     assert_eq!((r.status, r.json()), (200, first));

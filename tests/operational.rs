@@ -301,7 +301,7 @@ fn the_operator_endpoint_follows_the_config_across_restarts() {
 
 /// A delivery failing 6 times (the whole schedule): `failing` after the 4th attempt,
 /// `exhausted` after the 6th, each naming its last attempt. Needs the delivery engine to call
-/// `gateway::operational::on_attempt`.
+/// `ingest::operational::on_attempt`.
 #[test]
 fn failing_then_exhausted() {
     let ops = Receiver::start();

@@ -248,3 +248,83 @@ fn crate_references_are_found_in_every_form() {
         ["api", "config", "deliver", "http", "model", "status"]
     );
 }
+
+/// The layers ARCHITECTURE.md writes down between its `layers` markers, lowest first: one
+/// numbered line per layer, naming its modules in backquotes.
+fn layers() -> Vec<Vec<String>> {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .expect("ARCHITECTURE.md");
+    let start = doc
+        .find("<!-- layers:begin -->")
+        .expect("the layers:begin marker");
+    let end = doc
+        .find("<!-- layers:end -->")
+        .expect("the layers:end marker");
+    doc[start..end]
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .map(|l| {
+            let line = l.split(':').next().unwrap_or(l);
+            line.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+/// The top-level modules of `src/`: its files and folders, but the crate roots.
+fn top_level_modules() -> std::collections::BTreeSet<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    std::fs::read_dir(&src)
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name()?.to_str()?.to_owned();
+            if path.is_dir() {
+                Some(name)
+            } else {
+                name.strip_suffix(".rs").map(str::to_owned)
+            }
+        })
+        .filter(|m| m != "lib" && m != "main")
+        .collect()
+}
+
+/// Every top-level module is on one layer of ARCHITECTURE.md and imports only modules on
+/// lower layers: so the modules form no cycle, and the order written down is the code's.
+#[test]
+fn modules_import_only_lower_layers() {
+    let layers = layers();
+    let mut rank = std::collections::BTreeMap::new();
+    for (i, layer) in layers.iter().enumerate() {
+        for m in layer {
+            assert!(rank.insert(m.clone(), i).is_none(), "{m} is on two layers");
+        }
+    }
+    let modules = top_level_modules();
+    let listed: std::collections::BTreeSet<String> = rank.keys().cloned().collect();
+    assert_eq!(
+        listed, modules,
+        "ARCHITECTURE.md's layers must list every module of src/ once"
+    );
+    let mut bad = Vec::new();
+    for m in &modules {
+        for import in imports_of(m).into_iter().filter(|i| modules.contains(i)) {
+            if rank[&import] >= rank[m] {
+                bad.push(format!(
+                    "{m} (layer {}) imports {import} (layer {})",
+                    rank[m] + 1,
+                    rank[&import] + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "imports that do not point down:\n{}",
+        bad.join("\n")
+    );
+}

@@ -1,7 +1,7 @@
 //! `/app/{app}/endpoint/...`: endpoints, their secrets, custom headers and stats. A new or
-//! changed endpoint must satisfy `[endpoint_policy]` (`gateway::policy`): 422 naming the rule.
+//! changed endpoint must satisfy `[endpoint_policy]` (`crate::policy`): 422 naming the rule.
 //! Creates, updates, deletes and manual disables are told to the operator endpoint
-//! (`gateway::operational`).
+//! (`crate::ingest::operational`).
 
 use std::collections::BTreeMap;
 
@@ -18,14 +18,14 @@ use super::{
 };
 use crate::{
     config::OpEventType,
-    gateway::operational,
     http::Response,
+    ingest::operational,
     model::ids::{self, Kind},
     model::url::Url,
 };
 
 /// Bytes of a generated secret (as Svix: 24, so `whsec_` + 32 base64 characters).
-const SECRET_BYTES: usize = crate::deliver::sign::SECRET_BYTES_MIN;
+const SECRET_BYTES: usize = crate::model::secret::SECRET_BYTES_MIN;
 /// Channels an endpoint may filter on, and their length.
 const CHANNELS_MAX: usize = 10;
 const CHANNEL_BYTES_MAX: usize = 128;
@@ -47,7 +47,7 @@ pub fn find(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult<(AppRecord, Endpoint
 }
 
 fn parse_secret(s: &str) -> Result<Vec<u8>, String> {
-    crate::deliver::sign::parse_secret(s).map_err(|e| e.to_string())
+    crate::model::secret::parse_secret(s).map_err(|e| e.to_string())
 }
 
 fn new_secret() -> Vec<u8> {
@@ -55,7 +55,7 @@ fn new_secret() -> Vec<u8> {
 }
 
 /// Checks fields shared by create, update and patch; names unknown event types and the
-/// endpoint policy rules broken (`rank`: see [`crate::gateway::policy::violations`]; `Some`
+/// endpoint policy rules broken (`rank`: see [`crate::policy::violations`]; `Some`
 /// only when the endpoint is new).
 fn validate(cx: &Ctx<'_>, e: &EndpointRecord, rank: Option<usize>) -> ApiResult<()> {
     let mut errors = Vec::new();
@@ -119,7 +119,7 @@ fn validate(cx: &Ctx<'_>, e: &EndpointRecord, rank: Option<usize>) -> ApiResult<
         }
     }
     check_headers(&e.headers, &mut errors);
-    for v in crate::gateway::policy::violations(&config.endpoint_policy, e, rank) {
+    for v in crate::policy::violations(&config.endpoint_policy, e, rank) {
         let field = if v.rule == "endpoint_policy.endpoints_per_app_max" {
             ""
         } else {
@@ -236,7 +236,7 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let body: EndpointIn = input::json(&cx.req.body)?;
     let e = new_record(cx, a.key, body)?;
     save(cx, &e, "endpoint.create").await?;
-    operational::endpoint_changed(cx.svc, OpEventType::EndpointCreated, &a, &e);
+    operational::endpoint_changed(cx.ingest, OpEventType::EndpointCreated, &a, &e);
     json_response(201, &EndpointOut::from(&e))
 }
 
@@ -270,7 +270,7 @@ pub async fn put(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
             body.uid.get_or_insert_with(|| ep.to_owned());
             let e = new_record(cx, a.key, body)?;
             save(cx, &e, "endpoint.create").await?;
-            operational::endpoint_changed(cx.svc, OpEventType::EndpointCreated, &a, &e);
+            operational::endpoint_changed(cx.ingest, OpEventType::EndpointCreated, &a, &e);
             json_response(201, &EndpointOut::from(&e))
         }
     }
@@ -318,7 +318,7 @@ pub async fn patch(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
 /// its open deliveries failed in the background (recoverable, as when delivery disables one;
 /// if no background slot is free they fail one by one as they come due).
 fn updated(cx: &Ctx<'_>, a: &AppRecord, e: &EndpointRecord, was_disabled: bool) {
-    operational::endpoint_updated(cx.svc, a, e, was_disabled);
+    operational::endpoint_updated(cx.ingest, a, e, was_disabled);
     if e.disabled && !was_disabled {
         let (svc, key, id) = (cx.svc.clone(), e.key, e.id.clone());
         let sweep = move || match svc.store.state().fail_open_deliveries(key, svc.now_ms()) {
@@ -347,7 +347,7 @@ pub async fn delete(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     cx.svc.endpoints_changed();
     cx.audit("endpoint.delete", &e.id)?;
     cx.commit().await?;
-    operational::endpoint_changed(cx.svc, OpEventType::EndpointDeleted, &a, &e);
+    operational::endpoint_changed(cx.ingest, OpEventType::EndpointDeleted, &a, &e);
     Ok(Response::empty(204))
 }
 

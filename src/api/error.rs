@@ -5,6 +5,7 @@
 //! 5xx; a 500 means a bug or a broken disk, and says so without internals.
 
 use crate::http::Response;
+use crate::ingest::{schema::Refusal, IngestError};
 
 /// One problem with a request body or query, located as Svix locates them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +132,37 @@ const AT_CEILING: &str =
     "the event log is at its size ceiling (storage.max_bytes); retry once retention has freed space";
 const DISK_FULL: &str = "the disk holding the event log is full (or down to the space kept \
     free, storage.reserve_bytes); retry once space is freed";
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::EventIdTaken(_) => ApiError::Conflict(e.to_string()),
+            IngestError::TooLarge(d) => ApiError::PayloadTooLarge(d),
+            IngestError::Schema(Refusal::Violations(v)) => ApiError::Validation(
+                v.into_iter()
+                    .map(|v| {
+                        let mut loc = vec!["body".to_owned(), "payload".to_owned()];
+                        loc.extend(v.segments());
+                        let msg = if v.pointer.is_empty() {
+                            v.reason
+                        } else {
+                            format!("{}: {}", v.pointer, v.reason)
+                        };
+                        FieldError {
+                            loc,
+                            msg,
+                            kind: "schema_violation",
+                        }
+                    })
+                    .collect(),
+            ),
+            IngestError::Schema(e @ Refusal::Broken { .. }) => {
+                ApiError::invalid("eventType", e.to_string())
+            }
+            IngestError::Schema(Refusal::Storage(e)) | IngestError::Storage(e) => e.into(),
+        }
+    }
+}
 
 impl From<storage::Error> for ApiError {
     fn from(e: storage::Error) -> Self {

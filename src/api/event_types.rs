@@ -55,12 +55,12 @@ fn record(cx: &Ctx<'_>, body: EventTypeIn) -> ApiResult<EventTypeRecord> {
 }
 
 /// Stores `et` once its schemas compile (422 naming the version that does not), and keeps the
-/// compiled schema for message create (`gateway::schema`).
+/// compiled schema for message create (`crate::ingest::schema`).
 async fn save(cx: &Ctx<'_>, et: &EventTypeRecord, action: &str) -> ApiResult<()> {
-    let prepared = crate::gateway::schema::prepare(et)
+    let prepared = crate::ingest::schema::prepare(et)
         .map_err(|e| ApiError::invalid("schemas", e.to_string()))?;
     cx.svc.store.state().put_event_type(et)?;
-    cx.svc.gateway.schemas.written(prepared);
+    cx.ingest.schemas.written(prepared);
     cx.audit(action, &et.name)?;
     cx.commit().await
 }
@@ -164,7 +164,7 @@ pub async fn delete(cx: &Ctx<'_>, name: &str) -> ApiResult {
     }
     if cx.query.bool("expunge", false)? {
         cx.svc.store.state().delete_event_type(name)?;
-        cx.svc.gateway.schemas.removed(name);
+        cx.ingest.schemas.removed(name);
         cx.audit("event_type.expunge", name)?;
         cx.commit().await?;
     } else {

@@ -1,15 +1,12 @@
-//! `/app/{app}/msg/...`: message create (the ingest path), get and list.
+//! `/app/{app}/msg/...`: message create, get and list.
 //!
 //! Create: authenticate (done by the router) -> rate limit -> parse and validate -> (with
-//! `validation.enforce_schemas`) check the payload against its event type's schema -> claim the
-//! `eventId` -> append to the log -> in `sync` mode wait for the durable watermark -> 202.
-//! Nothing on this path blocks the shard: the append is one `pwrite` under a short lock, and
-//! the wait is a future woken by the flusher thread.
+//! `validation.enforce_schemas`) check the payload against its event type's schema -> store it
+//! through `crate::ingest` (the `eventId` claim, the append, the wait for durability) -> 202.
 
 use storage::{
-    codec::{decode_value, encode_value},
+    codec::decode_value,
     state::{AppRecord, MessageRecord, MessageRef},
-    Durability, LocalWaiters,
 };
 
 use super::{
@@ -23,7 +20,6 @@ use super::{
 use crate::{
     http::Response,
     model::ids::{self, Kind},
-    service::Service,
     time::parse_rfc3339,
 };
 
@@ -157,179 +153,6 @@ fn validate(body: &MessageIn<'_>, payload_max: u64) -> ApiResult<()> {
     Ok(())
 }
 
-/// Checks the payload against version "1" of its event type's schema
-/// (`validation.enforce_schemas`, see `gateway::schema`): 422 naming each failing JSON pointer.
-fn check_schema(svc: &Service, body: &MessageIn<'_>) -> ApiResult<()> {
-    use crate::gateway::schema::Refusal;
-    let state = svc.store.state();
-    match svc
-        .gateway
-        .schemas
-        .check(state, &body.event_type, body.payload.get())
-    {
-        Ok(()) => Ok(()),
-        Err(Refusal::Violations(v)) => Err(ApiError::Validation(
-            v.into_iter()
-                .map(|v| {
-                    let mut loc = vec!["body".to_owned(), "payload".to_owned()];
-                    loc.extend(v.segments());
-                    let msg = if v.pointer.is_empty() {
-                        v.reason
-                    } else {
-                        format!("{}: {}", v.pointer, v.reason)
-                    };
-                    FieldError {
-                        loc,
-                        msg,
-                        kind: "schema_violation",
-                    }
-                })
-                .collect(),
-        )),
-        Err(e @ Refusal::Broken { .. }) => Err(ApiError::invalid("eventType", e.to_string())),
-        Err(Refusal::Storage(e)) => Err(e.into()),
-    }
-}
-
-/// Stores a new message: claims its `eventId` (409 if taken), appends it to the log under its
-/// app's key and, in `sync` mode, waits until it is durable. Returns its public id. The one
-/// write path of every message, from `POST /app/{app}/msg` and from `POST /ingest/{source}`.
-///
-/// An `eventId` is durable no later than the message: the claim waits for the index's group
-/// commit before the answer. If the append or its flush fails, the claim is dropped, so that
-/// the producer's retry is stored. A claim left behind by a crash (its message never became
-/// durable) is taken over by the next message with that `eventId`; one whose message is
-/// still in the log answers 409 until retention retires the message (then it is pruned).
-pub async fn store(
-    svc: &Service,
-    durable: &LocalWaiters,
-    record: &MessageRecord,
-) -> ApiResult<String> {
-    let Some(eid) = &record.event_id else {
-        return Ok(append_durably(svc, durable, record).await?.1);
-    };
-    let app_key = record.app_key;
-    let conflict = || {
-        ApiError::Conflict(format!(
-            "a message with eventId {eid} already exists in this application"
-        ))
-    };
-    // One request per (app, eventId) in this process at a time; a claim found in the index
-    // that no request here is storing is stale unless its message is in the log.
-    let Some(_storing) = svc.event_ids_in_flight.enter(app_key, eid) else {
-        return Err(conflict());
-    };
-    let state = svc.store.state();
-    let placeholder = MessageRef {
-        seq: 0,
-        id: String::new(),
-    };
-    state
-        .claim_event_id(app_key, eid, &placeholder, |found| {
-            !message_in_log(svc, found.seq)
-        })
-        .map_err(|e| match e {
-            storage::Error::Conflict { .. } => conflict(),
-            e => e.into(),
-        })?;
-    let (seq, id) = match append_durably(svc, durable, record).await {
-        Ok(done) => done,
-        Err(e) => {
-            // Not stored (or not known to be durable): free the eventId for the retry.
-            if let Err(free) = state.set_event_id(app_key, eid, None) {
-                tracing::error!(error = %free, "freeing the eventId of a message not stored; the next message with it takes the stale claim over");
-            }
-            return Err(e);
-        }
-    };
-    state.set_event_id(
-        app_key,
-        eid,
-        Some(&MessageRef {
-            seq,
-            id: id.clone(),
-        }),
-    )?;
-    let ticket = svc.store.commit_index();
-    svc.store.index_durable().wait(ticket).await?;
-    Ok(id)
-}
-
-/// Whether the message at `seq` is in the log (durable and not retired). An error reading it
-/// counts as present: a 409 is safer than a duplicate.
-fn message_in_log(svc: &Service, seq: u64) -> bool {
-    if seq == 0 || seq > svc.store.log().durable().get() {
-        return false;
-    }
-    match svc.store.log().read(seq) {
-        Ok(Some(_)) => true,
-        Ok(None) | Err(storage::Error::Quarantined { .. }) => false,
-        Err(_) => true,
-    }
-}
-
-/// Appends `record` and, in `sync` mode, waits until it is durable: its seq and public id.
-async fn append_durably(
-    svc: &Service,
-    durable: &LocalWaiters,
-    record: &MessageRecord,
-) -> ApiResult<(u64, String)> {
-    let appending = std::time::Instant::now();
-    let seq = append(svc, record)?;
-    if svc.store.log().durability() == Durability::Sync {
-        durable.wait(seq).await?;
-    }
-    svc.metrics.append_latency(appending.elapsed());
-    Ok((seq, message_id(seq, record)))
-}
-
-/// The `(app, eventId)` pairs whose message is being stored by a request of this process.
-#[derive(Debug, Default)]
-pub struct EventIdsInFlight {
-    pairs: std::sync::Mutex<std::collections::HashSet<(u64, String)>>,
-}
-
-impl EventIdsInFlight {
-    /// Marks the pair as being stored until the guard drops; `None` if it already is.
-    pub fn enter<'a>(&'a self, app: u64, event_id: &str) -> Option<InFlight<'a>> {
-        let pair = (app, event_id.to_owned());
-        let mut pairs = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
-        pairs
-            .insert(pair.clone())
-            .then_some(InFlight { set: self, pair })
-    }
-}
-
-/// See [`EventIdsInFlight::enter`].
-pub struct InFlight<'a> {
-    set: &'a EventIdsInFlight,
-    pair: (u64, String),
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let mut pairs = self.set.pairs.lock().unwrap_or_else(|e| e.into_inner());
-        pairs.remove(&self.pair);
-    }
-}
-
-/// Appends `record` to the log under its app's key and returns its sequence number, without
-/// claiming its `eventId` or waiting for it to be durable: the part of [`store`] that never
-/// waits, for writers that cannot (operational webhooks, appended from shard threads; fan-out
-/// picks the message up once the flusher has made it durable).
-pub fn append(svc: &Service, record: &MessageRecord) -> ApiResult<u64> {
-    let appended = encode_value(record).and_then(|bytes| {
-        svc.store.check_space(bytes.len() as u64)?;
-        svc.store.log().append_keyed(record.app_key, &[&bytes])
-    });
-    let seq = appended.map_err(|e| match e {
-        storage::Error::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
-        e => e.into(),
-    })?;
-    svc.metrics.appended(record.payload.len());
-    Ok(seq)
-}
-
 pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let svc = cx.svc;
     let now = svc.now_ms();
@@ -344,7 +167,8 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let config = svc.config();
     validate(&body, config.ingest.payload_bytes_max)?;
     if config.validation.enforce_schemas {
-        check_schema(svc, &body)?;
+        cx.ingest
+            .check_schema(&body.event_type, body.payload.get())?;
     }
     let app = match cx.app.clone() {
         Some(a) => a,
@@ -379,7 +203,7 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
         tags: body.tags,
         payload: body.payload.get().as_bytes().to_vec(),
     };
-    let id = store(svc, cx.durable, &record).await?;
+    let id = cx.ingest.store(cx.durable, &record).await?;
     let mut out = Vec::with_capacity(record.payload.len() + 256);
     render_into(&mut out, &id, &record, with_content);
     Ok(Response::json(202, out))

@@ -26,7 +26,9 @@ use std::sync::Arc;
 
 use crate::{
     auth::{Denied, Need, Token},
+    deliver::Queues,
     http::{Handler, Method, Request, Response},
+    ingest::Ingest,
     service::Service,
 };
 use error::{ApiError, ApiResult};
@@ -40,9 +42,9 @@ use storage::{
 #[derive(Clone)]
 pub struct Api {
     svc: Arc<Service>,
+    ingest: Arc<Ingest>,
+    queues: Queues,
     durable: LocalWaiters,
-    /// The status page's sampled counters, shared by the shards.
-    status: Arc<crate::status::Status>,
 }
 
 impl std::fmt::Debug for Api {
@@ -55,14 +57,14 @@ impl Api {
     /// The API over the shared service. Call it on the shard's runtime: it starts the task that
     /// wakes this shard's requests waiting for the durable watermark, one cross-thread wake per
     /// flush instead of one per request.
-    pub fn new(svc: Arc<Service>) -> Self {
+    pub fn new(svc: Arc<Service>, ingest: Arc<Ingest>, queues: Queues) -> Self {
         let durable = LocalWaiters::new(svc.store.log().durable().subscribe());
         monoio::spawn(durable.clone().pump());
-        let status = crate::status::Status::attach(&svc);
         Self {
             svc,
+            ingest,
+            queues,
             durable,
-            status,
         }
     }
 }
@@ -72,10 +74,8 @@ impl Handler for Api {
         let family = family(req.path());
         let result = if family == "metrics" {
             self.metrics(&req)
-        } else if let Some(r) = crate::status::handle(&self.status, &self.svc, &req) {
-            r
         } else if let Some(source) = req.path().strip_prefix("/ingest/") {
-            sources::ingest(&self.svc, &self.durable, &req, source).await
+            sources::ingest(&self.ingest, &self.durable, &req, source).await
         } else {
             self.route(&req).await
         };
@@ -86,7 +86,7 @@ impl Handler for Api {
 }
 
 /// The route family of a path, for request counters (a fixed, small set).
-fn family(path: &str) -> &'static str {
+pub fn family(path: &str) -> &'static str {
     if path == "/metrics" {
         return "metrics";
     }
@@ -108,6 +108,8 @@ fn family(path: &str) -> &'static str {
 /// What a handler gets: the request, its query, the service, and who asked.
 pub struct Ctx<'a> {
     pub svc: &'a Arc<Service>,
+    /// The write path of messages.
+    pub ingest: &'a Ingest,
     pub req: &'a Request,
     pub query: Query,
     pub token: &'a Token,
@@ -246,7 +248,7 @@ impl Api {
                     Denied::Forbidden(why) => ApiError::Forbidden(why),
                 })?;
         }
-        let text = self.svc.metrics.render(&self.svc.gauges());
+        let text = self.svc.metrics.render(&self.queues.gauges(&self.svc));
         Ok(Response {
             status: 200,
             headers: vec![("content-type", "text/plain; version=0.0.4".into())],
@@ -297,6 +299,7 @@ impl Api {
         })?;
         let cx = Ctx {
             svc,
+            ingest: &self.ingest,
             req,
             query: Query::parse(req.query()),
             token,

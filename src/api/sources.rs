@@ -5,19 +5,17 @@
 //!
 //! 1. the source is looked up by name (404), only `POST` is taken (405), and the body may be at
 //!    most `ingest.payload_bytes_max` (413);
-//! 2. the request is verified by the source's scheme (`gateway::verify`); anything else is 401;
+//! 2. the request is verified by the source's scheme (`crate::inbound`); anything else is 401;
 //! 3. the body must be one JSON object (400, 422); the event type is read from its header, JSON
 //!    pointer or fixed value (422 if missing), and so is the delivery id, if the source has one;
 //! 4. the delivery id is claimed in the idempotency index (scope `source:{name}`): a delivery
 //!    seen in the last twice `tolerance` is answered 200 with the first answer, not stored again
 //!    (409 while the first one is still being stored);
-//! 5. the message is stored like any other (`messages::store`): the body byte for byte as its
+//! 5. the message is stored like any other (`Ingest::store`): the body byte for byte as its
 //!    payload, in the source's app, then fanned out to that app's endpoints; answered 202 with
 //!    the message (without its payload), and that answer is what a replay gets.
 //!
 //! Source requests carry no API token: the scheme's credentials are their authentication.
-
-use std::sync::Arc;
 
 use serde::Serialize;
 use storage::{
@@ -34,10 +32,10 @@ use super::{
 };
 use crate::{
     config::{Locator, SourceConfig, SourceScheme},
-    gateway::verify::{self, Inbound},
     http::{Method, Request, Response},
+    inbound::{self, Inbound},
+    ingest::Ingest,
     model::ids,
-    service::Service,
 };
 
 /// Longest delivery id kept for deduplication, in bytes.
@@ -45,11 +43,12 @@ const DELIVERY_ID_BYTES_MAX: usize = 256;
 
 /// `POST /ingest/{name}`; `name` is the path after `/ingest/`.
 pub async fn ingest(
-    svc: &Arc<Service>,
+    ingest: &Ingest,
     durable: &LocalWaiters,
     req: &Request,
     name: &str,
 ) -> ApiResult {
+    let svc = &ingest.svc;
     let name = name.trim_end_matches('/');
     let config = svc.config();
     let source = config
@@ -74,7 +73,7 @@ pub async fn ingest(
         now_secs: now / 1000,
         tolerance_secs: source.tolerance.as_secs(),
     };
-    let verified = verify::verify(&source.scheme, &inbound).map_err(|why| {
+    let verified = inbound::verify(&source.scheme, &inbound).map_err(|why| {
         tracing::debug!(source = %source.name, reason = %why, "inbound webhook refused");
         ApiError::Unauthorized(format!("source {}: {why}", source.name))
     })?;
@@ -149,7 +148,7 @@ pub async fn ingest(
         tags: Vec::new(),
         payload: req.body.clone(),
     };
-    let stored = messages::store(svc, durable, &record).await;
+    let stored = ingest.store(durable, &record).await.map_err(ApiError::from);
     let msg_id = match stored {
         Ok(id) => id,
         Err(e) => {

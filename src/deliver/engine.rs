@@ -15,6 +15,7 @@ use std::{
     time::Duration,
 };
 
+use arc_swap::Guard;
 use rand::{rngs::StdRng, SeedableRng};
 use storage::{
     codec::decode_value,
@@ -27,14 +28,16 @@ use storage::{
 use super::{
     client::{Client, ClientError},
     dispatch::{Carried, Inbox, Task},
-    policy::{self, Action, Delivery, EndpointHealth, Outcome},
+    policy::{self, Action, Delivery, EndpointHealth, Outcome, Policy},
     recorder::Recorder,
     sign::Signer,
 };
 use crate::{
-    api::messages::message_id,
     auth::Bucket,
+    config::Config,
+    ingest::Ingest,
     model::ids::{self, Kind},
+    model::message_id,
     model::url::Url,
     panics::{CatchUnwind, Panicked},
     service::Service,
@@ -89,6 +92,10 @@ struct EndpointSlot {
 /// One shard's delivery engine.
 pub struct Engine {
     svc: Arc<Service>,
+    /// For operational webhooks about attempts and disabled endpoints.
+    ingest: Arc<Ingest>,
+    /// The retry policy, and the config it was built from (see [`Engine::policy`]).
+    policy: RefCell<(Arc<Config>, Arc<Policy>)>,
     inboxes: Arc<Vec<Inbox>>,
     shard: usize,
     client: Client,
@@ -122,14 +129,19 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// The engine of shard `shard`.
     pub fn new(
-        svc: Arc<Service>,
+        ingest: Arc<Ingest>,
         inboxes: Arc<Vec<Inbox>>,
         shard: usize,
         client: Client,
         recorder: Arc<Recorder>,
     ) -> Rc<Self> {
+        let svc = ingest.svc.clone();
+        let config = Guard::into_inner(svc.config());
+        let policy = Arc::new(Policy::from_config(&config.delivery));
         Rc::new(Self {
             svc,
+            ingest,
+            policy: RefCell::new((config, policy)),
             inboxes,
             shard,
             client,
@@ -145,6 +157,18 @@ impl Engine {
             sweeps: RefCell::default(),
             flush_scheduled: Cell::new(false),
         })
+    }
+
+    /// The retry policy of the running config (`[delivery]`), rebuilt when a reload has
+    /// installed another config: a reload changes the schedule of later attempts.
+    fn policy(&self) -> Arc<Policy> {
+        let config = self.svc.config();
+        let mut cached = self.policy.borrow_mut();
+        if !Arc::ptr_eq(&cached.0, &config) {
+            let policy = Arc::new(Policy::from_config(&config.delivery));
+            *cached = (Guard::into_inner(config), policy);
+        }
+        cached.1.clone()
     }
 
     /// Runs until the inbox's doorbell closes.
@@ -391,7 +415,7 @@ impl Engine {
         self.svc.metrics.delivery_latency(timer.elapsed());
         let finished = self.svc.now_ms();
         // The policy of the running config: a reload changes the schedule of later attempts.
-        let policy = self.svc.delivery_policy();
+        let policy = self.policy();
         let (delivery, action) = {
             let mut rng = self.rng.borrow_mut();
             policy.next(
@@ -430,8 +454,8 @@ impl Engine {
             },
             ts_ms: started,
         };
-        crate::gateway::operational::on_attempt(
-            &self.svc,
+        crate::ingest::operational::on_attempt(
+            &self.ingest,
             &ep,
             &id,
             msg,
@@ -711,11 +735,11 @@ impl Engine {
         ep.updated_ms = self.svc.now_ms();
         state.put_endpoint(&ep)?;
         self.svc.endpoints_changed();
-        crate::gateway::operational::on_disabled(
-            &self.svc,
+        crate::ingest::operational::on_disabled(
+            &self.ingest,
             &ep,
             fail_since,
-            crate::gateway::operational::DisableTrigger::Automatic,
+            crate::ingest::operational::DisableTrigger::Automatic,
         );
         // Its open deliveries fail on the recorder thread (a scan); until then, any that
         // comes due fails here for the endpoint being disabled.

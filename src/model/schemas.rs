@@ -1,6 +1,6 @@
 //! An event type's `schemas` text: one JSON Schema per version (`{"1": {...}}`, as in the
 //! Svix API), checked and compiled by the `hookd-schema` crate. What a schema is belongs to
-//! the model; `gateway::schema` caches the compiled ones and checks payloads against them.
+//! the model; `ingest::schema` caches the compiled ones and checks payloads against them.
 
 use hookd_schema::Schema;
 use serde_json::Value;

@@ -31,6 +31,7 @@ use storage::state::AuditRecord;
 
 use crate::{
     config::{ConfigError, EndpointPolicy, LoadError},
+    ingest::Ingest,
     service::{Service, TokensError},
 };
 
@@ -81,7 +82,7 @@ pub fn recheck(svc: &Service, policy: &EndpointPolicy) -> storage::Result<Vec<(S
                 if ep.disabled {
                     continue;
                 }
-                let broken = crate::gateway::policy::violations(policy, &ep, Some(rank));
+                let broken = crate::policy::violations(policy, &ep, Some(rank));
                 if broken.is_empty() {
                     continue;
                 }
@@ -123,9 +124,10 @@ pub fn recheck(svc: &Service, policy: &EndpointPolicy) -> storage::Result<Vec<(S
 
 /// Writes the static definitions and checks every endpoint against the policy, logging what
 /// changed. At start, before the shards serve, and on every reload.
-fn apply_definitions(svc: &Service) -> storage::Result<(Applied, Vec<(String, String)>)> {
+fn apply_definitions(ingest: &Ingest) -> storage::Result<(Applied, Vec<(String, String)>)> {
+    let svc = &*ingest.svc;
     let config = svc.config();
-    let applied = statics::apply(svc, &config)?;
+    let applied = statics::apply(ingest, &config)?;
     for what in &applied.created {
         tracing::info!("{what}: created from the config file");
     }
@@ -145,13 +147,14 @@ fn apply_definitions(svc: &Service) -> storage::Result<(Applied, Vec<(String, St
 }
 
 /// At start: the static definitions and the policy recheck.
-pub fn apply_at_start(svc: &Service) -> storage::Result<()> {
-    apply_definitions(svc).map(|_| ())
+pub fn apply_at_start(ingest: &Ingest) -> storage::Result<()> {
+    apply_definitions(ingest).map(|_| ())
 }
 
 /// Re-reads and installs the config at `path` (see the module doc). On an error nothing was
 /// installed; an error while writing the definitions is logged and the config stays installed.
-pub fn reload(svc: &Service, path: &Path) -> Result<Reloaded, ReloadError> {
+pub fn reload(ingest: &Ingest, path: &Path) -> Result<Reloaded, ReloadError> {
+    let svc = &*ingest.svc;
     let new = crate::config::load(path)?;
     for w in crate::preflight::warnings(&new) {
         tracing::warn!("config warning: {w}");
@@ -173,7 +176,7 @@ pub fn reload(svc: &Service, path: &Path) -> Result<Reloaded, ReloadError> {
             tracing::error!(error = %e, "config reload: log.level not changed");
         }
     }
-    let (applied, disabled) = match apply_definitions(svc) {
+    let (applied, disabled) = match apply_definitions(ingest) {
         Ok(done) => done,
         Err(e) => {
             tracing::error!(error = %e, "config reload: writing the static definitions failed; the next reload or start tries again");
@@ -191,13 +194,13 @@ pub fn reload(svc: &Service, path: &Path) -> Result<Reloaded, ReloadError> {
 /// The SIGHUP handler of the main thread: [`reload`] the file hookd started with (`None`: the
 /// embedded default config, which cannot change), and log the outcome in one line that starts
 /// with `config reloaded` or `config reload refused`.
-pub fn on_sighup(svc: &Service, path: Option<&Path>) {
+pub fn on_sighup(ingest: &Ingest, path: Option<&Path>) {
     let Some(path) = path else {
         tracing::warn!("config reload refused: hookd runs with the embedded default config (no --config), which cannot change");
         return;
     };
     tracing::info!(file = %path.display(), "SIGHUP: reloading the config");
-    match reload(svc, path) {
+    match reload(ingest, path) {
         Ok(r) => tracing::info!("config reloaded: {}", summary(&r)),
         Err(ReloadError::Load(LoadError::Invalid { errors, .. })) => {
             for ConfigError { path: key, message } in &errors.errors {

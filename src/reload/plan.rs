@@ -231,7 +231,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     let ValidationConfig { enforce_schemas: _ } = &new.validation;
     // Read on every message create.
     live!("validation.enforce_schemas", validation.enforce_schemas);
-    // The operator endpoint is provisioned once, at start (`gateway::operational`).
+    // The operator endpoint is provisioned once, at start (`ingest::operational`).
     restart!("operational_webhooks", operational_webhooks);
     p
 }

@@ -24,8 +24,8 @@ use storage::state::{AppRecord, AuditRecord, EndpointRecord, EventTypeRecord, Si
 
 use crate::{
     config::{AppDef, Config, EndpointDef, EventTypeDef},
+    ingest::Ingest,
     model::ids::{self, Kind},
-    service::Service,
 };
 
 /// The audit trail's actor for changes made from the config file.
@@ -57,15 +57,16 @@ impl Applied {
 /// Writes the definitions of `config` to the store and un-marks those that left it. Tells the
 /// endpoint caches when an app or endpoint changed. On an error, what was written before it
 /// stays; the next start or reload finishes the job.
-pub fn apply(svc: &Service, config: &Config) -> storage::Result<Applied> {
+pub fn apply(ingest: &Ingest, config: &Config) -> storage::Result<Applied> {
+    let svc = &*ingest.svc;
     let state = svc.store.state();
     let now = svc.now_ms();
     let mut out = Applied::default();
     for def in &config.event_types {
         event_type(state, def, now, &mut out)?;
     }
-    // Compiled payload schemas check their event types again (`gateway::schema`).
-    svc.gateway.schemas.invalidate();
+    // Compiled payload schemas check their event types again (`ingest::schema`).
+    ingest.schemas.invalidate();
     let mut endpoints_changed = false;
     for def in &config.apps {
         endpoints_changed |= app(config, state, def, now, &mut out)?;
@@ -193,7 +194,7 @@ fn endpoint(
             let key = state.next_key()?;
             let secret = match &def.secret {
                 Some(s) => s.0.clone(),
-                None => (0..crate::deliver::sign::SECRET_BYTES_MIN)
+                None => (0..crate::model::secret::SECRET_BYTES_MIN)
                     .map(|_| rand::random::<u8>())
                     .collect(),
             };

@@ -28,6 +28,7 @@ use sha2::Digest as _;
 use crate::{
     api::error::{ApiError, ApiResult},
     auth::{Denied, Need},
+    deliver::Queues,
     http::{Method, Request, Response},
     metrics::{Metrics, OUTCOMES},
     service::Service,
@@ -123,7 +124,7 @@ async fn sample_every_second(svc: Weak<Service>, status: Arc<Status>) {
 }
 
 /// Answers the page and the summary route; `None` for every other path.
-pub fn handle(status: &Status, svc: &Service, req: &Request) -> Option<ApiResult> {
+pub fn handle(status: &Status, svc: &Service, queues: &Queues, req: &Request) -> Option<ApiResult> {
     let path = req.path();
     let summary = path
         .strip_prefix("/api/v1/status/summary")
@@ -141,7 +142,7 @@ pub fn handle(status: &Status, svc: &Service, req: &Request) -> Option<ApiResult
                 Denied::Unauthenticated(why) => ApiError::Unauthorized(why.into()),
                 Denied::Forbidden(why) => ApiError::Forbidden(why),
             })
-            .and_then(|_| summary::answer(status, svc, req))
+            .and_then(|_| summary::answer(status, svc, queues, req))
     } else {
         Ok(page())
     })

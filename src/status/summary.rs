@@ -15,8 +15,10 @@ use super::{
     Status,
 };
 use crate::{
-    api::{error::ApiResult, input::Query, json_response, messages::message_id},
+    api::{error::ApiResult, input::Query, json_response},
+    deliver::Queues,
     http::Request,
+    model::message_id,
     service::Service,
 };
 
@@ -171,7 +173,7 @@ struct EndpointPending {
 
 /// The summary, sampled now. `?seconds=N` shortens the series (default and most: the ring); it
 /// never reaches back before the start.
-pub fn answer(status: &Status, svc: &Service, req: &Request) -> ApiResult {
+pub fn answer(status: &Status, svc: &Service, queues: &Queues, req: &Request) -> ApiResult {
     let now_ms = status.sample(svc);
     let now_s = now_ms / 1000;
     let seconds = Query::parse(req.query())
@@ -203,7 +205,7 @@ pub fn answer(status: &Status, svc: &Service, req: &Request) -> ApiResult {
         let shards: Vec<(bool, Option<u64>)> = (0..gauges_shards).map(beat).collect();
         (series, shards, beat(gauges_shards))
     };
-    let gauges = svc.gauges();
+    let gauges = queues.gauges(svc);
     let summary = Summary {
         version: env!("CARGO_PKG_VERSION"),
         now_ms,

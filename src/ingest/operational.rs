@@ -14,7 +14,7 @@
 //! **No second sender.** The operator endpoint is one endpoint (uid [`ENDPOINT_UID`]) of an
 //! internal application (uid [`APP_UID`]), both made or updated from the config at start
 //! ([`provision`]), both config-owned (the API cannot delete them). An operational event
-//! is a message appended to that app through `api::messages::append`, so fan-out, signing
+//! is a message appended to that app through `Ingest::append`, so fan-out, signing
 //! (Standard Webhooks, the configured `whsec_` secret), retries and the attempt records are the
 //! ones every delivery gets. Nothing about the internal app itself is ever emitted, so a failing
 //! operator endpoint cannot feed itself.
@@ -31,10 +31,10 @@ use storage::state::{
     AppRecord, AttemptRecord, DeliveryStatus, EndpointRecord, MessageRecord, SigningKey,
 };
 
+use super::Ingest;
 use crate::{
     config::OpEventType,
     model::ids::{self, Kind},
-    service::Service,
     time::format_rfc3339,
 };
 
@@ -202,12 +202,12 @@ impl OpEvent {
 
 /// Whether an event of `kind` about app `app_key` is to be sent: operational webhooks are
 /// configured, `kind` passes their `event_types` filter, and the app is not the internal one.
-pub fn wants(svc: &Service, kind: OpEventType, app_key: u64) -> bool {
-    let config = svc.config();
+pub fn wants(ing: &Ingest, kind: OpEventType, app_key: u64) -> bool {
+    let config = ing.svc.config();
     let Some(config) = &config.operational_webhooks else {
         return false;
     };
-    let Some(own) = svc.gateway.operational.app_key() else {
+    let Some(own) = ing.operational.app_key() else {
         return false;
     };
     app_key != own
@@ -219,24 +219,24 @@ pub fn wants(svc: &Service, kind: OpEventType, app_key: u64) -> bool {
 
 /// Sends `event` to the operator endpoint: appends it as a message of the internal app. Never
 /// fails and never waits (see the module doc); problems are logged.
-pub fn emit(svc: &Service, event: OpEvent) {
-    if !wants(svc, event.kind, event.app_key) {
+pub fn emit(ing: &Ingest, event: OpEvent) {
+    if !wants(ing, event.kind, event.app_key) {
         return;
     }
-    let Some(app_key) = svc.gateway.operational.app_key() else {
+    let Some(app_key) = ing.operational.app_key() else {
         return;
     };
     let record = MessageRecord {
         app_key,
         rand: ids::random_bits(),
-        created_ms: svc.now_ms(),
+        created_ms: ing.svc.now_ms(),
         event_type: event.kind.name().to_owned(),
         event_id: None,
         channels: Vec::new(),
         tags: Vec::new(),
         payload: event.payload(),
     };
-    match crate::api::messages::append(svc, &record) {
+    match ing.append(&record) {
         Ok(seq) => tracing::debug!(event = event.kind.name(), seq, "operational webhook queued"),
         Err(e) => tracing::warn!(
             event = event.kind.name(),
@@ -247,8 +247,8 @@ pub fn emit(svc: &Service, event: OpEvent) {
 }
 
 /// The app of `ep`, for an event about it; logs and gives `None` if it cannot be read.
-fn app_of(svc: &Service, ep: &EndpointRecord) -> Option<AppRecord> {
-    match svc.store.state().app(ep.app_key) {
+fn app_of(ing: &Ingest, ep: &EndpointRecord) -> Option<AppRecord> {
+    match ing.svc.store.state().app(ep.app_key) {
         Ok(Some(app)) => Some(app),
         Ok(None) => None, // deleted meanwhile: nobody to tell about
         Err(e) => {
@@ -259,19 +259,19 @@ fn app_of(svc: &Service, ep: &EndpointRecord) -> Option<AppRecord> {
 }
 
 /// An endpoint was created, updated or deleted through the API.
-pub fn endpoint_changed(svc: &Service, kind: OpEventType, app: &AppRecord, ep: &EndpointRecord) {
-    if wants(svc, kind, app.key) {
-        emit(svc, OpEvent::endpoint(kind, app, ep));
+pub fn endpoint_changed(ing: &Ingest, kind: OpEventType, app: &AppRecord, ep: &EndpointRecord) {
+    if wants(ing, kind, app.key) {
+        emit(ing, OpEvent::endpoint(kind, app, ep));
     }
 }
 
 /// An endpoint was updated through the API: `endpoint.updated`, and `endpoint.disabled`
 /// (`manual`) when this update disabled it (`was_disabled`: before the update).
-pub fn endpoint_updated(svc: &Service, app: &AppRecord, ep: &EndpointRecord, was_disabled: bool) {
-    endpoint_changed(svc, OpEventType::EndpointUpdated, app, ep);
-    if ep.disabled && !was_disabled && wants(svc, OpEventType::EndpointDisabled, app.key) {
+pub fn endpoint_updated(ing: &Ingest, app: &AppRecord, ep: &EndpointRecord, was_disabled: bool) {
+    endpoint_changed(ing, OpEventType::EndpointUpdated, app, ep);
+    if ep.disabled && !was_disabled && wants(ing, OpEventType::EndpointDisabled, app.key) {
         emit(
-            svc,
+            ing,
             OpEvent::disabled(app, ep, ep.failing_since_ms, DisableTrigger::Manual),
         );
     }
@@ -280,16 +280,16 @@ pub fn endpoint_updated(svc: &Service, app: &AppRecord, ep: &EndpointRecord, was
 /// `ep` was disabled, by the engine (`Automatic`) or the API (`Manual`). `fail_since_ms`: its
 /// `failing_since_ms` before it was disabled.
 pub fn on_disabled(
-    svc: &Service,
+    ing: &Ingest,
     ep: &EndpointRecord,
     fail_since_ms: Option<u64>,
     trigger: DisableTrigger,
 ) {
-    if !wants(svc, OpEventType::EndpointDisabled, ep.app_key) {
+    if !wants(ing, OpEventType::EndpointDisabled, ep.app_key) {
         return;
     }
-    if let Some(app) = app_of(svc, ep) {
-        emit(svc, OpEvent::disabled(&app, ep, fail_since_ms, trigger));
+    if let Some(app) = app_of(ing, ep) {
+        emit(ing, OpEvent::disabled(&app, ep, fail_since_ms, trigger));
     }
 }
 
@@ -326,7 +326,7 @@ pub fn attempt_events(
 /// `attempts` the delivery's completed attempts with this one, `exhausted` whether the policy
 /// gave the delivery up (`Action::Fail`). Costs nothing for most attempts.
 pub fn on_attempt(
-    svc: &Service,
+    ing: &Ingest,
     ep: &EndpointRecord,
     msg_id: &str,
     msg: &MessageRecord,
@@ -334,7 +334,7 @@ pub fn on_attempt(
     attempts: u32,
     exhausted: bool,
 ) {
-    let config = svc.config();
+    let config = ing.svc.config();
     if config.operational_webhooks.is_none() {
         return;
     }
@@ -345,25 +345,25 @@ pub fn on_attempt(
     let kinds = attempt_events(success, attempts, exhausted, attempts_max);
     let kinds: Vec<OpEventType> = kinds
         .into_iter()
-        .filter(|&k| wants(svc, k, ep.app_key))
+        .filter(|&k| wants(ing, k, ep.app_key))
         .collect();
     if kinds.is_empty() {
         return;
     }
-    let Some(app) = app_of(svc, ep) else { return };
+    let Some(app) = app_of(ing, ep) else { return };
     for kind in kinds {
-        emit(svc, OpEvent::attempt(kind, &app, ep, msg_id, msg, attempt));
+        emit(ing, OpEvent::attempt(kind, &app, ep, msg_id, msg, attempt));
     }
 }
 
 /// Makes the internal app and its operator endpoint match `[operational_webhooks]`; called
 /// once at start, before any shard runs. Without the section, a previously provisioned
 /// endpoint is disabled (its app and history stay).
-pub fn provision(svc: &Service) -> storage::Result<()> {
-    let state = svc.store.state();
-    let now = svc.now_ms();
+pub fn provision(ing: &Ingest) -> storage::Result<()> {
+    let state = ing.svc.store.state();
+    let now = ing.svc.now_ms();
     let existing_app = state.app_by_id_or_uid(APP_UID)?;
-    let config = svc.config();
+    let config = ing.svc.config();
     let Some(config) = &config.operational_webhooks else {
         if let Some(app) = existing_app {
             if let Some(mut ep) = state.endpoint_by_id_or_uid(app.key, ENDPOINT_UID)? {
@@ -373,7 +373,7 @@ pub fn provision(svc: &Service) -> storage::Result<()> {
                         Some("[operational_webhooks] is not in the config".to_owned());
                     ep.updated_ms = now;
                     state.put_endpoint(&ep)?;
-                    svc.endpoints_changed();
+                    ing.svc.endpoints_changed();
                 }
             }
         }
@@ -442,12 +442,12 @@ pub fn provision(svc: &Service) -> storage::Result<()> {
     };
     if let Some(ep) = ep {
         state.put_endpoint(&ep)?;
-        svc.endpoints_changed();
+        ing.svc.endpoints_changed();
         tracing::info!(endpoint = %ep.id, url = %ep.url, "operational webhooks endpoint set from the config");
     }
     state.flush()?;
     // Set once per process; a second call (there is none) keeps the first.
-    let _ = svc.gateway.operational.app_key.set(app.key);
+    let _ = ing.operational.app_key.set(app.key);
     Ok(())
 }
 

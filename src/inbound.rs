@@ -310,7 +310,7 @@ mod tests {
     use crate::config::Secret;
 
     /// Standard Webhooks vectors, each checked against the reference library.
-    const VECTORS: &str = include_str!("../../tests/vectors/standard-webhooks.json");
+    const VECTORS: &str = include_str!("../tests/vectors/standard-webhooks.json");
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
         pairs
@@ -354,7 +354,7 @@ mod tests {
         assert!(!file.vectors.is_empty());
         for v in file.vectors {
             let scheme = SourceScheme::StandardWebhooks {
-                key: Secret(crate::deliver::sign::parse_secret(&v.secret).unwrap()),
+                key: Secret(crate::model::secret::parse_secret(&v.secret).unwrap()),
             };
             let ts = v.timestamp.to_string();
             let sent = [

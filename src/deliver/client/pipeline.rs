@@ -36,7 +36,8 @@ use monoio::io::{AsyncWriteRentExt, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use monoio::time::{timeout, timeout_at, Instant};
 
-use super::client::{oneshot, ClientError, Conn, Exchanged, Stream};
+use super::conn::{Conn, Exchanged, Stream};
+use super::{oneshot, ClientError};
 
 /// How long a server that broke a pipeline is sent one request per connection.
 pub const PIPELINING_OFF_FOR: Duration = Duration::from_secs(600);
@@ -147,7 +148,7 @@ impl Pipe {
 
     /// Whether an idle pipe's socket still looks open (see `Conn::looks_open`).
     pub(super) fn looks_open(&self) -> bool {
-        super::client::socket_looks_open(self.fd)
+        super::conn::socket_looks_open(self.fd)
     }
 
     /// Queues `request`, writes it (with whatever else is queued) unless a write is under
