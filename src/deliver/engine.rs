@@ -367,23 +367,9 @@ impl Engine {
         if ep.disabled {
             return self.settle_without_attempt(task, "endpoint disabled");
         }
-        let msg = match &task.msg {
-            Some(carried) => Some(carried.clone()),
-            None => match self.svc.store.log().read(task.seq) {
-                Ok(Some(r)) => {
-                    decode_value::<MessageRecord>(&r.payload, &|| format!("message {}", task.seq))
-                        .ok()
-                        .map(|m| Arc::new(Carried::unbudgeted(m)))
-                }
-                Ok(None) => None,
-                Err(storage::Error::Quarantined { .. }) => {
-                    return self.settle_without_attempt(task, "message corrupt in the log");
-                }
-                Err(e) => return Err(e),
-            },
-        };
-        let Some(carried) = msg else {
-            return self.settle_without_attempt(task, "message no longer in the log");
+        let carried = match self.message(task)? {
+            Ok(carried) => carried,
+            Err(why) => return self.settle_without_attempt(task, why),
         };
         let msg = &carried.msg;
         self.update_limits(&ep);
@@ -391,25 +377,7 @@ impl Engine {
         // The latency metric's clock: monotonic and fine-grained (`started` is the service's
         // millisecond wall clock, for the attempt's record).
         let timer = std::time::Instant::now();
-        let outcome = match Url::parse(&ep.url) {
-            Err(why) => (
-                Outcome::Refused(format!("invalid endpoint URL: {why}")),
-                None,
-            ),
-            // The receiver's bytes are parsed in here: should a bug still panic on them, the
-            // attempt fails ("internal error") and is retried; the shard goes on.
-            Ok(url) => CatchUnwind::new(self.send(&ep, &url, &id, msg, started))
-                .await
-                .unwrap_or_else(|Panicked| {
-                    (
-                        Outcome::Internal(
-                            "the attempt panicked (a bug in hookd; see the log)".into(),
-                        ),
-                        None,
-                    )
-                }),
-        };
-        let (outcome, response) = outcome;
+        let (outcome, response) = self.exchange(&ep, &id, msg, started).await;
         held.release();
         self.svc.metrics.delivery(outcome.class());
         self.svc.metrics.delivery_latency(timer.elapsed());
@@ -418,42 +386,13 @@ impl Engine {
         let policy = self.policy();
         let (delivery, action) = {
             let mut rng = self.rng.borrow_mut();
-            policy.next(
-                Delivery {
-                    attempts: task.attempts,
-                },
-                &outcome,
-                finished,
-                &mut *rng,
-            )
+            let before = Delivery {
+                attempts: task.attempts,
+            };
+            policy.next(before, &outcome, finished, &mut *rng)
         };
-        let code = match &outcome {
-            Outcome::Status { code, .. } => Some(*code),
-            _ => None,
-        };
-        let success = outcome.is_success();
         let key = state.next_key()?;
-        let text = match (&response, &outcome) {
-            (Some(body), _) => String::from_utf8_lossy(body).into_owned(),
-            (None, o) => o.to_string(),
-        };
-        let attempt = AttemptRecord {
-            key,
-            id: ids::fresh(Kind::Attempt, key, started),
-            msg_seq: task.seq,
-            endpoint_key: task.endpoint,
-            url: ep.url.clone(),
-            status_code: code,
-            response: text,
-            duration_ms: finished.saturating_sub(started),
-            trigger: task.trigger,
-            status: if success {
-                DeliveryStatus::Success
-            } else {
-                DeliveryStatus::Fail
-            },
-            ts_ms: started,
-        };
+        let attempt = attempt_record(key, task, &ep, (started, finished), &outcome, response);
         crate::ingest::operational::on_attempt(
             &self.ingest,
             &ep,
@@ -463,33 +402,75 @@ impl Engine {
             delivery.attempts,
             matches!(action, Action::Fail { .. }),
         );
-        let mut next = DeliveryState {
-            status: DeliveryStatus::Fail,
-            attempts: delivery.attempts,
-            next_at_ms: finished,
-            last_status_code: code,
-            updated_ms: finished,
-            trigger: Trigger::Scheduled,
-        };
-        let mut disable = None;
-        match action {
-            Action::Done => next.status = DeliveryStatus::Success,
-            Action::RetryAt { at_ms } => {
-                next.status = DeliveryStatus::Pending;
-                next.next_at_ms = at_ms;
-            }
-            Action::Fail { .. } => {}
-            Action::DisableEndpoint { reason } => disable = Some(reason),
-        }
+        let (next, disable) = next_state(action, delivery.attempts, attempt.status_code, finished);
+        let success = outcome.is_success();
         self.record(OutcomeRecord {
             attempt,
             next,
             first_write: task.fresh,
         });
+        self.follow_health(task.endpoint, &ep, &policy, success, finished, disable)
+    }
+
+    /// The message a task delivers: carried from fan-out, or read from the log; `Err` says why
+    /// there is none to send (the task is then settled without an attempt).
+    fn message(&self, task: &Task) -> storage::Result<Result<Arc<Carried>, &'static str>> {
+        if let Some(carried) = &task.msg {
+            return Ok(Ok(carried.clone()));
+        }
+        match self.svc.store.log().read(task.seq) {
+            Ok(Some(r)) => {
+                Ok(
+                    decode_value::<MessageRecord>(&r.payload, &|| format!("message {}", task.seq))
+                        .map(|m| Arc::new(Carried::unbudgeted(m)))
+                        .map_err(|_| "message no longer in the log"),
+                )
+            }
+            Ok(None) => Ok(Err("message no longer in the log")),
+            Err(storage::Error::Quarantined { .. }) => Ok(Err("message corrupt in the log")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends the message to the endpoint: its outcome, and the response body if there was one.
+    async fn exchange(
+        self: &Rc<Self>,
+        ep: &EndpointRecord,
+        id: &str,
+        msg: &MessageRecord,
+        started: u64,
+    ) -> (Outcome, Option<Vec<u8>>) {
+        match Url::parse(&ep.url) {
+            Err(why) => (
+                Outcome::Refused(format!("invalid endpoint URL: {why}")),
+                None,
+            ),
+            // The receiver's bytes are parsed in here: should a bug still panic on them, the
+            // attempt fails ("internal error") and is retried; the shard goes on.
+            Ok(url) => CatchUnwind::new(self.send(ep, &url, id, msg, started))
+                .await
+                .unwrap_or_else(|Panicked| {
+                    let why = "the attempt panicked (a bug in hookd; see the log)";
+                    (Outcome::Internal(why.into()), None)
+                }),
+        }
+    }
+
+    /// Keeps the endpoint's failing-since time up to date after an attempt, and disables it
+    /// when the policy says so (`disable`, or failing for `delivery.disable_after`).
+    fn follow_health(
+        self: &Rc<Self>,
+        endpoint: u64,
+        ep: &EndpointRecord,
+        policy: &Policy,
+        success: bool,
+        now_ms: u64,
+        mut disable: Option<String>,
+    ) -> storage::Result<()> {
         let health = EndpointHealth {
             failing_since_ms: ep.failing_since_ms,
         };
-        let (health, too_long) = policy.record(health, success, finished);
+        let (health, too_long) = policy.record(health, success, now_ms);
         if too_long && disable.is_none() {
             disable = Some(format!(
                 "every attempt failed for {} (delivery.disable_after)",
@@ -499,18 +480,19 @@ impl Engine {
         match disable {
             Some(reason) => {
                 self.flush_outcomes();
-                self.disable(task.endpoint, &reason)?
+                self.disable(endpoint, &reason)
             }
             None if health.failing_since_ms != ep.failing_since_ms => {
-                if let Some(mut latest) = state.endpoint(task.endpoint)? {
+                let state = self.svc.store.state();
+                if let Some(mut latest) = state.endpoint(endpoint)? {
                     latest.failing_since_ms = health.failing_since_ms;
                     state.put_endpoint(&latest)?;
                     self.remember_endpoint(latest);
                 }
+                Ok(())
             }
-            None => {}
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Queues an outcome for the shard's next batch to the recorder: up to `OUTCOME_BATCH`
@@ -794,4 +776,70 @@ fn humantime(d: Duration) -> String {
         s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
         s => format!("{s}s"),
     }
+}
+
+/// The record of an attempt made at `started` and finished at `finished` (service clock):
+/// the response body as text, or the outcome's description when there was none.
+fn attempt_record(
+    key: u64,
+    task: &Task,
+    ep: &EndpointRecord,
+    (started, finished): (u64, u64),
+    outcome: &Outcome,
+    response: Option<Vec<u8>>,
+) -> AttemptRecord {
+    let status_code = match outcome {
+        Outcome::Status { code, .. } => Some(*code),
+        _ => None,
+    };
+    let response = match response {
+        Some(body) => String::from_utf8_lossy(&body).into_owned(),
+        None => outcome.to_string(),
+    };
+    AttemptRecord {
+        key,
+        id: ids::fresh(Kind::Attempt, key, started),
+        msg_seq: task.seq,
+        endpoint_key: task.endpoint,
+        url: ep.url.clone(),
+        status_code,
+        response,
+        duration_ms: finished.saturating_sub(started),
+        trigger: task.trigger,
+        status: if outcome.is_success() {
+            DeliveryStatus::Success
+        } else {
+            DeliveryStatus::Fail
+        },
+        ts_ms: started,
+    }
+}
+
+/// The delivery's state after an attempt the policy answered with `action`, and the reason
+/// to disable the endpoint if the policy says so.
+fn next_state(
+    action: Action,
+    attempts: u32,
+    last_status_code: Option<u16>,
+    now_ms: u64,
+) -> (DeliveryState, Option<String>) {
+    let mut next = DeliveryState {
+        status: DeliveryStatus::Fail,
+        attempts,
+        next_at_ms: now_ms,
+        last_status_code,
+        updated_ms: now_ms,
+        trigger: Trigger::Scheduled,
+    };
+    let mut disable = None;
+    match action {
+        Action::Done => next.status = DeliveryStatus::Success,
+        Action::RetryAt { at_ms } => {
+            next.status = DeliveryStatus::Pending;
+            next.next_at_ms = at_ms;
+        }
+        Action::Fail { .. } => {}
+        Action::DisableEndpoint { reason } => disable = Some(reason),
+    }
+    (next, disable)
 }
