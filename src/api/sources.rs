@@ -19,7 +19,7 @@
 
 use serde::Serialize;
 use storage::{
-    state::{IdempotencyRecord, MessageRecord},
+    state::{AppRecord, IdempotencyRecord, MessageRecord},
     LocalWaiters,
 };
 
@@ -36,6 +36,7 @@ use crate::{
     inbound::{self, Inbound},
     ingest::Ingest,
     model::ids,
+    service::Service,
 };
 
 /// Longest delivery id kept for deduplication, in bytes.
@@ -59,83 +60,20 @@ pub async fn ingest(
     if req.method != Method::Post {
         return Err(ApiError::MethodNotAllowed(&["POST"]));
     }
-    let limit = config.ingest.payload_bytes_max;
-    if req.body.len() as u64 > limit {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "body is {} bytes; the limit (ingest.payload_bytes_max) is {limit}",
-            req.body.len()
-        )));
-    }
     let now = svc.now_ms();
-    let inbound = Inbound {
-        headers: &req.headers,
-        body: &req.body,
-        now_secs: now / 1000,
-        tolerance_secs: source.tolerance.as_secs(),
-    };
-    let verified = inbound::verify(&source.scheme, &inbound).map_err(|why| {
-        tracing::debug!(source = %source.name, reason = %why, "inbound webhook refused");
-        ApiError::Unauthorized(format!("source {}: {why}", source.name))
-    })?;
-    let body: serde_json::Value = serde_json::from_slice(&req.body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
-    if !body.is_object() {
-        return Err(ApiError::Validation(vec![FieldError::body(
-            "",
-            "must be a JSON object",
-        )]));
-    }
+    let (signed_id, body) = verified_body(source, req, config.ingest.payload_bytes_max, now)?;
     let event_type = locate(&source.event_type, req, &body, "event type")?;
     let mut errors = Vec::new();
     check_name("eventType", &event_type, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let delivery_id = match (verified.signed_id, &source.delivery_id) {
-        (Some(id), _) => Some(id.to_owned()),
-        (None, Some(at)) => Some(locate(at, req, &body, "delivery id")?),
-        (None, None) => None,
-    };
-    if delivery_id
-        .as_ref()
-        .is_some_and(|id| id.is_empty() || id.len() > DELIVERY_ID_BYTES_MAX)
-    {
-        return Err(ApiError::Validation(vec![FieldError::body(
-            "",
-            format!("the delivery id must be 1 to {DELIVERY_ID_BYTES_MAX} bytes"),
-        )]));
-    }
-    let app = svc
-        .store
-        .state()
-        .app_by_id_or_uid(&source.app)?
-        .ok_or_else(|| {
-            tracing::warn!(source = %source.name, app = %source.app, "the source's application does not exist");
-            ApiError::NotFound(format!(
-                "application {} of source {} not found",
-                source.app, source.name
-            ))
-        })?;
+    let delivery_id = delivery_id(source, req, &body, signed_id)?;
+    let app = source_app(svc, source)?;
     let scope = format!("source:{}", source.name);
     if let Some(id) = &delivery_id {
-        let placeholder = IdempotencyRecord {
-            expires_ms: now + IDEMPOTENCY_CLAIM_MS,
-            status: 0,
-            body: Vec::new(),
-        };
-        match svc
-            .store
-            .state()
-            .claim_idempotency(&scope, id, &placeholder, now)?
-        {
-            Some(prev) if prev.status == 0 => {
-                return Err(ApiError::Conflict(format!(
-                    "delivery {id} is still being stored; retry"
-                )))
-            }
-            // A replay within the window: the first answer again, nothing stored.
-            Some(prev) => return Ok(Response::json(200, prev.body)),
-            None => {}
+        if let Some(first_answer) = claim_delivery(svc, &scope, id, now)? {
+            return Ok(first_answer);
         }
     }
     let record = MessageRecord {
@@ -163,20 +101,130 @@ pub async fn ingest(
     if let Some(id) = &delivery_id {
         // Remembered for twice the tolerance: a signature may carry a timestamp up to the
         // tolerance ahead of now, and stays valid until the tolerance after it.
-        let window = 2 * source.tolerance.as_millis() as u64;
-        svc.store.state().put_idempotency(
-            &scope,
-            id,
-            &IdempotencyRecord {
-                expires_ms: now + window,
-                status: 202,
-                body: out.clone(),
-            },
-        )?;
-        let ticket = svc.store.commit_index();
-        svc.store.index_durable().wait(ticket).await?;
+        let expires_ms = now + 2 * source.tolerance.as_millis() as u64;
+        remember_delivery(svc, &scope, id, expires_ms, out.clone()).await?;
     }
     Ok(Response::json(202, out))
+}
+
+/// The request within the size limit, verified by the source's scheme (401 if not), with a
+/// JSON object for a body: the delivery id the signature covers, if any, and the body.
+fn verified_body(
+    source: &SourceConfig,
+    req: &Request,
+    limit: u64,
+    now_ms: u64,
+) -> ApiResult<(Option<String>, serde_json::Value)> {
+    if req.body.len() as u64 > limit {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "body is {} bytes; the limit (ingest.payload_bytes_max) is {limit}",
+            req.body.len()
+        )));
+    }
+    let inbound = Inbound {
+        headers: &req.headers,
+        body: &req.body,
+        now_secs: now_ms / 1000,
+        tolerance_secs: source.tolerance.as_secs(),
+    };
+    let verified = inbound::verify(&source.scheme, &inbound).map_err(|why| {
+        tracing::debug!(source = %source.name, reason = %why, "inbound webhook refused");
+        ApiError::Unauthorized(format!("source {}: {why}", source.name))
+    })?;
+    let body: serde_json::Value = serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+    if !body.is_object() {
+        return Err(ApiError::Validation(vec![FieldError::body(
+            "",
+            "must be a JSON object",
+        )]));
+    }
+    Ok((verified.signed_id.map(str::to_owned), body))
+}
+
+/// The provider's id of this delivery, for deduplication: the signed one, else where the
+/// source says it is; 1 to [`DELIVERY_ID_BYTES_MAX`] bytes.
+fn delivery_id(
+    source: &SourceConfig,
+    req: &Request,
+    body: &serde_json::Value,
+    signed_id: Option<String>,
+) -> ApiResult<Option<String>> {
+    let id = match (signed_id, &source.delivery_id) {
+        (Some(id), _) => Some(id),
+        (None, Some(at)) => Some(locate(at, req, body, "delivery id")?),
+        (None, None) => None,
+    };
+    if id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > DELIVERY_ID_BYTES_MAX)
+    {
+        return Err(ApiError::Validation(vec![FieldError::body(
+            "",
+            format!("the delivery id must be 1 to {DELIVERY_ID_BYTES_MAX} bytes"),
+        )]));
+    }
+    Ok(id)
+}
+
+/// The application the source's messages go to (404, and a warning, if it does not exist).
+fn source_app(svc: &Service, source: &SourceConfig) -> ApiResult<AppRecord> {
+    svc.store
+        .state()
+        .app_by_id_or_uid(&source.app)?
+        .ok_or_else(|| {
+            tracing::warn!(source = %source.name, app = %source.app, "the source's application does not exist");
+            ApiError::NotFound(format!(
+                "application {} of source {} not found",
+                source.app, source.name
+            ))
+        })
+}
+
+/// Claims delivery `id` of the source (`scope`) for this request: `Some` is the first
+/// delivery's answer, replayed (nothing is stored again); 409 while another request is
+/// storing it.
+fn claim_delivery(
+    svc: &Service,
+    scope: &str,
+    id: &str,
+    now_ms: u64,
+) -> ApiResult<Option<Response>> {
+    let placeholder = IdempotencyRecord {
+        expires_ms: now_ms + IDEMPOTENCY_CLAIM_MS,
+        status: 0,
+        body: Vec::new(),
+    };
+    match svc
+        .store
+        .state()
+        .claim_idempotency(scope, id, &placeholder, now_ms)?
+    {
+        Some(prev) if prev.status == 0 => Err(ApiError::Conflict(format!(
+            "delivery {id} is still being stored; retry"
+        ))),
+        Some(prev) => Ok(Some(Response::json(200, prev.body))),
+        None => Ok(None),
+    }
+}
+
+/// Keeps the answer to delivery `id` until `expires_ms`, durably, before it is given.
+async fn remember_delivery(
+    svc: &Service,
+    scope: &str,
+    id: &str,
+    expires_ms: u64,
+    body: Vec<u8>,
+) -> ApiResult<()> {
+    let record = IdempotencyRecord {
+        expires_ms,
+        status: 202,
+        body,
+    };
+    svc.store.state().put_idempotency(scope, id, &record)?;
+    let ticket = svc.store.commit_index();
+    svc.store.index_durable().wait(ticket).await?;
+    Ok(())
 }
 
 /// The value `at` points to: a header, a JSON pointer into the body (a string there), or a
