@@ -380,6 +380,16 @@ pub fn render(r: &Report, now_ms: u64) -> String {
         r.segments.len(),
         human_bytes(bytes)
     );
+    render_segments(&mut out, r);
+    render_apps(&mut out, r);
+    render_decode_check(&mut out, r, records);
+    render_index(&mut out, r, now_ms);
+    render_result(&mut out, r);
+    out
+}
+
+/// One line per segment: id, records, bytes, sequence range, creation, state.
+fn render_segments(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
         "  {:>6}  {:>9}  {:>10}  {:<23}  {:<24}  state",
@@ -419,6 +429,10 @@ pub fn render(r: &Report, now_ms: u64) -> String {
             state.join(", ")
         );
     }
+}
+
+/// The apps with the most records (at most [`APPS_LISTED_MAX`]).
+fn render_apps(out: &mut String, r: &Report) {
     if !r.by_app.is_empty() {
         let mut apps: Vec<(u64, u64)> = r.by_app.iter().map(|(&k, &n)| (k, n)).collect();
         apps.sort_by_key(|&(k, n)| (std::cmp::Reverse(n), k));
@@ -440,6 +454,10 @@ pub fn render(r: &Report, now_ms: u64) -> String {
         };
         let _ = writeln!(out, "records by app: {}{more}", listed.join(", "));
     }
+}
+
+/// What the decode pass found.
+fn render_decode_check(out: &mut String, r: &Report, records: u64) {
     let bad: usize = r.segments.iter().map(|s| s.bad.len()).sum();
     let seen = r
         .segments
@@ -455,6 +473,10 @@ pub fn render(r: &Report, now_ms: u64) -> String {
          {} files in log/quarantine",
         r.quarantine_files
     );
+}
+
+/// What the index says: pending deliveries, the fan-out cursor, retention's floor.
+fn render_index(out: &mut String, r: &Report, now_ms: u64) {
     match &r.index {
         Ok(ix) => {
             let oldest = match (ix.oldest_pending_seq, ix.oldest_pending_ts_ms) {
@@ -501,6 +523,10 @@ pub fn render(r: &Report, now_ms: u64) -> String {
             let _ = writeln!(out, "index: cannot be read: {why}");
         }
     }
+}
+
+/// Sequence gaps and the verdict.
+fn render_result(out: &mut String, r: &Report) {
     match r.gaps.as_slice() {
         [] => {}
         gaps => {
@@ -523,7 +549,6 @@ pub fn render(r: &Report, now_ms: u64) -> String {
             let _ = writeln!(out, "  {p}");
         }
     }
-    out
 }
 
 #[cfg(test)]
