@@ -108,9 +108,17 @@ impl Metrics {
     /// The Prometheus text exposition of the counters plus the gauges given.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
+        self.render_counters(&mut out, gauges);
+        self.render_histograms(&mut out, gauges);
+        render_gauges(&mut out, gauges);
+        out
+    }
+
+    /// The counters (and the gauges that count since start).
+    fn render_counters(&self, out: &mut String, gauges: &Gauges) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         head(
-            &mut out,
+            out,
             "hookd_http_requests_total",
             "counter",
             "HTTP requests answered, by route family and status class.",
@@ -124,26 +132,22 @@ impl Metrics {
                 );
             }
         }
-        head(
-            &mut out,
+        single(
+            out,
             "hookd_events_appended_total",
             "counter",
             "Events appended to the log.",
+            load(&self.events_appended),
         );
-        let _ = writeln!(
+        single(
             out,
-            "hookd_events_appended_total {}",
-            load(&self.events_appended)
-        );
-        head(
-            &mut out,
             "hookd_event_bytes_total",
             "counter",
             "Payload bytes of the events appended.",
+            load(&self.event_bytes),
         );
-        let _ = writeln!(out, "hookd_event_bytes_total {}", load(&self.event_bytes));
         head(
-            &mut out,
+            out,
             "hookd_deliveries_total",
             "counter",
             "Delivery attempts, by outcome class.",
@@ -155,126 +159,128 @@ impl Metrics {
                 load(&self.deliveries[i])
             );
         }
-        head(
-            &mut out,
+        single(
+            out,
             "hookd_endpoints_disabled_total",
             "counter",
             "Endpoints disabled by delivery (410 or failing too long).",
+            load(&self.endpoints_disabled),
         );
-        let _ = writeln!(
+        single(
             out,
-            "hookd_endpoints_disabled_total {}",
-            load(&self.endpoints_disabled)
-        );
-        head(
-            &mut out,
             "hookd_panics_total",
             "counter",
             "Panics caught (bugs in hookd); each stopped one task. The log has where.",
+            crate::panics::count(),
         );
-        let _ = writeln!(out, "hookd_panics_total {}", crate::panics::count());
-        head(
-            &mut out,
+        single(
+            out,
             "hookd_unhealthy_parts",
             "gauge",
             "Threads of hookd (shards, dispatcher, recorder) that stopped unexpectedly.",
+            gauges.dead_parts,
         );
-        let _ = writeln!(out, "hookd_unhealthy_parts {}", gauges.dead_parts);
-        head(
-            &mut out,
+        single(
+            out,
             "hookd_log_flushes_total",
             "counter",
             "Group-commit flushes (fdatasync) of the log.",
+            gauges.flushes,
         );
-        let _ = writeln!(out, "hookd_log_flushes_total {}", gauges.flushes);
-        head(
-            &mut out,
-            "hookd_log_corrupt_stretches_total",
-            "counter",
-            "Corrupt stretches found in the log (at start or by a read), quarantined and stepped over.",
-        );
-        let _ = writeln!(
-            out,
-            "hookd_log_corrupt_stretches_total {}",
-            gauges.corrupt_stretches
-        );
+        let help = "Corrupt stretches found in the log (at start or by a read), quarantined and \
+                    stepped over.";
+        let name = "hookd_log_corrupt_stretches_total";
+        single(out, name, "counter", help, gauges.corrupt_stretches);
+    }
+
+    /// The latency and batch-size histograms.
+    fn render_histograms(&self, out: &mut String, gauges: &Gauges) {
         histogram(
-            &mut out,
+            out,
             "hookd_log_append_seconds",
             "Time from appending an event to the log until it is durable (sync) or written.",
             &self.append_ns.snapshot(),
             Unit::Nanoseconds,
         );
         histogram(
-            &mut out,
+            out,
             "hookd_log_flush_seconds",
             "Time one group commit spends in fdatasync.",
             &gauges.log_flush,
             Unit::Nanoseconds,
         );
         histogram(
-            &mut out,
+            out,
             "hookd_log_flush_batch_records",
             "Records made durable by one group commit (the batch size).",
             &gauges.log_batch,
             Unit::Count,
         );
         histogram(
-            &mut out,
+            out,
             "hookd_delivery_seconds",
             "Time from the start of a delivery attempt to its response or failure.",
             &self.delivery_ns.snapshot(),
             Unit::Nanoseconds,
         );
-        head(
-            &mut out,
-            "hookd_pending_deliveries",
-            "gauge",
-            "Deliveries not yet settled (pending or sending).",
-        );
-        let _ = writeln!(out, "hookd_pending_deliveries {}", gauges.pending);
-        head(
-            &mut out,
-            "hookd_oldest_pending_age_seconds",
-            "gauge",
-            "Age of the oldest unsettled delivery's message.",
-        );
-        let _ = writeln!(
-            out,
-            "hookd_oldest_pending_age_seconds {:.3}",
-            gauges.oldest_pending_age_ms as f64 / 1000.0
-        );
-        head(
-            &mut out,
-            "hookd_shard_queue_depth",
-            "gauge",
-            "Deliveries waiting in each shard's inbox.",
-        );
-        for (i, d) in gauges.queue_depths.iter().enumerate() {
-            let _ = writeln!(out, "hookd_shard_queue_depth{{shard=\"{i}\"}} {d}");
-        }
-        head(
-            &mut out,
-            "hookd_disk_bytes",
-            "gauge",
-            "Bytes on disk: log segments and index.",
-        );
-        let _ = writeln!(out, "hookd_disk_bytes {}", gauges.disk_bytes);
-        head(
-            &mut out,
-            "hookd_io_driver",
-            "gauge",
-            "The I/O driver the shards run on (1 for the one in use).",
-        );
-        let _ = writeln!(out, "hookd_io_driver{{driver=\"{}\"}} 1", gauges.driver);
-        head(&mut out, "hookd_build_info", "gauge", "Build information.");
-        let _ = writeln!(
-            out,
-            "hookd_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        out
     }
+}
+
+/// The gauges read at scrape time.
+fn render_gauges(out: &mut String, gauges: &Gauges) {
+    single(
+        out,
+        "hookd_pending_deliveries",
+        "gauge",
+        "Deliveries not yet settled (pending or sending).",
+        gauges.pending,
+    );
+    head(
+        out,
+        "hookd_oldest_pending_age_seconds",
+        "gauge",
+        "Age of the oldest unsettled delivery's message.",
+    );
+    let _ = writeln!(
+        out,
+        "hookd_oldest_pending_age_seconds {:.3}",
+        gauges.oldest_pending_age_ms as f64 / 1000.0
+    );
+    head(
+        out,
+        "hookd_shard_queue_depth",
+        "gauge",
+        "Deliveries waiting in each shard's inbox.",
+    );
+    for (i, d) in gauges.queue_depths.iter().enumerate() {
+        let _ = writeln!(out, "hookd_shard_queue_depth{{shard=\"{i}\"}} {d}");
+    }
+    single(
+        out,
+        "hookd_disk_bytes",
+        "gauge",
+        "Bytes on disk: log segments and index.",
+        gauges.disk_bytes,
+    );
+    head(
+        out,
+        "hookd_io_driver",
+        "gauge",
+        "The I/O driver the shards run on (1 for the one in use).",
+    );
+    let _ = writeln!(out, "hookd_io_driver{{driver=\"{}\"}} 1", gauges.driver);
+    head(out, "hookd_build_info", "gauge", "Build information.");
+    let _ = writeln!(
+        out,
+        "hookd_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+/// A metric of one unlabelled sample: its `# HELP` and `# TYPE` lines, then the sample.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    head(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 /// Values read at scrape time.
