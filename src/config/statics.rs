@@ -276,34 +276,7 @@ fn endpoint(
     let key = |k: &str| format!("{at}.{k}");
     let uid = uid(p, &key("uid"), r.uid.as_deref(), "ep_", "endpoint");
     let url = r.url.clone().unwrap_or_default();
-    match r.url.as_deref().map(crate::model::url::Url::parse) {
-        None => p.add(key("url"), "required: where deliveries go"),
-        Some(Err(why)) => p.add(key("url"), format!("invalid URL: {why}")),
-        Some(Ok(parsed)) => {
-            // The SSRF guard, where the address is known now (as the API on create).
-            if !delivery.allow_private_networks {
-                let refused = match parsed.ip() {
-                    Some(ip) => crate::model::ssrf::check(ip).err(),
-                    None if parsed.host == "localhost" || parsed.host.ends_with(".localhost") => {
-                        Some("loopback address")
-                    }
-                    None => None,
-                };
-                if let Some(why) = refused {
-                    p.add(
-                        key("url"),
-                        format!(
-                            "{} is a {why}; delivery.allow_private_networks is false",
-                            parsed.host
-                        ),
-                    );
-                }
-            }
-            for v in super::policy::url_violations_of(policy, &url) {
-                p.add(key("url"), v.to_string());
-            }
-        }
-    }
+    check_url(p, &key("url"), r.url.as_deref(), delivery, policy);
     let description = text(p, &key("description"), r.description.as_deref());
     let event_types = r.event_types.as_ref().map(|types| {
         for (k, t) in types.iter().enumerate() {
@@ -344,28 +317,7 @@ fn endpoint(
     if headers.len() > HEADERS_MAX {
         p.add(key("headers"), format!("at most {HEADERS_MAX} headers"));
     }
-    for (name, value) in &headers {
-        let path = key("headers");
-        let token = !name.is_empty()
-            && name.len() <= 256
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !token {
-            p.add(&path, format!("{name:?} is not a header name"));
-        } else if crate::model::RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            p.add(
-                &path,
-                format!("{name} is set by hookd and cannot be overridden"),
-            );
-        }
-        if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-            p.add(
-                &path,
-                format!("the value of {name} contains a line break or NUL"),
-            );
-        }
-    }
+    check_headers(p, &key("headers"), &headers);
     let throttle_rate = r.throttle_rate.and_then(|n| {
         if (1..=i64::from(u16::MAX)).contains(&n.0) {
             u32::try_from(n.0).ok()
@@ -387,6 +339,71 @@ fn endpoint(
         headers,
         throttle_rate,
         disabled: r.disabled.unwrap_or(false),
+    }
+}
+
+/// An endpoint's `url`: required, valid, allowed by the SSRF guard where its address is known
+/// now (as the API checks on create), and by the endpoint policy.
+fn check_url(
+    p: &mut Problems<'_>,
+    path: &str,
+    url: Option<&str>,
+    delivery: &DeliveryConfig,
+    policy: &EndpointPolicy,
+) {
+    match url.map(crate::model::url::Url::parse) {
+        None => p.add(path, "required: where deliveries go"),
+        Some(Err(why)) => p.add(path, format!("invalid URL: {why}")),
+        Some(Ok(parsed)) => {
+            // The SSRF guard, where the address is known now (as the API on create).
+            if !delivery.allow_private_networks {
+                let refused = match parsed.ip() {
+                    Some(ip) => crate::model::ssrf::check(ip).err(),
+                    None if parsed.host == "localhost" || parsed.host.ends_with(".localhost") => {
+                        Some("loopback address")
+                    }
+                    None => None,
+                };
+                if let Some(why) = refused {
+                    p.add(
+                        path,
+                        format!(
+                            "{} is a {why}; delivery.allow_private_networks is false",
+                            parsed.host
+                        ),
+                    );
+                }
+            }
+            for v in super::policy::url_violations_of(policy, url.unwrap_or_default()) {
+                p.add(path, v.to_string());
+            }
+        }
+    }
+}
+
+/// An endpoint's custom `headers`: at most [`HEADERS_MAX`] (checked by the caller), each a
+/// token name that hookd does not set itself, with no line break or NUL in its value.
+fn check_headers(p: &mut Problems<'_>, path: &str, headers: &BTreeMap<String, String>) {
+    for (name, value) in headers {
+        let token = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            p.add(path, format!("{name:?} is not a header name"));
+        } else if crate::model::RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            p.add(
+                path,
+                format!("{name} is set by hookd and cannot be overridden"),
+            );
+        }
+        if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            p.add(
+                path,
+                format!("the value of {name} contains a line break or NUL"),
+            );
+        }
     }
 }
 
