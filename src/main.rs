@@ -139,19 +139,9 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     // Before the store opens (and a first-start admin token is made): one hookd per address.
-    let mut claim = match hookd::http::claim::claim(config.server.listen) {
+    let mut claim = match claim_address(&label, &config)? {
         Ok(claim) => claim,
-        Err(e) => {
-            let problem = config::ConfigError {
-                path: "server.listen".to_owned(),
-                message: hookd::preflight::with_sources(&e),
-            };
-            let errors = ConfigErrors {
-                errors: vec![problem],
-            };
-            report_problems(&label, &errors).context("writing to stderr")?;
-            return Ok(ExitCode::from(EXIT_INVALID));
-        }
+        Err(code) => return Ok(code),
     };
     hookd::logging::init(&config.log);
     hookd::panics::install_hook();
@@ -159,29 +149,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     hookd::signals::block().context("blocking signals")?;
     hookd::http::tls::install_crypto_provider();
     let started = std::time::Instant::now();
-    let (svc, opened) = hookd::service::Service::open(config.clone(), Arc::new(SystemClock))?;
-    let r = &opened.report;
-    tracing::info!(
-        path = %config.storage.path.display(),
-        segments = r.segments,
-        records = r.records,
-        truncated = r.truncated.len(),
-        quarantined = r.quarantined.len(),
-        "store opened"
-    );
-    // The operational webhooks' app and endpoint, as the config has them.
-    let ingest = match hookd::ingest::Ingest::open(svc.clone()) {
-        Ok(ingest) => ingest,
-        Err(e) => {
-            svc.close();
-            return Err(anyhow::Error::new(e).context("setting up operational webhooks"));
-        }
-    };
-    // The config's [[apps]] and [[event_types]], and the endpoint policy, before serving.
-    if let Err(e) = hookd::reload::apply_at_start(&ingest) {
-        svc.close();
-        return Err(anyhow::Error::new(e).context("applying the config's static definitions"));
-    }
+    let (svc, opened, ingest) = open(&config)?;
     let (notifier, watchdog_interval) = systemd_from_env();
     let beat_every = hookd::systemd::beat_every(watchdog_interval);
     let shards =
@@ -215,15 +183,87 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     if let Err(e) = notifier.ready(&status) {
         tracing::warn!(error = %e, "readiness notification not sent");
     }
+    serve_until_stopped(&ingest, path, &notifier, watchdog_interval)?;
+    tracing::info!("stopping: draining connections");
+    shards.stop();
+    svc.close();
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Holds `server.listen` for this process (one hookd per address), or reports why not (exit 2).
+fn claim_address(
+    label: &str,
+    config: &config::Config,
+) -> anyhow::Result<Result<hookd::http::claim::Claim, ExitCode>> {
+    match hookd::http::claim::claim(config.server.listen) {
+        Ok(claim) => Ok(Ok(claim)),
+        Err(e) => {
+            let problem = config::ConfigError {
+                path: "server.listen".to_owned(),
+                message: hookd::preflight::with_sources(&e),
+            };
+            let errors = ConfigErrors {
+                errors: vec![problem],
+            };
+            report_problems(label, &errors).context("writing to stderr")?;
+            Ok(Err(ExitCode::from(EXIT_INVALID)))
+        }
+    }
+}
+
+/// Opens and recovers the store, sets up operational webhooks and writes the config's static
+/// definitions: everything before the shards start.
+fn open(
+    config: &config::Config,
+) -> anyhow::Result<(
+    Arc<hookd::service::Service>,
+    hookd::service::Opened,
+    Arc<hookd::ingest::Ingest>,
+)> {
+    let (svc, opened) = hookd::service::Service::open(config.clone(), Arc::new(SystemClock))?;
+    let r = &opened.report;
+    tracing::info!(
+        path = %config.storage.path.display(),
+        segments = r.segments,
+        records = r.records,
+        truncated = r.truncated.len(),
+        quarantined = r.quarantined.len(),
+        "store opened"
+    );
+    // The operational webhooks' app and endpoint, as the config has them.
+    let ingest = match hookd::ingest::Ingest::open(svc.clone()) {
+        Ok(ingest) => ingest,
+        Err(e) => {
+            svc.close();
+            return Err(anyhow::Error::new(e).context("setting up operational webhooks"));
+        }
+    };
+    // The config's [[apps]] and [[event_types]], and the endpoint policy, before serving.
+    if let Err(e) = hookd::reload::apply_at_start(&ingest) {
+        svc.close();
+        return Err(anyhow::Error::new(e).context("applying the config's static definitions"));
+    }
+    Ok((svc, opened, ingest))
+}
+
+/// Serves until SIGINT or SIGTERM, reloading the config on SIGHUP, with the systemd watchdog
+/// pinged meanwhile when systemd asks for it.
+fn serve_until_stopped(
+    ingest: &hookd::ingest::Ingest,
+    path: Option<&Path>,
+    notifier: &Arc<hookd::systemd::Notifier>,
+    watchdog_interval: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
     let watchdog = watchdog_interval.and_then(|interval| {
-        hookd::systemd::Watchdog::start(notifier.clone(), svc.liveness.clone(), interval)
+        hookd::systemd::Watchdog::start(notifier.clone(), ingest.svc.liveness.clone(), interval)
             .map_err(|e| tracing::warn!(error = %e, "cannot start the watchdog thread"))
             .ok()
     });
     loop {
         match hookd::signals::wait().context("waiting for signals")? {
             hookd::signals::Signal::Stop => break,
-            hookd::signals::Signal::Reload => hookd::reload::on_sighup(&ingest, path),
+            hookd::signals::Signal::Reload => hookd::reload::on_sighup(ingest, path),
         }
     }
     // systemd stops enforcing the watchdog once the unit stops; so does hookd.
@@ -233,11 +273,7 @@ fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     if let Err(e) = notifier.stopping("draining connections") {
         tracing::warn!(error = %e, "stopping notification not sent");
     }
-    tracing::info!("stopping: draining connections");
-    shards.stop();
-    svc.close();
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn show_admin_token(token: &str) -> io::Result<()> {
