@@ -320,72 +320,23 @@ fn parse_full(buf: &[u8], limits: &Limits) -> Result<HeadStatus, HeadError> {
     }
     let http11 = minor_version == 1;
 
-    let mut content_length: Option<u64> = None;
-    let mut te = TransferCodings::default();
-    let mut close = false;
-    let mut keep_alive_token = false;
-    let mut expect_continue = false;
-    let mut expect_other = false;
-    let mut hosts = 0u32;
-    let mut headers = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let n = parse_content_length(h.value)?;
-            if content_length.is_some_and(|m| m != n) {
-                return Err(HeadError::InvalidContentLength(
-                    "several content-length values that differ",
-                ));
-            }
-            content_length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            te.add(h.value)?;
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in list_elements(h.value) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive_token = true;
-                }
-            }
-        } else if name.eq_ignore_ascii_case("expect") {
-            if h.value.eq_ignore_ascii_case(b"100-continue") {
-                expect_continue = true;
-            } else {
-                expect_other = true;
-            }
-        } else if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
-        }
-        headers.push((name.to_ascii_lowercase(), h.value.to_vec()));
-    }
-
-    match (http11, hosts) {
+    let facts = HeaderFacts::scan(req.headers)?;
+    match (http11, facts.hosts) {
         (true, 0) => return Err(HeadError::InvalidHost("HTTP/1.1 requires a Host header")),
         (_, 2..) => return Err(HeadError::InvalidHost("more than one Host header")),
         _ => {}
     }
-    let framing = match (te.present, content_length) {
-        (true, Some(_)) => return Err(HeadError::ConflictingFraming),
-        (true, None) if !http11 => {
-            return Err(HeadError::InvalidTransferEncoding(
-                "transfer-encoding is not allowed in HTTP/1.0",
-            ))
-        }
-        (true, None) => {
-            te.finish()?;
-            BodyFraming::Chunked
-        }
-        (false, Some(0)) | (false, None) => BodyFraming::None,
-        (false, Some(n)) => match usize::try_from(n) {
-            Ok(n) if n <= limits.body_bytes_max => BodyFraming::Length(n),
-            _ => {
-                return Err(HeadError::BodyTooLarge {
-                    limit: limits.body_bytes_max,
-                })
-            }
-        },
-    };
+    let HeaderFacts {
+        content_length,
+        te,
+        close,
+        keep_alive_token,
+        expect_continue,
+        expect_other,
+        headers,
+        ..
+    } = facts;
+    let framing = body_framing(te, content_length, http11, limits)?;
     // RFC 9110 §10.1.1: an HTTP/1.0 expectation is ignored.
     if http11 && expect_other {
         return Err(HeadError::ExpectationFailed);
@@ -404,6 +355,95 @@ fn parse_full(buf: &[u8], limits: &Limits) -> Result<HeadStatus, HeadError> {
         expect_continue: http11 && expect_continue && framing != BodyFraming::None,
         head_bytes,
     }))
+}
+
+/// What a head's headers say about framing, the connection and expectations, and the
+/// headers themselves with lowercased names.
+struct HeaderFacts {
+    content_length: Option<u64>,
+    te: TransferCodings,
+    close: bool,
+    keep_alive_token: bool,
+    expect_continue: bool,
+    expect_other: bool,
+    hosts: u32,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl HeaderFacts {
+    fn scan(parsed: &[httparse::Header<'_>]) -> Result<Self, HeadError> {
+        let mut facts = HeaderFacts {
+            content_length: None,
+            te: TransferCodings::default(),
+            close: false,
+            keep_alive_token: false,
+            expect_continue: false,
+            expect_other: false,
+            hosts: 0,
+            headers: Vec::with_capacity(parsed.len()),
+        };
+        for h in parsed {
+            let name = h.name;
+            if name.eq_ignore_ascii_case("content-length") {
+                let n = parse_content_length(h.value)?;
+                if facts.content_length.is_some_and(|m| m != n) {
+                    return Err(HeadError::InvalidContentLength(
+                        "several content-length values that differ",
+                    ));
+                }
+                facts.content_length = Some(n);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                facts.te.add(h.value)?;
+            } else if name.eq_ignore_ascii_case("connection") {
+                for token in list_elements(h.value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        facts.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        facts.keep_alive_token = true;
+                    }
+                }
+            } else if name.eq_ignore_ascii_case("expect") {
+                if h.value.eq_ignore_ascii_case(b"100-continue") {
+                    facts.expect_continue = true;
+                } else {
+                    facts.expect_other = true;
+                }
+            } else if name.eq_ignore_ascii_case("host") {
+                facts.hosts += 1;
+            }
+            facts
+                .headers
+                .push((name.to_ascii_lowercase(), h.value.to_vec()));
+        }
+        Ok(facts)
+    }
+}
+
+/// How the body is framed (RFC 9112 §6.3), refusing both framings at once, chunked in
+/// HTTP/1.0, and a length over the body limit.
+fn body_framing(
+    te: TransferCodings,
+    content_length: Option<u64>,
+    http11: bool,
+    limits: &Limits,
+) -> Result<BodyFraming, HeadError> {
+    match (te.present, content_length) {
+        (true, Some(_)) => Err(HeadError::ConflictingFraming),
+        (true, None) if !http11 => Err(HeadError::InvalidTransferEncoding(
+            "transfer-encoding is not allowed in HTTP/1.0",
+        )),
+        (true, None) => {
+            te.finish()?;
+            Ok(BodyFraming::Chunked)
+        }
+        (false, Some(0)) | (false, None) => Ok(BodyFraming::None),
+        (false, Some(n)) => match usize::try_from(n) {
+            Ok(n) if n <= limits.body_bytes_max => Ok(BodyFraming::Length(n)),
+            _ => Err(HeadError::BodyTooLarge {
+                limit: limits.body_bytes_max,
+            }),
+        },
+    }
 }
 
 /// The [`HeadError`] for an httparse error on `buf`.
