@@ -50,7 +50,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::encode::{asks_to_close, encode_response, http_date_now, ConnectionHeader, CONTINUE};
 use super::limits::{Limits, LimitsSource};
 use super::message::{Handler, Method, Request, Response};
-use super::parse::{BodyFraming, ChunkedDecoder, Decoded, HeadParser, HeadStatus};
+use super::parse::{BodyFraming, ChunkedDecoder, Decoded, HeadParser, HeadStatus, RequestHead};
 use super::shutdown::{ConnSlot, Connections, Shutdown};
 use crate::panics::CatchUnwind;
 
@@ -374,42 +374,7 @@ where
         let mut first = true;
         let mut parser = HeadParser::new();
         loop {
-            // The head: parse what is buffered, read more until it is complete.
-            parser.reset();
-            let mut started = (self.buffered() > 0).then(Instant::now);
-            let head = loop {
-                if self.buffered() > 0 {
-                    match parser.parse(&self.rbuf[self.pos..], limits) {
-                        Ok(HeadStatus::Complete(head)) => break head,
-                        Ok(HeadStatus::Partial) => {}
-                        Err(e) => return Err(Exit::refuse(e.status(), e.code(), &e.to_string())),
-                    }
-                }
-                self.flush().await?;
-                let (deadline, idle) = match started {
-                    Some(t) => {
-                        let from = if first { accepted } else { t };
-                        (deadline_after(from, limits.header_read_timeout), false)
-                    }
-                    None if first => (deadline_after(accepted, limits.header_read_timeout), true),
-                    None => (deadline_after(Instant::now(), limits.idle_timeout), true),
-                };
-                match self.fill(deadline, idle).await? {
-                    Fill::Data => {
-                        started.get_or_insert_with(Instant::now);
-                    }
-                    Fill::Eof | Fill::Closing => return Err(Exit::Quiet),
-                    Fill::TimedOut if idle => return Err(Exit::Quiet),
-                    Fill::TimedOut => {
-                        return Err(Exit::timeout(
-                            "the request head",
-                            limits.header_read_timeout,
-                        ))
-                    }
-                }
-            };
-            self.pos += head.head_bytes;
-            let started = started.unwrap_or_else(Instant::now);
+            let (head, started) = self.read_head(&mut parser, accepted, first).await?;
 
             // The body.
             let body_deadline = deadline_after(started, limits.request_timeout);
@@ -469,6 +434,54 @@ where
             }
             first = false;
         }
+    }
+
+    /// Reads the next request head: parses what is buffered and reads more until it is
+    /// complete, within `header_read_timeout` (from the connection's start for the first
+    /// request, from its first byte for the next) or `idle_timeout` between requests. Gives
+    /// the head and when its first byte was there; the buffer is past the head.
+    async fn read_head(
+        &mut self,
+        parser: &mut HeadParser,
+        accepted: Instant,
+        first: bool,
+    ) -> Result<(RequestHead, Instant), Exit> {
+        let limits = self.limits;
+        parser.reset();
+        let mut started = (self.buffered() > 0).then(Instant::now);
+        let head = loop {
+            if self.buffered() > 0 {
+                match parser.parse(&self.rbuf[self.pos..], limits) {
+                    Ok(HeadStatus::Complete(head)) => break head,
+                    Ok(HeadStatus::Partial) => {}
+                    Err(e) => return Err(Exit::refuse(e.status(), e.code(), &e.to_string())),
+                }
+            }
+            self.flush().await?;
+            let (deadline, idle) = match started {
+                Some(t) => {
+                    let from = if first { accepted } else { t };
+                    (deadline_after(from, limits.header_read_timeout), false)
+                }
+                None if first => (deadline_after(accepted, limits.header_read_timeout), true),
+                None => (deadline_after(Instant::now(), limits.idle_timeout), true),
+            };
+            match self.fill(deadline, idle).await? {
+                Fill::Data => {
+                    started.get_or_insert_with(Instant::now);
+                }
+                Fill::Eof | Fill::Closing => return Err(Exit::Quiet),
+                Fill::TimedOut if idle => return Err(Exit::Quiet),
+                Fill::TimedOut => {
+                    return Err(Exit::timeout(
+                        "the request head",
+                        limits.header_read_timeout,
+                    ))
+                }
+            }
+        };
+        self.pos += head.head_bytes;
+        Ok((head, started.unwrap_or_else(Instant::now)))
     }
 
     /// Reads a `Content-Length` body of `n` bytes straight into its own buffer.
