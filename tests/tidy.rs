@@ -328,3 +328,94 @@ fn modules_import_only_lower_layers() {
         bad.join("\n")
     );
 }
+
+/// Non-test functions longer than [`FN_LINES_MAX`] lines, as `(file, name, lines)`: a
+/// function starts at a line with `fn name(` and ends at the first line that closes it at
+/// its own indentation. Code after a file's `#[cfg(test)]` is test code, and so are the
+/// files under `src/*/tests.rs`.
+fn long_functions() -> Vec<(String, String, usize)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for path in sources()
+        .into_iter()
+        .filter(|p| p.starts_with(root.join("src")))
+    {
+        if path.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.starts_with("#[cfg(test)]"))
+            .collect();
+        for (i, line) in lines.iter().enumerate() {
+            let code = line.trim_start();
+            let indent = line.len() - code.len();
+            let Some(at) = code.find("fn ") else { continue };
+            let before = &code[..at];
+            let is_item = before.split_whitespace().all(|w| {
+                [
+                    "pub",
+                    "pub(crate)",
+                    "pub(super)",
+                    "async",
+                    "const",
+                    "unsafe",
+                ]
+                .contains(&w)
+            });
+            let name = ident(&code[at + 3..]);
+            if !is_item || name.is_empty() {
+                continue;
+            }
+            let close = " ".repeat(indent) + "}";
+            // A declaration without a body (in a trait) ends with `;` before any `{`.
+            let Some(open) = lines[i..]
+                .iter()
+                .position(|l| l.trim_end().ends_with('{') || l.trim_end().ends_with(';'))
+            else {
+                continue;
+            };
+            if lines[i + open].trim_end().ends_with(';') {
+                continue;
+            }
+            if let Some(end) = lines[i..].iter().position(|l| *l == close) {
+                if end + 1 > FN_LINES_MAX {
+                    let file = path.strip_prefix(root).unwrap().display().to_string();
+                    found.push((file, name, end + 1));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The most lines of a non-test function, but those ARCHITECTURE.md names as table-like.
+const FN_LINES_MAX: usize = 100;
+
+/// No non-test function is longer than [`FN_LINES_MAX`] lines, but the table-like ones that
+/// ARCHITECTURE.md lists between its `long-functions` markers (as `path::name`).
+#[test]
+fn functions_are_short_but_the_documented_tables() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .expect("ARCHITECTURE.md");
+    let start = doc
+        .find("<!-- long-functions:begin -->")
+        .expect("the long-functions:begin marker");
+    let end = doc
+        .find("<!-- long-functions:end -->")
+        .expect("the long-functions:end marker");
+    let allowed: Vec<&str> = doc[start..end].split('`').skip(1).step_by(2).collect();
+    let too_long: Vec<String> = long_functions()
+        .into_iter()
+        .filter(|(file, name, _)| !allowed.contains(&format!("{file}::{name}").as_str()))
+        .map(|(file, name, n)| format!("{file}::{name}: {n} lines"))
+        .collect();
+    assert!(
+        too_long.is_empty(),
+        "functions over {FN_LINES_MAX} lines (split them, or list a table-like one in \
+         ARCHITECTURE.md):\n{}",
+        too_long.join("\n")
+    );
+}
