@@ -4,6 +4,8 @@
 //! inherits the mask and none is interrupted; the main thread then takes them one at a time
 //! with [`wait`]. No signal handler runs, so nothing async-signal-unsafe can happen.
 
+use nix::sys::signal::{SigSet, Signal as NixSignal};
+
 /// A signal hookd acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
@@ -13,41 +15,23 @@ pub enum Signal {
     Reload,
 }
 
-fn set() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset only write to the set we own; zeroed memory is a valid
-    // starting value for sigset_t, and sigemptyset initializes it properly.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        set
+fn set() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in [NixSignal::SIGINT, NixSignal::SIGTERM, NixSignal::SIGHUP] {
+        set.add(sig);
     }
+    set
 }
 
 /// Blocks the signals in the calling thread (and so in every thread it starts afterwards).
 pub fn block() -> std::io::Result<()> {
-    let set = set();
-    // SAFETY: `set` is an initialized sigset_t; passing a null old-set pointer is allowed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::from_raw_os_error(rc))
-    }
+    set().thread_block().map_err(std::io::Error::from)
 }
 
 /// Waits for the next blocked signal.
 pub fn wait() -> std::io::Result<Signal> {
-    let set = set();
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` is initialized and `sig` is a valid place for sigwait to write to.
-    let rc = unsafe { libc::sigwait(&set, &mut sig) };
-    if rc != 0 {
-        return Err(std::io::Error::from_raw_os_error(rc));
-    }
-    Ok(if sig == libc::SIGHUP {
+    let sig = set().wait().map_err(std::io::Error::from)?;
+    Ok(if sig == NixSignal::SIGHUP {
         Signal::Reload
     } else {
         Signal::Stop

@@ -150,8 +150,7 @@ fn serve_runs_with_the_embedded_default() {
     s.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     // SIGTERM: a clean stop.
-    // SAFETY: kill(2) on our own child's pid with a valid signal.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    harness::signal(child.id(), nix::sys::signal::Signal::SIGTERM);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }

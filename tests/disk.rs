@@ -181,8 +181,7 @@ impl Mount {
 
     /// Mounts a tmpfs of `mib` MiB on the existing directory `path` (hiding what it holds).
     fn tmpfs_at(path: &Path, mib: u32) -> Result<Self, String> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !nix::unistd::geteuid().is_root() {
             return Err("not running as root, so no filesystem can be mounted".into());
         }
         let path = path.to_path_buf();

@@ -54,8 +54,7 @@ impl Served {
     }
 
     fn terminate(mut self) -> Option<i32> {
-        // SAFETY: kill(2) with a pid we own and a valid signal number.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        harness::signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
         self.child.wait().expect("wait").code()
     }
 }

@@ -167,10 +167,9 @@ impl Frozen {
     /// `None` when this process may not trace: the reason is printed and the test skipped,
     /// except under CI (`CI=true`, run as root), where that fails the test.
     fn thread(tid: i32) -> Option<Self> {
-        // SAFETY: PTRACE_SEIZE with a thread id and null address/data, as ptrace(2) documents.
-        let rc = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0usize, 0usize) };
-        if rc != 0 {
-            let why = std::io::Error::last_os_error();
+        use nix::sys::{ptrace, wait};
+        let pid = nix::unistd::Pid::from_raw(tid);
+        if let Err(why) = ptrace::seize(pid, ptrace::Options::empty()) {
             assert!(
                 std::env::var("CI").map_or(true, |v| v != "true"),
                 "this test must run under CI and cannot: ptrace refused: {why}"
@@ -178,21 +177,16 @@ impl Frozen {
             eprintln!("skipped (not under CI): cannot ptrace: {why}");
             return None;
         }
-        // SAFETY: PTRACE_INTERRUPT on the thread just seized; address and data are unused.
-        let rc = unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0usize, 0usize) };
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-        let mut status = 0;
-        // SAFETY: waits for the traced thread's stop; `status` is a valid place to write.
-        let rc = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
-        assert_eq!(rc, tid, "{}", std::io::Error::last_os_error());
+        ptrace::interrupt(pid).expect("PTRACE_INTERRUPT on the seized thread");
+        wait::waitpid(pid, Some(wait::WaitPidFlag::__WALL)).expect("the traced thread stops");
         Some(Self(tid))
     }
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        // SAFETY: detaching a thread we trace resumes it; address and data are unused.
-        unsafe { libc::ptrace(libc::PTRACE_DETACH, self.0, 0usize, 0usize) };
+        // Detaching resumes the thread.
+        let _ = nix::sys::ptrace::detach(nix::unistd::Pid::from_raw(self.0), None);
     }
 }
 

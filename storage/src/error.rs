@@ -92,8 +92,9 @@ impl Error {
 
 /// True when `e` means the filesystem or quota is full.
 pub fn is_disk_full(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
-        || e.kind() == io::ErrorKind::StorageFull
+    use rustix::io::Errno;
+    let full = [Errno::NOSPC, Errno::DQUOT].map(|n| Some(n.raw_os_error()));
+    full.contains(&e.raw_os_error()) || e.kind() == io::ErrorKind::StorageFull
 }
 
 impl From<sled::transaction::TransactionError<Error>> for Error {

@@ -83,7 +83,6 @@ pub mod state;
 
 use std::{
     fs::{File, OpenOptions},
-    os::fd::AsRawFd,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -356,10 +355,7 @@ pub fn lock_shared(path: &Path) -> Result<File> {
     check_marker(path, &text)?;
     let lock = File::open(path.join("LOCK"))
         .map_err(|e| Error::io(format!("opening {}", path.join("LOCK").display()), e))?;
-    // SAFETY: flock takes a file descriptor that `lock` keeps open for the call; it has no
-    // memory-safety preconditions.
-    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    if rc != 0 {
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockShared).is_err() {
         return Err(Error::Locked {
             path: path.to_path_buf(),
         });
@@ -420,10 +416,7 @@ fn prepare_dir(path: &Path) -> Result<File> {
         .truncate(false)
         .open(path.join("LOCK"))
         .map_err(unwritable)?;
-    // SAFETY: flock takes a file descriptor that `lock` keeps open for the call; it has no
-    // memory-safety preconditions.
-    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         return Err(Error::Locked {
             path: path.to_path_buf(),
         });

@@ -77,12 +77,8 @@ impl Space {
     )]
     pub fn free_now(&self) -> Option<u64> {
         let path = self.c_dir.as_ref()?;
-        // SAFETY: statvfs is plain old data; all-zero bytes are a valid value.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: `path` is a NUL-terminated string and `st` a valid, writable statvfs that
-        // both outlive the call.
-        let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
-        (rc == 0).then(|| u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+        let st = rustix::fs::statvfs(path.as_c_str()).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
     /// Estimated bytes free: the last reading (taken again when older than [`SAMPLE_EVERY`])

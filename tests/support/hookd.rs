@@ -185,8 +185,7 @@ impl Hookd {
         let outcome =
             |l: &str| l.contains("config reloaded") || l.contains("config reload refused");
         let before = self.log().lines().filter(|l| outcome(l)).count();
-        // SAFETY: kill(2) with a pid we own and a valid signal number.
-        unsafe { libc::kill(self.pid() as i32, libc::SIGHUP) };
+        signal(self.pid(), nix::sys::signal::Signal::SIGHUP);
         let lines = self.wait_for_log(before + 1, Duration::from_secs(20), outcome);
         lines[before].clone()
     }
@@ -239,8 +238,7 @@ impl Hookd {
     /// Stops with SIGTERM and returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        // SAFETY: kill(2) with a pid we own and a valid signal number.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        signal(c.id(), nix::sys::signal::Signal::SIGTERM);
         c.wait().expect("wait")
     }
 
@@ -369,6 +367,12 @@ impl Reply {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// Sends `sig` to process `pid` (a hookd this test started); a process already gone is fine.
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid fits an i32"));
+    let _ = nix::sys::signal::kill(pid, sig);
 }
 
 /// Reads one response (Content-Length or until close).

@@ -55,18 +55,15 @@ impl Failure {
 /// has nothing to say; a TLS alert or stray bytes mean it is done). `fd` must be a socket
 /// its caller keeps open for the call.
 pub(super) fn socket_looks_open(fd: RawFd) -> bool {
-    let mut byte = 0u8;
-    // SAFETY: the caller keeps `fd` open during the call; the buffer is one writable byte
-    // that outlives the call, which does not block.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            (&mut byte as *mut u8).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    use rustix::net::{recv, RecvFlags};
+    let mut byte = [0u8; 1];
+    // SAFETY: the caller keeps `fd` open for the duration of the call, which is all the
+    // borrow lives.
+    let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    matches!(
+        recv(socket, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT),
+        Err(rustix::io::Errno::WOULDBLOCK)
+    )
 }
 
 /// A connection's byte stream.

@@ -184,11 +184,11 @@ impl Disk {
         }
         self.injected += 1;
         let errno = if self.rng.chance(500_000) {
-            libc::EIO
+            rustix::io::Errno::IO
         } else {
-            libc::ENOSPC
+            rustix::io::Errno::NOSPC
         };
-        Err(io::Error::from_raw_os_error(errno))
+        Err(io::Error::from(errno))
     }
 
     fn inode(&mut self, ino: u64, epoch: u64) -> io::Result<&mut Inode> {
@@ -626,7 +626,11 @@ mod tests {
         let w = errno(f.write_all_at(b"x", 0).unwrap_err());
         let s = errno(f.sync_data().unwrap_err());
         for e in [w, s] {
-            assert!(e == Some(libc::EIO) || e == Some(libc::ENOSPC), "{e:?}");
+            let (eio, enospc) = (rustix::io::Errno::IO, rustix::io::Errno::NOSPC);
+            assert!(
+                e == Some(eio.raw_os_error()) || e == Some(enospc.raw_os_error()),
+                "{e:?}"
+            );
         }
         assert_eq!(fs.injected(), 2);
     }

@@ -455,7 +455,7 @@ impl State {
 /// handle, being released by a background thread).
 fn lock_busy(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
-        || e.raw_os_error() == Some(libc::EWOULDBLOCK)
+        || e.raw_os_error() == Some(rustix::io::Errno::WOULDBLOCK.raw_os_error())
         || e.to_string().contains("could not acquire lock")
 }
 
