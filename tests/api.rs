@@ -398,7 +398,7 @@ fn messages_ingest_get_list_and_idempotency() {
     assert_eq!(post(r#"{"eventType":"x","payload":[1]}"#).status, 422);
     assert_eq!(post(r#"{"eventType":"bad type","payload":{}}"#).status, 422);
     assert_eq!(post(r#"{"payload":{}}"#).status, 422);
-    assert_eq!(post(r#"{"eventType":"x","payload":{"#).status, 400);
+    assert_eq!(post(r#"{"eventType":"x","payload":{"#).status, 422);
     let big = format!(
         r#"{{"eventType":"x","payload":{{"b":"{}"}}}}"#,
         "y".repeat(3000)
@@ -632,4 +632,64 @@ fn ingest_rate_limit_answers_429_with_retry_after() {
         .header("retry-after")
         .is_some_and(|s| s.parse::<u64>().unwrap() >= 1)));
     assert_eq!(limited[0].json()["code"], "rate_limited");
+}
+
+/// A missing, non-UTF-8 or malformed body on any write is a 422 with Svix's validation shape,
+/// located at `["body"]`, as Svix's server answers it (its SDKs raise their validation error
+/// type for it); the same write with a good body succeeds.
+#[test]
+fn a_missing_or_malformed_body_is_a_422_in_svix_shape() {
+    let h = Hookd::start("");
+    assert_eq!(
+        h.admin("POST", "/api/v1/app", Some(r#"{"name":"a","uid":"a"}"#))
+            .status,
+        201
+    );
+    let writes = [
+        ("POST", "/api/v1/app", r#"{"name":"b"}"#),
+        ("PUT", "/api/v1/app/a", r#"{"name":"a2","uid":"a"}"#),
+        (
+            "POST",
+            "/api/v1/event-type",
+            r#"{"name":"t.one","description":"d"}"#,
+        ),
+        (
+            "POST",
+            "/api/v1/app/a/endpoint",
+            r#"{"url":"https://example.com/h"}"#,
+        ),
+        (
+            "POST",
+            "/api/v1/app/a/msg",
+            r#"{"eventType":"t.one","payload":{}}"#,
+        ),
+    ];
+    for (method, path, good) in writes {
+        let trailing = format!("{good} x");
+        for bad in [
+            &b""[..],
+            b"{\"name\":",
+            b"\xff\xfe",
+            trailing.as_bytes(),
+            b"nul",
+        ] {
+            let r = h.call_bytes(method, path, bad);
+            assert_eq!(r.status, 422, "{method} {path} {:?}: {}", bad, r.body);
+            let detail = &r.json()["detail"];
+            assert_eq!(detail[0]["loc"], serde_json::json!(["body"]), "{}", r.body);
+            assert_eq!(detail[0]["type"], "value_error.jsondecode", "{}", r.body);
+            assert!(
+                detail[0]["msg"].as_str().is_some_and(|m| !m.is_empty()),
+                "{}",
+                r.body
+            );
+        }
+        let r = h.admin(method, path, Some(good));
+        assert!(
+            (200..300).contains(&r.status),
+            "{method} {path}: {} {}",
+            r.status,
+            r.body
+        );
+    }
 }

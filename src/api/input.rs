@@ -5,14 +5,15 @@ use serde::Deserialize;
 
 use super::error::{ApiError, FieldError};
 
-/// Parses a JSON body into `T`. Syntax errors are 400; a wrong shape (missing field, wrong
-/// type) is 422 with the field's location.
+/// Parses a JSON body into `T`. Every refusal is a 422 located under `body`, as Svix answers
+/// it: a missing, non-UTF-8 or malformed body (`value_error.jsondecode`, at `["body"]`), or a
+/// wrong shape (a missing field or a wrong type, at the field).
 pub fn json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::BadRequest("a JSON body is required".into()));
+        return Err(undecodable("a JSON body is required".into()));
     }
     if let Err(e) = std::str::from_utf8(body) {
-        return Err(ApiError::BadRequest(format!("body is not UTF-8: {e}")));
+        return Err(undecodable(format!("body is not UTF-8: {e}")));
     }
     // The common case, parsed without tracking paths (about half the work); an error is
     // parsed again with paths to say where it is.
@@ -25,13 +26,13 @@ pub fn json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
         // more after it is not one JSON document (found by the `api_json` fuzz target).
         Ok(v) => match de.end() {
             Ok(()) => Ok(v),
-            Err(e) => Err(ApiError::BadRequest(format!("invalid JSON: {e}"))),
+            Err(e) => Err(undecodable(format!("invalid JSON: {e}"))),
         },
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                return Err(ApiError::BadRequest(format!("invalid JSON: {inner}")));
+                return Err(undecodable(format!("invalid JSON: {inner}")));
             }
             let msg = inner.to_string();
             // serde reports a missing field at its parent; put it on the field.
@@ -50,6 +51,14 @@ pub fn json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
             }]))
         }
     }
+}
+
+/// The 422 for a body that is not one JSON document.
+fn undecodable(msg: String) -> ApiError {
+    ApiError::Validation(vec![FieldError {
+        kind: "value_error.jsondecode",
+        ..FieldError::body("", msg)
+    }])
 }
 
 /// Query parameters, percent-decoded.
@@ -176,18 +185,15 @@ mod tests {
             loc(json::<T>(br#"{"name": "a", "inner": {"n": 70000}}"#).unwrap_err()),
             vec!["body", "inner", "n"]
         );
-        assert!(matches!(
-            json::<T>(b"{").unwrap_err(),
-            ApiError::BadRequest(_)
-        ));
-        assert!(matches!(
-            json::<T>(b"\xff").unwrap_err(),
-            ApiError::BadRequest(_)
-        ));
-        assert!(matches!(
-            json::<T>(b"").unwrap_err(),
-            ApiError::BadRequest(_)
-        ));
+        for body in [&b"{"[..], b"\xff", b"", b"nul"] {
+            assert!(undecodable_body(json::<T>(body).unwrap_err()), "{body:?}");
+        }
+    }
+
+    /// A 422 at `["body"]` saying the body is not one JSON document, as Svix answers it.
+    fn undecodable_body(e: ApiError) -> bool {
+        matches!(e, ApiError::Validation(ref v)
+            if v.len() == 1 && v[0].loc == ["body"] && v[0].kind == "value_error.jsondecode")
     }
 
     #[test]
@@ -199,7 +205,7 @@ mod tests {
             b"{\"name\": \"a\"}}",
         ] {
             assert!(
-                matches!(json::<T>(body), Err(ApiError::BadRequest(_))),
+                undecodable_body(json::<T>(body).unwrap_err()),
                 "{}",
                 String::from_utf8_lossy(body)
             );

@@ -263,6 +263,20 @@ impl Hookd {
         read_reply_to(&mut s, method == "HEAD")
     }
 
+    /// `method path` with the admin token and `body` as raw bytes (which need not be UTF-8).
+    pub fn call_bytes(&self, method: &str, path: &str, body: &[u8]) -> Reply {
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {ADMIN}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).expect("write");
+        s.write_all(body).expect("write");
+        read_reply_to(&mut s, false)
+    }
+
     pub fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
         self.call(method, path, Some(ADMIN), body)
     }
