@@ -587,3 +587,81 @@ fn retention_keeps_what_is_pending_and_drops_the_rest() {
         "a message with a pending delivery was retired"
     );
 }
+
+/// The endpoint stats count the deliveries of messages created in `[since, until]` (by
+/// default the 28 days up to now), and refuse dates that do not parse (422) and windows out
+/// of bounds (400 `invalid_range`), as Svix does.
+#[test]
+fn stats_count_the_window_and_refuse_bad_dates() {
+    let rx = Receiver::start();
+    let h = Hookd::start(FAST);
+    setup(&h);
+    let ep = endpoint(&h, json!({"url": rx.url("/hook")}));
+    let ep = ep["id"].as_str().unwrap().to_owned();
+    let stats = |query: &str| {
+        h.admin(
+            "GET",
+            &format!("/api/v1/app/shop/endpoint/{ep}/stats{query}"),
+            None,
+        )
+    };
+    let rfc3339 = |t: std::time::SystemTime| {
+        time::OffsetDateTime::from(t)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    // One message, then a moment, then two more: the moment splits them by creation time.
+    send(&h, "order.paid", json!({"n": 1}), &[]);
+    std::thread::sleep(Duration::from_millis(5));
+    let between = rfc3339(std::time::SystemTime::now());
+    std::thread::sleep(Duration::from_millis(5));
+    send(&h, "order.paid", json!({"n": 2}), &[]);
+    send(&h, "order.paid", json!({"n": 3}), &[]);
+    rx.wait_for_requests(3, WAIT);
+    let all = wait_json(&h, &format!("/api/v1/app/shop/endpoint/{ep}/stats"), |v| {
+        v["success"] == 3
+    });
+    assert_eq!(
+        (all["pending"].as_u64(), all["fail"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let since = stats(&format!("?since={between}"));
+    assert_eq!(
+        (since.status, since.json()["success"].as_u64()),
+        (200, Some(2)),
+        "{}",
+        since.body
+    );
+    let until = stats(&format!("?until={between}"));
+    assert_eq!(
+        (until.status, until.json()["success"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        until.body
+    );
+
+    for (query, param) in [
+        ("?until=AAA", "until"),
+        ("?since=2026-13-01T00:00:00Z", "since"),
+    ] {
+        let r = stats(query);
+        assert_eq!(r.status, 422, "{query}: {}", r.body);
+        assert_eq!(
+            r.json()["detail"][0]["loc"],
+            json!(["query", param]),
+            "{}",
+            r.body
+        );
+    }
+    let later = rfc3339(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let long_ago = rfc3339(std::time::SystemTime::now() - Duration::from_secs(29 * 86_400));
+    for query in [
+        format!("?until={later}"),
+        format!("?since={long_ago}"),
+        format!("?since={between}&until={long_ago}"),
+    ] {
+        let r = stats(&query);
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert_eq!(r.json()["code"], "invalid_range", "{}", r.body);
+    }
+}

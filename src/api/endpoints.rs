@@ -430,12 +430,15 @@ pub async fn set_headers(cx: &Ctx<'_>, app: &str, ep: &str, merge: bool) -> ApiR
 /// `STATS_SCAN_MAX` entries, newest excluded beyond that).
 pub fn stats(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     const STATS_SCAN_MAX: usize = 1_000_000;
+    let (since, until) = stats_window(cx)?;
     let (_, e) = find(cx, app, ep)?;
+    let log = cx.svc.store.log();
+    let seqs = first_seq_at(log, since)..first_seq_at(log, until.saturating_add(1));
     let counts = cx
         .svc
         .store
         .state()
-        .endpoint_status_counts(e.key, STATS_SCAN_MAX)?;
+        .endpoint_status_counts(e.key, seqs, STATS_SCAN_MAX)?;
     json_response(
         200,
         &serde_json::json!({
@@ -446,4 +449,50 @@ pub fn stats(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
             "canceled": 0,
         }),
     )
+}
+
+/// The longest window of the endpoint stats (as Svix: 28 days, and five minutes' slack for
+/// a client that computes "now less 28 days" with a clock of its own).
+const STATS_WINDOW_MAX_MS: u64 = (28 * 86_400 + 5 * 60) * 1000;
+
+/// The stats' `since` and `until` (Unix ms): `until` defaults to now and may not be in the
+/// future; `since` defaults to 28 days before it and may not be earlier, nor after `until`.
+/// A date that does not parse is a 422 at its parameter; a window out of bounds a 400
+/// `invalid_range`, as Svix answers them.
+fn stats_window(cx: &Ctx<'_>) -> ApiResult<(u64, u64)> {
+    let now = cx.svc.now_ms();
+    let (since, until) = (cx.query.time("since")?, cx.query.time("until")?);
+    let until = until.unwrap_or(now);
+    if until > now {
+        return Err(ApiError::InvalidRange(
+            "'until' cannot be in the future".into(),
+        ));
+    }
+    let since = since.unwrap_or(until.saturating_sub(STATS_WINDOW_MAX_MS - 5 * 60 * 1000));
+    if since > until {
+        return Err(ApiError::InvalidRange("'since' is after 'until'".into()));
+    }
+    if until - since > STATS_WINDOW_MAX_MS {
+        return Err(ApiError::InvalidRange(format!(
+            "'since' cannot be more than 28 days before {}",
+            crate::time::format_rfc3339(until)
+        )));
+    }
+    Ok((since, until))
+}
+
+/// The first sequence number of the log whose record was appended at or after `ms` (the log's
+/// next one if none was): records are appended in time order, so a binary search over the
+/// live ones finds it. A record that cannot be read (retired meanwhile, or corrupt) counts as
+/// older.
+fn first_seq_at(log: &storage::Log, ms: u64) -> u64 {
+    let (mut lo, mut hi) = (log.first_seq(), log.next_seq());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match log.read(mid) {
+            Ok(Some(r)) if r.ts_ms >= ms => hi = mid,
+            _ => lo = mid + 1,
+        }
+    }
+    lo
 }

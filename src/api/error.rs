@@ -58,6 +58,8 @@ pub enum ApiError {
     TooManyRequests {
         retry_after_secs: u64,
     },
+    /// A time window out of bounds (400 `invalid_range`, as Svix).
+    InvalidRange(String),
     /// The log is at its disk ceiling or the disk is full (507).
     InsufficientStorage(String),
     /// Not the client's fault; logged, answered 500 without details.
@@ -77,6 +79,7 @@ impl ApiError {
     pub fn into_response(self) -> Response {
         match self {
             ApiError::BadRequest(d) => Response::error(400, "bad_request", &d),
+            ApiError::InvalidRange(d) => Response::error(400, "invalid_range", &d),
             ApiError::Unauthorized(d) => Response::error(401, "authentication_failed", &d),
             ApiError::Forbidden(d) => Response::error(403, "insufficient_access", &d),
             ApiError::NotFound(d) => Response::error(404, "not_found", &d),

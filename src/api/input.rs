@@ -110,6 +110,20 @@ impl Query {
             )])),
         }
     }
+
+    /// An RFC 3339 date-time parameter, in Unix milliseconds; absent is `None`, anything
+    /// else is a 422 at the parameter.
+    pub fn time(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(t) => crate::time::parse_rfc3339(t).map(Some).ok_or_else(|| {
+                ApiError::Validation(vec![FieldError::query(
+                    name,
+                    format!("{t:?} is not an RFC 3339 date-time"),
+                )])
+            }),
+        }
+    }
 }
 
 /// Decodes a path segment's `%XX` escapes (`+` stays a plus: that rule is the query's).

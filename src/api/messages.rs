@@ -20,7 +20,6 @@ use super::{
 use crate::{
     http::Response,
     model::ids::{self, Kind},
-    time::parse_rfc3339,
 };
 
 /// Channels per message, and their length (as Svix).
@@ -243,15 +242,7 @@ pub async fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let with_content = cx.query.bool("with_content", true)?;
     let types = cx.query.all("event_types");
     let channel = cx.query.get("channel").map(str::to_owned);
-    let time = |name: &str| -> ApiResult<Option<u64>> {
-        match cx.query.get(name) {
-            None => Ok(None),
-            Some(t) => parse_rfc3339(t).map(Some).ok_or_else(|| {
-                ApiError::Validation(vec![FieldError::query(name, "not an RFC 3339 date-time")])
-            }),
-        }
-    };
-    let (before, after) = (time("before")?, time("after")?);
+    let (before, after) = (cx.query.time("before")?, cx.query.time("after")?);
     let start = match &params.iterator {
         Some(it) => Some(
             ids::decode(Kind::Message, it)

@@ -794,13 +794,30 @@ fn first_attempts_that_succeed_are_kept_in_runs_and_read_back_everywhere() {
     );
 
     // Stats: endpoint 7 has 5 successes (100, 101, 103, 104, 5100), one pending, one failed.
-    let counts = st.endpoint_status_counts(7, 1_000).unwrap();
+    let counts = st.endpoint_status_counts(7, 0..u64::MAX, 1_000).unwrap();
     assert_eq!(counts[DeliveryStatus::Success as usize], 5);
     assert_eq!(counts[DeliveryStatus::Pending as usize], 1);
     assert_eq!(counts[DeliveryStatus::Fail as usize], 1);
     assert_eq!(
-        st.endpoint_status_counts(8, 1_000).unwrap()[DeliveryStatus::Success as usize],
+        st.endpoint_status_counts(8, 0..u64::MAX, 1_000).unwrap()[DeliveryStatus::Success as usize],
         5
+    );
+    // A window of messages counts theirs alone, and windows that split the log add up.
+    let window = st.endpoint_status_counts(7, 103..5_000, 1_000).unwrap();
+    assert_eq!(window[DeliveryStatus::Success as usize], 2, "103 and 104");
+    let before = st.endpoint_status_counts(7, 0..103, 1_000).unwrap();
+    let after = st.endpoint_status_counts(7, 103..u64::MAX, 1_000).unwrap();
+    for status in 0..4 {
+        assert_eq!(
+            before[status] + after[status],
+            counts[status],
+            "status {status}"
+        );
+    }
+    assert_eq!(
+        st.endpoint_status_counts(7, 5_101..u64::MAX, 1_000)
+            .unwrap(),
+        [0; 4]
     );
 
     // Retention forgets the runs wholly below the floor.

@@ -398,16 +398,24 @@ impl State {
         Ok(out)
     }
 
-    /// An endpoint's deliveries counted by status (indexed by `DeliveryStatus as usize`), over
-    /// at most `max` of them.
+    /// An endpoint's deliveries of the messages in `seqs`, counted by status (indexed by
+    /// `DeliveryStatus as usize`), over at most `max` of them.
     ///
     /// Deliveries whose first attempt succeeded have no state of their own (their run in
     /// `settled_at_once` holds it): they are the messages the endpoint's attempt index names
     /// that have no state, and count as successes.
-    pub fn endpoint_status_counts(&self, endpoint: u64, max: usize) -> Result<[u64; 4]> {
+    pub fn endpoint_status_counts(
+        &self,
+        endpoint: u64,
+        seqs: std::ops::Range<u64>,
+        max: usize,
+    ) -> Result<[u64; 4]> {
         let mut counts = [0u64; 4];
         let mut with_state = std::collections::HashSet::new();
-        for (seq, st) in self.endpoint_deliveries(endpoint, 0, max)? {
+        for (seq, st) in self.endpoint_deliveries(endpoint, seqs.start, max)? {
+            if seq >= seqs.end {
+                break;
+            }
             counts[st.status as usize] += 1;
             with_state.insert(seq);
         }
@@ -421,7 +429,7 @@ impl State {
                 if with_state.len() + at_once.len() >= max {
                     break 'entries;
                 }
-                if !with_state.contains(&seq) {
+                if seqs.contains(&seq) && !with_state.contains(&seq) {
                     at_once.insert(seq);
                 }
             }
