@@ -20,6 +20,18 @@ fn create_app(h: &Hookd, name: &str, uid: Option<&str>) -> Value {
 fn applications_crud_paging_and_errors() {
     let h = Hookd::start("");
     assert_eq!(h.call("GET", "/api/v1/health", None, None).status, 204);
+    // Svix's ping, GET and HEAD, no token: 204 with no body.
+    for method in ["GET", "HEAD"] {
+        for path in ["/api/v1/health/ping", "/api/v1/health/ping/"] {
+            let r = h.call(method, path, None, None);
+            assert_eq!((r.status, r.body.as_str()), (204, ""), "{method} {path}");
+        }
+    }
+    assert_eq!(
+        h.call("POST", "/api/v1/health/ping", None, Some("{}"))
+            .status,
+        405
+    );
     let a = create_app(&h, "Shop", Some("shop"));
     let id = a["id"].as_str().unwrap();
     assert!(id.starts_with("app_") && id.len() == 31, "{id}");

@@ -157,6 +157,7 @@ const GET_PUT_PATCH: &[&str] = &["GET", "HEAD", "PUT", "PATCH"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Health,
+    HealthPing,
     Apps,
     App,
     Endpoints,
@@ -184,7 +185,7 @@ impl Route {
     fn allowed(self) -> &'static [&'static str] {
         use Route::*;
         match self {
-            Health | EndpointSecret | EndpointStats | Message | MessageEndpoints
+            Health | HealthPing | EndpointSecret | EndpointStats | Message | MessageEndpoints
             | MessageAttempt | AttemptsByMessage | AttemptsByEndpoint | Sources | Audit => GET,
             Apps | Endpoints | EventTypes | Messages => GET_POST,
             App | Endpoint | EventType => RESOURCE,
@@ -204,6 +205,7 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
     use Route::*;
     let (route, params): (Route, &[usize]) = match segs.as_slice() {
         ["health"] => (Health, &[]),
+        ["health", "ping"] => (HealthPing, &[]),
         ["app"] => (Apps, &[]),
         ["app", _] => (App, &[1]),
         ["app", _, "endpoint"] => (Endpoints, &[1]),
@@ -266,8 +268,11 @@ impl Api {
         if !route.allowed().contains(&method.as_str()) {
             return Err(ApiError::MethodNotAllowed(route.allowed()));
         }
-        if route == Route::Health {
-            return Ok(health(&self.svc));
+        match route {
+            Route::Health => return Ok(health(&self.svc)),
+            // Svix's liveness probe: this shard answers HTTP.
+            Route::HealthPing => return Ok(Response::empty(204)),
+            _ => {}
         }
         let svc = &self.svc;
         let need = match (route, method) {
@@ -441,6 +446,10 @@ mod tests {
         assert_eq!(r, Route::EndpointSecretRotate);
         assert_eq!(p, vec!["app_1", "ep.1"]);
         assert_eq!(parse_path("/api/v1/health").unwrap().0, Route::Health);
+        assert_eq!(
+            parse_path("/api/v1/health/ping/").unwrap().0,
+            Route::HealthPing
+        );
         assert_eq!(
             parse_path("/api/v1/app/a/attempt/msg/m").unwrap().0,
             Route::AttemptsByMessage
