@@ -665,3 +665,104 @@ fn stats_count_the_window_and_refuse_bad_dates() {
         assert_eq!(r.json()["code"], "invalid_range", "{}", r.body);
     }
 }
+
+/// `GET .../endpoint/{ep}/msg` lists the messages sent to the endpoint, newest first, with
+/// their status there; messages the endpoint does not take are not listed; `status` filters
+/// and the iterator pages.
+#[test]
+fn an_endpoints_attempted_messages_are_listed_with_their_status() {
+    let ok = Receiver::start();
+    let h = Hookd::start(
+        "[delivery]\nretry_schedule = [\"1h\"]\ntimeout = \"2s\"\nallow_private_networks = true\n",
+    );
+    setup(&h);
+    let good = endpoint(
+        &h,
+        json!({"url": ok.url("/ok"), "filterTypes": ["order.paid"]}),
+    );
+    let good = good["id"].as_str().unwrap().to_owned();
+    // Nobody listens here: its deliveries fail and wait an hour for their retry.
+    let down = endpoint(&h, json!({"url": "http://127.0.0.1:9/down"}));
+    let down = down["id"].as_str().unwrap().to_owned();
+    let paid: Vec<String> = (0..3)
+        .map(|n| send(&h, "order.paid", json!({"n": n}), &[]))
+        .collect();
+    let shipped = send(&h, "order.shipped", json!({"n": 9}), &[]);
+    ok.wait_for_requests(3, WAIT);
+    let list = |ep: &str, query: &str| {
+        let r = h.admin(
+            "GET",
+            &format!("/api/v1/app/shop/endpoint/{ep}/msg{query}"),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    let ids = |v: &Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let newest_first: Vec<String> = paid.iter().rev().cloned().collect();
+    let v = wait_json(&h, &format!("/api/v1/app/shop/endpoint/{good}/msg"), |v| {
+        v["data"].as_array().is_some_and(|d| d.len() == 3)
+    });
+    assert_eq!(
+        ids(&v),
+        newest_first,
+        "only the messages it takes, newest first"
+    );
+    for m in v["data"].as_array().unwrap() {
+        assert_eq!(
+            (m["status"].as_u64(), m["statusText"].as_str()),
+            (Some(0), Some("success"))
+        );
+        assert_eq!(m["nextAttempt"], Value::Null);
+        assert_eq!(m["eventType"], "order.paid");
+        assert!(m["payload"]["n"].is_u64(), "{m}");
+    }
+    let v = wait_json(
+        &h,
+        &format!("/api/v1/app/shop/endpoint/{down}/msg?status=1"),
+        |v| v["data"].as_array().is_some_and(|d| d.len() == 4),
+    );
+    let mut all: Vec<String> = vec![shipped.clone()];
+    all.extend(newest_first.iter().cloned());
+    assert_eq!(ids(&v), all, "every message, pending");
+    for m in v["data"].as_array().unwrap() {
+        assert_eq!(m["status"], 1, "{m}");
+        assert!(
+            m["nextAttempt"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{m}"
+        );
+    }
+    assert_eq!(ids(&list(&good, "?status=2")), Vec::<String>::new());
+    // Pages of two, then the rest.
+    let first = list(&down, "?limit=2");
+    assert_eq!(
+        (ids(&first), first["done"].as_bool()),
+        (all[..2].to_vec(), Some(false))
+    );
+    let it = first["iterator"].as_str().unwrap();
+    let second = list(&down, &format!("?limit=2&iterator={it}"));
+    assert_eq!(
+        (ids(&second), second["done"].as_bool()),
+        (all[2..].to_vec(), Some(true))
+    );
+    assert_eq!(ids(&list(&good, "?with_content=false"))[0], newest_first[0]);
+    assert_eq!(
+        list(&good, "?with_content=false")["data"][0]["payload"],
+        json!({})
+    );
+    let r = h.admin(
+        "GET",
+        &format!("/api/v1/app/shop/endpoint/{good}/msg?status=9"),
+        None,
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = h.admin("GET", "/api/v1/app/shop/endpoint/ep_nope/msg", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+}

@@ -164,6 +164,33 @@ pub fn get(cx: &Ctx<'_>, app: &str, msg: &str, attempt: &str) -> ApiResult {
     json_response(200, &attempt_json(cx, &at)?)
 }
 
+/// `GET .../endpoint/{ep}/msg`: the messages sent (or to be sent) to the endpoint, newest
+/// first, each with its status there (Svix's "list attempted messages"): the message list's
+/// filters and paging, plus `status`. A message's first attempt still in flight (not yet
+/// recorded) is not listed until it is.
+pub fn endpoint_messages(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let (a, e) = endpoints::find(cx, app, ep)?;
+    let status = status_filter(cx)?;
+    let state = cx.svc.store.state();
+    messages::page(cx, &a, |seq, _| {
+        let Some(st) = state.delivery(e.key, seq)? else {
+            return Ok(None);
+        };
+        if status.is_some_and(|s| s != st.status as u8) {
+            return Ok(None);
+        }
+        let next = match st.status {
+            DeliveryStatus::Pending => format!("\"{}\"", format_rfc3339(st.next_at_ms)),
+            _ => "null".to_owned(),
+        };
+        Ok(Some(format!(
+            ",\"status\":{},\"statusText\":\"{}\",\"nextAttempt\":{next}",
+            st.status as u8,
+            status_text(st.status)
+        )))
+    })
+}
+
 /// The endpoints a message is (or was) to be delivered to, with its status at each.
 pub fn message_endpoints(cx: &Ctx<'_>, app: &str, msg: &str) -> ApiResult {
     let a = apps::find(cx, app)?;

@@ -232,6 +232,18 @@ const LIST_SCAN_TIME: std::time::Duration = std::time::Duration::from_millis(5);
 /// always sees every message acknowledged before the request.
 pub async fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let a = apps::find(cx, app)?;
+    page(cx, &a, |_, _| Ok(Some(String::new())))
+}
+
+/// One page of an app's messages, newest first, with the query's filters (`event_types`,
+/// `channel`, `before`, `after`), limit and iterator. `extra` decides for each message that
+/// passes them: `None` leaves it out, `Some(members)` keeps it with `members` (`,"k":v...`)
+/// added to its object.
+pub(super) fn page(
+    cx: &Ctx<'_>,
+    a: &AppRecord,
+    mut extra: impl FnMut(u64, &MessageRecord) -> ApiResult<Option<String>>,
+) -> ApiResult {
     let params = ListParams::parse(&cx.query, true)?;
     if !params.descending || params.backwards {
         return Err(ApiError::Validation(vec![FieldError::query(
@@ -251,38 +263,44 @@ pub async fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
         ),
         None => None,
     };
-    let mut found: Vec<(u64, MessageRecord)> = Vec::new();
+    let mut found: Vec<(u64, MessageRecord, String)> = Vec::new();
+    let mut failed = None;
     let deadline = std::time::Instant::now() + LIST_SCAN_TIME;
-    let end =
-        cx.svc
-            .store
-            .log()
-            .scan_back_within(a.key, start, LIST_SCAN_BUDGET, Some(deadline), |rec| {
-                match decode_value::<MessageRecord>(&rec.payload, &|| {
-                    format!("message {}", rec.seq)
-                }) {
-                    Ok(m) => {
-                        let keep = (types.is_empty() || types.contains(&m.event_type))
-                            && channel.as_ref().is_none_or(|c| m.channels.contains(c))
-                            && before.is_none_or(|b| m.created_ms < b)
-                            && after.is_none_or(|t| m.created_ms > t);
-                        if keep {
-                            found.push((rec.seq, m));
-                        }
-                        found.len() <= params.limit
-                    }
-                    Err(e) => {
-                        // A whole frame whose message does not decode: it alone is left out.
-                        tracing::error!(seq = rec.seq, error = %e, "message list skipped an undecodable message");
-                        true
-                    }
+    let log = cx.svc.store.log();
+    let end = log.scan_back_within(a.key, start, LIST_SCAN_BUDGET, Some(deadline), |rec| {
+        let what = || format!("message {}", rec.seq);
+        let m = match decode_value::<MessageRecord>(&rec.payload, &what) {
+            Ok(m) => m,
+            Err(e) => {
+                // A whole frame whose message does not decode: it alone is left out.
+                tracing::error!(seq = rec.seq, error = %e, "message list skipped an undecodable message");
+                return true;
+            }
+        };
+        let wanted = (types.is_empty() || types.contains(&m.event_type))
+            && channel.as_ref().is_none_or(|c| m.channels.contains(c))
+            && before.is_none_or(|b| m.created_ms < b)
+            && after.is_none_or(|t| m.created_ms > t);
+        if wanted {
+            match extra(rec.seq, &m) {
+                Ok(Some(members)) => found.push((rec.seq, m, members)),
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
                 }
-            })?;
+            }
+        }
+        found.len() <= params.limit
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let more = found.len() > params.limit;
     found.truncate(params.limit);
     // Where the next page starts: after the last message shown, or where the budget ran out.
     let resume = match (more, end, found.last()) {
-        (true, _, Some((seq, m))) => Some(message_id(*seq, m)),
+        (true, _, Some((seq, m, _))) => Some(message_id(*seq, m)),
         (false, storage::ScanEnd::Budget { before }, _) => Some(ids::encode(
             Kind::Message,
             ids::Parts {
@@ -293,17 +311,23 @@ pub async fn list(cx: &Ctx<'_>, app: &str) -> ApiResult {
         )),
         _ => None,
     };
-    let mut out = Vec::with_capacity(found.iter().map(|(_, m)| m.payload.len() + 256).sum());
+    let mut out = Vec::with_capacity(found.iter().map(|(_, m, _)| m.payload.len() + 256).sum());
     out.extend_from_slice(b"{\"data\":[");
-    for (i, (seq, m)) in found.iter().enumerate() {
+    for (i, (seq, m, members)) in found.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         render_into(&mut out, &message_id(*seq, m), m, with_content);
+        if !members.is_empty() {
+            // `render_into` wrote an object: its members go before the closing brace.
+            out.pop();
+            out.extend_from_slice(members.as_bytes());
+            out.push(b'}');
+        }
     }
     let iterator = resume
         .clone()
-        .or_else(|| found.last().map(|(s, m)| message_id(*s, m)));
+        .or_else(|| found.last().map(|(s, m, _)| message_id(*s, m)));
     let tail =
         serde_json::json!({ "iterator": iterator, "prevIterator": null, "done": resume.is_none() });
     out.extend_from_slice(b"],");

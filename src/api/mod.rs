@@ -168,6 +168,7 @@ enum Route {
     EndpointStats,
     EndpointRecover,
     EndpointReplayMissing,
+    EndpointMessages,
     MessageResend,
     EventTypes,
     EventType,
@@ -185,8 +186,9 @@ impl Route {
     fn allowed(self) -> &'static [&'static str] {
         use Route::*;
         match self {
-            Health | HealthPing | EndpointSecret | EndpointStats | Message | MessageEndpoints
-            | MessageAttempt | AttemptsByMessage | AttemptsByEndpoint | Sources | Audit => GET,
+            Health | HealthPing | EndpointMessages | EndpointSecret | EndpointStats | Message
+            | MessageEndpoints | MessageAttempt | AttemptsByMessage | AttemptsByEndpoint
+            | Sources | Audit => GET,
             Apps | Endpoints | EventTypes | Messages => GET_POST,
             App | Endpoint | EventType => RESOURCE,
             EndpointSecretRotate | EndpointRecover | EndpointReplayMissing | MessageResend => POST,
@@ -216,6 +218,7 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
         ["app", _, "endpoint", _, "stats"] => (EndpointStats, &[1, 3]),
         ["app", _, "endpoint", _, "recover"] => (EndpointRecover, &[1, 3]),
         ["app", _, "endpoint", _, "replay-missing"] => (EndpointReplayMissing, &[1, 3]),
+        ["app", _, "endpoint", _, "msg"] => (EndpointMessages, &[1, 3]),
         ["app", _, "msg", _, "endpoint", _, "resend"] => (MessageResend, &[1, 3, 5]),
         ["event-type"] => (EventTypes, &[]),
         ["event-type", _] => (EventType, &[1]),
@@ -387,6 +390,7 @@ impl Api {
             (EndpointHeaders, Put) => endpoints::set_headers(cx, &p[0], &p[1], false).await,
             (EndpointHeaders, Patch) => endpoints::set_headers(cx, &p[0], &p[1], true).await,
             (EndpointStats, Get) => endpoints::stats(cx, &p[0], &p[1]),
+            (EndpointMessages, Get) => attempts::endpoint_messages(cx, &p[0], &p[1]),
             (EndpointRecover, Post) => replay::recover(cx, &p[0], &p[1]).await,
             (EndpointReplayMissing, Post) => replay::replay_missing(cx, &p[0], &p[1]).await,
             (MessageResend, Post) => replay::resend(cx, &p[0], &p[1], &p[2]).await,
