@@ -766,3 +766,74 @@ fn an_endpoints_attempted_messages_are_listed_with_their_status() {
     let r = h.admin("GET", "/api/v1/app/shop/endpoint/ep_nope/msg", None);
     assert_eq!(r.status, 404, "{}", r.body);
 }
+
+/// `DELETE .../msg/{msg}/attempt/{attempt}/content` forgets the response body kept for an
+/// attempt: it reads `EXPUNGED` everywhere after, for first attempts kept in a run and for
+/// later ones alike; admin only.
+#[test]
+fn an_attempts_response_body_can_be_expunged() {
+    let rx = Receiver::builder()
+        .handler(|_| Reply::ok().body("token=s3cret"))
+        .start();
+    let h = Hookd::start(FAST);
+    setup(&h);
+    let ep = endpoint(&h, json!({"url": rx.url("/hook")}));
+    let ep = ep["id"].as_str().unwrap().to_owned();
+    let msg = send(&h, "order.paid", json!({"n": 1}), &[]);
+    rx.wait_for_requests(1, WAIT);
+    // A second attempt of the same message (a resend), recorded apart from the first.
+    let r = h.admin(
+        "POST",
+        &format!("/api/v1/app/shop/msg/{msg}/endpoint/{ep}/resend"),
+        None,
+    );
+    assert!(r.status < 300, "{}", r.body);
+    rx.wait_for_requests(2, WAIT);
+    let attempts = wait_json(&h, &format!("/api/v1/app/shop/attempt/msg/{msg}"), |v| {
+        v["data"].as_array().is_some_and(|d| d.len() == 2)
+    });
+    let ids: Vec<String> = attempts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(a["response"], "token=s3cret", "{a}");
+            a["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for id in &ids {
+        let path = format!("/api/v1/app/shop/msg/{msg}/attempt/{id}/content");
+        let r = h.call("DELETE", &path, Some(hookd::READER), None);
+        assert_eq!(r.status, 403, "a read token may not: {}", r.body);
+        for _ in 0..2 {
+            let r = h.admin("DELETE", &path, None);
+            assert_eq!((r.status, r.body.as_str()), (204, ""), "{path}");
+        }
+        let a = h.admin(
+            "GET",
+            &format!("/api/v1/app/shop/msg/{msg}/attempt/{id}"),
+            None,
+        );
+        assert_eq!(a.json()["response"], "EXPUNGED", "{}", a.body);
+    }
+    let listed = h.admin(
+        "GET",
+        &format!("/api/v1/app/shop/attempt/endpoint/{ep}"),
+        None,
+    );
+    for a in listed.json()["data"].as_array().unwrap() {
+        assert_eq!(a["response"], "EXPUNGED", "{a}");
+    }
+    let r = h.admin(
+        "DELETE",
+        &format!("/api/v1/app/shop/msg/{msg}/attempt/atmpt_nope/content"),
+        None,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = h.admin(
+        "GET",
+        &format!("/api/v1/app/shop/msg/{msg}/attempt/{}/content", ids[0]),
+        None,
+    );
+    assert_eq!(r.status, 405);
+}

@@ -11,6 +11,7 @@ use super::{
     messages, Ctx,
 };
 use crate::{
+    http::Response,
     model::ids::{self, Kind},
     time::format_rfc3339,
 };
@@ -150,18 +151,44 @@ pub fn by_endpoint(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
 }
 
 pub fn get(cx: &Ctx<'_>, app: &str, msg: &str, attempt: &str) -> ApiResult {
+    let at = find(cx, app, msg, attempt)?;
+    json_response(200, &attempt_json(cx, &at)?)
+}
+
+/// Attempt `attempt` of message `msg` in app `app` (404 if any of them is not there).
+fn find(cx: &Ctx<'_>, app: &str, msg: &str, attempt: &str) -> ApiResult<AttemptRecord> {
     let a = apps::find(cx, app)?;
     let (seq, _) = messages::find(cx, &a, msg)?;
     let not_found = || ApiError::NotFound(format!("attempt {attempt} not found"));
     let parts = ids::decode(Kind::Attempt, attempt).ok_or_else(not_found)?;
-    let at = cx
-        .svc
+    cx.svc
         .store
         .state()
         .attempt(seq, parts.key)?
         .filter(|at| at.id == attempt)
-        .ok_or_else(not_found)?;
-    json_response(200, &attempt_json(cx, &at)?)
+        .ok_or_else(not_found)
+}
+
+/// What an expunged attempt shows as its response body, as Svix.
+const EXPUNGED: &str = "EXPUNGED";
+
+/// `DELETE .../msg/{msg}/attempt/{attempt}/content`: forgets the response body kept for the
+/// attempt (an endpoint that answered with something sensitive); it reads `EXPUNGED` from
+/// then on. 204, audited.
+pub async fn expunge_content(cx: &Ctx<'_>, app: &str, msg: &str, attempt: &str) -> ApiResult {
+    let at = find(cx, app, msg, attempt)?;
+    if !cx
+        .svc
+        .store
+        .state()
+        .replace_attempt_response(at.msg_seq, at.key, EXPUNGED)?
+    {
+        // Retention took it between the read and the write.
+        return Err(ApiError::NotFound(format!("attempt {attempt} not found")));
+    }
+    cx.audit("attempt.expunge_content", attempt)?;
+    cx.commit().await?;
+    Ok(Response::empty(204))
 }
 
 /// `GET .../endpoint/{ep}/msg`: the messages sent (or to be sent) to the endpoint, newest

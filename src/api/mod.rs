@@ -150,6 +150,7 @@ const IDEMPOTENCY_CLAIM_MS: u64 = 60_000;
 const GET: &[&str] = &["GET", "HEAD"];
 const GET_POST: &[&str] = &["GET", "HEAD", "POST"];
 const POST: &[&str] = &["POST"];
+const DELETE: &[&str] = &["DELETE"];
 const RESOURCE: &[&str] = &["GET", "HEAD", "PUT", "PATCH", "DELETE"];
 const GET_PUT_PATCH: &[&str] = &["GET", "HEAD", "PUT", "PATCH"];
 
@@ -176,6 +177,7 @@ enum Route {
     Message,
     MessageEndpoints,
     MessageAttempt,
+    MessageAttemptContent,
     AttemptsByMessage,
     AttemptsByEndpoint,
     Sources,
@@ -192,6 +194,7 @@ impl Route {
             Apps | Endpoints | EventTypes | Messages => GET_POST,
             App | Endpoint | EventType => RESOURCE,
             EndpointSecretRotate | EndpointRecover | EndpointReplayMissing | MessageResend => POST,
+            MessageAttemptContent => DELETE,
             EndpointHeaders => GET_PUT_PATCH,
         }
     }
@@ -226,6 +229,7 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
         ["app", _, "msg", _] => (Message, &[1, 3]),
         ["app", _, "msg", _, "endpoint"] => (MessageEndpoints, &[1, 3]),
         ["app", _, "msg", _, "attempt", _] => (MessageAttempt, &[1, 3, 5]),
+        ["app", _, "msg", _, "attempt", _, "content"] => (MessageAttemptContent, &[1, 3, 5]),
         ["app", _, "attempt", "msg", _] => (AttemptsByMessage, &[1, 4]),
         ["app", _, "attempt", "endpoint", _] => (AttemptsByEndpoint, &[1, 4]),
         ["source"] => (Sources, &[]),
@@ -405,6 +409,9 @@ impl Api {
             (Message, Get) => messages::get(cx, &p[0], &p[1]),
             (MessageEndpoints, Get) => attempts::message_endpoints(cx, &p[0], &p[1]),
             (MessageAttempt, Get) => attempts::get(cx, &p[0], &p[1], &p[2]),
+            (MessageAttemptContent, Delete) => {
+                attempts::expunge_content(cx, &p[0], &p[1], &p[2]).await
+            }
             (AttemptsByMessage, Get) => attempts::by_message(cx, &p[0], &p[1]),
             (AttemptsByEndpoint, Get) => attempts::by_endpoint(cx, &p[0], &p[1]),
             (Sources, Get) => sources::list(cx),

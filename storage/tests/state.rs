@@ -802,6 +802,25 @@ fn first_attempts_that_succeed_are_kept_in_runs_and_read_back_everywhere() {
         st.endpoint_status_counts(8, 0..u64::MAX, 1_000).unwrap()[DeliveryStatus::Success as usize],
         5
     );
+    // Expunging a response: in a run (attempt 6 of 102), and in the usual tree (the resend,
+    // attempt 60); the neighbours keep theirs; an attempt that does not exist is reported.
+    let before_neighbour = st.attempt(102, 5).unwrap().unwrap().response;
+    for (seq, k) in [(102, 6), (102, 60)] {
+        assert!(
+            st.replace_attempt_response(seq, k, "EXPUNGED").unwrap(),
+            "({seq}, {k})"
+        );
+        assert_eq!(st.attempt(seq, k).unwrap().unwrap().response, "EXPUNGED");
+    }
+    assert_eq!(
+        st.attempt(102, 5).unwrap().unwrap().response,
+        before_neighbour
+    );
+    assert!(!st.replace_attempt_response(103, 6, "EXPUNGED").unwrap());
+    assert_eq!(
+        st.delivery(8, 102).unwrap().map(|d| d.status),
+        Some(DeliveryStatus::Success)
+    );
     // A window of messages counts theirs alone, and windows that split the log add up.
     let window = st.endpoint_status_counts(7, 103..5_000, 1_000).unwrap();
     assert_eq!(window[DeliveryStatus::Success as usize], 2, "103 and 104");

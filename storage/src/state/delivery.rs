@@ -438,6 +438,40 @@ impl State {
         Ok(counts)
     }
 
+    /// Replaces the response body kept for attempt `k` of message `seq` with `with` (the API's
+    /// expunge). `false` if there is no such attempt. An attempt kept in a run of
+    /// `settled_at_once` is rewritten in its run, which is swapped only if nothing changed it
+    /// meanwhile (retention may remove it: then nothing is written back).
+    pub fn replace_attempt_response(&self, seq: u64, k: u64, with: &str) -> Result<bool> {
+        let direct = key(&[&be(seq), &be(k)]);
+        if let Some(mut a) = get::<AttemptRecord>(&self.msg_attempts, &direct, "attempt")? {
+            a.response = with.to_owned();
+            self.msg_attempts.insert(direct, encode_value(&a)?)?;
+            return Ok(true);
+        }
+        // A run holding `seq` starts at or before it and ends less than RUN_SPAN after.
+        let end = key(&[&be(seq.saturating_add(RUN_SPAN))]);
+        for kv in self.at_once.range(key(&[&be(seq)])..end) {
+            let (run_key, v) = kv?;
+            if v.len() < 8 || read_be(&v, 0) > seq {
+                continue;
+            }
+            let what = || format!("run at {}", super::hex(&run_key));
+            let mut run: Vec<(AttemptRecord, DeliveryState)> = decode_value(&v[8..], &what)?;
+            let Some(entry) = run.iter_mut().find(|(a, _)| a.msg_seq == seq && a.key == k) else {
+                continue;
+            };
+            entry.0.response = with.to_owned();
+            let mut value = v[..8].to_vec();
+            value.extend(encode_value(&run)?);
+            let swapped = self
+                .at_once
+                .compare_and_swap(&run_key, Some(&v), Some(value))?;
+            return Ok(swapped.is_ok());
+        }
+        Ok(false)
+    }
+
     /// Attempt `k` of message `seq`.
     pub fn attempt(&self, seq: u64, k: u64) -> Result<Option<AttemptRecord>> {
         match get(&self.msg_attempts, &key(&[&be(seq), &be(k)]), "attempt")? {
