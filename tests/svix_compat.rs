@@ -1,7 +1,8 @@
-//! The official `svix` Python SDK (from PyPI) against the real binary: create an application,
-//! an event type and an endpoint, read the endpoint secret, create a message, get it back and
-//! list messages, all through the SDK's own methods. `.ci/run` installs the SDK; without it
-//! this test fails and says how to install it.
+//! The official `svix` SDKs against the real binary, through their own methods: the Python
+//! SDK (from PyPI, `tests/compat/svix_sdk.py`) and the JavaScript/TypeScript SDK (from npm,
+//! `tests/compat/js/sdk.mjs`, run with the machine's Node.js: every route family, and its
+//! deliveries verified by the SDK's `Webhook`). `.ci/run` installs both at the versions the
+//! repository pins; without them these tests fail and say how to install them.
 
 #[path = "support/hookd.rs"]
 mod hookd;
@@ -30,6 +31,31 @@ fn official_svix_python_sdk_works_unchanged() {
         "SDK script failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("svix SDK compatibility: ok"), "{stdout}");
+}
+
+#[test]
+fn official_svix_javascript_sdk_works_unchanged() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/js");
+    let installed = std::path::Path::new(dir).join("node_modules/svix/package.json");
+    assert!(
+        installed.is_file(),
+        "the svix npm package is missing: npm ci --prefix tests/compat/js (as .ci/run does)"
+    );
+    let h = hookd::Hookd::start("[delivery]\nallow_private_networks = true\n");
+    let out = Command::new("node")
+        .current_dir(dir)
+        .arg("sdk.mjs")
+        .arg(format!("http://{}", h.addr))
+        .arg(hookd::ADMIN)
+        .output()
+        .expect("run node (Node.js is needed for this test)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "JS SDK script failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("svix JS SDK compatibility: ok"), "{stdout}");
 }
 
 /// Deliveries verified by the `standardwebhooks` reference library (PyPI) in a Python receiver.
