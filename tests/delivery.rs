@@ -837,3 +837,65 @@ fn an_attempts_response_body_can_be_expunged() {
     );
     assert_eq!(r.status, 405);
 }
+
+/// A W3C `traceparent` sent with a message (API create or inbound source) goes with every
+/// attempt to the receiver, and into the attempt's log line; a malformed one is ignored, as
+/// the Trace Context specification asks.
+#[test]
+fn a_messages_traceparent_is_sent_with_every_attempt_and_logged() {
+    const PARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    // The first attempt of the "retry" message fails; its retry must carry it too.
+    let failed_once = std::sync::atomic::AtomicBool::new(false);
+    let rx = Receiver::builder()
+        .handler(move |r| {
+            let retry = r.body.windows(5).any(|w| w == b"retry");
+            if retry && !failed_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                Reply::status(500)
+            } else {
+                Reply::ok()
+            }
+        })
+        .start();
+    let h = Hookd::start_logged(&format!("{FAST}\n[log]\nlevel = \"debug\"\n"));
+    setup(&h);
+    endpoint(&h, json!({"url": rx.url("/hook")}));
+    let post = |payload: Value, traceparent: Option<&str>| {
+        let body = json!({"eventType": "order.paid", "payload": payload}).to_string();
+        let headers: Vec<(&str, &str)> = traceparent
+            .map(|t| ("traceparent", t))
+            .into_iter()
+            .collect();
+        let r = h.call_with(
+            "POST",
+            "/api/v1/app/shop/msg",
+            Some(hookd::ADMIN),
+            Some(&body),
+            &headers,
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+    };
+    post(json!({"k": "traced"}), Some(PARENT));
+    post(json!({"k": "plain"}), None);
+    post(
+        json!({"k": "malformed"}),
+        Some("00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"),
+    );
+    post(json!({"k": "retry"}), Some(PARENT));
+    let reqs = rx.wait_for_requests(5, WAIT);
+    assert_eq!(reqs.len(), 5, "one attempt each, and one retry");
+    for r in &reqs {
+        let body = String::from_utf8_lossy(&r.body);
+        let expected = (body.contains("traced") || body.contains("retry")).then_some(PARENT);
+        assert_eq!(r.header("traceparent"), expected, "{body}");
+    }
+    assert_eq!(
+        reqs.iter()
+            .filter(|r| String::from_utf8_lossy(&r.body).contains("retry"))
+            .count(),
+        2,
+        "the failed attempt and its retry"
+    );
+    h.wait_for_log(3, WAIT, |l| {
+        l.contains("delivery attempt") && l.contains(PARENT)
+    });
+}

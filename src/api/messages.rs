@@ -201,6 +201,10 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
         channels: body.channels.unwrap_or_default(),
         tags: body.tags,
         payload: body.payload.get().as_bytes().to_vec(),
+        traceparent: cx
+            .req
+            .header("traceparent")
+            .and_then(crate::model::trace::traceparent),
     };
     let id = cx.ingest.store(cx.durable, &record).await?;
     let mut out = Vec::with_capacity(record.payload.len() + 256);

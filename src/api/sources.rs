@@ -85,6 +85,9 @@ pub async fn ingest(
         channels: Vec::new(),
         tags: Vec::new(),
         payload: req.body.clone(),
+        traceparent: req
+            .header("traceparent")
+            .and_then(crate::model::trace::traceparent),
     };
     let stored = ingest.store(durable, &record).await.map_err(ApiError::from);
     let msg_id = match stored {

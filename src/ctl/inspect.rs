@@ -569,6 +569,7 @@ mod tests {
             channels: vec![],
             tags: vec![],
             payload: format!("{{\"i\":{i}}}").into_bytes(),
+            traceparent: None,
         })
         .unwrap()
     }

@@ -926,6 +926,7 @@ mod tests {
             channels: channels.iter().map(|s| s.to_string()).collect(),
             tags: vec![],
             payload: b"{}".to_vec(),
+            traceparent: None,
         }
     }
 

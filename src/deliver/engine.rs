@@ -393,6 +393,14 @@ impl Engine {
         };
         let key = state.next_key()?;
         let attempt = attempt_record(key, task, &ep, (started, finished), &outcome, response);
+        tracing::debug!(
+            msg = %id,
+            endpoint = %ep.id,
+            attempt = %attempt.id,
+            outcome = %outcome,
+            traceparent = msg.traceparent.as_deref().unwrap_or("-"),
+            "delivery attempt"
+        );
         crate::ingest::operational::on_attempt(
             &self.ingest,
             &ep,
@@ -580,6 +588,9 @@ impl Engine {
                 ("svix-timestamp", ts.as_str()),
                 ("svix-signature", signature.as_str()),
             ]);
+        }
+        if let Some(parent) = &msg.traceparent {
+            headers.push(("traceparent", parent));
         }
         headers.extend(ep.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         match self.client.post(url, &headers, &msg.payload).await {

@@ -235,6 +235,7 @@ pub fn emit(ing: &Ingest, event: OpEvent) {
         channels: Vec::new(),
         tags: Vec::new(),
         payload: event.payload(),
+        traceparent: None,
     };
     match ing.append(&record) {
         Ok(seq) => tracing::debug!(event = event.kind.name(), seq, "operational webhook queued"),
@@ -545,6 +546,7 @@ mod tests {
             channels: Vec::new(),
             tags: Vec::new(),
             payload: b"{}".to_vec(),
+            traceparent: None,
         };
         let attempt = AttemptRecord {
             key: 1,

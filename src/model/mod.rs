@@ -8,6 +8,7 @@
 //!   address it resolves);
 //! - [`secret`]: the `whsec_` text form of signing secrets;
 //! - [`schemas`]: an event type's versioned JSON Schemas, checked and compiled;
+//! - [`trace`]: the W3C `traceparent` a message carries from its producer to its receivers;
 //! - the names hookd reserves: [`RESERVED_HEADERS`] (set on every delivery, never by an
 //!   endpoint's custom headers) and [`OPERATIONAL_APP_UID`] (the internal app of operational
 //!   webhooks).
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod schemas;
 pub mod secret;
 pub mod ssrf;
+pub mod trace;
 pub mod url;
 
 use storage::state::MessageRecord;
@@ -45,6 +47,7 @@ pub const RESERVED_HEADERS: &[&str] = &[
     "svix-id",
     "svix-timestamp",
     "svix-signature",
+    "traceparent",
 ];
 
 /// The uid of the internal app that operational webhooks are appended to.

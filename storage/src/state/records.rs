@@ -234,7 +234,7 @@ pub struct MessageRef {
 }
 
 /// A message as it is stored in the log: everything needed to answer for it and deliver it.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[derive(Debug, Clone, PartialEq, Eq, Encode)]
 pub struct MessageRecord {
     pub app_key: u64,
     /// The random bits of its public id (which is made of `created_ms`, the seq and these).
@@ -246,7 +246,27 @@ pub struct MessageRecord {
     pub tags: Vec<String>,
     /// The payload as received: the text of a JSON object.
     pub payload: Vec<u8>,
+    /// The W3C Trace Context `traceparent` the producer sent with it, sent on with every
+    /// attempt. Added after messages without it were written: those read as `None`.
+    pub traceparent: Option<String>,
 }
+
+impl<Context> Decode<Context> for MessageRecord {
+    fn decode<D: Decoder<Context = Context>>(d: &mut D) -> Result<Self, DecodeError> {
+        Ok(Self {
+            app_key: Decode::decode(d)?,
+            rand: Decode::decode(d)?,
+            created_ms: Decode::decode(d)?,
+            event_type: Decode::decode(d)?,
+            event_id: Decode::decode(d)?,
+            channels: Decode::decode(d)?,
+            tags: Decode::decode(d)?,
+            payload: Decode::decode(d)?,
+            traceparent: trailing(d)?,
+        })
+    }
+}
+bincode::impl_borrow_decode!(MessageRecord);
 
 #[cfg(test)]
 mod tests {
@@ -264,6 +284,52 @@ mod tests {
         metadata: BTreeMap<String, String>,
         created_ms: u64,
         updated_ms: u64,
+    }
+
+    /// `MessageRecord` as it was before `traceparent` (every message in older logs).
+    #[derive(Encode)]
+    struct MessageRecordV1 {
+        app_key: u64,
+        rand: u64,
+        created_ms: u64,
+        event_type: String,
+        event_id: Option<String>,
+        channels: Vec<String>,
+        tags: Vec<String>,
+        payload: Vec<u8>,
+    }
+
+    #[test]
+    fn messages_written_before_traceparent_still_decode() {
+        let old = MessageRecordV1 {
+            app_key: 3,
+            rand: 9,
+            created_ms: 5,
+            event_type: "a.b".into(),
+            event_id: Some("e".into()),
+            channels: vec!["c".into()],
+            tags: Vec::new(),
+            payload: b"{}".to_vec(),
+        };
+        let bytes = encode_value(&old).unwrap();
+        let m: MessageRecord = decode_value(&bytes, &|| "message".into()).unwrap();
+        assert_eq!(
+            (m.app_key, m.event_id.as_deref(), m.payload.as_slice()),
+            (3, Some("e"), &b"{}"[..])
+        );
+        assert_eq!(m.traceparent, None);
+        let new = MessageRecord {
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+            ..m
+        };
+        let bytes = encode_value(&new).unwrap();
+        assert_eq!(
+            decode_value::<MessageRecord>(&bytes, &|| "m".into()).unwrap(),
+            new
+        );
+        // Cut into the fields before it: refused (a frame's CRC catches any cut before this).
+        let cut = &bytes[..bytes.len() - 60];
+        assert!(decode_value::<MessageRecord>(cut, &|| "m".into()).is_err());
     }
 
     #[test]
