@@ -14,7 +14,7 @@
 //!
 //! [`violations`] is pure. The API calls it on endpoint create and update (a violation is a
 //! 422 naming the rule). The rules can change when the config does: at start and on every
-//! config reload (SIGHUP), `crate::reload::recheck` calls it for every stored endpoint, in
+//! config reload (SIGHUP), `reload::recheck` calls it for every stored endpoint, in
 //! creation order per application, and disables those that now violate a rule, with the
 //! [`Violation`] as the reason. Config validation checks the URLs of the endpoints declared in
 //! the file with [`url_violations_of`].

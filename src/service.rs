@@ -5,7 +5,7 @@
 //! backwards and skips every segment that holds none of them (`Log::scan_back`); there is no
 //! separate listing index to keep up to date.
 //!
-//! The config can be reloaded (SIGHUP, `crate::reload`): readers take a snapshot with
+//! The config can be reloaded (SIGHUP, `reload`): readers take a snapshot with
 //! [`Service::config`] (and the tokens and HTTP limits built from it with [`Service::auth`]
 //! and [`Service::http_limits`]) and keep it for the request or attempt at hand;
 //! [`Service::install`] swaps all three. Keys that need a

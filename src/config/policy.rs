@@ -1,6 +1,6 @@
 //! The URL rules of `[endpoint_policy]`: which endpoint URLs a policy allows. Pure, and the
 //! config's own: static endpoint definitions are checked with them at load, and
-//! `crate::policy` applies them (with the per-app count rule) to every stored endpoint.
+//! the endpoint policy (`src/policy.rs`) applies them (with the per-app count rule) to every stored endpoint.
 //!
 //! Host matching: an entry `example.com` matches `example.com` and every name under it
 //! (`a.example.com`), never `badexample.com`; an entry `.example.com` matches only the names
