@@ -899,3 +899,96 @@ fn a_messages_traceparent_is_sent_with_every_attempt_and_logged() {
         l.contains("delivery attempt") && l.contains(PARENT)
     });
 }
+
+/// `POST .../endpoint/{ep}/send-example` sends one message, signed, to that endpoint alone
+/// (whatever its filters; no other endpoint gets it): the event type's schema example, or
+/// `{"success":true}` (and for `svix.ping`).
+#[test]
+fn send_example_reaches_that_endpoint_alone() {
+    let target = Receiver::start();
+    let other = Receiver::start();
+    let h = Hookd::start(FAST);
+    setup(&h);
+    let schemas = json!({"1": {"type": "object", "examples": [{"id": "ex_1", "amount": 5}]}});
+    let body = json!({"name": "invoice.issued", "description": "d", "schemas": schemas});
+    assert_eq!(
+        h.admin("POST", "/api/v1/event-type", Some(&body.to_string()))
+            .status,
+        201
+    );
+    let ep = endpoint(
+        &h,
+        json!({"url": target.url("/t"), "filterTypes": ["order.shipped"]}),
+    );
+    let ep = ep["id"].as_str().unwrap().to_owned();
+    let other_ep = endpoint(&h, json!({"url": other.url("/o")}));
+    let other_ep = other_ep["id"].as_str().unwrap().to_owned();
+    let key = secret(&h, &ep);
+    let example = |event_type: &str| {
+        let path = format!("/api/v1/app/shop/endpoint/{ep}/send-example");
+        h.admin(
+            "POST",
+            &path,
+            Some(&json!({"eventType": event_type}).to_string()),
+        )
+    };
+    let mut sent = Vec::new();
+    for (event_type, payload) in [
+        ("invoice.issued", json!({"id": "ex_1", "amount": 5})),
+        ("order.paid", json!({"success": true})),
+        ("svix.ping", json!({"success": true})),
+    ] {
+        let r = example(event_type);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let m = r.json();
+        assert_eq!(
+            (m["eventType"].as_str(), &m["payload"]),
+            (Some(event_type), &payload)
+        );
+        sent.push((m["id"].as_str().unwrap().to_owned(), payload));
+    }
+    let got = target.wait_for_requests(3, WAIT);
+    for (id, payload) in &sent {
+        let r = got
+            .iter()
+            .find(|r| r.header("webhook-id") == Some(id.as_str()))
+            .expect("sent");
+        assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap(), *payload);
+        let ts: u64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+        assert!(hookd::verify(
+            &key,
+            id,
+            ts,
+            &r.body,
+            r.header("webhook-signature").unwrap()
+        ));
+    }
+    // A message for everyone reaches the other endpoint; the examples never did.
+    send(&h, "order.paid", json!({"n": 1}), &[]);
+    let theirs = other.wait_for_requests(1, WAIT);
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&theirs[0].body).unwrap(),
+        json!({"n": 1})
+    );
+    // Fan-out goes in log order: the examples, before that message, were never for it.
+    let listed = h.admin(
+        "GET",
+        &format!("/api/v1/app/shop/endpoint/{other_ep}/msg"),
+        None,
+    );
+    let listed: Vec<Value> = listed.json()["data"].as_array().unwrap().clone();
+    assert!(
+        listed.iter().all(|m| m["payload"] == json!({"n": 1})),
+        "{listed:?}"
+    );
+    assert_eq!(example("no.such.type").status, 404);
+    let path = format!("/api/v1/app/shop/endpoint/{ep}/send-example");
+    assert_eq!(h.admin("POST", &path, Some("{}")).status, 422);
+    let r = h.admin(
+        "POST",
+        "/api/v1/app/shop/endpoint/ep_nope/send-example",
+        Some(r#"{"eventType":"svix.ping"}"#),
+    );
+    assert_eq!(r.status, 404);
+}

@@ -205,11 +205,75 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
             .req
             .header("traceparent")
             .and_then(crate::model::trace::traceparent),
+        only_endpoint: None,
     };
     let id = cx.ingest.store(cx.durable, &record).await?;
     let mut out = Vec::with_capacity(record.payload.len() + 256);
     render_into(&mut out, &id, &record, with_content);
     Ok(Response::json(202, out))
+}
+
+/// Svix's test event type: an example of it needs no event type in the catalogue.
+const PING_EVENT_TYPE: &str = "svix.ping";
+/// The payload of an example whose event type gives none (and of `svix.ping`).
+const DEFAULT_EXAMPLE: &str = r#"{"success":true}"#;
+
+/// `POST .../endpoint/{ep}/send-example` (`{"eventType"}`): stores a message of that event
+/// type, with the first of its version-1 schema's `examples` (or `{"success":true}`) as the
+/// payload, for that one endpoint alone, and answers it as message create does (200, as Svix).
+/// The endpoint then gets it signed like any delivery.
+pub async fn send_example(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let (a, e) = super::endpoints::find(cx, app, ep)?;
+    let body: super::models::EventExampleIn = input::json(&cx.req.body)?;
+    let mut errors = Vec::new();
+    check_name("eventType", &body.event_type, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let payload = if body.event_type == PING_EVENT_TYPE {
+        DEFAULT_EXAMPLE.to_owned()
+    } else {
+        let et = cx
+            .svc
+            .store
+            .state()
+            .event_type(&body.event_type)?
+            .filter(|et| !et.archived)
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("event type {} not found", body.event_type))
+            })?;
+        example_of(et.schemas.as_deref()).unwrap_or_else(|| DEFAULT_EXAMPLE.to_owned())
+    };
+    if cx.svc.config().validation.enforce_schemas {
+        cx.ingest.check_schema(&body.event_type, &payload)?;
+    }
+    let record = MessageRecord {
+        app_key: a.key,
+        rand: ids::random_bits(),
+        created_ms: cx.svc.now_ms(),
+        event_type: body.event_type,
+        event_id: None,
+        channels: Vec::new(),
+        tags: Vec::new(),
+        payload: payload.into_bytes(),
+        traceparent: None,
+        only_endpoint: Some(e.key),
+    };
+    let id = cx.ingest.store(cx.durable, &record).await?;
+    let mut out = Vec::with_capacity(record.payload.len() + 256);
+    render_into(&mut out, &id, &record, true);
+    Ok(Response::json(200, out))
+}
+
+/// The first example of version "1" of an event type's `schemas` that is a JSON object, as
+/// JSON text.
+fn example_of(schemas: Option<&str>) -> Option<String> {
+    let schemas: serde_json::Value = serde_json::from_str(schemas?).ok()?;
+    let examples = schemas.get("1")?.get("examples")?.as_array()?;
+    examples
+        .iter()
+        .find(|e| e.is_object())
+        .map(serde_json::Value::to_string)
 }
 
 pub fn get(cx: &Ctx<'_>, app: &str, msg: &str) -> ApiResult {

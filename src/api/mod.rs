@@ -170,6 +170,7 @@ enum Route {
     EndpointRecover,
     EndpointReplayMissing,
     EndpointMessages,
+    EndpointSendExample,
     MessageResend,
     EventTypes,
     EventType,
@@ -193,7 +194,11 @@ impl Route {
             | Sources | Audit => GET,
             Apps | Endpoints | EventTypes | Messages => GET_POST,
             App | Endpoint | EventType => RESOURCE,
-            EndpointSecretRotate | EndpointRecover | EndpointReplayMissing | MessageResend => POST,
+            EndpointSecretRotate
+            | EndpointRecover
+            | EndpointReplayMissing
+            | MessageResend
+            | EndpointSendExample => POST,
             MessageAttemptContent => DELETE,
             EndpointHeaders => GET_PUT_PATCH,
         }
@@ -222,6 +227,7 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
         ["app", _, "endpoint", _, "recover"] => (EndpointRecover, &[1, 3]),
         ["app", _, "endpoint", _, "replay-missing"] => (EndpointReplayMissing, &[1, 3]),
         ["app", _, "endpoint", _, "msg"] => (EndpointMessages, &[1, 3]),
+        ["app", _, "endpoint", _, "send-example"] => (EndpointSendExample, &[1, 3]),
         ["app", _, "msg", _, "endpoint", _, "resend"] => (MessageResend, &[1, 3, 5]),
         ["event-type"] => (EventTypes, &[]),
         ["event-type", _] => (EventType, &[1]),
@@ -395,6 +401,7 @@ impl Api {
             (EndpointHeaders, Patch) => endpoints::set_headers(cx, &p[0], &p[1], true).await,
             (EndpointStats, Get) => endpoints::stats(cx, &p[0], &p[1]),
             (EndpointMessages, Get) => attempts::endpoint_messages(cx, &p[0], &p[1]),
+            (EndpointSendExample, Post) => messages::send_example(cx, &p[0], &p[1]).await,
             (EndpointRecover, Post) => replay::recover(cx, &p[0], &p[1]).await,
             (EndpointReplayMissing, Post) => replay::replay_missing(cx, &p[0], &p[1]).await,
             (MessageResend, Post) => replay::resend(cx, &p[0], &p[1], &p[2]).await,

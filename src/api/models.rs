@@ -234,3 +234,10 @@ pub struct MessageIn<'a> {
     pub tags: Vec<String>,
     pub application: Option<ApplicationIn>,
 }
+
+/// `POST .../endpoint/{ep}/send-example`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventExampleIn {
+    pub event_type: String,
+}

@@ -88,6 +88,7 @@ pub async fn ingest(
         traceparent: req
             .header("traceparent")
             .and_then(crate::model::trace::traceparent),
+        only_endpoint: None,
     };
     let stored = ingest.store(durable, &record).await.map_err(ApiError::from);
     let msg_id = match stored {

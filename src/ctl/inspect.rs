@@ -570,6 +570,7 @@ mod tests {
             tags: vec![],
             payload: format!("{{\"i\":{i}}}").into_bytes(),
             traceparent: None,
+            only_endpoint: None,
         })
         .unwrap()
     }

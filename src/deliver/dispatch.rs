@@ -190,8 +190,13 @@ pub fn owner(endpoint: u64, shards: usize) -> usize {
     (endpoint.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % shards.max(1)
 }
 
-/// Whether `ep` wants `m`: enabled, and its event types and channels (if any) match.
+/// Whether `ep` wants `m`: enabled, and its event types and channels (if any) match; a
+/// message for one endpoint (`only_endpoint`, an example) goes to that one alone, whatever
+/// its subscriptions.
 pub fn subscribed(ep: &EndpointRecord, m: &MessageRecord) -> bool {
+    if let Some(only) = m.only_endpoint {
+        return only == ep.key && !ep.disabled;
+    }
     !ep.disabled
         && ep
             .event_types
@@ -927,6 +932,7 @@ mod tests {
             tags: vec![],
             payload: b"{}".to_vec(),
             traceparent: None,
+            only_endpoint: None,
         }
     }
 
@@ -979,6 +985,17 @@ mod tests {
             &msg("a", &["us"])
         ));
         assert!(!subscribed(&ep(None, Some(&["eu"]), false), &msg("a", &[])));
+        // A message for one endpoint: that one (key 1) whatever its filters, no other.
+        let only = |key| MessageRecord {
+            only_endpoint: Some(key),
+            ..msg("zzz", &[])
+        };
+        assert!(subscribed(
+            &ep(Some(&["a"]), Some(&["eu"]), false),
+            &only(1)
+        ));
+        assert!(!subscribed(&ep(None, None, false), &only(2)));
+        assert!(!subscribed(&ep(None, None, true), &only(1)));
     }
 
     #[test]

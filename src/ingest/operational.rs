@@ -236,6 +236,7 @@ pub fn emit(ing: &Ingest, event: OpEvent) {
         tags: Vec::new(),
         payload: event.payload(),
         traceparent: None,
+        only_endpoint: None,
     };
     match ing.append(&record) {
         Ok(seq) => tracing::debug!(event = event.kind.name(), seq, "operational webhook queued"),
@@ -547,6 +548,7 @@ mod tests {
             tags: Vec::new(),
             payload: b"{}".to_vec(),
             traceparent: None,
+            only_endpoint: None,
         };
         let attempt = AttemptRecord {
             key: 1,

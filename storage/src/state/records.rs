@@ -249,6 +249,10 @@ pub struct MessageRecord {
     /// The W3C Trace Context `traceparent` the producer sent with it, sent on with every
     /// attempt. Added after messages without it were written: those read as `None`.
     pub traceparent: Option<String>,
+    /// The one endpoint (by key) this message goes to, whatever the others' subscriptions
+    /// (an example sent to one endpoint); `None`: every subscribed endpoint. Added after
+    /// `traceparent`, read as `None` from messages without it.
+    pub only_endpoint: Option<u64>,
 }
 
 impl<Context> Decode<Context> for MessageRecord {
@@ -263,6 +267,7 @@ impl<Context> Decode<Context> for MessageRecord {
             tags: Decode::decode(d)?,
             payload: Decode::decode(d)?,
             traceparent: trailing(d)?,
+            only_endpoint: trailing(d)?,
         })
     }
 }
@@ -317,9 +322,10 @@ mod tests {
             (m.app_key, m.event_id.as_deref(), m.payload.as_slice()),
             (3, Some("e"), &b"{}"[..])
         );
-        assert_eq!(m.traceparent, None);
+        assert_eq!((m.traceparent.as_deref(), m.only_endpoint), (None, None));
         let new = MessageRecord {
             traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+            only_endpoint: Some(12),
             ..m
         };
         let bytes = encode_value(&new).unwrap();

@@ -164,6 +164,14 @@ await svix.endpoint.rotateSecret(app.id, ep.id, {});
 const rotated = await svix.endpoint.getSecret(app.id, ep.id);
 assert.notEqual(rotated.key, secret.key);
 
+// an example to the endpoint alone: the ping, signed like any delivery.
+const before = received.length;
+const ping = await svix.endpoint.sendExample(app.id, ep.id, { eventType: "svix.ping" });
+assert.match(ping.id, /^msg_/);
+assert.deepEqual(ping.payload, { success: true });
+await eventually("the example", () => received.length > before);
+assert.deepEqual(received.at(-1), { success: true });
+
 // deletes
 await svix.endpoint.delete(app.id, ep.id);
 await assert.rejects(svix.endpoint.get(app.id, ep.id), (e) => e.code === 404);
