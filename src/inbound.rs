@@ -24,6 +24,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use aws_lc_rs::signature::{UnparsedPublicKey, ED25519};
+
 use crate::config::{SignatureEncoding, SourceScheme};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -111,7 +113,10 @@ pub struct Verified<'a> {
 pub fn verify<'a>(scheme: &SourceScheme, req: &Inbound<'a>) -> Result<Verified<'a>, Rejection> {
     let unsigned = Verified { signed_id: None };
     match scheme {
-        SourceScheme::StandardWebhooks { key } => standard_webhooks(&key.0, req),
+        SourceScheme::StandardWebhooks { key } => standard_webhooks(Key::Hmac(&key.0), req),
+        SourceScheme::StandardWebhooksEd25519 { public_key } => {
+            standard_webhooks(Key::Ed25519(&public_key.0), req)
+        }
         SourceScheme::GitHub { secret } => {
             const HEADER: &str = "x-hub-signature-256";
             let hex_mac = req
@@ -193,7 +198,15 @@ pub fn verify<'a>(scheme: &SourceScheme, req: &Inbound<'a>) -> Result<Verified<'
     }
 }
 
-fn standard_webhooks<'a>(key: &[u8], req: &Inbound<'a>) -> Result<Verified<'a>, Rejection> {
+/// What a Standard Webhooks source verifies with.
+enum Key<'a> {
+    /// The shared secret: `v1` entries, HMAC-SHA256.
+    Hmac(&'a [u8]),
+    /// The sender's public key: `v1a` entries, ed25519.
+    Ed25519(&'a [u8]),
+}
+
+fn standard_webhooks<'a>(key: Key<'_>, req: &Inbound<'a>) -> Result<Verified<'a>, Rejection> {
     // Svix sends the same three headers with its own prefix; either family verifies.
     let [id_h, ts_h, sig_h] = if req.header("webhook-id").is_some() {
         ["webhook-id", "webhook-timestamp", "webhook-signature"]
@@ -207,14 +220,29 @@ fn standard_webhooks<'a>(key: &[u8], req: &Inbound<'a>) -> Result<Verified<'a>, 
     if signatures.split(' ').count() > SIGNATURES_MAX {
         return Err(Rejection::malformed(sig_h, "too many signatures"));
     }
-    // The MAC over `{id}.{timestamp}.{body}` is the one deliveries are signed with.
+    // The MAC (or signature) over `{id}.{timestamp}.{body}`, as deliveries are signed.
     let content = [id.as_bytes(), b".", ts_text.as_bytes(), b".", req.body];
-    let tags: Vec<Vec<u8>> = signatures
-        .split(' ')
-        .filter_map(|entry| entry.strip_prefix("v1,"))
-        .filter_map(|b64| B64.decode(b64).ok())
-        .collect();
-    check_mac(keyed(key, &content), &tags)?;
+    let entries = |version: &str| -> Vec<Vec<u8>> {
+        signatures
+            .split(' ')
+            .filter_map(|entry| entry.strip_prefix(version))
+            .filter_map(|b64| B64.decode(b64).ok())
+            .collect()
+    };
+    match key {
+        Key::Hmac(secret) => check_mac(keyed(secret, &content), &entries("v1,"))?,
+        Key::Ed25519(public) => {
+            let signed = content.concat();
+            let key = UnparsedPublicKey::new(&ED25519, public);
+            // Every entry is checked, as for MACs.
+            let matched = entries("v1a,")
+                .iter()
+                .fold(false, |found, sig| key.verify(&signed, sig).is_ok() | found);
+            if !matched {
+                return Err(Rejection::BadSignature);
+            }
+        }
+    }
     within_tolerance(timestamp, req)?;
     Ok(Verified {
         signed_id: Some(id),
@@ -342,6 +370,47 @@ mod tests {
         timestamp: u64,
         body: String,
         signature: String,
+    }
+
+    /// The specification's ed25519 example verifies with its `whpk_` public key, and only
+    /// as `v1a`.
+    #[test]
+    fn standard_webhooks_v1a_example() {
+        const V1A: &str = include_str!("../tests/vectors/standard-webhooks-v1a.json");
+        let v: serde_json::Value = serde_json::from_str(V1A).unwrap();
+        let v = &v["vectors"][0];
+        let public =
+            crate::model::secret::parse_public_key(v["public_key"].as_str().unwrap()).unwrap();
+        let scheme = SourceScheme::StandardWebhooksEd25519 {
+            public_key: Secret(public.to_vec()),
+        };
+        let (id, at) = (
+            v["msg_id"].as_str().unwrap(),
+            v["timestamp"].as_u64().unwrap(),
+        );
+        let (body, sig) = (
+            v["payload"].as_str().unwrap(),
+            v["signature"].as_str().unwrap(),
+        );
+        let ts = at.to_string();
+        let sent = [
+            ("webhook-id", id),
+            ("webhook-timestamp", ts.as_str()),
+            ("webhook-signature", sig),
+        ];
+        assert_eq!(check(&scheme, &sent, body, at), Ok(Some(id.to_owned())));
+        let tampered = format!("{body} ");
+        assert_eq!(
+            check(&scheme, &sent, &tampered, at),
+            Err(Rejection::BadSignature)
+        );
+        // The same bytes as a v1 entry do not count.
+        let as_v1 = sig.replacen("v1a,", "v1,", 1);
+        let wrong = [sent[0], sent[1], ("webhook-signature", as_v1.as_str())];
+        assert_eq!(
+            check(&scheme, &wrong, body, at),
+            Err(Rejection::BadSignature)
+        );
     }
 
     #[test]

@@ -992,3 +992,117 @@ fn send_example_reaches_that_endpoint_alone() {
     );
     assert_eq!(r.status, 404);
 }
+
+/// Standard Webhooks `v1a`: an ed25519 endpoint key (`whsk_`, given or made by
+/// `default_signature = "ed25519"`) signs deliveries `v1a,<ed25519 signature>` that verify
+/// with the `whpk_` public key its secret reads as; a rotation to an HMAC key sends both.
+#[test]
+fn ed25519_endpoints_sign_v1a() {
+    use aws_lc_rs::signature::{UnparsedPublicKey, ED25519};
+    use base64::{engine::general_purpose::STANDARD as B64, Engine};
+    const SPEC: &str = include_str!("vectors/standard-webhooks-v1a.json");
+    let spec: Value = serde_json::from_str(SPEC).unwrap();
+    let (spec_key, spec_public) = (
+        spec["vectors"][0]["secret_key"].as_str().unwrap(),
+        spec["vectors"][0]["public_key"].as_str().unwrap(),
+    );
+    let rx = Receiver::start();
+    let h = Hookd::start(&format!("{FAST}default_signature = \"ed25519\"\n"));
+    setup(&h);
+    let made = endpoint(&h, json!({"url": rx.url("/made"), "uid": "made"}));
+    let given = endpoint(
+        &h,
+        json!({"url": rx.url("/given"), "uid": "given", "secret": spec_key}),
+    );
+    let public = |ep: &Value| {
+        let path = format!(
+            "/api/v1/app/shop/endpoint/{}/secret",
+            ep["id"].as_str().unwrap()
+        );
+        h.admin("GET", &path, None).json()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        public(&given),
+        spec_public,
+        "the secret reads as the public key"
+    );
+    let made_public = public(&made);
+    assert!(made_public.starts_with("whpk_"), "{made_public}");
+    let verifies = |r: &receiver::Recorded, whpk: &str| {
+        let key = B64.decode(whpk.strip_prefix("whpk_").unwrap()).unwrap();
+        let (id, ts) = (
+            r.header("webhook-id").unwrap(),
+            r.header("webhook-timestamp").unwrap(),
+        );
+        let mut signed = format!("{id}.{ts}.").into_bytes();
+        signed.extend_from_slice(&r.body);
+        let header = r.header("webhook-signature").unwrap();
+        header
+            .split(' ')
+            .filter_map(|e| e.strip_prefix("v1a,"))
+            .any(|sig| {
+                let sig = B64.decode(sig).unwrap();
+                UnparsedPublicKey::new(&ED25519, &key)
+                    .verify(&signed, &sig)
+                    .is_ok()
+            })
+    };
+    send(&h, "order.paid", json!({"n": 1}), &[]);
+    let got = rx.wait_for_requests(2, WAIT);
+    for r in &got {
+        let whpk = if r.path == "/given" {
+            spec_public
+        } else {
+            made_public.as_str()
+        };
+        let header = r.header("webhook-signature").unwrap();
+        assert!(
+            header.starts_with("v1a,") && !header.contains(' '),
+            "{header}"
+        );
+        assert!(verifies(r, whpk), "{} {header}", r.path);
+    }
+    // Rotation to an HMAC key: during the grace, both entries, each verifying.
+    let hmac = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let path = format!(
+        "/api/v1/app/shop/endpoint/{}/secret/rotate",
+        given["id"].as_str().unwrap()
+    );
+    let r = h.admin("POST", &path, Some(&json!({"key": hmac}).to_string()));
+    assert_eq!(
+        (r.status, r.json()["key"].as_str()),
+        (200, Some(hmac)),
+        "{}",
+        r.body
+    );
+    send(&h, "order.paid", json!({"n": 2}), &[]);
+    let got = rx.wait_for_requests(4, WAIT);
+    let last = got.iter().rev().find(|r| r.path == "/given").unwrap();
+    let header = last.header("webhook-signature").unwrap();
+    let ts: u64 = last.header("webhook-timestamp").unwrap().parse().unwrap();
+    let id = last.header("webhook-id").unwrap();
+    assert!(
+        header.starts_with("v1,") && header.contains(" v1a,"),
+        "{header}"
+    );
+    assert!(hookd::verify(
+        &hookd::parse_secret(hmac),
+        id,
+        ts,
+        &last.body,
+        header
+    ));
+    assert!(verifies(last, spec_public));
+    // A key whose halves disagree, or an ed25519 pair written as whsec_, is refused.
+    let mut pair = B64.decode(spec_key.strip_prefix("whsk_").unwrap()).unwrap();
+    let as_whsec = format!("whsec_{}", B64.encode(&pair));
+    pair[63] ^= 1;
+    for bad in [format!("whsk_{}", B64.encode(&pair)), as_whsec] {
+        let body = json!({"url": rx.url("/bad"), "secret": bad});
+        let r = h.admin("POST", "/api/v1/app/shop/endpoint", Some(&body.to_string()));
+        assert_eq!(r.status, 422, "{}", r.body);
+    }
+}

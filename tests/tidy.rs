@@ -259,19 +259,24 @@ fn crate_references_are_found_in_every_form() {
     );
 }
 
-/// The layers ARCHITECTURE.md writes down between its `layers` markers, lowest first: one
-/// numbered line per layer, naming its modules in backquotes.
-fn layers() -> Vec<Vec<String>> {
+/// The text of ARCHITECTURE.md between its `<!-- NAME:begin -->` and `<!-- NAME:end -->`.
+fn architecture_block(name: &str) -> String {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
             .expect("ARCHITECTURE.md");
     let start = doc
-        .find("<!-- layers:begin -->")
-        .expect("the layers:begin marker");
+        .find(&format!("<!-- {name}:begin -->"))
+        .unwrap_or_else(|| panic!("the {name}:begin marker"));
     let end = doc
-        .find("<!-- layers:end -->")
-        .expect("the layers:end marker");
-    doc[start..end]
+        .find(&format!("<!-- {name}:end -->"))
+        .unwrap_or_else(|| panic!("the {name}:end marker"));
+    doc[start..end].to_owned()
+}
+
+/// The layers ARCHITECTURE.md writes down between its `layers` markers, lowest first: one
+/// numbered line per layer, naming its modules in backquotes.
+fn layers() -> Vec<Vec<String>> {
+    architecture_block("layers")
         .lines()
         .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
         .map(|l| {
@@ -407,16 +412,8 @@ const FN_LINES_MAX: usize = 100;
 /// ARCHITECTURE.md lists between its `long-functions` markers (as `path::name`).
 #[test]
 fn functions_are_short_but_the_documented_tables() {
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
-            .expect("ARCHITECTURE.md");
-    let start = doc
-        .find("<!-- long-functions:begin -->")
-        .expect("the long-functions:begin marker");
-    let end = doc
-        .find("<!-- long-functions:end -->")
-        .expect("the long-functions:end marker");
-    let allowed: Vec<&str> = doc[start..end].split('`').skip(1).step_by(2).collect();
+    let block = architecture_block("long-functions");
+    let allowed: Vec<&str> = block.split('`').skip(1).step_by(2).collect();
     let too_long: Vec<String> = long_functions()
         .into_iter()
         .filter(|(file, name, _)| !allowed.contains(&format!("{file}::{name}").as_str()))

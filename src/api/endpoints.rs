@@ -17,7 +17,7 @@ use super::{
     Ctx,
 };
 use crate::{
-    config::OpEventType,
+    config::{OpEventType, SignatureKind},
     http::Response,
     ingest::operational,
     model::ids::{self, Kind},
@@ -32,7 +32,7 @@ const CHANNEL_BYTES_MAX: usize = 128;
 /// Custom headers per endpoint.
 const HEADERS_MAX: usize = 20;
 
-use crate::model::{secret::format_secret, RESERVED_HEADERS};
+use crate::model::{secret, RESERVED_HEADERS};
 
 /// The endpoint of `app` named by id or uid, or 404.
 pub fn find(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult<(AppRecord, EndpointRecord)> {
@@ -46,12 +46,18 @@ pub fn find(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult<(AppRecord, Endpoint
     Ok((a, e))
 }
 
+/// An endpoint secret from the API: `whsec_` (HMAC) or `whsk_` (ed25519).
 fn parse_secret(s: &str) -> Result<Vec<u8>, String> {
-    crate::model::secret::parse_secret(s).map_err(|e| e.to_string())
+    secret::parse_endpoint_secret(s).map_err(|e| e.to_string())
 }
 
-fn new_secret() -> Vec<u8> {
-    (0..SECRET_BYTES).map(|_| rand::random::<u8>()).collect()
+/// A new random key: ed25519 when `ed25519`, else HMAC (24 bytes, as Svix).
+fn new_secret(ed25519: bool) -> Vec<u8> {
+    if ed25519 {
+        secret::ed25519_from_seed(&rand::random())
+    } else {
+        (0..SECRET_BYTES).map(|_| rand::random::<u8>()).collect()
+    }
 }
 
 /// Checks fields shared by create, update and patch; names unknown event types and the
@@ -180,7 +186,7 @@ async fn save(cx: &Ctx<'_>, e: &EndpointRecord, action: &str) -> ApiResult<()> {
 fn new_record(cx: &Ctx<'_>, app_key: u64, body: EndpointIn) -> ApiResult<EndpointRecord> {
     let secret = match &body.secret {
         Some(s) => parse_secret(s).map_err(|why| ApiError::invalid("secret", why))?,
-        None => new_secret(),
+        None => new_secret(cx.svc.config().delivery.default_signature == SignatureKind::Ed25519),
     };
     let now = cx.svc.now_ms();
     let key = cx.svc.store.state().next_key()?;
@@ -356,7 +362,7 @@ pub fn secret(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let key = e
         .secrets
         .first()
-        .map(|k| format_secret(&k.key))
+        .map(|k| secret::verification_key(&k.key))
         .unwrap_or_default();
     json_response(200, &serde_json::json!({ "key": key }))
 }
@@ -375,7 +381,12 @@ pub async fn rotate(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     let (_, mut e) = find(cx, app, ep)?;
     let key = match &body.key {
         Some(s) => parse_secret(s).map_err(|why| ApiError::invalid("key", why))?,
-        None => new_secret(),
+        // A key of the same kind as the current one.
+        None => new_secret(
+            e.secrets
+                .first()
+                .is_some_and(|k| secret::ed25519_pair(&k.key).is_some()),
+        ),
     };
     let now = cx.svc.now_ms();
     let grace = cx.svc.config().delivery.secret_rotation_grace.as_millis() as u64;
@@ -392,7 +403,7 @@ pub async fn rotate(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     );
     e.updated_ms = now;
     save(cx, &e, "endpoint.secret.rotate").await?;
-    let key = e.secrets.first().map(|k| format_secret(&k.key));
+    let key = e.secrets.first().map(|k| secret::verification_key(&k.key));
     json_response(200, &serde_json::json!({ "key": key }))
 }
 

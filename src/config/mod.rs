@@ -145,6 +145,15 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
+/// How an endpoint's deliveries are signed (Standard Webhooks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureKind {
+    /// `v1`: HMAC-SHA256 with a shared `whsec_` secret.
+    Hmac,
+    /// `v1a`: ed25519 with a `whsk_` key; receivers verify with its `whpk_` public key.
+    Ed25519,
+}
+
 /// When an accepted event is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -260,6 +269,8 @@ pub struct DeliveryConfig {
     pub response_bytes_max: u64,
     /// How long the previous secret still signs after a rotation.
     pub secret_rotation_grace: Duration,
+    /// What kind of key an endpoint created without a secret gets.
+    pub default_signature: SignatureKind,
     /// Extra CA certificates (PEM) trusted for endpoints.
     pub ca_file: Option<PathBuf>,
 }
@@ -290,6 +301,7 @@ impl Default for DeliveryConfig {
             queue_capacity: 4096,
             response_bytes_max: 4 << 10,
             secret_rotation_grace: hours(24),
+            default_signature: SignatureKind::Hmac,
             ca_file: None,
         }
     }
@@ -461,6 +473,11 @@ pub enum SourceScheme {
         /// Decoded key bytes.
         key: Secret,
     },
+    /// Standard Webhooks with ed25519 signatures (`v1a`): the sender's `whpk_` public key.
+    StandardWebhooksEd25519 {
+        /// The 32-byte public key.
+        public_key: Secret,
+    },
     /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
     GitHub {
         /// The webhook secret as typed into GitHub (its UTF-8 bytes are the key).
@@ -512,7 +529,9 @@ impl SourceScheme {
     /// The name used in the config file.
     pub fn name(&self) -> &'static str {
         match self {
-            Self::StandardWebhooks { .. } => "standard-webhooks",
+            Self::StandardWebhooks { .. } | Self::StandardWebhooksEd25519 { .. } => {
+                "standard-webhooks"
+            }
             Self::GitHub { .. } => "github",
             Self::Stripe { .. } => "stripe",
             Self::HmacSha256 { .. } => "hmac-sha256",

@@ -109,6 +109,7 @@ pub struct RawDelivery {
     pub queue_capacity: Option<RawInt>,
     pub response_bytes_max: Option<RawSize>,
     pub secret_rotation_grace: Option<String>,
+    pub default_signature: Option<String>,
     pub ca_file: Option<String>,
 }
 

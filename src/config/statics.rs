@@ -303,16 +303,19 @@ fn endpoint(
         }
         channels.clone()
     });
-    let secret = r
-        .secret
-        .as_deref()
-        .and_then(|s| match crate::model::secret::parse_secret(s) {
-            Ok(k) => Some(Secret(k)),
-            Err(e) => {
-                p.add(key("secret"), format!("{e} (expected \"whsec_\" + base64)"));
-                None
-            }
-        });
+    let secret =
+        r.secret
+            .as_deref()
+            .and_then(|s| match crate::model::secret::parse_endpoint_secret(s) {
+                Ok(k) => Some(Secret(k)),
+                Err(e) => {
+                    p.add(
+                        key("secret"),
+                        format!("{e} (expected \"whsec_\" or \"whsk_\" + base64)"),
+                    );
+                    None
+                }
+            });
     let headers = r.headers.clone().unwrap_or_default();
     if headers.len() > HEADERS_MAX {
         p.add(key("headers"), format!("at most {HEADERS_MAX} headers"));
@@ -635,7 +638,7 @@ endpoints = []
         let secret = message(&errors, "apps[0].endpoints[1].secret");
         assert!(
             secret.starts_with("bad secret: must decode to 24 to ")
-                && secret.ends_with(" bytes, got 5 (expected \"whsec_\" + base64)"),
+                && secret.ends_with(" bytes, got 5 (expected \"whsec_\" or \"whsk_\" + base64)"),
             "{secret}"
         );
         let mut headers: Vec<&str> = errors

@@ -52,6 +52,7 @@ const ALL_KEYS: &[&str] = &[
     "delivery.queue_capacity",
     "delivery.response_bytes_max",
     "delivery.secret_rotation_grace",
+    "delivery.default_signature",
     "delivery.ca_file",
     "log.level",
     "log.format",
@@ -303,6 +304,7 @@ pipeline_depth = 3
 queue_capacity = 7
 response_bytes_max = "1KB"
 secret_rotation_grace = "0s"
+default_signature = "ed25519"
 ca_file = "ca.pem"
 
 [log]
@@ -444,6 +446,7 @@ event_type = "t.e"
             queue_capacity: 7,
             response_bytes_max: 1000,
             secret_rotation_grace: Duration::ZERO,
+            default_signature: SignatureKind::Ed25519,
             ca_file: Some("ca.pem".into()),
         },
         log: LogConfig {
@@ -1110,7 +1113,7 @@ fn source_problems() {
         (gh("event_type_pointer = \"type\"\n"), "sources[0].event_type_pointer", "\"type\" is not a JSON pointer to a member: it starts with '/', e.g. \"/type\", at most 256 bytes"),
         (gh("delivery_id_header = \"a\"\ndelivery_id_pointer = \"/a\"\n"), "sources[0].delivery_id_header", "give only one of delivery_id_header and delivery_id_pointer"),
         (source_toml("sw", "standard-webhooks", "secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\ndelivery_id_header = \"x\"\n"), "sources[0].delivery_id_header", "not used by scheme \"standard-webhooks\": its signed webhook-id is the delivery id"),
-        (source_toml("sw", "standard-webhooks", "secret = \"whsec_!!\"\n"), "sources[0].secret", "bad secret: not base64 after whsec_: Invalid symbol 33, offset 0. (expected \"whsec_\" + base64)"),
+        (source_toml("sw", "standard-webhooks", "secret = \"whsec_!!\"\n"), "sources[0].secret", "bad secret: not base64 after whsec_: Invalid symbol 33, offset 0. (expected \"whsec_\" or \"whpk_\" + base64)"),
         (source_toml("m", "hmac-sha256", "secret = \"s\"\nevent_type = \"e\"\n"), "sources[0].signature_header", "required by scheme \"hmac-sha256\""),
         (source_toml("m", "hmac-sha256", "secret = \"s\"\nsignature_header = \"x\"\nsignature_encoding = \"b32\"\nevent_type = \"e\"\n"), "sources[0].signature_encoding", "unknown value \"b32\", expected one of \"hex\", \"base64\""),
         (source_toml("m", "hmac-sha256", "secret = \"s\"\nsignature_header = \"x\"\n"), "sources[0].event_type", "scheme \"hmac-sha256\" has no usual place for the event type: set event_type, event_type_header or event_type_pointer"),
@@ -1308,4 +1311,21 @@ fn a_refused_segment_size_is_not_named_by_its_default() {
         message(&errors, "storage.segment_bytes_max"),
         "must be between 1KiB and 4GiB, got 8GiB"
     );
+}
+
+#[test]
+fn a_standard_webhooks_source_may_verify_v1a_with_a_public_key() {
+    let source = |secret: &str| {
+        format!(
+            "[[sources]]\nname = \"s\"\napp = \"a\"\nscheme = \"standard-webhooks\"\nsecret = \"{secret}\"\n"
+        )
+    };
+    let c = parse(&source("whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4="));
+    assert!(matches!(
+        &c.sources[0].scheme,
+        SourceScheme::StandardWebhooksEd25519 { public_key } if public_key.0.len() == 32
+    ));
+    assert_eq!(c.sources[0].scheme.name(), "standard-webhooks");
+    let errors = from_toml_str(&source("whpk_AAAA")).unwrap_err();
+    assert!(errors.to_string().contains("sources[0].secret"), "{errors}");
 }

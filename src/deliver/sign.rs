@@ -11,6 +11,9 @@
 //! signature, so a delivery costs no key setup and one allocation (the header value).
 
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use hmac::{Hmac, Mac};
@@ -34,11 +37,24 @@ pub enum SignError {
     BadSecret(String),
 }
 
-/// The prepared HMAC states of one endpoint's valid keys, current key first.
+/// The prepared signing states of one endpoint's valid keys, current key first.
 #[derive(Clone)]
 pub struct Signer {
-    macs: Vec<HmacSha256>,
+    macs: Vec<Key>,
 }
+
+/// One prepared key: an HMAC state (`v1`) or an ed25519 key pair (`v1a`).
+#[derive(Clone)]
+enum Key {
+    Hmac(HmacSha256),
+    Ed25519(Arc<Ed25519KeyPair>),
+}
+
+/// The entry prefix of an ed25519 signature.
+const V1A_PREFIX: &str = "v1a,";
+/// Base64 (padded) length of a 64-byte ed25519 signature.
+const SIG_B64_BYTES: usize = 88;
+const _: () = assert!(SIG_B64_BYTES == 64usize.div_ceil(3) * 4);
 
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -55,7 +71,13 @@ impl Signer {
         if keys.is_empty() {
             return Err(SignError::NoKeys);
         }
-        let macs = keys.iter().map(|k| keyed(k)).collect();
+        let macs = keys
+            .iter()
+            .map(|k| match crate::model::secret::ed25519_pair(k) {
+                Some(pair) => Key::Ed25519(Arc::new(pair)),
+                None => Key::Hmac(keyed(k)),
+            })
+            .collect();
         Ok(Signer { macs })
     }
 
@@ -69,17 +91,35 @@ impl Signer {
         Signer::new(&valid)
     }
 
-    /// The full `webhook-signature` header value.
+    /// The full `webhook-signature` header value: one entry per key, `v1,` for an HMAC key,
+    /// `v1a,` for an ed25519 key.
     pub fn sign(&self, msg_id: &str, timestamp: u64, body: &[u8]) -> String {
-        let len = self.macs.len() * (VERSION_PREFIX.len() + MAC_B64_BYTES + 1) - 1;
+        let len = self
+            .macs
+            .iter()
+            .map(|k| match k {
+                Key::Hmac(_) => VERSION_PREFIX.len() + MAC_B64_BYTES + 1,
+                Key::Ed25519(_) => V1A_PREFIX.len() + SIG_B64_BYTES + 1,
+            })
+            .sum::<usize>()
+            - 1;
         let mut out = String::with_capacity(len);
-        for (i, mac) in self.macs.iter().enumerate() {
+        for (i, key) in self.macs.iter().enumerate() {
             if i > 0 {
                 out.push(' ');
             }
-            out.push_str(VERSION_PREFIX);
-            let tag = content(mac.clone(), msg_id, timestamp, body).finalize();
-            B64.encode_string(tag.into_bytes(), &mut out);
+            match key {
+                Key::Hmac(mac) => {
+                    out.push_str(VERSION_PREFIX);
+                    let tag = content(mac.clone(), msg_id, timestamp, body).finalize();
+                    B64.encode_string(tag.into_bytes(), &mut out);
+                }
+                Key::Ed25519(pair) => {
+                    out.push_str(V1A_PREFIX);
+                    let signed = pair.sign(&signed_content(msg_id, timestamp, body));
+                    B64.encode_string(signed.as_ref(), &mut out);
+                }
+            }
         }
         debug_assert_eq!(out.len(), len);
         out
@@ -95,6 +135,31 @@ pub fn verify(secret: &[u8], msg_id: &str, timestamp: u64, body: &[u8], header: 
         .filter_map(|entry| entry.strip_prefix(VERSION_PREFIX))
         .filter_map(|b64| B64.decode(b64).ok())
         .any(|tag| mac.clone().verify_slice(&tag).is_ok())
+}
+
+/// True if any `v1a` entry of `header` is an ed25519 signature of the content by the key
+/// whose public half is `public_key`. Other versions and malformed entries are ignored.
+pub fn verify_v1a(
+    public_key: &[u8],
+    msg_id: &str,
+    timestamp: u64,
+    body: &[u8],
+    header: &str,
+) -> bool {
+    let key = UnparsedPublicKey::new(&ED25519, public_key);
+    let signed = signed_content(msg_id, timestamp, body);
+    header
+        .split(' ')
+        .filter_map(|entry| entry.strip_prefix(V1A_PREFIX))
+        .filter_map(|b64| B64.decode(b64).ok())
+        .any(|sig| key.verify(&signed, &sig).is_ok())
+}
+
+/// `{msg_id}.{timestamp}.{body}`, what a `v1a` signature signs.
+fn signed_content(msg_id: &str, timestamp: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{msg_id}.{timestamp}.").into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 /// Decodes `whsec_<base64>` (or bare base64) to the key bytes (`model::secret`).
@@ -164,6 +229,34 @@ mod tests {
                 &v.signature
             ));
         }
+    }
+
+    /// The Standard Webhooks specification's ed25519 example, byte for byte.
+    #[test]
+    fn the_specifications_v1a_example() {
+        const V1A: &str = include_str!("../../tests/vectors/standard-webhooks-v1a.json");
+        let v: serde_json::Value = serde_json::from_str(V1A).unwrap();
+        let v = &v["vectors"][0];
+        let key =
+            crate::model::secret::parse_endpoint_secret(v["secret_key"].as_str().unwrap()).unwrap();
+        let (id, ts) = (
+            v["msg_id"].as_str().unwrap(),
+            v["timestamp"].as_u64().unwrap(),
+        );
+        let body = v["payload"].as_str().unwrap().as_bytes();
+        let header = Signer::new(&[&key]).unwrap().sign(id, ts, body);
+        assert_eq!(header, v["signature"].as_str().unwrap());
+        let public =
+            crate::model::secret::parse_public_key(v["public_key"].as_str().unwrap()).unwrap();
+        assert!(verify_v1a(&public, id, ts, body, &header));
+        assert!(!verify_v1a(&public, id, ts + 1, body, &header));
+        assert!(!verify_v1a(&public, id, ts, b"{}", &header));
+        // Beside an HMAC key (a rotation from one kind to the other): both entries, in order.
+        let both = Signer::new(&[&key, K1]).unwrap().sign(id, ts, body);
+        let (first, second) = both.split_once(' ').unwrap();
+        assert_eq!(first, header);
+        assert!(second.starts_with("v1,") && verify(K1, id, ts, body, second));
+        assert!(verify_v1a(&public, id, ts, body, &both));
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
         queue_capacity: _,
         response_bytes_max: _,
         secret_rotation_grace: _,
+        default_signature: _,
         ca_file: _,
     } = &new.delivery;
     // The retry policy is rebuilt on install; each attempt reads the current one.
@@ -189,6 +190,8 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
         "delivery.secret_rotation_grace",
         delivery.secret_rotation_grace
     );
+    // Read on each endpoint create.
+    live!("delivery.default_signature", delivery.default_signature);
     restart!("delivery.ca_file", delivery.ca_file);
 
     let LogConfig {

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use storage::state::{AppRecord, AuditRecord, EndpointRecord, EventTypeRecord, SigningKey, State};
 
 use crate::{
-    config::{AppDef, Config, EndpointDef, EventTypeDef},
+    config::{AppDef, Config, EndpointDef, EventTypeDef, SignatureKind},
     ingest::Ingest,
     model::ids::{self, Kind},
 };
@@ -173,7 +173,8 @@ fn app(
     }
     let grace_ms = config.delivery.secret_rotation_grace.as_millis() as u64;
     for ep in &def.endpoints {
-        changed |= endpoint(state, &app, ep, now, grace_ms, out)?;
+        let keys = (grace_ms, config.delivery.default_signature);
+        changed |= endpoint(state, &app, ep, now, keys, out)?;
     }
     Ok(changed)
 }
@@ -184,7 +185,7 @@ fn endpoint(
     app: &AppRecord,
     def: &EndpointDef,
     now: u64,
-    grace_ms: u64,
+    (grace_ms, default_signature): (u64, SignatureKind),
     out: &mut Applied,
 ) -> storage::Result<bool> {
     let existing = state.endpoint_by_id_or_uid(app.key, &def.uid)?;
@@ -194,6 +195,9 @@ fn endpoint(
             let key = state.next_key()?;
             let secret = match &def.secret {
                 Some(s) => s.0.clone(),
+                None if default_signature == SignatureKind::Ed25519 => {
+                    crate::model::secret::ed25519_from_seed(&rand::random())
+                }
                 None => (0..crate::model::secret::SECRET_BYTES_MIN)
                     .map(|_| rand::random::<u8>())
                     .collect(),

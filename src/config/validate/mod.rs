@@ -20,7 +20,7 @@ use super::units::{parse_duration, parse_size, size_from_integer};
 use super::{
     AuthConfig, Config, DeliveryConfig, Durability, EndpointPolicy, IngestConfig, LogConfig,
     LogFormat, LogLevel, MetricsConfig, OpEventType, OperationalWebhooks, RateLimit, Scope, Secret,
-    ServerConfig, StorageConfig, TlsConfig, TokenConfig, ValidationConfig,
+    ServerConfig, SignatureKind, StorageConfig, TlsConfig, TokenConfig, ValidationConfig,
 };
 
 /// Most shards (threads) `server.shards` may ask for.
@@ -574,6 +574,15 @@ fn delivery(c: &mut Checker, raw: &RawConfig) -> DeliveryConfig {
             r.secret_rotation_grace.as_deref(),
             d.secret_rotation_grace,
             Zero::Allowed,
+        ),
+        default_signature: c.choice(
+            "delivery.default_signature",
+            r.default_signature.as_deref(),
+            d.default_signature,
+            &[
+                ("hmac", SignatureKind::Hmac),
+                ("ed25519", SignatureKind::Ed25519),
+            ],
         ),
         ca_file: c.file_path("delivery.ca_file", r.ca_file.as_deref()),
     }

@@ -191,6 +191,20 @@ fn scheme(c: &mut Checker, k: &Keys<'_>, name: &str) -> Option<SourceScheme> {
     match name {
         "standard-webhooks" => {
             let text = secret(c, k);
+            if let Some(public) = std::str::from_utf8(&text.0)
+                .ok()
+                .filter(|t| t.starts_with(crate::model::secret::PUBLIC_KEY_PREFIX))
+            {
+                return match crate::model::secret::parse_public_key(public) {
+                    Ok(pk) => Some(SourceScheme::StandardWebhooksEd25519 {
+                        public_key: Secret(pk.to_vec()),
+                    }),
+                    Err(e) => {
+                        c.error(k.key("secret"), e.to_string());
+                        None
+                    }
+                };
+            }
             let key_bytes = std::str::from_utf8(&text.0)
                 .ok()
                 .filter(|t| !t.is_empty())
@@ -200,7 +214,7 @@ fn scheme(c: &mut Checker, k: &Keys<'_>, name: &str) -> Option<SourceScheme> {
                 Some(Err(e)) => {
                     c.error(
                         k.key("secret"),
-                        format!("{e} (expected \"whsec_\" + base64)"),
+                        format!("{e} (expected \"whsec_\" or \"whpk_\" + base64)"),
                     );
                     None
                 }
