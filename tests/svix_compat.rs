@@ -1,7 +1,8 @@
 //! The official `svix` SDKs against the real binary, through their own methods: the Python
 //! SDK (from PyPI, `tests/compat/svix_sdk.py`) and the JavaScript/TypeScript SDK (from npm,
-//! `tests/compat/js/sdk.mjs`, run with the machine's Node.js: every route family, and its
-//! deliveries verified by the SDK's `Webhook`). `.ci/run` installs both at the versions the
+//! `tests/compat/js/sdk.mjs`, run with the machine's Node.js). Each goes through every route
+//! family hookd serves, checks what each call returns, and verifies the deliveries it gets
+//! with the SDK's own `Webhook`. `.ci/run` installs both at the versions the
 //! repository pins; without them these tests fail and say how to install them.
 
 #[path = "support/hookd.rs"]
@@ -16,7 +17,7 @@ fn official_svix_python_sdk_works_unchanged() {
         probe.as_ref().is_ok_and(|o| o.status.success()),
         "the svix Python package is missing: pip install svix (as .ci/run does)"
     );
-    let h = hookd::Hookd::start("");
+    let h = hookd::Hookd::start("[delivery]\nallow_private_networks = true\n");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/svix_sdk.py");
     let out = Command::new("python3")
         .arg(script)

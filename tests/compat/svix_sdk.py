@@ -4,17 +4,35 @@ Usage: python3 svix_sdk.py SERVER_URL ADMIN_TOKEN
 Exits non-zero (with a traceback) on the first thing that does not work.
 """
 
+import datetime
+import http.server
+import json
 import sys
+import threading
+import time
 
 from svix.api import (
     ApplicationIn,
+    ApplicationListOptions,
+    ApplicationPatch,
+    EndpointGetStatsOptions,
+    EndpointHeadersIn,
+    EndpointHeadersPatchIn,
     EndpointIn,
+    EndpointPatch,
+    EndpointSecretRotateIn,
+    EventExampleIn,
     EventTypeIn,
+    EventTypePatch,
     MessageGetOptions,
     MessageIn,
+    MessageListOptions,
+    RecoverIn,
+    ReplayIn,
     Svix,
     SvixOptions,
 )
+from svix.webhooks import Webhook
 
 server_url, token = sys.argv[1], sys.argv[2]
 svix = Svix(token, SvixOptions(server_url=server_url))
@@ -51,4 +69,119 @@ apps = svix.application.list()
 assert any(a.id == app.id for a in apps.data)
 eps = svix.endpoint.list(app.id)
 assert [e.id for e in eps.data] == [ep.id]
+
+# --- Every other route family, with deliveries to a receiver here that verifies them with
+# the SDK's own Webhook class. ---
+
+received = []
+verifier = {}
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"])).decode()
+        try:
+            verifier["wh"].verify(body, dict(self.headers.items()))
+            received.append(json.loads(body))
+            self.send_response(200)
+        except Exception:  # noqa: BLE001 - any failure to verify is a 400
+            self.send_response(400)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+receiver_url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+
+
+def eventually(what, check):
+    deadline = time.time() + 20
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.time() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+svix.health.get()
+
+# applications: patch, upsert, delete, paging both ways
+assert svix.application.patch(app.id, ApplicationPatch(name="Compat 2")).name == "Compat 2"
+for i in range(3):
+    svix.application.create(ApplicationIn(name=f"extra {i}", uid=f"py-extra-{i}"))
+page1 = svix.application.list(ApplicationListOptions(limit=2))
+assert len(page1.data) == 2 and not page1.done
+page2 = svix.application.list(ApplicationListOptions(limit=2, iterator=page1.iterator))
+assert not {a.id for a in page1.data} & {a.id for a in page2.data}
+back = svix.application.list(ApplicationListOptions(limit=2, iterator=page2.prev_iterator))
+assert [a.id for a in back.data] == [a.id for a in page1.data]
+upserted = svix.application.upsert("py-upserted", ApplicationIn(name="upserted"))
+assert svix.application.get("py-upserted").id == upserted.id
+svix.application.delete("py-extra-0")
+
+# event types: patch, list, archive
+svix.event_type.create(EventTypeIn(name="invoice.voided", description="voided"))
+assert svix.event_type.patch("invoice.voided", EventTypePatch(description="void")).description == "void"
+assert sorted(t.name for t in svix.event_type.list().data) == ["invoice.paid", "invoice.voided"]
+svix.event_type.delete("invoice.voided")
+assert svix.event_type.get("invoice.voided").archived
+
+# endpoints: one that receives, headers, patch
+rx = svix.endpoint.create(app.id, EndpointIn(url=receiver_url, uid="py-rx", event_types=["invoice.paid"]))
+verifier["wh"] = Webhook(svix.endpoint.get_secret(app.id, rx.id).key)
+assert svix.endpoint.patch(app.id, rx.id, EndpointPatch(description="patched")).description == "patched"
+svix.endpoint.set_headers(app.id, rx.id, EndpointHeadersIn(headers={"X-Tenant": "acme"}))
+svix.endpoint.patch_headers(app.id, rx.id, EndpointHeadersPatchIn(headers={"X-Region": "eu"}))
+assert svix.endpoint.get_headers(app.id, rx.id).headers == {"X-Tenant": "acme", "X-Region": "eu"}
+
+# messages: filtered list with paging, deliveries verified by the receiver
+sent = [
+    svix.message.create(app.id, MessageIn(event_type="invoice.paid", payload={"n": n}))
+    for n in range(3)
+]
+paid = svix.message.list(app.id, MessageListOptions(event_types=["invoice.paid"], limit=2))
+assert [m.id for m in paid.data] == [sent[2].id, sent[1].id], paid
+rest = svix.message.list(app.id, MessageListOptions(event_types=["invoice.paid"], iterator=paid.iterator))
+assert [m.id for m in rest.data] == [sent[0].id, msg.id], rest
+eventually("three verified deliveries", lambda: len(received) >= 3)
+assert sorted(p["n"] for p in received) == [0, 1, 2]
+
+# attempts: by message, by endpoint, one, attempted messages and destinations, expunge, resend
+by_msg = eventually("an attempt", lambda: svix.message_attempt.list_by_msg(app.id, sent[0].id).data)
+attempt = by_msg[0]
+assert attempt.response_status_code == 200 and attempt.endpoint_id == rx.id
+assert svix.message_attempt.get(app.id, sent[0].id, attempt.id).response == "ok"
+eventually("three attempts", lambda: len(svix.message_attempt.list_by_endpoint(app.id, rx.id).data) == 3)
+attempted = svix.message_attempt.list_attempted_messages(app.id, rx.id)
+assert [m.id for m in attempted.data] == [m.id for m in reversed(sent)]
+dests = svix.message_attempt.list_attempted_destinations(app.id, sent[0].id)
+assert rx.id in [d.id for d in dests.data]
+svix.message_attempt.expunge_content(app.id, sent[0].id, attempt.id)
+assert svix.message_attempt.get(app.id, sent[0].id, attempt.id).response == "EXPUNGED"
+svix.message_attempt.resend(app.id, sent[1].id, rx.id)
+eventually("the resend", lambda: len(received) >= 4)
+
+# stats, recover, replay-missing, send-example, rotation
+since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+eventually(
+    "three successes in the stats",
+    lambda: svix.endpoint.get_stats(app.id, rx.id, EndpointGetStatsOptions(since=since)).success == 3,
+)
+assert svix.endpoint.recover(app.id, rx.id, RecoverIn(since=since)).id
+assert svix.endpoint.replay_missing(app.id, rx.id, ReplayIn(since=since)).id
+# The first message was created before this endpoint: replay-missing sends it now.
+eventually("the replayed message", lambda: {"invoice": 42, "paid": True} in received)
+ping = svix.endpoint.send_example(app.id, rx.id, EventExampleIn(event_type="svix.ping"))
+assert ping.payload == {"success": True}
+eventually("the example", lambda: {"success": True} in received)
+old_key = svix.endpoint.get_secret(app.id, rx.id).key
+svix.endpoint.rotate_secret(app.id, rx.id, EndpointSecretRotateIn())
+assert svix.endpoint.get_secret(app.id, rx.id).key != old_key
+svix.endpoint.delete(app.id, rx.id)
+server.shutdown()
 print("svix SDK compatibility: ok")
