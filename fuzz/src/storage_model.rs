@@ -20,9 +20,8 @@
 //! waits for a sealed segment's sync, and when the input says so (`Flush`). So an execution
 //! neither sleeps nor waits for another thread, and the same input always runs the same way.
 //! The disk is the simulator without faults or power cuts: no file, directory or system call.
-//! The last reopen of every input runs the log as hookd does, on a flusher thread
-//! ([`Log::open_on`]), so that the thread's loop (woken by an append, the flush a `sync` append
-//! waits for, the last flush at close) stays covered.
+//! The flusher thread's own loop (when it wakes, sleeps and stops) is left to the storage
+//! crate's tests: here it cost more than the rest of an input, in waits for the scheduler.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -187,8 +186,6 @@ struct Harness {
     clock: ManualClock,
     catalog: Arc<MemCatalog>,
     log: Option<Log>,
-    /// Whether the log runs on its own flusher thread ([`Log::open_on`]) rather than stepped.
-    threaded: bool,
     model: Model,
 }
 
@@ -201,9 +198,9 @@ pub fn run(data: &[u8]) {
         h.apply(op);
     }
     h.check_all();
-    // Always end with a reopen and an append: the sequence continues where it was. This time
-    // on a flusher thread, and closed by it: the close must make the append durable.
-    h.reopen(Reopen::Clean, true);
+    // Always end with a reopen and an append: the sequence continues where it was; and a
+    // close, which must make that append durable.
+    h.reopen(Reopen::Clean);
     h.append(0, &[b"last".to_vec()]);
     h.close();
 }
@@ -241,7 +238,6 @@ impl Harness {
             clock: ManualClock::new(START_MS),
             catalog: Arc::new(MemCatalog::default()),
             log: None,
-            threaded: false,
             model: Model {
                 next_seq: 1,
                 open_has_records: Some(false),
@@ -253,14 +249,9 @@ impl Harness {
         h
     }
 
-    /// Opens the log in `dir` on the simulated disk: stepped, or on a flusher thread.
+    /// Opens the log in `dir` on the simulated disk, with no flusher thread.
     fn open(&mut self) -> storage::Result<RecoveryReport> {
-        let open = if self.threaded {
-            Log::open_on
-        } else {
-            Log::open_stepped
-        };
-        let (log, report) = open(
+        let (log, report) = Log::open_stepped(
             self.fs.shared(),
             &self.dir,
             self.opts.clone(),
@@ -271,12 +262,9 @@ impl Harness {
         Ok(report)
     }
 
-    /// A turn of the flusher, where hookd's flusher thread would take one; a log on its own
-    /// thread needs none.
+    /// A turn of the flusher, where hookd's flusher thread would take one.
     fn step_flusher(&self) {
-        if !self.threaded {
-            self.log().step_flusher();
-        }
+        self.log().step_flusher();
     }
 
     fn log(&self) -> &Log {
@@ -410,9 +398,9 @@ impl Harness {
                 assert!(durable.get() >= last);
             }
             Op::Flush => self.step_flusher(),
-            Op::Reopen => self.reopen(Reopen::Clean, false),
-            Op::ReopenForgetting => self.reopen(Reopen::Forgetting, false),
-            Op::ReopenTorn(bytes) => self.reopen(Reopen::Torn(bytes), false),
+            Op::Reopen => self.reopen(Reopen::Clean),
+            Op::ReopenForgetting => self.reopen(Reopen::Forgetting),
+            Op::ReopenTorn(bytes) => self.reopen(Reopen::Torn(bytes)),
         }
         self.check_bounds();
     }
@@ -579,8 +567,8 @@ impl Harness {
         torn.len() as u64
     }
 
-    /// A clean close, with no wait for durability first: the flusher's last turn flushes
-    /// everything the log holds (on a thread, the one it takes when told to stop).
+    /// A clean close, with no wait for durability first: the flusher's last turn (the one the
+    /// thread takes when told to stop) flushes everything the log holds.
     fn close(&mut self) {
         if self.log.is_none() {
             return;
@@ -597,9 +585,8 @@ impl Harness {
         );
     }
 
-    /// Closes the log, changes the directory as `how` says, and opens it again (on a flusher
-    /// thread if `threaded`).
-    fn reopen(&mut self, how: Reopen, threaded: bool) {
+    /// Closes the log, changes the directory as `how` says, and opens it again.
+    fn reopen(&mut self, how: Reopen) {
         let bytes_before = self.log().disk_bytes();
         self.close();
         let torn = match how {
@@ -610,7 +597,6 @@ impl Harness {
             }
             Reopen::Torn(bytes) => self.tear(bytes),
         };
-        self.threaded = threaded;
         let report = self.open().expect("reopen");
         assert_eq!(report.records, self.model.live.len() as u64, "{report:?}");
         assert!(
