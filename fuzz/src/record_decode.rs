@@ -14,6 +14,7 @@
 //!   tail) and keep its counters consistent; for a file of valid frames, possibly cut short,
 //!   it must find exactly the frames written.
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -27,6 +28,23 @@ use storage::state::{
     AppRecord, AttemptRecord, AuditRecord, DeliveryState, EndpointRecord, EventTypeRecord,
     IdempotencyRecord, MessageRecord, MessageRef,
 };
+
+/// A fresh temporary directory, under `$HOOKD_FUZZ_TMPDIR`, else `/dev/shm` where it exists
+/// (a tmpfs), else the system's temporary directory.
+fn scratch_dir() -> tempfile::TempDir {
+    let root = std::env::var_os("HOOKD_FUZZ_TMPDIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let shm = PathBuf::from("/dev/shm");
+            shm.is_dir().then_some(shm)
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    tempfile::Builder::new()
+        .prefix("hookd-fuzz-")
+        .tempdir_in(&root)
+        .or_else(|_| tempfile::tempdir())
+        .expect("a temporary directory")
+}
 
 /// The modes, in the order byte 0 picks them.
 pub const MODES: &[&str] = &[
@@ -191,7 +209,7 @@ struct SegmentInput {
 fn segment_header() -> &'static [u8] {
     static HEADER: OnceLock<Vec<u8>> = OnceLock::new();
     HEADER.get_or_init(|| {
-        let dir = super::storage_model::scratch_dir();
+        let dir = scratch_dir();
         let (_, path) = segment::create(dir.path(), 7, 1_000).expect("create a segment");
         std::fs::read(path).expect("read the segment header")
     })
@@ -241,7 +259,7 @@ fn segment_scan(data: &[u8]) {
     let cut = usize::from(input.cut).min(file.len());
     file.truncate(file.len() - cut);
 
-    let dir = super::storage_model::scratch_dir();
+    let dir = scratch_dir();
     let path = dir.path().join(segment::file_name(7));
     std::fs::write(&path, &file).expect("write the segment");
     let scan = match segment::scan(&path, sparse_every) {

@@ -1,8 +1,8 @@
 //! `storage_model`: `storage::Log` driven through a list of operations derived with
-//! `arbitrary` (append, read, iterate, scan back by key, roll, clock advance, retire, wait for
-//! durability, reopen, reopen after the catalog lost its summaries, reopen after a torn tail)
-//! in a temporary directory, checked after every step against an in-memory model: the live
-//! records and the next sequence number.
+//! `arbitrary` (append, read, iterate, scan back by key, roll, clock advance, retire, a turn of
+//! the flusher, wait for durability, reopen, reopen after the catalog lost its summaries,
+//! reopen after a torn tail) on the simulated disk `storage::fs::sim::SimFs`, checked after
+//! every step against an in-memory model: the live records and the next sequence number.
 //!
 //! It mirrors the proptest model of `storage/tests/model.rs`, on the log alone: the segment
 //! table and the sequence floor live in [`MemCatalog`], which keeps them across reopens as the
@@ -13,19 +13,28 @@
 //! A reopen must bring back exactly the model, repair nothing after a clean close, cut exactly
 //! the torn bytes after a torn one, and never reuse a sequence number.
 //!
-//! Temporary directories go under `$HOOKD_FUZZ_TMPDIR`, else `/dev/shm` where it exists (a
-//! tmpfs, where the log's fsyncs cost nothing), else the system's temporary directory.
+//! One thread drives everything, as in `storage/tests/powerloss.rs`: the log is opened with
+//! [`Log::open_stepped`] and the flusher's loop is turned by hand ([`Log::step_flusher`]) where
+//! hookd's flusher thread would run it: after every `sync` append (whose acknowledgement waits
+//! for that flush), at `WaitDurable`, before a close (the flusher's last flush), when retention
+//! waits for a sealed segment's sync, and when the input says so (`Flush`). So an execution
+//! neither sleeps nor waits for another thread, and the same input always runs the same way.
+//! The disk is the simulator without faults or power cuts: no file, directory or system call.
+//! The flusher thread's own loop (when it wakes, sleeps and stops) is left to the storage
+//! crate's tests: here it cost more than the rest of an input, in waits for the scheduler.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use storage::codec::{decode_value, encode_frame, encode_value, LogRecord};
+use storage::fs::sim::{Faults, SimFs};
+use storage::fs::Fs;
 use storage::log::{Catalog, SegmentSummary};
 use storage::segment::{self, HEADER_BYTES};
-use storage::{Clock, Durability, Log, LogOptions, ManualClock, Record, ScanEnd};
+use storage::{Clock, Durability, Log, LogOptions, ManualClock, Record, RecoveryReport, ScanEnd};
 
 const START_MS: u64 = 1_000_000;
 /// Operations per input, at most.
@@ -35,22 +44,8 @@ const BATCH_MAX: usize = 4;
 const PAYLOAD_BYTES_MAX: usize = 300;
 /// Partition keys used (few, so that scans by key find several records).
 const KEYS: u64 = 3;
-
-/// A fresh temporary directory for one run.
-pub fn scratch_dir() -> tempfile::TempDir {
-    let root = std::env::var_os("HOOKD_FUZZ_TMPDIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let shm = PathBuf::from("/dev/shm");
-            shm.is_dir().then_some(shm)
-        })
-        .unwrap_or_else(std::env::temp_dir);
-    tempfile::Builder::new()
-        .prefix("hookd-fuzz-")
-        .tempdir_in(&root)
-        .or_else(|_| tempfile::tempdir())
-        .expect("a temporary directory")
-}
+/// The log's directory on the simulated disk.
+const DIR: &str = "/sim/log";
 
 /// Picks a sequence number relative to the model at the time the operation runs.
 #[derive(Debug, Clone, Copy, Arbitrary)]
@@ -86,6 +81,9 @@ enum Op {
     },
     WaitDurable,
     Reopen,
+    /// A turn of the flusher (which hookd's flusher thread takes on its own): writes and syncs
+    /// what is pending, seals what was rolled, makes the spare segment.
+    Flush,
     /// Reopen after the catalog lost every segment summary: recovery scans all segments.
     ReopenForgetting,
     /// Close, append bytes that cannot be a frame to the newest segment file, reopen.
@@ -182,19 +180,13 @@ impl Model {
 }
 
 struct Harness {
-    dir: tempfile::TempDir,
+    fs: SimFs,
+    dir: PathBuf,
     opts: LogOptions,
     clock: ManualClock,
     catalog: Arc<MemCatalog>,
     log: Option<Log>,
     model: Model,
-}
-
-impl Drop for Harness {
-    /// The log goes before its directory: its flusher may still be creating a spare segment.
-    fn drop(&mut self) {
-        drop(self.log.take());
-    }
 }
 
 pub fn run(data: &[u8]) {
@@ -206,9 +198,11 @@ pub fn run(data: &[u8]) {
         h.apply(op);
     }
     h.check_all();
-    // Always end with a reopen and an append: the sequence continues where it was.
+    // Always end with a reopen and an append: the sequence continues where it was; and a
+    // close, which must make that append durable.
     h.reopen(Reopen::Clean);
     h.append(0, &[b"last".to_vec()]);
+    h.close();
 }
 
 /// What happens to the directory between the close and the open of a reopen.
@@ -237,29 +231,40 @@ impl Harness {
             segment_age_max: Duration::from_secs(if case.short_age { 5 } else { 3600 }),
             max_bytes: case.max_bytes_64.map_or(0, |n| 64 * (1 + u64::from(n))),
         };
-        let dir = scratch_dir();
-        let clock = ManualClock::new(START_MS);
-        let catalog = Arc::new(MemCatalog::default());
-        let (log, report) = Log::open(
-            dir.path(),
-            opts.clone(),
-            Arc::new(clock.clone()),
-            catalog.clone(),
-        )
-        .expect("open an empty log");
-        assert_eq!(report.records, 0);
-        Self {
-            dir,
+        let mut h = Self {
+            fs: SimFs::new(0, Faults::default()),
+            dir: PathBuf::from(DIR),
             opts,
-            clock,
-            catalog,
-            log: Some(log),
+            clock: ManualClock::new(START_MS),
+            catalog: Arc::new(MemCatalog::default()),
+            log: None,
             model: Model {
                 next_seq: 1,
                 open_has_records: Some(false),
                 ..Model::default()
             },
-        }
+        };
+        let report = h.open().expect("open an empty log");
+        assert_eq!(report.records, 0);
+        h
+    }
+
+    /// Opens the log in `dir` on the simulated disk, with no flusher thread.
+    fn open(&mut self) -> storage::Result<RecoveryReport> {
+        let (log, report) = Log::open_stepped(
+            self.fs.shared(),
+            &self.dir,
+            self.opts.clone(),
+            Arc::new(self.clock.clone()),
+            self.catalog.clone(),
+        )?;
+        self.log = Some(log);
+        Ok(report)
+    }
+
+    /// A turn of the flusher, where hookd's flusher thread would take one.
+    fn step_flusher(&self) {
+        self.log().step_flusher();
     }
 
     fn log(&self) -> &Log {
@@ -387,10 +392,12 @@ impl Harness {
             } => self.retire(u64::from(*retention_ms), *keep_from),
             Op::WaitDurable => {
                 let last = self.model.next_seq - 1;
+                self.step_flusher();
                 let durable = self.log().durable();
                 durable.wait(last).blocking().expect("durable");
                 assert!(durable.get() >= last);
             }
+            Op::Flush => self.step_flusher(),
             Op::Reopen => self.reopen(Reopen::Clean),
             Op::ReopenForgetting => self.reopen(Reopen::Forgetting),
             Op::ReopenTorn(bytes) => self.reopen(Reopen::Torn(bytes)),
@@ -461,11 +468,12 @@ impl Harness {
                 Durability::Sync => {
                     let early = log.read(last).expect("read");
                     assert!(early.is_none_or(|r| r.seq == last));
-                    log.durable().wait(last).blocking().expect("durable");
+                    self.step_flusher();
+                    let durable = self.log().durable();
+                    durable.wait(last).blocking().expect("durable");
                 }
-                // In interval mode the append itself writes it. (No wait for durability here:
-                // an idle flusher notices the write only after its 200 ms idle park, which
-                // would make most of this target's time sleep.)
+                // In interval mode the append itself writes it, and it is acknowledged before
+                // its flush: `Flush`, `WaitDurable` and closes make it durable.
                 Durability::Interval => {}
             }
             self.read(last);
@@ -492,20 +500,18 @@ impl Harness {
         let log = self.log.as_ref().expect("the log is open");
         let mut removed = log.retire(cutoff, floor).expect("retire");
         // Every sealed segment is removable: the log must get down to its open segment. A
-        // segment sealed moments ago waits for its flush first, so give the flusher time.
+        // segment sealed since the last flush waits for that flush's sync first: one turn of
+        // the flusher must be enough.
         let all_removable =
             floor >= self.model.next_seq && self.model.live.values().all(|l| l.ts_ms < cutoff);
-        if all_removable {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while log.segment_count() > 1 {
-                assert!(
-                    Instant::now() < deadline,
-                    "retire(cutoff {cutoff}, floor {floor}) keeps {} removable segments",
-                    log.segment_count()
-                );
-                std::thread::sleep(Duration::from_micros(200));
-                removed.extend(log.retire(cutoff, floor).expect("retire"));
-            }
+        if all_removable && log.segment_count() > 1 {
+            self.step_flusher();
+            removed.extend(log.retire(cutoff, floor).expect("retire"));
+            assert_eq!(
+                log.segment_count(),
+                1,
+                "retire(cutoff {cutoff}, floor {floor}) keeps removable segments after a flush"
+            );
         }
         let first = log.first_seq();
         assert!(
@@ -545,23 +551,30 @@ impl Harness {
             .take(200)
             .map(|&b| if b == magic_first { 0 } else { b })
             .collect();
-        let newest = std::fs::read_dir(self.dir.path())
+        let newest = self
+            .fs
+            .list(&self.dir)
             .expect("list the log")
-            .filter_map(|e| segment::parse_file_name(&e.ok()?.file_name().to_string_lossy()))
+            .iter()
+            .filter_map(|name| segment::parse_file_name(name))
             .max()
             .expect("a segment");
-        let path = self.dir.path().join(segment::file_name(newest));
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
+        let file = (self.fs)
+            .open(&self.dir.join(segment::file_name(newest)))
             .expect("open the newest segment");
-        std::io::Write::write_all(&mut file, &torn).expect("tear the segment");
+        let end = file.size().expect("the newest segment's size");
+        file.write_all_at(&torn, end).expect("tear the segment");
         torn.len() as u64
     }
 
-    /// A clean close, with no wait for durability first: it flushes everything it holds.
+    /// A clean close, with no wait for durability first: the flusher's last turn (the one the
+    /// thread takes when told to stop) flushes everything the log holds.
     fn close(&mut self) {
-        let Some(log) = self.log.take() else { return };
+        if self.log.is_none() {
+            return;
+        }
+        self.step_flusher();
+        let log = self.log.take().expect("the log is open");
         let durable = log.durable().clone();
         drop(log);
         let last = self.model.next_seq - 1;
@@ -572,6 +585,7 @@ impl Harness {
         );
     }
 
+    /// Closes the log, changes the directory as `how` says, and opens it again.
     fn reopen(&mut self, how: Reopen) {
         let bytes_before = self.log().disk_bytes();
         self.close();
@@ -583,14 +597,7 @@ impl Harness {
             }
             Reopen::Torn(bytes) => self.tear(bytes),
         };
-        let (log, report) = Log::open(
-            self.dir.path(),
-            self.opts.clone(),
-            Arc::new(self.clock.clone()),
-            self.catalog.clone(),
-        )
-        .expect("reopen");
-        self.log = Some(log);
+        let report = self.open().expect("reopen");
         assert_eq!(report.records, self.model.live.len() as u64, "{report:?}");
         assert!(
             report.quarantined.is_empty() && report.lost.is_empty(),

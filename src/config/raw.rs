@@ -439,6 +439,17 @@ pub struct Shape {
 /// Deserializes `table` into a [`RawConfig`], collecting every shape error:
 /// on each serde error the offending key is recorded, removed, and the
 /// deserialization retried.
+///
+/// serde stops at the first error, in the order it visits the tree, so each
+/// problem costs a retry. Retrying the whole tree every time would make a file
+/// with many problems cost rounds times its size; so after the second problem
+/// the retries try pieces of the tree (its leaves and arrays, each under the
+/// tables that lead to it) from where the last problem was, in growing batches
+/// (1, 2, 4...) while they pass. That finds the same problems in the same
+/// order: the fields of a raw struct are independent (no `flatten`, no
+/// untagged enums), so a piece fails alone exactly as it fails in the tree,
+/// and what comes before a problem passed. The last round is the whole tree,
+/// as before.
 pub fn deserialize_collecting(table: toml::Table) -> Shape {
     let mut value = toml::Value::Table(table);
     let mut shape = Shape {
@@ -446,47 +457,224 @@ pub fn deserialize_collecting(table: toml::Table) -> Shape {
         errors: Vec::new(),
         removed: Removed::default(),
     };
-    for _ in 0..super::SHAPE_ROUNDS_MAX {
-        let error = match serde_path_to_error::deserialize::<_, RawConfig>(value.clone()) {
+    let mut failures = 0;
+    loop {
+        let found = match attempt(value.clone()) {
             Ok(raw) => {
                 shape.raw = Some(raw);
                 return shape;
             }
-            Err(error) => error,
+            Err(found) => found,
         };
-        let message = error.inner().message().trim_end().to_owned();
-        let current = error
-            .path()
-            .iter()
-            .try_fold(KeyPath::default(), |mut p, s| {
-                match s {
-                    serde_path_to_error::Segment::Map { key } => {
-                        p.0.push(Segment::Key(key.clone()))
-                    }
-                    serde_path_to_error::Segment::Seq { index } => p.0.push(Segment::Index(*index)),
-                    _ => return None,
-                }
-                Some(p)
-            });
-        let Some(current) = current.filter(|p| !p.0.is_empty()) else {
-            shape.errors.push((KeyPath::default(), message));
+        failures += 1;
+        let Some(current) = found.path else {
+            shape.errors.push((KeyPath::default(), found.message));
             return shape;
         };
-        let original = shape.removed.to_original(&current);
-        shape.errors.push((original.clone(), message));
-        if !remove(&mut value, &current) {
+        // Taken before the removal, so that the problem's piece is among them.
+        let pieces = (failures == PIECEWISE_AFTER).then(|| pieces(&value));
+        if !record_and_remove(&mut shape, &mut value, &current, found.message) {
             return shape;
         }
-        shape.removed.record(&original);
+        if failures == super::SHAPE_ROUNDS_MAX {
+            return too_many(shape);
+        }
+        if let Some(pieces) = pieces {
+            let from = related(&pieces, 0, &current).unwrap_or(0);
+            if !piecewise(&mut shape, &mut value, &pieces, from, &mut failures) {
+                return shape;
+            }
+            // Then the whole tree again: it passes, unless a piece passed alone but
+            // not in the tree, whose problem the rounds then find.
+        }
     }
-    shape.errors.push((
+}
+
+/// Problems found by whole-tree rounds before [`deserialize_collecting`]
+/// retries piece by piece.
+const PIECEWISE_AFTER: usize = 2;
+
+/// The retries of [`deserialize_collecting`] after its first problems: the
+/// pieces from `from` on, in batches that double while they pass and go back to
+/// one piece at a problem. False if stage one ends here (a problem that names
+/// no key or cannot be removed, or too many problems).
+fn piecewise(
+    shape: &mut Shape,
+    value: &mut toml::Value,
+    pieces: &[KeyPath],
+    from: usize,
+    failures: &mut usize,
+) -> bool {
+    let mut next = from;
+    let mut batch = 1;
+    while next < pieces.len() {
+        let end = (next + batch).min(pieces.len());
+        let Some(skeleton) = skeleton(value, &pieces[next..end]) else {
+            next = end;
+            continue;
+        };
+        let found = match attempt(skeleton) {
+            Ok(_) => {
+                next = end;
+                batch *= 2;
+                continue;
+            }
+            Err(found) => found,
+        };
+        *failures += 1;
+        let Some(current) = found.path else {
+            shape.errors.push((KeyPath::default(), found.message));
+            return false;
+        };
+        // The pieces of the batch before the problem's passed.
+        next = related(&pieces[..end], next, &current).unwrap_or(next);
+        batch = 1;
+        if !record_and_remove(shape, value, &current, found.message) {
+            return false;
+        }
+        if *failures == super::SHAPE_ROUNDS_MAX {
+            shape.errors.push(too_many_problems());
+            return false;
+        }
+    }
+    true
+}
+
+/// A serde error: its message, and its key path (`None` if it has none that
+/// can be removed: the root, or a segment that is not a key or an index).
+struct Found {
+    message: String,
+    path: Option<KeyPath>,
+}
+
+/// Deserializes `value` as a [`RawConfig`].
+fn attempt(value: toml::Value) -> Result<RawConfig, Found> {
+    let error = match serde_path_to_error::deserialize::<_, RawConfig>(value) {
+        Ok(raw) => return Ok(raw),
+        Err(error) => error,
+    };
+    let message = error.inner().message().trim_end().to_owned();
+    let path = error
+        .path()
+        .iter()
+        .try_fold(KeyPath::default(), |mut p, s| {
+            match s {
+                serde_path_to_error::Segment::Map { key } => p.0.push(Segment::Key(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => p.0.push(Segment::Index(*index)),
+                _ => return None,
+            }
+            Some(p)
+        })
+        .filter(|p| !p.0.is_empty());
+    Err(Found { message, path })
+}
+
+/// Records the problem at `current` (a path in the pruned tree) under its path
+/// in the file, and removes its key; false if there was nothing to remove
+/// (then stage one ends).
+fn record_and_remove(
+    shape: &mut Shape,
+    value: &mut toml::Value,
+    current: &KeyPath,
+    message: String,
+) -> bool {
+    let original = shape.removed.to_original(current);
+    shape.errors.push((original.clone(), message));
+    if !remove(value, current) {
+        return false;
+    }
+    shape.removed.record(&original);
+    true
+}
+
+/// Stage one gives up after [`super::SHAPE_ROUNDS_MAX`] problems.
+fn too_many(mut shape: Shape) -> Shape {
+    shape.errors.push(too_many_problems());
+    shape
+}
+
+fn too_many_problems() -> (KeyPath, String) {
+    (
         KeyPath::default(),
         format!(
             "too many problems, stopped after {}",
             super::SHAPE_ROUNDS_MAX
         ),
-    ));
-    shape
+    )
+}
+
+/// The pieces of `value`, in the order serde visits them: the path of every
+/// node that is not a non-empty table (a value, an array, an empty table).
+/// Paths of pieces are keys only: nothing under an array is a piece of its own.
+fn pieces(value: &toml::Value) -> Vec<KeyPath> {
+    fn walk(value: &toml::Value, at: &mut Vec<Segment>, out: &mut Vec<KeyPath>) {
+        match value {
+            toml::Value::Table(table) if !table.is_empty() => {
+                for (key, child) in table {
+                    at.push(Segment::Key(key.clone()));
+                    walk(child, at, out);
+                    at.pop();
+                }
+            }
+            _ => out.push(KeyPath(at.clone())),
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut Vec::new(), &mut out);
+    out
+}
+
+/// The index of the first piece from `from` that `path` is in or above: the
+/// piece where serde met the problem at `path`.
+fn related(pieces: &[KeyPath], from: usize, path: &KeyPath) -> Option<usize> {
+    (from..pieces.len()).find(|&i| path.starts_with(&pieces[i]) || pieces[i].starts_with(path))
+}
+
+/// The tree cut down to `pieces`: each piece still in `value`, under the
+/// tables that lead to it. `None` if none of them is left; the whole tree
+/// should they not fit together (they always do: pieces only lose keys).
+fn skeleton(value: &toml::Value, pieces: &[KeyPath]) -> Option<toml::Value> {
+    let mut root = toml::Table::new();
+    let mut any = false;
+    for piece in pieces {
+        let Some((Segment::Key(last), parents)) = piece.0.split_last() else {
+            continue;
+        };
+        let mut node = value;
+        let mut found = true;
+        for segment in &piece.0 {
+            let next = match segment {
+                Segment::Key(key) => node.as_table().and_then(|t| t.get(key)),
+                Segment::Index(_) => None,
+            };
+            match next {
+                Some(next) => node = next,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if !found {
+            continue;
+        }
+        let mut table = &mut root;
+        for segment in parents {
+            let Segment::Key(key) = segment else {
+                return Some(value.clone());
+            };
+            let entry = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => table = t,
+                _ => return Some(value.clone()),
+            }
+        }
+        table.insert(last.clone(), node.clone());
+        any = true;
+    }
+    any.then_some(toml::Value::Table(root))
 }
 
 /// Removes the key or array element at `path`; false if there is none.
@@ -514,5 +702,168 @@ fn remove(value: &mut toml::Value, path: &KeyPath) -> bool {
             }
             _ => false,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stage one as a plain loop: the whole tree, round after round. The piecewise retries of
+    /// [`deserialize_collecting`] must find exactly what this finds.
+    fn reference(table: toml::Table) -> Shape {
+        let mut value = toml::Value::Table(table);
+        let mut shape = Shape {
+            raw: None,
+            errors: Vec::new(),
+            removed: Removed::default(),
+        };
+        for _ in 0..crate::config::SHAPE_ROUNDS_MAX {
+            let found = match attempt(value.clone()) {
+                Ok(raw) => {
+                    shape.raw = Some(raw);
+                    return shape;
+                }
+                Err(found) => found,
+            };
+            let Some(current) = found.path else {
+                shape.errors.push((KeyPath::default(), found.message));
+                return shape;
+            };
+            if !record_and_remove(&mut shape, &mut value, &current, found.message) {
+                return shape;
+            }
+        }
+        too_many(shape)
+    }
+
+    /// SplitMix64.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) % n as u64) as usize
+        }
+    }
+
+    fn any_value(rng: &mut Rng) -> toml::Value {
+        let text = [
+            "v = 1",
+            "v = -7",
+            "v = \"x\"",
+            "v = \"2s\"",
+            "v = true",
+            "v = 1.5",
+            "v = 1979-05-27T07:32:00Z",
+            "v = []",
+            "v = [1, \"a\"]",
+            "v = [\"1s\", \"oops\"]",
+            "v = {}",
+            "v = { a = 1 }",
+            "v = { name = \"n\", scopes = 3 }",
+            "v = [{ name = 5 }, {}, { bogus = 1 }]",
+            "v = [{ uid = \"e\", url = 7 }]",
+        ][rng.below(15)];
+        let mut table: toml::Table = toml::from_str(text).unwrap();
+        table.remove("v").unwrap()
+    }
+
+    /// Every node of `value` that is a table, or a value, by path.
+    fn nodes(value: &toml::Value, at: &mut Vec<Segment>, out: &mut Vec<(KeyPath, bool)>) {
+        out.push((KeyPath(at.clone()), value.is_table()));
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    at.push(Segment::Key(k.clone()));
+                    nodes(v, at, out);
+                    at.pop();
+                }
+            }
+            toml::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    at.push(Segment::Index(i));
+                    nodes(v, at, out);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn node_mut<'a>(value: &'a mut toml::Value, path: &KeyPath) -> &'a mut toml::Value {
+        let mut node = value;
+        for segment in &path.0 {
+            node = match segment {
+                Segment::Key(k) => node.as_table_mut().unwrap().get_mut(k).unwrap(),
+                Segment::Index(i) => node.as_array_mut().unwrap().get_mut(*i).unwrap(),
+            };
+        }
+        node
+    }
+
+    /// A config with `edits` random changes: unknown keys added to tables, values replaced
+    /// by values of any type (only the former past 100 edits).
+    fn mutated(rng: &mut Rng, base: &toml::Table, edits: usize) -> toml::Table {
+        let mut value = toml::Value::Table(base.clone());
+        let mut tables = Vec::new();
+        nodes(&value, &mut Vec::new(), &mut tables);
+        tables.retain(|(_, is_table)| *is_table);
+        for n in 0..edits {
+            let mut all = Vec::new();
+            nodes(&value, &mut Vec::new(), &mut all);
+            let (path, is_table) = if edits > 100 {
+                // Unknown keys in the file's own tables: a problem each.
+                tables[rng.below(tables.len())].clone()
+            } else {
+                all[rng.below(all.len())].clone()
+            };
+            let node = node_mut(&mut value, &path);
+            if is_table && (edits > 100 || rng.below(2) == 0) {
+                let key = ["zz", "a", "server", "tls", "m"][rng.below(5)];
+                let new = any_value(rng);
+                node.as_table_mut()
+                    .unwrap()
+                    .insert(format!("{key}{n}"), new);
+            } else if !path.0.is_empty() {
+                *node = any_value(rng);
+            }
+        }
+        match value {
+            toml::Value::Table(t) => t,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn piecewise_rounds_find_what_whole_tree_rounds_find() {
+        let bases: Vec<toml::Table> = [
+            include_str!("../../hookd.example.toml"),
+            super::super::DEFAULT_TOML,
+            "[server]\n[[auth.tokens]]\nname = \"a\"\n[[apps]]\nname = \"x\"\n[[apps.endpoints]]\nurl = \"https://e\"\n",
+        ]
+        .iter()
+        .map(|text| toml::from_str(text).unwrap())
+        .collect();
+        let mut rng = Rng(7);
+        for case in 0..600 {
+            let base = &bases[case % bases.len()];
+            let edits = match case % 10 {
+                0 => 40 + rng.below(400),
+                _ => rng.below(12),
+            };
+            let table = mutated(&mut rng, base, edits);
+            let want = reference(table.clone());
+            let got = deserialize_collecting(table.clone());
+            assert_eq!(got.errors, want.errors, "case {case}: {table:#?}");
+            assert_eq!(
+                format!("{:?}", got.raw),
+                format!("{:?}", want.raw),
+                "case {case}"
+            );
+        }
     }
 }

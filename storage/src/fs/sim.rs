@@ -25,8 +25,11 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    ffi::{OsStr, OsString},
     io,
-    path::{Path, PathBuf},
+    ops::Bound,
+    os::unix::ffi::OsStrExt,
+    path::Path,
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -125,24 +128,50 @@ struct Inode {
     ops: Vec<Op>,
 }
 
+/// A path as the disk keeps it: its bytes. Names compare as bytes (a `BTreeMap<PathBuf, _>`
+/// compares component by component, which made path lookups most of the cost of a simulated
+/// file operation), so `a//b` and `a/b` are two names here: the log builds every path the
+/// same way (`dir.join(name)`), and a path must be written the same way to name the same file.
+type Name = OsString;
+
+/// `path` as a [`Name`].
+fn name(path: &Path) -> &OsStr {
+    path.as_os_str()
+}
+
+/// The directory a [`Name`] is in, as `Path::parent` gives it.
+fn parent(name: &OsStr) -> Option<&OsStr> {
+    let b = name.as_bytes();
+    if b.is_empty() || b == b"/" {
+        return None;
+    }
+    Some(OsStr::from_bytes(
+        match b.iter().rposition(|&c| c == b'/') {
+            None => b"",
+            Some(0) => b"/",
+            Some(i) => &b[..i],
+        },
+    ))
+}
+
 #[derive(Debug, Clone)]
 enum DirOp {
-    Link(PathBuf, u64),
-    Unlink(PathBuf),
-    Rename(PathBuf, PathBuf, u64),
+    Link(Name, u64),
+    Unlink(Name),
+    Rename(Name, Name, u64),
 }
 
 impl DirOp {
     /// Whether syncing `dir` makes this change durable.
-    fn in_dir(&self, dir: &Path) -> bool {
-        let parent = |p: &Path| p.parent() == Some(dir);
+    fn in_dir(&self, dir: &OsStr) -> bool {
+        let in_dir = |p: &OsStr| parent(p) == Some(dir);
         match self {
-            DirOp::Link(p, _) | DirOp::Unlink(p) => parent(p),
-            DirOp::Rename(from, to, _) => parent(from) || parent(to),
+            DirOp::Link(p, _) | DirOp::Unlink(p) => in_dir(p),
+            DirOp::Rename(from, to, _) => in_dir(from) || in_dir(to),
         }
     }
 
-    fn apply(&self, names: &mut BTreeMap<PathBuf, u64>) {
+    fn apply(&self, names: &mut BTreeMap<Name, u64>) {
         match self {
             DirOp::Link(p, ino) => {
                 names.insert(p.clone(), *ino);
@@ -168,10 +197,10 @@ struct Disk {
     epoch: u64,
     inodes: BTreeMap<u64, Inode>,
     next_inode: u64,
-    names: BTreeMap<PathBuf, u64>,
-    durable_names: BTreeMap<PathBuf, u64>,
+    names: BTreeMap<Name, u64>,
+    durable_names: BTreeMap<Name, u64>,
     dir_ops: Vec<DirOp>,
-    dirs: BTreeSet<PathBuf>,
+    dirs: BTreeSet<Name>,
     injected: u64,
 }
 
@@ -199,7 +228,10 @@ impl Disk {
     }
 
     fn lookup(&self, path: &Path) -> io::Result<u64> {
-        self.names.get(path).copied().ok_or_else(|| not_found(path))
+        self.names
+            .get(name(path))
+            .copied()
+            .ok_or_else(|| not_found(path))
     }
 
     fn link_new(&mut self, path: &Path) -> io::Result<u64> {
@@ -207,13 +239,14 @@ impl Disk {
         self.next_inode += 1;
         let ino = self.next_inode;
         self.inodes.insert(ino, Inode::default());
-        self.names.insert(path.to_path_buf(), ino);
-        self.dir_ops.push(DirOp::Link(path.to_path_buf(), ino));
+        let name = name(path).to_owned();
+        self.names.insert(name.clone(), ino);
+        self.dir_ops.push(DirOp::Link(name, ino));
         Ok(ino)
     }
 
     fn check_parent(&self, path: &Path) -> io::Result<()> {
-        match path.parent() {
+        match parent(name(path)) {
             Some(p) if self.dirs.contains(p) => Ok(()),
             _ => Err(not_found(path)),
         }
@@ -346,7 +379,7 @@ impl SimFs {
     /// The bytes of `path` that would survive a power cut now (`None`: no durable entry).
     pub fn durable_bytes(&self, path: &Path) -> Option<Vec<u8>> {
         let disk = self.lock();
-        let ino = disk.durable_names.get(path)?;
+        let ino = disk.durable_names.get(name(path))?;
         disk.inodes.get(ino).map(|i| i.durable.clone())
     }
 
@@ -360,12 +393,12 @@ impl SimFs {
             let (len, durable) = (inode.cache.len(), inode.durable.len());
             out += &format!(
                 " {} (#{ino}, {len} bytes, {durable} durable)",
-                path.display()
+                Path::new(path).display()
             );
         }
         out += "; durable names:";
         for (path, ino) in &disk.durable_names {
-            out += &format!(" {} (#{ino})", path.display());
+            out += &format!(" {} (#{ino})", Path::new(path).display());
         }
         out += &format!("; unsynced directory changes: {:?}", disk.dir_ops);
         out
@@ -451,7 +484,7 @@ impl Fs for SimFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut disk = self.lock();
         for d in dir.ancestors() {
-            disk.dirs.insert(d.to_path_buf());
+            disk.dirs.insert(name(d).to_owned());
         }
         Ok(())
     }
@@ -460,7 +493,7 @@ impl Fs for SimFs {
         let mut disk = self.lock();
         disk.fault(|f| f.namespace_per_million)?;
         let epoch = disk.epoch;
-        let ino = match disk.names.get(path).copied() {
+        let ino = match disk.names.get(name(path)).copied() {
             Some(ino) => {
                 disk.push_op(ino, epoch, Op::SetLen(0))?;
                 ino
@@ -490,7 +523,8 @@ impl Fs for SimFs {
 
     fn exists(&self, path: &Path) -> bool {
         let disk = self.lock();
-        disk.names.contains_key(path) || disk.dirs.contains(path)
+        let name = name(path);
+        disk.names.contains_key(name) || disk.dirs.contains(name)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -498,9 +532,10 @@ impl Fs for SimFs {
         let ino = disk.lookup(from)?;
         disk.check_parent(to)?;
         disk.fault(|f| f.namespace_per_million)?;
-        disk.names.remove(from);
-        disk.names.insert(to.to_path_buf(), ino);
-        let op = DirOp::Rename(from.to_path_buf(), to.to_path_buf(), ino);
+        let (from, to) = (name(from).to_owned(), name(to).to_owned());
+        disk.names.remove(&from);
+        disk.names.insert(to.clone(), ino);
+        let op = DirOp::Rename(from, to, ino);
         disk.dir_ops.push(op);
         Ok(())
     }
@@ -509,29 +544,54 @@ impl Fs for SimFs {
         let mut disk = self.lock();
         disk.lookup(path)?;
         disk.fault(|f| f.namespace_per_million)?;
-        disk.names.remove(path);
-        disk.dir_ops.push(DirOp::Unlink(path.to_path_buf()));
+        let name = name(path).to_owned();
+        disk.names.remove(&name);
+        disk.dir_ops.push(DirOp::Unlink(name));
         Ok(())
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let disk = self.lock();
-        if !disk.dirs.contains(dir) {
+        let dir_name = name(dir);
+        if !disk.dirs.contains(dir_name) {
             return Err(not_found(dir));
         }
-        let files = disk.names.keys().map(PathBuf::as_path);
-        let subdirs = disk.dirs.iter().map(PathBuf::as_path);
-        Ok(files
-            .chain(subdirs)
-            .filter(|p| p.parent() == Some(dir))
-            .filter_map(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
-            .collect())
+        // The entries of `dir` are the names that start with `dir/` (`/` for the root, none
+        // for the empty path) and hold no other separator after it: a range of each map.
+        let prefix: Name = match dir_name.as_bytes() {
+            b"" => OsString::new(),
+            b"/" => OsString::from("/"),
+            _ => {
+                let mut p = dir_name.to_owned();
+                p.push("/");
+                p
+            }
+        };
+        let entries = |keys: &mut dyn Iterator<Item = &Name>, out: &mut Vec<String>| {
+            for key in keys {
+                let Some(rest) = key.as_bytes().strip_prefix(prefix.as_bytes()) else {
+                    break;
+                };
+                if !rest.is_empty() && rest != b".." && !rest.contains(&b'/') {
+                    out.push(String::from_utf8_lossy(rest).into_owned());
+                }
+            }
+        };
+        let from = (Bound::Included(prefix.as_os_str()), Bound::Unbounded);
+        let mut out = Vec::new();
+        entries(
+            &mut disk.names.range::<OsStr, _>(from).map(|(k, _)| k),
+            &mut out,
+        );
+        entries(&mut disk.dirs.range::<OsStr, _>(from), &mut out);
+        Ok(out)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut guard = self.lock();
         let disk = &mut *guard;
         disk.fault(|f| f.sync_per_million)?;
+        let dir = name(dir);
         let (now, later): (Vec<DirOp>, Vec<DirOp>) = std::mem::take(&mut disk.dir_ops)
             .into_iter()
             .partition(|op| op.in_dir(dir));
@@ -546,6 +606,7 @@ impl Fs for SimFs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn disk() -> (SimFs, PathBuf) {
         let fs = SimFs::new(7, Faults::default());
@@ -592,6 +653,24 @@ mod tests {
         );
         fs.sync_dir(&dir).unwrap();
         assert_eq!(fs.durable_bytes(&dir.join("b")), None);
+    }
+
+    #[test]
+    fn list_gives_the_names_of_one_directory() {
+        let (fs, dir) = disk();
+        fs.create_dir_all(&dir.join("sub/deeper")).unwrap();
+        fs.create(Path::new("/sim/log/a")).unwrap();
+        fs.create(&dir.join("sub/b")).unwrap();
+        fs.create(Path::new("/sim/log-c")).unwrap();
+        assert!(fs.exists(Path::new("/sim/log/a")) && fs.exists(&dir.join("sub/deeper")));
+        let mut names = fs.list(&dir).unwrap();
+        names.sort();
+        assert_eq!(names, ["a", "sub"]);
+        assert_eq!(fs.list(&dir.join("sub")).unwrap(), ["b", "deeper"]);
+        let mut top = fs.list(Path::new("/sim")).unwrap();
+        top.sort();
+        assert_eq!(top, ["log", "log-c"]);
+        assert_eq!(fs.list(Path::new("/")).unwrap(), ["sim"]);
     }
 
     #[test]
