@@ -10,6 +10,23 @@ mod hookd;
 
 use std::process::Command;
 
+/// Runs an SDK script (`program` with `script` in `dir`) against a fresh hookd that may deliver
+/// to loopback, and checks that it ends with `done`.
+fn drive(program: &str, dir: &str, script: &str, done: &str) {
+    let h = hookd::Hookd::start("[delivery]\nallow_private_networks = true\n");
+    let out = Command::new(program)
+        .current_dir(dir)
+        .arg(script)
+        .arg(format!("http://{}", h.addr))
+        .arg(hookd::ADMIN)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(done), "{stdout}");
+}
+
 #[test]
 fn official_svix_python_sdk_works_unchanged() {
     let probe = Command::new("python3").args(["-c", "import svix"]).output();
@@ -17,21 +34,8 @@ fn official_svix_python_sdk_works_unchanged() {
         probe.as_ref().is_ok_and(|o| o.status.success()),
         "the svix Python package is missing: pip install svix (as .ci/run does)"
     );
-    let h = hookd::Hookd::start("[delivery]\nallow_private_networks = true\n");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/svix_sdk.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(format!("http://{}", h.addr))
-        .arg(hookd::ADMIN)
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "SDK script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("svix SDK compatibility: ok"), "{stdout}");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat");
+    drive("python3", dir, "svix_sdk.py", "svix SDK compatibility: ok");
 }
 
 #[test]
@@ -42,21 +46,7 @@ fn official_svix_javascript_sdk_works_unchanged() {
         installed.is_file(),
         "the svix npm package is missing: npm ci --prefix tests/compat/js (as .ci/run does)"
     );
-    let h = hookd::Hookd::start("[delivery]\nallow_private_networks = true\n");
-    let out = Command::new("node")
-        .current_dir(dir)
-        .arg("sdk.mjs")
-        .arg(format!("http://{}", h.addr))
-        .arg(hookd::ADMIN)
-        .output()
-        .expect("run node (Node.js is needed for this test)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "JS SDK script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("svix JS SDK compatibility: ok"), "{stdout}");
+    drive("node", dir, "sdk.mjs", "svix JS SDK compatibility: ok");
 }
 
 /// Deliveries verified by the `standardwebhooks` reference library (PyPI) in a Python receiver.
