@@ -464,7 +464,9 @@ pub fn stats(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
 
 /// The longest window of the endpoint stats (as Svix: 28 days, and five minutes' slack for
 /// a client that computes "now less 28 days" with a clock of its own).
-const STATS_WINDOW_MAX_MS: u64 = (28 * 86_400 + 5 * 60) * 1000;
+const STATS_WINDOW_MAX_MS: u64 = STATS_WINDOW_DEFAULT_MS + 5 * 60 * 1000;
+/// The stats' window when `since` is not given: 28 days.
+const STATS_WINDOW_DEFAULT_MS: u64 = 28 * 86_400 * 1000;
 
 /// The stats' `since` and `until` (Unix ms): `until` defaults to now and may not be in the
 /// future; `since` defaults to 28 days before it and may not be earlier, nor after `until`.
@@ -479,7 +481,7 @@ fn stats_window(cx: &Ctx<'_>) -> ApiResult<(u64, u64)> {
             "'until' cannot be in the future".into(),
         ));
     }
-    let since = since.unwrap_or(until.saturating_sub(STATS_WINDOW_MAX_MS - 5 * 60 * 1000));
+    let since = since.unwrap_or(until.saturating_sub(STATS_WINDOW_DEFAULT_MS));
     if since > until {
         return Err(ApiError::InvalidRange("'since' is after 'until'".into()));
     }

@@ -69,7 +69,8 @@ impl<K: Hash + Eq + Clone> HostGate<K> {
     }
 
     /// Destinations with something in flight or waiting.
-    pub fn hosts(&self) -> usize {
+    #[cfg(test)]
+    fn hosts(&self) -> usize {
         self.hosts.borrow().len()
     }
 

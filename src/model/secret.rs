@@ -102,14 +102,6 @@ pub fn parse_endpoint_secret(s: &str) -> Result<Vec<u8>, BadSecret> {
     }
 }
 
-/// The text form of a stored key: `whsk_` for an ed25519 key, `whsec_` for an HMAC key.
-pub fn format_endpoint_secret(key: &[u8]) -> String {
-    match ed25519_pair(key) {
-        Some(_) => format!("{SIGNING_KEY_PREFIX}{}", B64.encode(key)),
-        None => format_secret(key),
-    }
-}
-
 /// What a receiver verifies with: `whpk_` + the public key for an ed25519 key, the `whsec_`
 /// secret itself for an HMAC key.
 pub fn verification_key(key: &[u8]) -> String {
@@ -143,6 +135,14 @@ mod tests {
     use super::*;
 
     const VECTOR: &str = include_str!("../../tests/vectors/standard-webhooks-v1a.json");
+
+    /// The text form of a stored key: `whsk_` for an ed25519 key, `whsec_` for an HMAC key.
+    fn format_endpoint_secret(key: &[u8]) -> String {
+        match ed25519_pair(key) {
+            Some(_) => format!("{SIGNING_KEY_PREFIX}{}", B64.encode(key)),
+            None => format_secret(key),
+        }
+    }
 
     fn vector() -> (String, String) {
         let v: serde_json::Value = serde_json::from_str(VECTOR).unwrap();
