@@ -19,6 +19,7 @@ pub mod messages;
 // Public only for the fuzz targets (fuzz/src/api_json.rs), which parse every input body.
 #[doc(hidden)]
 pub mod models;
+mod openapi;
 mod replay;
 mod sources;
 
@@ -155,10 +156,11 @@ const RESOURCE: &[&str] = &["GET", "HEAD", "PUT", "PATCH", "DELETE"];
 const GET_PUT_PATCH: &[&str] = &["GET", "HEAD", "PUT", "PATCH"];
 
 /// Every route: its path pattern and the methods it takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Route {
     Health,
     HealthPing,
+    OpenApi,
     Apps,
     App,
     Endpoints,
@@ -182,6 +184,7 @@ enum Route {
     AttemptsByMessage,
     AttemptsByEndpoint,
     Sources,
+    /// Stays last: a test counts the routes up to it.
     Audit,
 }
 
@@ -189,9 +192,9 @@ impl Route {
     fn allowed(self) -> &'static [&'static str] {
         use Route::*;
         match self {
-            Health | HealthPing | EndpointMessages | EndpointSecret | EndpointStats | Message
-            | MessageEndpoints | MessageAttempt | AttemptsByMessage | AttemptsByEndpoint
-            | Sources | Audit => GET,
+            Health | HealthPing | OpenApi | EndpointMessages | EndpointSecret | EndpointStats
+            | Message | MessageEndpoints | MessageAttempt | AttemptsByMessage
+            | AttemptsByEndpoint | Sources | Audit => GET,
             Apps | Endpoints | EventTypes | Messages => GET_POST,
             App | Endpoint | EventType => RESOURCE,
             EndpointSecretRotate
@@ -201,6 +204,76 @@ impl Route {
             | EndpointSendExample => POST,
             MessageAttemptContent => DELETE,
             EndpointHeaders => GET_PUT_PATCH,
+        }
+    }
+}
+
+impl Route {
+    /// Every route, in the order the OpenAPI document lists them.
+    pub(crate) const ALL: &'static [Route] = {
+        use Route::*;
+        &[
+            Health,
+            HealthPing,
+            OpenApi,
+            Apps,
+            App,
+            Endpoints,
+            Endpoint,
+            EndpointSecret,
+            EndpointSecretRotate,
+            EndpointHeaders,
+            EndpointStats,
+            EndpointRecover,
+            EndpointReplayMissing,
+            EndpointMessages,
+            EndpointSendExample,
+            EventTypes,
+            EventType,
+            Messages,
+            Message,
+            MessageEndpoints,
+            MessageResend,
+            MessageAttempt,
+            MessageAttemptContent,
+            AttemptsByMessage,
+            AttemptsByEndpoint,
+            Sources,
+            Audit,
+        ]
+    };
+
+    /// The path under `/api/v1/`, parameters as `{name}` (as the OpenAPI document names them).
+    pub(crate) fn pattern(self) -> &'static str {
+        use Route::*;
+        match self {
+            Health => "health",
+            HealthPing => "health/ping",
+            OpenApi => "openapi.json",
+            Apps => "app",
+            App => "app/{app_id}",
+            Endpoints => "app/{app_id}/endpoint",
+            Endpoint => "app/{app_id}/endpoint/{endpoint_id}",
+            EndpointSecret => "app/{app_id}/endpoint/{endpoint_id}/secret",
+            EndpointSecretRotate => "app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+            EndpointHeaders => "app/{app_id}/endpoint/{endpoint_id}/headers",
+            EndpointStats => "app/{app_id}/endpoint/{endpoint_id}/stats",
+            EndpointRecover => "app/{app_id}/endpoint/{endpoint_id}/recover",
+            EndpointReplayMissing => "app/{app_id}/endpoint/{endpoint_id}/replay-missing",
+            EndpointMessages => "app/{app_id}/endpoint/{endpoint_id}/msg",
+            EndpointSendExample => "app/{app_id}/endpoint/{endpoint_id}/send-example",
+            MessageResend => "app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+            EventTypes => "event-type",
+            EventType => "event-type/{event_type_name}",
+            Messages => "app/{app_id}/msg",
+            Message => "app/{app_id}/msg/{msg_id}",
+            MessageEndpoints => "app/{app_id}/msg/{msg_id}/endpoint",
+            MessageAttempt => "app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
+            MessageAttemptContent => "app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
+            AttemptsByMessage => "app/{app_id}/attempt/msg/{msg_id}",
+            AttemptsByEndpoint => "app/{app_id}/attempt/endpoint/{endpoint_id}",
+            Sources => "source",
+            Audit => "audit",
         }
     }
 }
@@ -216,6 +289,7 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
     let (route, params): (Route, &[usize]) = match segs.as_slice() {
         ["health"] => (Health, &[]),
         ["health", "ping"] => (HealthPing, &[]),
+        ["openapi.json"] => (OpenApi, &[]),
         ["app"] => (Apps, &[]),
         ["app", _] => (App, &[1]),
         ["app", _, "endpoint"] => (Endpoints, &[1]),
@@ -285,6 +359,8 @@ impl Api {
             Route::Health => return Ok(health(&self.svc)),
             // Svix's liveness probe: this shard answers HTTP.
             Route::HealthPing => return Ok(Response::empty(204)),
+            // The API's description is public, as Svix serves it.
+            Route::OpenApi => return Ok(Response::json(200, openapi::document().to_vec())),
             _ => {}
         }
         let svc = &self.svc;
@@ -475,5 +551,37 @@ mod tests {
         assert!(parse_path("/api/v1/app//endpoint").is_none());
         assert!(parse_path("/api/v2/app").is_none());
         assert!(parse_path("/api/v1/nope").is_none());
+    }
+
+    /// The table the OpenAPI document is built from is the router's: every route's pattern,
+    /// its parameters filled in, routes back to it with those parameters.
+    #[test]
+    fn every_route_pattern_routes_to_its_route() {
+        let mut seen = std::collections::HashSet::new();
+        for &route in Route::ALL {
+            assert!(seen.insert(route), "{route:?} listed twice");
+            let mut expected = Vec::new();
+            let path: Vec<String> = route
+                .pattern()
+                .split('/')
+                .map(|seg| match seg.strip_prefix('{') {
+                    Some(name) => {
+                        let v = format!("x-{}", name.trim_end_matches('}'));
+                        expected.push(v.clone());
+                        v
+                    }
+                    None => seg.to_owned(),
+                })
+                .collect();
+            let (got, params) = parse_path(&format!("/api/v1/{}", path.join("/")))
+                .unwrap_or_else(|| panic!("{route:?}: {} does not route", route.pattern()));
+            assert_eq!(got, route, "{}", route.pattern());
+            assert_eq!(params, expected, "{}", route.pattern());
+        }
+        assert_eq!(
+            seen.len(),
+            Route::Audit as usize + 1,
+            "a route is missing from ALL"
+        );
     }
 }

@@ -49,6 +49,9 @@ pub async fn ingest(
     req: &Request,
     name: &str,
 ) -> ApiResult {
+    if req.method != Method::Post {
+        return Err(ApiError::MethodNotAllowed(&["POST"]));
+    }
     let svc = &ingest.svc;
     let name = name.trim_end_matches('/');
     let config = svc.config();
@@ -57,9 +60,6 @@ pub async fn ingest(
         .iter()
         .find(|s| s.name == name)
         .ok_or_else(|| ApiError::NotFound(format!("no source called {name:?}")))?;
-    if req.method != Method::Post {
-        return Err(ApiError::MethodNotAllowed(&["POST"]));
-    }
     let now = svc.now_ms();
     let (signed_id, body) = verified_body(source, req, config.ingest.payload_bytes_max, now)?;
     let event_type = locate(&source.event_type, req, &body, "event type")?;
