@@ -767,6 +767,100 @@ fn an_endpoints_attempted_messages_are_listed_with_their_status() {
     assert_eq!(r.status, 404, "{}", r.body);
 }
 
+/// `DELETE .../msg/{msg}/content` expunges a message's payload: every read shows
+/// `{"expired":true}` (as Svix), across a crash; a delivery still waiting for its retry fails
+/// without another attempt; a resend is refused; admin only, audited.
+#[test]
+fn a_messages_payload_can_be_expunged() {
+    let ok = Receiver::start();
+    let failing = Receiver::builder().handler(|_| Reply::status(500)).start();
+    let mut h = Hookd::start(
+        "[delivery]\nretry_schedule = [\"1s\"]\ntimeout = \"2s\"\nallow_private_networks = true\n",
+    );
+    setup(&h);
+    endpoint(&h, json!({"url": ok.url("/hook")}));
+    let bad = endpoint(&h, json!({"url": failing.url("/hook")}))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let msg = send(&h, "order.paid", json!({"card": "4111-1111"}), &[]);
+    let kept = send(&h, "order.paid", json!({"n": 2}), &[]);
+    ok.wait_for_requests(2, WAIT);
+    // The failing endpoint's first attempt of `msg` failed; its retry is a second away.
+    wait_json(&h, &format!("/api/v1/app/shop/attempt/msg/{msg}"), |v| {
+        v["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|a| a["endpointId"] == bad.as_str()))
+    });
+    let path = format!("/api/v1/app/shop/msg/{msg}/content");
+    let r = h.call("DELETE", &path, Some(hookd::READER), None);
+    assert_eq!(r.status, 403, "a read token may not: {}", r.body);
+    for _ in 0..2 {
+        let r = h.admin("DELETE", &path, None);
+        assert_eq!((r.status, r.body.as_str()), (204, ""), "{}", r.body);
+    }
+    let r = h.admin("DELETE", "/api/v1/app/shop/msg/msg_nope/content", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let check = |h: &Hookd| {
+        let one = h.admin("GET", &format!("/api/v1/app/shop/msg/{msg}"), None);
+        assert_eq!(
+            one.json()["payload"],
+            json!({"expired": true}),
+            "{}",
+            one.body
+        );
+        let bare = h.admin(
+            "GET",
+            &format!("/api/v1/app/shop/msg/{msg}?with_content=false"),
+            None,
+        );
+        assert_eq!(bare.json()["payload"], json!({}), "{}", bare.body);
+        let list = h.admin("GET", "/api/v1/app/shop/msg", None).json();
+        for m in list["data"].as_array().unwrap() {
+            let expected = if m["id"] == msg.as_str() {
+                json!({"expired": true})
+            } else {
+                assert_eq!(m["id"], kept.as_str());
+                json!({"n": 2})
+            };
+            assert_eq!(m["payload"], expected, "{m}");
+        }
+    };
+    check(&h);
+    // The retry that came due finds nothing to send: the delivery fails, no second attempt.
+    wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
+        v["data"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|e| e["id"] == bad.as_str() && e["status"] == 2)
+        })
+    });
+    let sent = failing
+        .requests()
+        .iter()
+        .filter(|r| r.header("webhook-id") == Some(msg.as_str()))
+        .count();
+    assert_eq!(sent, 1, "the expunged payload was sent again");
+    let r = h.admin(
+        "POST",
+        &format!("/api/v1/app/shop/msg/{msg}/endpoint/{bad}/resend"),
+        None,
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("expunged"), "{}", r.body);
+    let audit = h.admin("GET", "/api/v1/audit", None).json();
+    assert!(
+        audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "message.expunge_content" && e["target"] == msg.as_str()),
+        "{audit}"
+    );
+    // Durable with the 204.
+    h.crash_and_restart();
+    check(&h);
+}
+
 /// `DELETE .../msg/{msg}/attempt/{attempt}/content` forgets the response body kept for an
 /// attempt: it reads `EXPUNGED` everywhere after, for first attempts kept in a run and for
 /// later ones alike; admin only.

@@ -78,11 +78,27 @@ fn unreadable(msg: &str, corrupt: bool) -> ApiError {
     })
 }
 
-/// The message at `seq`, or whether it is corrupt (`Err(true)`) or gone (`Err(false)`).
+/// What an expunged message shows as its payload, as Svix shows one whose content is gone.
+pub const EXPUNGED_PAYLOAD: &[u8] = br#"{"expired":true}"#;
+
+/// Replaces the payload of message `seq` with [`EXPUNGED_PAYLOAD`] if it was expunged.
+fn hide_if_expunged(cx: &Ctx<'_>, seq: u64, m: &mut MessageRecord) -> ApiResult<()> {
+    if cx.svc.store.state().is_expunged(seq)? {
+        m.payload = EXPUNGED_PAYLOAD.to_vec();
+    }
+    Ok(())
+}
+
+/// The message at `seq` (its payload hidden if expunged), or whether it is corrupt
+/// (`Err(true)`) or gone (`Err(false)`).
 fn read_or_why(cx: &Ctx<'_>, seq: u64) -> ApiResult<Result<MessageRecord, bool>> {
     match cx.svc.store.log().read(seq) {
         Ok(Some(rec)) => {
-            Ok(decode_value(&rec.payload, &|| format!("message {seq}")).map_err(|_| true))
+            let Ok(mut m) = decode_value(&rec.payload, &|| format!("message {seq}")) else {
+                return Ok(Err(true));
+            };
+            hide_if_expunged(cx, seq, &mut m)?;
+            Ok(Ok(m))
         }
         Ok(None) => Ok(Err(false)),
         Err(storage::Error::Quarantined { .. }) => Ok(Err(true)),
@@ -289,6 +305,18 @@ pub fn get(cx: &Ctx<'_>, app: &str, msg: &str) -> ApiResult {
     Ok(Response::json(200, out))
 }
 
+/// `DELETE /app/{app}/msg/{msg}/content`: expunges the message's payload (sent by mistake
+/// with something sensitive). From then on the API shows it as `{"expired":true}`, its
+/// deliveries still pending fail without an attempt, and it cannot be resent. 204, audited.
+pub async fn expunge_content(cx: &Ctx<'_>, app: &str, msg: &str) -> ApiResult {
+    let a = apps::find(cx, app)?;
+    let (seq, m) = find(cx, &a, msg)?;
+    cx.svc.store.state().expunge_message(seq, cx.svc.now_ms())?;
+    cx.audit("message.expunge_content", &message_id(seq, &m))?;
+    cx.commit().await?;
+    Ok(Response::empty(204))
+}
+
 /// Log records a list request may read before it answers with what it found so far (and an
 /// iterator to continue from). Bounds the work of listing a quiet app on a busy log.
 const LIST_SCAN_BUDGET: usize = 100_000;
@@ -381,9 +409,12 @@ pub(super) fn page(
     };
     let mut out = Vec::with_capacity(found.iter().map(|(_, m, _)| m.payload.len() + 256).sum());
     out.extend_from_slice(b"{\"data\":[");
-    for (i, (seq, m, members)) in found.iter().enumerate() {
+    for (i, (seq, m, members)) in found.iter_mut().enumerate() {
         if i > 0 {
             out.push(b',');
+        }
+        if with_content {
+            hide_if_expunged(cx, *seq, m)?;
         }
         render_into(&mut out, &message_id(*seq, m), m, with_content);
         if !members.is_empty() {

@@ -178,6 +178,7 @@ pub(crate) enum Route {
     EventType,
     Messages,
     Message,
+    MessageContent,
     MessageEndpoints,
     MessageAttempt,
     MessageAttemptContent,
@@ -202,7 +203,7 @@ impl Route {
             | EndpointReplayMissing
             | MessageResend
             | EndpointSendExample => POST,
-            MessageAttemptContent => DELETE,
+            MessageContent | MessageAttemptContent => DELETE,
             EndpointHeaders => GET_PUT_PATCH,
         }
     }
@@ -232,6 +233,7 @@ impl Route {
             EventType,
             Messages,
             Message,
+            MessageContent,
             MessageEndpoints,
             MessageResend,
             MessageAttempt,
@@ -267,6 +269,7 @@ impl Route {
             EventType => "event-type/{event_type_name}",
             Messages => "app/{app_id}/msg",
             Message => "app/{app_id}/msg/{msg_id}",
+            MessageContent => "app/{app_id}/msg/{msg_id}/content",
             MessageEndpoints => "app/{app_id}/msg/{msg_id}/endpoint",
             MessageAttempt => "app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
             MessageAttemptContent => "app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
@@ -307,6 +310,7 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
         ["event-type", _] => (EventType, &[1]),
         ["app", _, "msg"] => (Messages, &[1]),
         ["app", _, "msg", _] => (Message, &[1, 3]),
+        ["app", _, "msg", _, "content"] => (MessageContent, &[1, 3]),
         ["app", _, "msg", _, "endpoint"] => (MessageEndpoints, &[1, 3]),
         ["app", _, "msg", _, "attempt", _] => (MessageAttempt, &[1, 3, 5]),
         ["app", _, "msg", _, "attempt", _, "content"] => (MessageAttemptContent, &[1, 3, 5]),
@@ -490,6 +494,7 @@ impl Api {
             (Messages, Get) => messages::list(cx, &p[0]).await,
             (Messages, Post) => messages::create(cx, &p[0]).await,
             (Message, Get) => messages::get(cx, &p[0], &p[1]),
+            (MessageContent, Delete) => messages::expunge_content(cx, &p[0], &p[1]).await,
             (MessageEndpoints, Get) => attempts::message_endpoints(cx, &p[0], &p[1]),
             (MessageAttempt, Get) => attempts::get(cx, &p[0], &p[1], &p[2]),
             (MessageAttemptContent, Delete) => {

@@ -501,6 +501,12 @@ fn operation(route: Route, method: &str) -> Value {
                 "include the payload (default true)",
             )])
             .ok("200", r("MessageOut")),
+        (MessageContent, _) => Op::new(
+            "v1.message.expunge-content",
+            "Expunge a message's payload: shown as {\"expired\":true} and never sent again",
+            "Message",
+        )
+        .ok("204", None),
         (MessageEndpoints, _) => Op::new(
             "v1.message-attempt.list-attempted-destinations",
             "The endpoints a message is (or was) sent to, with its status at each",

@@ -90,6 +90,11 @@ pub async fn resend(cx: &Ctx<'_>, app: &str, msg: &str, ep: &str) -> ApiResult {
     let a = apps::find(cx, app)?;
     let (seq, _) = messages::find(cx, &a, msg)?;
     let (_, e) = endpoints::find(cx, app, ep)?;
+    if cx.svc.store.state().is_expunged(seq)? {
+        return Err(ApiError::Conflict(format!(
+            "the content of message {msg} was expunged: it cannot be sent again"
+        )));
+    }
     if e.disabled {
         return Err(ApiError::Conflict(format!(
             "endpoint {} is disabled; enable it first",

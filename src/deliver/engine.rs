@@ -423,6 +423,9 @@ impl Engine {
     /// The message a task delivers: carried from fan-out, or read from the log; `Err` says why
     /// there is none to send (the task is then settled without an attempt).
     fn message(&self, task: &Task) -> storage::Result<Result<Arc<Carried>, &'static str>> {
+        if self.svc.store.state().is_expunged(task.seq)? {
+            return Ok(Err("message content expunged"));
+        }
         if let Some(carried) = &task.msg {
             return Ok(Ok(carried.clone()));
         }

@@ -188,6 +188,10 @@ eventually("the example", lambda: {"success": True} in received)
 old_key = svix.endpoint.get_secret(app.id, rx.id).key
 svix.endpoint.rotate_secret(app.id, rx.id, EndpointSecretRotateIn())
 assert svix.endpoint.get_secret(app.id, rx.id).key != old_key
+# a message's payload expunged: shown as expired from then on
+svix.message.expunge_content(app.id, sent[2].id)
+expunged = svix.message.get(app.id, sent[2].id, MessageGetOptions(with_content=True))
+assert expunged.payload == {"expired": True}, expunged
 svix.endpoint.delete(app.id, rx.id)
 server.shutdown()
 print("svix SDK compatibility: ok")

@@ -202,8 +202,9 @@ impl State {
         Ok(())
     }
 
-    /// Forgets the `eventId`s, attempts and settled delivery states of messages below `floor`
-    /// (their log records are gone), until `deadline`. Returns whether anything is left to prune.
+    /// Forgets the `eventId`s, attempts, expunge marks and settled delivery states of messages
+    /// below `floor` (their log records are gone), until `deadline`. Returns whether anything is
+    /// left to prune.
     /// Open deliveries are kept (they hold the retention floor up, so there should be none).
     pub fn prune_below(&self, floor: u64, deadline: std::time::Instant) -> Result<bool> {
         if self.prune_event_ids_below(floor, deadline)? {
@@ -214,7 +215,7 @@ impl State {
             n = n.wrapping_add(1);
             n % 256 == 0 && std::time::Instant::now() >= deadline
         };
-        for tree in [&self.msg_attempts, &self.at_once] {
+        for tree in [&self.msg_attempts, &self.at_once, &self.expunged] {
             for kv in tree.range(..key(&[&be(floor)])) {
                 if out_of_time() {
                     return Ok(true);

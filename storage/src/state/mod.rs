@@ -82,6 +82,11 @@ pub struct State {
     idempotency: Tree,
     idem_expiry: Tree,
     audit: Tree,
+    /// Messages whose payload was expunged: seq -> when (Unix ms).
+    expunged: Tree,
+    /// Whether `expunged` has ever held an entry, so that the delivery path skips the lookup
+    /// on a store that never expunged anything.
+    any_expunged: std::sync::atomic::AtomicBool,
     /// Apps by id or uid, for the ingest path.
     app_cache: cache::AppCache<AppRecord>,
     /// Entries in `pending`, kept in step by the delivery writes (counted once at open).
@@ -156,12 +161,18 @@ impl State {
             idempotency: t("idempotency")?,
             idem_expiry: t("idem_expiry")?,
             audit: t("audit")?,
+            expunged: t("expunged")?,
+            any_expunged: std::sync::atomic::AtomicBool::new(false),
             app_cache: cache::AppCache::default(),
             open_deliveries: std::sync::atomic::AtomicI64::new(0),
             db,
         };
         state.open_deliveries.store(
             state.pending.len() as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        state.any_expunged.store(
+            !state.expunged.is_empty(),
             std::sync::atomic::Ordering::Relaxed,
         );
         match state.meta.get(b"format")? {
@@ -431,6 +442,24 @@ impl State {
             self.idem_expiry.remove(&k)?;
         }
         Ok(n)
+    }
+
+    /// Marks the payload of message `seq` as expunged (`DELETE .../msg/{msg}/content`): from
+    /// then on it is neither shown nor sent. The log keeps its bytes until retention retires
+    /// the segment (the log is append-only).
+    pub fn expunge_message(&self, seq: u64, now_ms: u64) -> Result<()> {
+        self.expunged.insert(be(seq), &be(now_ms))?;
+        self.any_expunged
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether the payload of message `seq` was expunged.
+    pub fn is_expunged(&self, seq: u64) -> Result<bool> {
+        if !self.any_expunged.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(false);
+        }
+        Ok(self.expunged.contains_key(be(seq))?)
     }
 
     /// Appends to the audit trail.

@@ -176,6 +176,11 @@ assert.deepEqual(ping.payload, { success: true });
 await eventually("the example", () => received.length > before);
 assert.deepEqual(received.at(-1), { success: true });
 
+// a message's payload expunged: shown as expired from then on.
+await svix.message.expungeContent(app.id, msgs[2].id);
+const expunged = await svix.message.get(app.id, msgs[2].id, { withContent: true });
+assert.deepEqual(expunged.payload, { expired: true });
+
 // deletes
 await svix.endpoint.delete(app.id, ep.id);
 await assert.rejects(svix.endpoint.get(app.id, ep.id), (e) => e.code === 404);
