@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use storage::state::{AppRecord, DeliveryStatus, EndpointRecord, SigningKey};
+use storage::state::{AppRecord, DeliveryStatus, EndpointRecord, LegacySignature, SigningKey};
 
 use super::{
     apps,
@@ -13,7 +13,7 @@ use super::{
     input::{self, check_name, check_uid},
     json_response,
     list::{self, ListParams},
-    models::{EndpointIn, EndpointOut, EndpointPatch, HeadersIn, SecretRotateIn},
+    models::{EndpointIn, EndpointOut, EndpointPatch, HeadersIn, Patch, SecretRotateIn},
     Ctx,
 };
 use crate::{
@@ -32,7 +32,7 @@ const CHANNEL_BYTES_MAX: usize = 128;
 /// Custom headers per endpoint.
 const HEADERS_MAX: usize = 20;
 
-use crate::model::{secret, RESERVED_HEADERS};
+use crate::model::{legacy::LegacySignatureIn, secret};
 
 /// The endpoint of `app` named by id or uid, or 404.
 pub fn find(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult<(AppRecord, EndpointRecord)> {
@@ -125,6 +125,9 @@ fn validate(cx: &Ctx<'_>, e: &EndpointRecord, rank: Option<usize>) -> ApiResult<
         }
     }
     check_headers(&e.headers, &mut errors);
+    if let Some(why) = crate::model::legacy::clash(&e.legacy_signatures, e.headers.keys()) {
+        errors.push(FieldError::body("legacySignatures", why));
+    }
     for v in crate::policy::violations(&config.endpoint_policy, e, rank) {
         let field = if v.rule == "endpoint_policy.endpoints_per_app_max" {
             ""
@@ -151,21 +154,8 @@ fn check_headers(headers: &BTreeMap<String, String>, errors: &mut Vec<FieldError
         ));
     }
     for (name, value) in headers {
-        let lower = name.to_ascii_lowercase();
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-        {
-            errors.push(FieldError::body(
-                "headers",
-                format!("{name:?} is not a header name"),
-            ));
-        } else if RESERVED_HEADERS.contains(&lower.as_str()) {
-            errors.push(FieldError::body(
-                "headers",
-                format!("{name} is set by hookd and cannot be overridden"),
-            ));
+        if let Some(why) = crate::model::header_name_problem(name) {
+            errors.push(FieldError::body("headers", why));
         }
         if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
             errors.push(FieldError::body(
@@ -174,6 +164,26 @@ fn check_headers(headers: &BTreeMap<String, String>, errors: &mut Vec<FieldError
             ));
         }
     }
+}
+
+/// The `legacySignatures` of a write: `None` if absent (keep), empty if `null`, else the
+/// checked entries (422 at each bad field).
+fn legacy_signatures(
+    given: Patch<Vec<LegacySignatureIn>>,
+) -> ApiResult<Option<Vec<LegacySignature>>> {
+    let Some(given) = given else {
+        return Ok(None);
+    };
+    crate::model::legacy::parse_all(&given.unwrap_or_default())
+        .map(Some)
+        .map_err(|problems| {
+            ApiError::Validation(
+                problems
+                    .into_iter()
+                    .map(|(at, msg)| FieldError::body(&format!("legacySignatures.{at}"), msg))
+                    .collect(),
+            )
+        })
 }
 
 async fn save(cx: &Ctx<'_>, e: &EndpointRecord, action: &str) -> ApiResult<()> {
@@ -204,6 +214,7 @@ fn new_record(cx: &Ctx<'_>, app_key: u64, body: EndpointIn) -> ApiResult<Endpoin
         metadata: body.metadata.unwrap_or_default(),
         headers: body.headers.unwrap_or_default(),
         throttle_rate: body.throttle_rate.map(u32::from),
+        legacy_signatures: legacy_signatures(body.legacy_signatures)?.unwrap_or_default(),
         ..EndpointRecord::new(key, app_key, id, body.url, secrets, now)
     };
     // How many the app has already: the new one's place among them, for the count rule.
@@ -266,6 +277,11 @@ pub async fn put(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
             e.event_types = body.event_types.filter(|t| !t.is_empty());
             e.channels = body.channels.filter(|c| !c.is_empty());
             e.metadata = body.metadata.unwrap_or_default();
+            // Like the secret and the headers, kept unless given (an SDK that does not know
+            // the field must not clear it).
+            if let Some(sigs) = legacy_signatures(body.legacy_signatures.take())? {
+                e.legacy_signatures = sigs;
+            }
             e.updated_ms = cx.svc.now_ms();
             validate(cx, &e, None)?;
             save(cx, &e, "endpoint.update").await?;
@@ -312,6 +328,9 @@ pub async fn patch(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     }
     if let Some(m) = body.metadata {
         e.metadata = m;
+    }
+    if let Some(sigs) = legacy_signatures(body.legacy_signatures)? {
+        e.legacy_signatures = sigs;
     }
     e.updated_ms = cx.svc.now_ms();
     validate(cx, &e, None)?;
@@ -429,6 +448,9 @@ pub async fn set_headers(cx: &Ctx<'_>, app: &str, ep: &str, merge: bool) -> ApiR
     }
     let mut errors = Vec::new();
     check_headers(&e.headers, &mut errors);
+    if let Some(why) = crate::model::legacy::clash(&e.legacy_signatures, e.headers.keys()) {
+        errors.push(FieldError::body("legacySignatures", why));
+    }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use storage::state::{AppRecord, EndpointRecord, EventTypeRecord};
 
+use crate::model::legacy::{LegacySignatureIn, LegacySignatureOut};
 use crate::time::format_rfc3339;
 
 /// A field of a PATCH body: absent (keep), `null` (clear) or a value.
@@ -85,6 +86,9 @@ pub struct EndpointIn {
     pub secret: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// hookd extension: signature headers in other providers' schemes (`model::legacy`).
+    #[serde(default, deserialize_with = "present")]
+    pub legacy_signatures: Patch<Vec<LegacySignatureIn>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +106,8 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "present")]
     pub channels: Patch<Vec<String>>,
     pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub legacy_signatures: Patch<Vec<LegacySignatureIn>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,6 +127,9 @@ pub struct EndpointOut<'a> {
     pub metadata: &'a BTreeMap<String, String>,
     pub created_at: String,
     pub updated_at: String,
+    /// hookd extension, left out when there are none; never with their secrets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub legacy_signatures: Vec<LegacySignatureOut<'a>>,
 }
 
 impl<'a> From<&'a EndpointRecord> for EndpointOut<'a> {
@@ -140,6 +149,11 @@ impl<'a> From<&'a EndpointRecord> for EndpointOut<'a> {
             metadata: &e.metadata,
             created_at: format_rfc3339(e.created_ms),
             updated_at: format_rfc3339(e.updated_ms),
+            legacy_signatures: e
+                .legacy_signatures
+                .iter()
+                .map(crate::model::legacy::describe)
+                .collect(),
         }
     }
 }

@@ -628,6 +628,27 @@ fn metrics_operation() -> Value {
     })
 }
 
+/// hookd extension: signature headers in other providers' schemes, for a migration.
+fn legacy_in() -> Value {
+    json!({
+        "type": ["array", "null"],
+        "maxItems": crate::model::legacy::LEGACY_SIGNATURES_MAX,
+        "description": "hookd extension: extra signature headers in another provider's scheme",
+        "items": {
+            "type": "object",
+            "required": ["scheme", "secret"],
+            "additionalProperties": false,
+            "properties": {
+                "scheme": { "type": "string", "enum": ["github", "stripe", "hmac-sha256"] },
+                "secret": { "type": "string", "minLength": 1, "maxLength": 256 },
+                "header": { "type": "string", "description": "hmac-sha256 only" },
+                "encoding": { "type": "string", "enum": ["hex", "base64"] },
+                "prefix": { "type": "string", "maxLength": 32 },
+            },
+        },
+    })
+}
+
 fn string_map() -> Value {
     json!({ "type": "object", "additionalProperties": { "type": "string" } })
 }
@@ -657,6 +678,12 @@ fn schemas() -> Value {
         "throttleRate": nullable("integer"), "rateLimit": nullable("integer"),
         "disabled": { "type": "boolean" }, "filterTypes": channels, "eventTypes": channels,
         "channels": channels, "metadata": string_map(), "createdAt": time, "updatedAt": time,
+        "legacySignatures": { "type": "array", "items": object(&["scheme", "header", "encoding", "prefix"], json!({
+            "scheme": { "type": "string", "enum": ["github", "stripe", "hmac-sha256"] },
+            "header": { "type": "string" },
+            "encoding": { "type": "string", "enum": ["hex", "base64"] },
+            "prefix": { "type": "string" },
+        })) },
     });
     let message_out = json!({
         "id": { "type": "string" }, "eventType": { "type": "string" },
@@ -700,12 +727,13 @@ fn schemas() -> Value {
             "secret": { "type": ["string", "null"],
                         "description": "whsec_ + base64 of 24 to 64 bytes, or whsk_ + an ed25519 key" },
             "metadata": string_map(), "headers": string_map(),
+            "legacySignatures": legacy_in(),
         })),
         "EndpointPatch": object(&[], json!({
             "url": { "type": "string", "format": "uri", "minLength": 1, "maxLength": 65536 },
             "description": { "type": "string" }, "uid": uid, "throttleRate": rate,
             "disabled": { "type": "boolean" }, "filterTypes": names, "channels": channels,
-            "metadata": string_map(),
+            "metadata": string_map(), "legacySignatures": legacy_in(),
         })),
         "EndpointOut": object(&["id", "url", "description", "version", "disabled", "metadata",
                                 "createdAt", "updatedAt"], endpoint_out.clone()),

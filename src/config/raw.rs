@@ -207,6 +207,7 @@ pub struct RawAppEndpoint {
     pub headers: Option<std::collections::BTreeMap<String, String>>,
     pub throttle_rate: Option<RawInt>,
     pub disabled: Option<bool>,
+    pub legacy_signatures: Option<Vec<crate::model::legacy::LegacySignatureIn>>,
 }
 
 /// One `[[event_types]]` entry.

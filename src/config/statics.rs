@@ -66,6 +66,8 @@ pub struct EndpointDef {
     pub throttle_rate: Option<u32>,
     /// Receives nothing while true.
     pub disabled: bool,
+    /// Signature headers in other providers' schemes (`model::legacy`).
+    pub legacy_signatures: Vec<storage::state::LegacySignature>,
 }
 
 /// One `[[event_types]]` entry.
@@ -332,6 +334,23 @@ fn endpoint(
             None
         }
     });
+    let legacy_signatures =
+        match crate::model::legacy::parse_all(r.legacy_signatures.as_deref().unwrap_or_default()) {
+            Ok(sigs) => sigs,
+            Err(problems) => {
+                for (at_entry, msg) in problems {
+                    let path = match at_entry.split_once('.') {
+                        Some((i, field)) => format!("{at}.legacy_signatures[{i}].{field}"),
+                        None => key("legacy_signatures"),
+                    };
+                    p.add(path, msg);
+                }
+                Vec::new()
+            }
+        };
+    if let Some(why) = crate::model::legacy::clash(&legacy_signatures, headers.keys()) {
+        p.add(key("legacy_signatures"), why);
+    }
     EndpointDef {
         uid,
         url,
@@ -342,6 +361,7 @@ fn endpoint(
         headers,
         throttle_rate,
         disabled: r.disabled.unwrap_or(false),
+        legacy_signatures,
     }
 }
 
@@ -388,18 +408,8 @@ fn check_url(
 /// token name that hookd does not set itself, with no line break or NUL in its value.
 fn check_headers(p: &mut Problems<'_>, path: &str, headers: &BTreeMap<String, String>) {
     for (name, value) in headers {
-        let token = !name.is_empty()
-            && name.len() <= 256
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !token {
-            p.add(path, format!("{name:?} is not a header name"));
-        } else if crate::model::RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            p.add(
-                path,
-                format!("{name} is set by hookd and cannot be overridden"),
-            );
+        if let Some(why) = crate::model::header_name_problem(name) {
+            p.add(path, why);
         }
         if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             p.add(

@@ -109,6 +109,11 @@ const STATIC_KEYS: &[&str] = &[
     "apps[].endpoints[].headers.X-Team",
     "apps[].endpoints[].throttle_rate",
     "apps[].endpoints[].disabled",
+    "apps[].endpoints[].legacy_signatures[].scheme",
+    "apps[].endpoints[].legacy_signatures[].secret",
+    "apps[].endpoints[].legacy_signatures[].header",
+    "apps[].endpoints[].legacy_signatures[].encoding",
+    "apps[].endpoints[].legacy_signatures[].prefix",
 ];
 
 fn secs(s: u64) -> Duration {
@@ -684,6 +689,7 @@ fn example_config_optional_settings_parse_and_cover_every_key() {
     leaf_keys(&table, "", &mut keys);
     assert_eq!(keys, sorted(&[ALL_KEYS, STATIC_KEYS].concat()));
     assert_eq!(c.apps[0].endpoints[0].uid, "billing");
+    assert_eq!(c.apps[0].endpoints[0].legacy_signatures.len(), 2);
     assert_eq!(c.event_types[0].name, "order.paid");
 }
 

@@ -30,7 +30,7 @@ use super::{
     dispatch::{Carried, Inbox, Task},
     policy::{self, Action, Delivery, EndpointHealth, Outcome, Policy},
     recorder::Recorder,
-    sign::Signer,
+    sign::{self, Signer},
 };
 use crate::{
     auth::Bucket,
@@ -596,6 +596,12 @@ impl Engine {
             headers.push(("traceparent", parent));
         }
         headers.extend(ep.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let legacy: Vec<(&str, String)> = ep
+            .legacy_signatures
+            .iter()
+            .map(|sig| sign::legacy_header(sig, now_ms / 1000, &msg.payload))
+            .collect();
+        headers.extend(legacy.iter().map(|(k, v)| (*k, v.as_str())));
         match self.client.post(url, &headers, &msg.payload).await {
             Ok(resp) => {
                 let retry_after = resp

@@ -9,6 +9,9 @@
 //!
 //! A [`Signer`] keys one HMAC state per key once, per endpoint key set, and clones it for each
 //! signature, so a delivery costs no key setup and one allocation (the header value).
+//!
+//! [`legacy_header`] signs in another provider's scheme (GitHub, Stripe, a generic HMAC), for
+//! endpoints whose receivers still check those (`crate::model::legacy`).
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use aws_lc_rs::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use storage::state::SigningKey;
+use storage::state::{LegacySignature, SigningKey};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -126,6 +129,50 @@ impl Signer {
     }
 }
 
+/// The header (name, value) that `sig` adds to a delivery of `body` at `timestamp` (Unix
+/// seconds): GitHub's `sha256=<hex>` of the body, Stripe's `t=<timestamp>,v1=<hex>` of
+/// `<timestamp>.<body>`, or the generic scheme's prefix and hex or base64 of the body, each an
+/// HMAC-SHA256 keyed with the secret's bytes as given.
+pub fn legacy_header<'a>(
+    sig: &'a LegacySignature,
+    timestamp: u64,
+    body: &[u8],
+) -> (&'a str, String) {
+    let mac = |secret: &[u8], parts: &[&[u8]]| {
+        let mut mac = keyed(secret);
+        for p in parts {
+            mac.update(p);
+        }
+        mac.finalize().into_bytes()
+    };
+    let name = crate::model::legacy::header_of(sig);
+    let value = match sig {
+        LegacySignature::GitHub { secret } => {
+            format!("sha256={}", hex::encode(mac(secret, &[body])))
+        }
+        LegacySignature::Stripe { secret } => {
+            let t = timestamp.to_string();
+            let tag = mac(secret, &[t.as_bytes(), b".", body]);
+            format!("t={t},v1={}", hex::encode(tag))
+        }
+        LegacySignature::Hmac {
+            secret,
+            base64,
+            prefix,
+            ..
+        } => {
+            let tag = mac(secret, &[body]);
+            let mut out = prefix.clone();
+            match base64 {
+                true => B64.encode_string(tag, &mut out),
+                false => out.push_str(&hex::encode(tag)),
+            }
+            out
+        }
+    };
+    (name, value)
+}
+
 /// True if any `v1` entry of `header` is the MAC of the content under `secret` (compared in
 /// constant time). Other versions and malformed entries are ignored.
 pub fn verify(secret: &[u8], msg_id: &str, timestamp: u64, body: &[u8], header: &str) -> bool {
@@ -210,6 +257,42 @@ mod tests {
 
     const K1: &[u8] = &[1; 24];
     const K2: &[u8] = &[2; 32];
+
+    /// GitHub's documented example ("Validating webhook deliveries"): this secret and body
+    /// give this `X-Hub-Signature-256`. The generic scheme's hex, and base64, are the same MAC.
+    #[test]
+    fn legacy_signatures_match_the_providers_examples() {
+        let secret = b"It's a Secret to Everybody".to_vec();
+        let body = b"Hello, World!";
+        let mac = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let github = LegacySignature::GitHub {
+            secret: secret.clone(),
+        };
+        assert_eq!(
+            legacy_header(&github, 1, body),
+            ("X-Hub-Signature-256", format!("sha256={mac}"))
+        );
+        let generic = |base64: bool| LegacySignature::Hmac {
+            secret: secret.clone(),
+            header: "X-Sig".into(),
+            base64,
+            prefix: "p=".into(),
+        };
+        assert_eq!(
+            legacy_header(&generic(false), 1, body).1,
+            format!("p={mac}")
+        );
+        let b64 = B64.encode(hex::decode(mac).unwrap());
+        assert_eq!(legacy_header(&generic(true), 1, body).1, format!("p={b64}"));
+        // Stripe signs "<t>.<body>" and says when.
+        let stripe = LegacySignature::Stripe { secret };
+        let (name, value) = legacy_header(&stripe, 1_700_000_000, body);
+        assert_eq!(name, "Stripe-Signature");
+        let mut expected = keyed(b"It's a Secret to Everybody");
+        expected.update(b"1700000000.Hello, World!");
+        let tag = hex::encode(expected.finalize().into_bytes());
+        assert_eq!(value, format!("t=1700000000,v1={tag}"));
+    }
 
     #[test]
     fn standard_webhooks_vectors() {

@@ -7,6 +7,8 @@
 //! - [`ssrf`]: which addresses may be dialled (the rules; the client applies them to every
 //!   address it resolves);
 //! - [`secret`]: the `whsec_` text form of signing secrets;
+//! - [`legacy`]: signature headers in other providers' schemes (GitHub, Stripe, a generic
+//!   HMAC), for receivers moving to hookd;
 //! - [`schemas`]: an event type's versioned JSON Schemas, checked and compiled;
 //! - [`trace`]: the W3C `traceparent` a message carries from its producer to its receivers;
 //! - the names hookd reserves: [`RESERVED_HEADERS`] (set on every delivery, never by an
@@ -17,6 +19,7 @@
 //! crate's (`storage::state::records`), which knows nothing of hookd either.
 
 pub mod ids;
+pub mod legacy;
 pub mod schemas;
 pub mod secret;
 pub mod ssrf;
@@ -49,6 +52,23 @@ pub const RESERVED_HEADERS: &[&str] = &[
     "svix-signature",
     "traceparent",
 ];
+
+/// Why `name` cannot be a header an endpoint sets (custom or legacy signature): not an HTTP
+/// token of at most 256 bytes, or one of the [`RESERVED_HEADERS`]; `None` if it can.
+pub fn header_name_problem(name: &str) -> Option<String> {
+    let token = !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        Some(format!("{name:?} is not a header name"))
+    } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        Some(format!("{name} is set by hookd and cannot be overridden"))
+    } else {
+        None
+    }
+}
 
 /// The uid of the internal app that operational webhooks are appended to.
 pub const OPERATIONAL_APP_UID: &str = "hookd-operational";

@@ -219,6 +219,7 @@ fn endpoint(
     ep.event_types = def.event_types.clone();
     ep.channels = def.channels.clone();
     ep.headers = def.headers.clone();
+    ep.legacy_signatures = def.legacy_signatures.clone();
     ep.throttle_rate = def.throttle_rate;
     ep.config_owned = true;
     if def.disabled {

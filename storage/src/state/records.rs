@@ -44,10 +44,15 @@ impl<Context> Decode<Context> for AppRecord {
 bincode::impl_borrow_decode!(AppRecord);
 
 /// A field added at the end of a record after values without it were written: its default
-/// when the value ends before it.
+/// when the value ends before it. A value that ends inside it is refused (values are decoded
+/// from slices, whose reader can tell whether a byte is left).
 fn trailing<T: Decode<C> + Default, C, D: Decoder<Context = C>>(
     d: &mut D,
 ) -> Result<T, DecodeError> {
+    use bincode::de::read::Reader;
+    if d.reader().peek_read(1).is_some() {
+        return T::decode(d);
+    }
     match T::decode(d) {
         Err(DecodeError::UnexpectedEnd { .. }) => Ok(T::default()),
         other => other,
@@ -61,8 +66,28 @@ pub struct SigningKey {
     pub expires_ms: Option<u64>,
 }
 
-/// An endpoint: where an app's messages are delivered.
+/// A signature header in another provider's scheme, sent beside the Standard Webhooks ones so
+/// that a receiver written for that provider keeps verifying while it moves to hookd.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum LegacySignature {
+    /// GitHub's `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
+    GitHub { secret: Vec<u8> },
+    /// Stripe's `Stripe-Signature: t=<Unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+    Stripe { secret: Vec<u8> },
+    /// An HMAC-SHA256 of the body in `header`: `prefix` then hex (or base64).
+    Hmac {
+        secret: Vec<u8>,
+        header: String,
+        base64: bool,
+        prefix: String,
+    },
+}
+
+/// An endpoint: where an app's messages are delivered.
+///
+/// `legacy_signatures` was added after the first format: it is the last field, and a value
+/// written without it decodes with none.
+#[derive(Debug, Clone, PartialEq, Eq, Encode)]
 pub struct EndpointRecord {
     pub key: u64,
     pub app_key: u64,
@@ -87,7 +112,37 @@ pub struct EndpointRecord {
     pub config_owned: bool,
     pub created_ms: u64,
     pub updated_ms: u64,
+    /// Extra signature headers for receivers written for another provider.
+    pub legacy_signatures: Vec<LegacySignature>,
 }
+
+impl<Context> Decode<Context> for EndpointRecord {
+    fn decode<D: Decoder<Context = Context>>(d: &mut D) -> Result<Self, DecodeError> {
+        Ok(Self {
+            key: Decode::decode(d)?,
+            app_key: Decode::decode(d)?,
+            id: Decode::decode(d)?,
+            uid: Decode::decode(d)?,
+            url: Decode::decode(d)?,
+            description: Decode::decode(d)?,
+            version: Decode::decode(d)?,
+            event_types: Decode::decode(d)?,
+            channels: Decode::decode(d)?,
+            secrets: Decode::decode(d)?,
+            disabled: Decode::decode(d)?,
+            disabled_reason: Decode::decode(d)?,
+            metadata: Decode::decode(d)?,
+            headers: Decode::decode(d)?,
+            throttle_rate: Decode::decode(d)?,
+            failing_since_ms: Decode::decode(d)?,
+            config_owned: Decode::decode(d)?,
+            created_ms: Decode::decode(d)?,
+            updated_ms: Decode::decode(d)?,
+            legacy_signatures: trailing(d)?,
+        })
+    }
+}
+bincode::impl_borrow_decode!(EndpointRecord);
 
 impl EndpointRecord {
     /// An endpoint made at `now_ms`: enabled, version 1, without uid, description, filters,
@@ -120,6 +175,7 @@ impl EndpointRecord {
             config_owned: false,
             created_ms: now_ms,
             updated_ms: now_ms,
+            legacy_signatures: Vec::new(),
         }
     }
 }
@@ -336,6 +392,46 @@ mod tests {
         // Cut into the fields before it: refused (a frame's CRC catches any cut before this).
         let cut = &bytes[..bytes.len() - 60];
         assert!(decode_value::<MessageRecord>(cut, &|| "m".into()).is_err());
+    }
+
+    #[test]
+    fn endpoint_records_written_before_legacy_signatures_still_decode() {
+        let mut ep = EndpointRecord::new(
+            3,
+            7,
+            "ep_x".into(),
+            "https://example.com/h".into(),
+            vec![SigningKey {
+                key: vec![1; 24],
+                expires_ms: None,
+            }],
+            5,
+        );
+        let bytes = encode_value(&ep).unwrap();
+        // Without the field (an empty list is its length, 8 bytes): what older stores hold.
+        let old = &bytes[..bytes.len() - 8];
+        // Cut inside it: refused, not read as an empty list.
+        assert!(decode_value::<EndpointRecord>(&bytes[..bytes.len() - 1], &|| "e".into()).is_err());
+        let read: EndpointRecord = decode_value(old, &|| "endpoint".into()).unwrap();
+        assert_eq!(read, ep);
+        ep.legacy_signatures = vec![
+            LegacySignature::GitHub {
+                secret: b"gh".to_vec(),
+            },
+            LegacySignature::Hmac {
+                secret: b"k".to_vec(),
+                header: "X-Sig".into(),
+                base64: true,
+                prefix: "sha256=".into(),
+            },
+        ];
+        let bytes = encode_value(&ep).unwrap();
+        assert_eq!(
+            decode_value::<EndpointRecord>(&bytes, &|| "endpoint".into()).unwrap(),
+            ep
+        );
+        let cut = &bytes[..bytes.len() - 3];
+        assert!(decode_value::<EndpointRecord>(cut, &|| "endpoint".into()).is_err());
     }
 
     #[test]
