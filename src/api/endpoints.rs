@@ -13,7 +13,10 @@ use super::{
     input::{self, check_name, check_uid},
     json_response,
     list::{self, ListParams},
-    models::{EndpointIn, EndpointOut, EndpointPatch, HeadersIn, Patch, SecretRotateIn},
+    models::{
+        EndpointFilterTestIn, EndpointIn, EndpointOut, EndpointPatch, FilterTestIn, HeadersIn,
+        Patch, SecretRotateIn,
+    },
     Ctx,
 };
 use crate::{
@@ -32,7 +35,7 @@ const CHANNEL_BYTES_MAX: usize = 128;
 /// Custom headers per endpoint.
 const HEADERS_MAX: usize = 20;
 
-use crate::model::{legacy::LegacySignatureIn, secret};
+use crate::model::{filter::Filter, legacy::LegacySignatureIn, secret};
 
 /// The endpoint of `app` named by id or uid, or 404.
 pub fn find(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult<(AppRecord, EndpointRecord)> {
@@ -186,6 +189,58 @@ fn legacy_signatures(
         })
 }
 
+/// A filter given in a body, compiled: 422 at its place if it is refused.
+fn compiled_filter(v: &serde_json::Value, field: &str) -> ApiResult<(Filter, serde_json::Value)> {
+    Filter::compile(v).map_err(|e| {
+        let mut loc = vec!["body".to_owned(), field.to_owned()];
+        loc.extend(e.at);
+        ApiError::Validation(vec![FieldError {
+            loc,
+            msg: e.msg,
+            kind: "value_error",
+        }])
+    })
+}
+
+/// The `filter` of a write: `None` if absent (keep), `Some(None)` if `null` (every payload),
+/// else its canonical text.
+fn filter(given: Patch<serde_json::Value>) -> ApiResult<Option<Option<String>>> {
+    match given {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(v)) => {
+            let (_, canonical) = compiled_filter(&v, "filter")?;
+            Ok(Some(Some(canonical.to_string())))
+        }
+    }
+}
+
+/// `POST /api/v1/filter/test {filter, payload}`: `{"matches": bool}`.
+pub fn test_filter(cx: &Ctx<'_>) -> ApiResult {
+    let body: FilterTestIn = input::json(&cx.req.body)?;
+    let (f, _) = compiled_filter(&body.filter, "filter")?;
+    json_response(
+        200,
+        &serde_json::json!({ "matches": f.matches(&body.payload) }),
+    )
+}
+
+/// `POST .../endpoint/{ep}/filter/test {payload}`: whether the endpoint's filter lets the
+/// payload through (`true` for an endpoint without one).
+pub fn test_endpoint_filter(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+    let body: EndpointFilterTestIn = input::json(&cx.req.body)?;
+    let (_, e) = find(cx, app, ep)?;
+    let matches = match e.filter.as_deref() {
+        None => true,
+        Some(text) => {
+            let v: serde_json::Value = serde_json::from_str(text)
+                .map_err(|err| ApiError::Internal(format!("stored filter of {}: {err}", e.id)))?;
+            compiled_filter(&v, "filter")?.0.matches(&body.payload)
+        }
+    };
+    json_response(200, &serde_json::json!({ "matches": matches }))
+}
+
 async fn save(cx: &Ctx<'_>, e: &EndpointRecord, action: &str) -> ApiResult<()> {
     cx.svc.store.state().put_endpoint(e)?;
     cx.svc.endpoints_changed();
@@ -215,6 +270,7 @@ fn new_record(cx: &Ctx<'_>, app_key: u64, body: EndpointIn) -> ApiResult<Endpoin
         headers: body.headers.unwrap_or_default(),
         throttle_rate: body.throttle_rate.map(u32::from),
         legacy_signatures: legacy_signatures(body.legacy_signatures)?.unwrap_or_default(),
+        filter: filter(body.filter)?.flatten(),
         ..EndpointRecord::new(key, app_key, id, body.url, secrets, now)
     };
     // How many the app has already: the new one's place among them, for the count rule.
@@ -282,6 +338,9 @@ pub async fn put(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
             if let Some(sigs) = legacy_signatures(body.legacy_signatures.take())? {
                 e.legacy_signatures = sigs;
             }
+            if let Some(f) = filter(body.filter.take())? {
+                e.filter = f;
+            }
             e.updated_ms = cx.svc.now_ms();
             validate(cx, &e, None)?;
             save(cx, &e, "endpoint.update").await?;
@@ -331,6 +390,9 @@ pub async fn patch(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     }
     if let Some(sigs) = legacy_signatures(body.legacy_signatures)? {
         e.legacy_signatures = sigs;
+    }
+    if let Some(f) = filter(body.filter)? {
+        e.filter = f;
     }
     e.updated_ms = cx.svc.now_ms();
     validate(cx, &e, None)?;

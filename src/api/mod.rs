@@ -173,6 +173,8 @@ pub(crate) enum Route {
     EndpointReplayMissing,
     EndpointMessages,
     EndpointSendExample,
+    EndpointFilterTest,
+    FilterTest,
     MessageResend,
     EventTypes,
     EventType,
@@ -202,7 +204,9 @@ impl Route {
             | EndpointRecover
             | EndpointReplayMissing
             | MessageResend
-            | EndpointSendExample => POST,
+            | EndpointSendExample
+            | EndpointFilterTest
+            | FilterTest => POST,
             MessageContent | MessageAttemptContent => DELETE,
             EndpointHeaders => GET_PUT_PATCH,
         }
@@ -229,6 +233,8 @@ impl Route {
             EndpointReplayMissing,
             EndpointMessages,
             EndpointSendExample,
+            EndpointFilterTest,
+            FilterTest,
             EventTypes,
             EventType,
             Messages,
@@ -264,6 +270,8 @@ impl Route {
             EndpointReplayMissing => "app/{app_id}/endpoint/{endpoint_id}/replay-missing",
             EndpointMessages => "app/{app_id}/endpoint/{endpoint_id}/msg",
             EndpointSendExample => "app/{app_id}/endpoint/{endpoint_id}/send-example",
+            EndpointFilterTest => "app/{app_id}/endpoint/{endpoint_id}/filter/test",
+            FilterTest => "filter/test",
             MessageResend => "app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
             EventTypes => "event-type",
             EventType => "event-type/{event_type_name}",
@@ -305,6 +313,8 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
         ["app", _, "endpoint", _, "replay-missing"] => (EndpointReplayMissing, &[1, 3]),
         ["app", _, "endpoint", _, "msg"] => (EndpointMessages, &[1, 3]),
         ["app", _, "endpoint", _, "send-example"] => (EndpointSendExample, &[1, 3]),
+        ["app", _, "endpoint", _, "filter", "test"] => (EndpointFilterTest, &[1, 3]),
+        ["filter", "test"] => (FilterTest, &[]),
         ["app", _, "msg", _, "endpoint", _, "resend"] => (MessageResend, &[1, 3, 5]),
         ["event-type"] => (EventTypes, &[]),
         ["event-type", _] => (EventType, &[1]),
@@ -371,6 +381,8 @@ impl Api {
         let need = match (route, method) {
             // The sources' settings and who changed what are for admins only.
             (Route::Sources | Route::Audit, _) => Need::Admin,
+            // Trying a filter changes nothing.
+            (Route::FilterTest | Route::EndpointFilterTest, _) => Need::Read,
             (_, Method::Get) => Need::Read,
             (Route::Messages, Method::Post) => Need::Ingest,
             _ => Need::Admin,
@@ -481,6 +493,8 @@ impl Api {
             (EndpointHeaders, Patch) => endpoints::set_headers(cx, &p[0], &p[1], true).await,
             (EndpointStats, Get) => endpoints::stats(cx, &p[0], &p[1]),
             (EndpointMessages, Get) => attempts::endpoint_messages(cx, &p[0], &p[1]),
+            (EndpointFilterTest, Post) => endpoints::test_endpoint_filter(cx, &p[0], &p[1]),
+            (FilterTest, Post) => endpoints::test_filter(cx),
             (EndpointSendExample, Post) => messages::send_example(cx, &p[0], &p[1]).await,
             (EndpointRecover, Post) => replay::recover(cx, &p[0], &p[1]).await,
             (EndpointReplayMissing, Post) => replay::replay_missing(cx, &p[0], &p[1]).await,

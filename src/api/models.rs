@@ -89,6 +89,9 @@ pub struct EndpointIn {
     /// hookd extension: signature headers in other providers' schemes (`model::legacy`).
     #[serde(default, deserialize_with = "present")]
     pub legacy_signatures: Patch<Vec<LegacySignatureIn>>,
+    /// hookd extension: the payload filter (`model::filter`).
+    #[serde(default, deserialize_with = "present")]
+    pub filter: Patch<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +111,8 @@ pub struct EndpointPatch {
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
     pub legacy_signatures: Patch<Vec<LegacySignatureIn>>,
+    #[serde(default, deserialize_with = "present")]
+    pub filter: Patch<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -130,6 +135,9 @@ pub struct EndpointOut<'a> {
     /// hookd extension, left out when there are none; never with their secrets.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub legacy_signatures: Vec<LegacySignatureOut<'a>>,
+    /// hookd extension: the payload filter, left out when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<&'a RawValue>,
 }
 
 impl<'a> From<&'a EndpointRecord> for EndpointOut<'a> {
@@ -154,6 +162,10 @@ impl<'a> From<&'a EndpointRecord> for EndpointOut<'a> {
                 .iter()
                 .map(crate::model::legacy::describe)
                 .collect(),
+            filter: e
+                .filter
+                .as_deref()
+                .and_then(|f| serde_json::from_str::<&RawValue>(f).ok()),
         }
     }
 }
@@ -247,6 +259,19 @@ pub struct MessageIn<'a> {
     #[serde(default)]
     pub tags: Vec<String>,
     pub application: Option<ApplicationIn>,
+}
+
+/// `POST /api/v1/filter/test`: a filter and a payload to try it on.
+#[derive(Debug, Deserialize)]
+pub struct FilterTestIn {
+    pub filter: serde_json::Value,
+    pub payload: serde_json::Value,
+}
+
+/// `POST .../endpoint/{ep}/filter/test`: a payload to try the endpoint's filter on.
+#[derive(Debug, Deserialize)]
+pub struct EndpointFilterTestIn {
+    pub payload: serde_json::Value,
 }
 
 /// `POST .../endpoint/{ep}/send-example`.

@@ -435,6 +435,20 @@ fn operation(route: Route, method: &str) -> Value {
         .params(vec![idempotency_key()])
         .body("EventExampleIn")
         .ok("200", r("MessageOut")),
+        (EndpointFilterTest, _) => Op::new(
+            "hookd.endpoint.filter-test",
+            "Whether the endpoint's payload filter lets a payload through",
+            "Endpoint",
+        )
+        .body("EndpointFilterTestIn")
+        .ok("200", r("FilterTestOut")),
+        (FilterTest, _) => Op::new(
+            "hookd.filter.test",
+            "Whether a payload filter lets a payload through",
+            "Endpoint",
+        )
+        .body("FilterTestIn")
+        .ok("200", r("FilterTestOut")),
         (MessageResend, _) => Op::new(
             "v1.message-attempt.resend",
             "Send a message to an endpoint once more",
@@ -628,6 +642,14 @@ fn metrics_operation() -> Value {
     })
 }
 
+/// hookd extension: a payload filter (README, "Payload filters").
+fn filter_in() -> Value {
+    json!({
+        "type": ["object", "null"],
+        "description": "hookd extension: the payload filter; null removes it",
+    })
+}
+
 /// hookd extension: signature headers in other providers' schemes, for a migration.
 fn legacy_in() -> Value {
     json!({
@@ -678,6 +700,7 @@ fn schemas() -> Value {
         "throttleRate": nullable("integer"), "rateLimit": nullable("integer"),
         "disabled": { "type": "boolean" }, "filterTypes": channels, "eventTypes": channels,
         "channels": channels, "metadata": string_map(), "createdAt": time, "updatedAt": time,
+        "filter": { "type": "object" },
         "legacySignatures": { "type": "array", "items": object(&["scheme", "header", "encoding", "prefix"], json!({
             "scheme": { "type": "string", "enum": ["github", "stripe", "hmac-sha256"] },
             "header": { "type": "string" },
@@ -696,7 +719,7 @@ fn schemas() -> Value {
         props["nextAttempt"] = json!({ "type": ["string", "null"], "format": "date-time" });
         props
     };
-    json!({
+    let shapes = json!({
         "HttpError": object(&["code", "detail"], json!({
             "code": { "type": "string" }, "detail": { "type": "string" },
         })),
@@ -727,13 +750,13 @@ fn schemas() -> Value {
             "secret": { "type": ["string", "null"],
                         "description": "whsec_ + base64 of 24 to 64 bytes, or whsk_ + an ed25519 key" },
             "metadata": string_map(), "headers": string_map(),
-            "legacySignatures": legacy_in(),
+            "legacySignatures": legacy_in(), "filter": filter_in(),
         })),
         "EndpointPatch": object(&[], json!({
             "url": { "type": "string", "format": "uri", "minLength": 1, "maxLength": 65536 },
             "description": { "type": "string" }, "uid": uid, "throttleRate": rate,
             "disabled": { "type": "boolean" }, "filterTypes": names, "channels": channels,
-            "metadata": string_map(), "legacySignatures": legacy_in(),
+            "metadata": string_map(), "legacySignatures": legacy_in(), "filter": filter_in(),
         })),
         "EndpointOut": object(&["id", "url", "description", "version", "disabled", "metadata",
                                 "createdAt", "updatedAt"], endpoint_out.clone()),
@@ -761,6 +784,13 @@ fn schemas() -> Value {
             "id": { "type": "string" }, "status": { "type": "string" },
             "task": { "type": "string" }, "updatedAt": time,
         })),
+    });
+    let more = json!({
+        "FilterTestIn": object(&["filter", "payload"], json!({
+            "filter": { "type": "object" }, "payload": {},
+        })),
+        "EndpointFilterTestIn": object(&["payload"], json!({ "payload": {} })),
+        "FilterTestOut": object(&["matches"], json!({ "matches": { "type": "boolean" } })),
         "EventExampleIn": object(&["eventType"], json!({ "eventType": name_schema() })),
         "EventTypeIn": object(&["name"], json!({
             "name": name_schema(), "description": { "type": "string" },
@@ -811,5 +841,13 @@ fn schemas() -> Value {
             "id": { "type": "string" }, "tokenName": { "type": "string" },
             "action": { "type": "string" }, "target": { "type": "string" }, "timestamp": time,
         })),
-    })
+    });
+    // Two objects, as one `json!` this size passes the macro's recursion limit.
+    let mut all = Map::new();
+    for part in [shapes, more] {
+        if let Value::Object(m) = part {
+            all.extend(m);
+        }
+    }
+    Value::Object(all)
 }

@@ -21,7 +21,7 @@ use super::{
     input, json_response, messages, Ctx,
 };
 use crate::{
-    deliver::dispatch::subscribed,
+    deliver::dispatch::{compile_filter, subscribed, Payload},
     http::Response,
     model::ids::{self, Kind},
     service::Service,
@@ -199,6 +199,7 @@ fn replay_now(
 ) -> storage::Result<usize> {
     let state = svc.store.state();
     let now = svc.now_ms();
+    let filter = compile_filter(e);
     let mut missing = Vec::new();
     let mut total = 0;
     let mut failure = None;
@@ -210,7 +211,10 @@ fn replay_now(
         if m.created_ms < since {
             return false; // older than the window: done
         }
-        if m.created_ms <= until && subscribed(e, &m) {
+        if m.created_ms <= until
+            && subscribed(e, &m)
+            && Payload::new(&m.payload).passes(filter.as_ref())
+        {
             match state.delivery(e.key, rec.seq) {
                 Ok(None) => missing.push((e.key, rec.seq, queued(now, 0))),
                 Ok(Some(_)) => {}

@@ -208,6 +208,7 @@ pub struct RawAppEndpoint {
     pub throttle_rate: Option<RawInt>,
     pub disabled: Option<bool>,
     pub legacy_signatures: Option<Vec<crate::model::legacy::LegacySignatureIn>>,
+    pub filter: Option<toml::Table>,
 }
 
 /// One `[[event_types]]` entry.

@@ -68,6 +68,8 @@ pub struct EndpointDef {
     pub disabled: bool,
     /// Signature headers in other providers' schemes (`model::legacy`).
     pub legacy_signatures: Vec<storage::state::LegacySignature>,
+    /// The payload filter, canonical JSON text (`model::filter`); `None`: every payload.
+    pub filter: Option<String>,
 }
 
 /// One `[[event_types]]` entry.
@@ -351,6 +353,20 @@ fn endpoint(
     if let Some(why) = crate::model::legacy::clash(&legacy_signatures, headers.keys()) {
         p.add(key("legacy_signatures"), why);
     }
+    let filter = r.filter.as_ref().and_then(|table| {
+        let json = serde_json::to_value(table).unwrap_or_default();
+        match crate::model::filter::Filter::compile(&json) {
+            Ok((_, canonical)) => Some(canonical.to_string()),
+            Err(e) => {
+                let mut path = key("filter");
+                for part in &e.at {
+                    path.push_str(&format!("[{part:?}]"));
+                }
+                p.add(path, e.msg);
+                None
+            }
+        }
+    });
     EndpointDef {
         uid,
         url,
@@ -362,6 +378,7 @@ fn endpoint(
         throttle_rate,
         disabled: r.disabled.unwrap_or(false),
         legacy_signatures,
+        filter,
     }
 }
 

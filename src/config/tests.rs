@@ -109,6 +109,7 @@ const STATIC_KEYS: &[&str] = &[
     "apps[].endpoints[].headers.X-Team",
     "apps[].endpoints[].throttle_rate",
     "apps[].endpoints[].disabled",
+    "apps[].endpoints[].filter.data.amount.$gte",
     "apps[].endpoints[].legacy_signatures[].scheme",
     "apps[].endpoints[].legacy_signatures[].secret",
     "apps[].endpoints[].legacy_signatures[].header",
@@ -690,6 +691,10 @@ fn example_config_optional_settings_parse_and_cover_every_key() {
     assert_eq!(keys, sorted(&[ALL_KEYS, STATIC_KEYS].concat()));
     assert_eq!(c.apps[0].endpoints[0].uid, "billing");
     assert_eq!(c.apps[0].endpoints[0].legacy_signatures.len(), 2);
+    assert_eq!(
+        c.apps[0].endpoints[0].filter.as_deref(),
+        Some(r#"{"data.amount":{"$gte":100}}"#)
+    );
     assert_eq!(c.event_types[0].name, "order.paid");
 }
 

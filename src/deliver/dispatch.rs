@@ -43,6 +43,7 @@ use storage::{
 };
 
 use crate::{
+    model::filter::Filter,
     service::Service,
     systemd::{Component, ThreadGuard},
 };
@@ -387,24 +388,85 @@ fn checkpoint(inboxes: &[Inbox], position: u64) -> u64 {
         .fold(position, u64::min)
 }
 
-/// Endpoints per app, reloaded when any endpoint changes.
+/// An endpoint as fan-out matches it: the record and its payload filter, compiled.
+struct Subscriber {
+    ep: EndpointRecord,
+    filter: Option<Filter>,
+}
+
+/// Endpoints per app, reloaded (and their filters compiled) when any endpoint changes.
 #[derive(Default)]
 struct EndpointCache {
     version: u64,
-    by_app: HashMap<u64, Vec<EndpointRecord>>,
+    by_app: HashMap<u64, Vec<Subscriber>>,
 }
 
 impl EndpointCache {
-    fn get(&mut self, svc: &Service, app: u64) -> storage::Result<&[EndpointRecord]> {
+    fn get(&mut self, svc: &Service, app: u64) -> storage::Result<&[Subscriber]> {
         let v = svc.endpoints_version.load(Ordering::Acquire);
         if v != self.version {
             self.by_app.clear();
             self.version = v;
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = self.by_app.entry(app) {
-            slot.insert(svc.store.state().app_endpoints(app)?);
+            let subs = svc
+                .store
+                .state()
+                .app_endpoints(app)?
+                .into_iter()
+                .map(|ep| Subscriber {
+                    filter: compile_filter(&ep),
+                    ep,
+                });
+            slot.insert(subs.collect());
         }
         Ok(self.by_app.get(&app).map_or(&[], Vec::as_slice))
+    }
+}
+
+/// An endpoint's payload filter, compiled (`None`: every payload). A stored filter that no
+/// longer compiles (written by another version of hookd) lets everything through, and says
+/// so: sending too much is recoverable at the receiver, dropping silently is not.
+pub fn compile_filter(ep: &EndpointRecord) -> Option<Filter> {
+    let text = ep.filter.as_deref()?;
+    let compiled = serde_json::from_str(text)
+        .map_err(|e| e.to_string())
+        .and_then(|v| Filter::compile(&v).map_err(|e| e.msg));
+    match compiled {
+        Ok((f, _)) => Some(f),
+        Err(why) => {
+            tracing::error!(endpoint = %ep.id, error = %why, "stored payload filter does not compile; it lets every message through");
+            None
+        }
+    }
+}
+
+/// A message's payload, parsed once for all the filters of its endpoints, and only if one of
+/// them has a filter.
+pub struct Payload<'a> {
+    bytes: &'a [u8],
+    parsed: Option<Option<serde_json::Value>>,
+}
+
+impl<'a> Payload<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            parsed: None,
+        }
+    }
+
+    /// Whether `filter` lets the payload through (a payload that does not parse, which
+    /// ingest never stores, matches no filter).
+    pub fn passes(&mut self, filter: Option<&Filter>) -> bool {
+        let Some(filter) = filter else {
+            return true;
+        };
+        let bytes = self.bytes;
+        self.parsed
+            .get_or_insert_with(|| serde_json::from_slice(bytes).ok())
+            .as_ref()
+            .is_some_and(|v| filter.matches(v))
     }
 }
 
@@ -647,7 +709,12 @@ impl<'a> FanOut<'a> {
             return Ok((Vec::new(), None));
         };
         let mut out = Vec::new();
-        for ep in eps.iter().filter(|ep| subscribed(ep, &m)) {
+        let mut payload = Payload::new(&m.payload);
+        let wanted = eps
+            .iter()
+            .filter(|s| subscribed(&s.ep, &m) && payload.passes(s.filter.as_ref()))
+            .map(|s| &s.ep);
+        for ep in wanted {
             // Before a restart this may have been sent (and settled, or left due): do not
             // send it again.
             if rec.seq <= self.recheck_upto

@@ -7,6 +7,7 @@
 //! - [`ssrf`]: which addresses may be dialled (the rules; the client applies them to every
 //!   address it resolves);
 //! - [`secret`]: the `whsec_` text form of signing secrets;
+//! - [`filter`]: payload filters, compiled once and matched against payloads;
 //! - [`legacy`]: signature headers in other providers' schemes (GitHub, Stripe, a generic
 //!   HMAC), for receivers moving to hookd;
 //! - [`schemas`]: an event type's versioned JSON Schemas, checked and compiled;
@@ -18,6 +19,7 @@
 //! The stored records themselves (apps, endpoints, messages, attempts) are the storage
 //! crate's (`storage::state::records`), which knows nothing of hookd either.
 
+pub mod filter;
 pub mod ids;
 pub mod legacy;
 pub mod schemas;

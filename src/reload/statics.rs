@@ -220,6 +220,7 @@ fn endpoint(
     ep.channels = def.channels.clone();
     ep.headers = def.headers.clone();
     ep.legacy_signatures = def.legacy_signatures.clone();
+    ep.filter = def.filter.clone();
     ep.throttle_rate = def.throttle_rate;
     ep.config_owned = true;
     if def.disabled {

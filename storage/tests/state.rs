@@ -51,6 +51,7 @@ fn endpoint(key: u64, app_key: u64, uid: Option<&str>) -> EndpointRecord {
         created_ms: 1,
         updated_ms: 1,
         legacy_signatures: Vec::new(),
+        filter: None,
     }
 }
 

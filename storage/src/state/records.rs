@@ -85,8 +85,8 @@ pub enum LegacySignature {
 
 /// An endpoint: where an app's messages are delivered.
 ///
-/// `legacy_signatures` was added after the first format: it is the last field, and a value
-/// written without it decodes with none.
+/// `legacy_signatures` and then `filter` were added after the first format: they are the last
+/// fields, and a value written without them decodes with none.
 #[derive(Debug, Clone, PartialEq, Eq, Encode)]
 pub struct EndpointRecord {
     pub key: u64,
@@ -114,6 +114,9 @@ pub struct EndpointRecord {
     pub updated_ms: u64,
     /// Extra signature headers for receivers written for another provider.
     pub legacy_signatures: Vec<LegacySignature>,
+    /// The payload filter, as canonical JSON text (hookd's `model::filter`); `None`: every
+    /// payload. Added after `legacy_signatures`.
+    pub filter: Option<String>,
 }
 
 impl<Context> Decode<Context> for EndpointRecord {
@@ -139,6 +142,7 @@ impl<Context> Decode<Context> for EndpointRecord {
             created_ms: Decode::decode(d)?,
             updated_ms: Decode::decode(d)?,
             legacy_signatures: trailing(d)?,
+            filter: trailing(d)?,
         })
     }
 }
@@ -176,6 +180,7 @@ impl EndpointRecord {
             created_ms: now_ms,
             updated_ms: now_ms,
             legacy_signatures: Vec::new(),
+            filter: None,
         }
     }
 }
@@ -408,10 +413,11 @@ mod tests {
             5,
         );
         let bytes = encode_value(&ep).unwrap();
-        // Without the field (an empty list is its length, 8 bytes): what older stores hold.
-        let old = &bytes[..bytes.len() - 8];
-        // Cut inside it: refused, not read as an empty list.
-        assert!(decode_value::<EndpointRecord>(&bytes[..bytes.len() - 1], &|| "e".into()).is_err());
+        // Without the fields (an empty list is its length, 8 bytes; `None` one byte): what
+        // older stores hold.
+        let old = &bytes[..bytes.len() - 9];
+        // Cut inside the list's length: refused, not read as an empty list.
+        assert!(decode_value::<EndpointRecord>(&bytes[..bytes.len() - 2], &|| "e".into()).is_err());
         let read: EndpointRecord = decode_value(old, &|| "endpoint".into()).unwrap();
         assert_eq!(read, ep);
         ep.legacy_signatures = vec![
@@ -425,6 +431,7 @@ mod tests {
                 prefix: "sha256=".into(),
             },
         ];
+        ep.filter = Some(r#"{"a":1}"#.into());
         let bytes = encode_value(&ep).unwrap();
         assert_eq!(
             decode_value::<EndpointRecord>(&bytes, &|| "endpoint".into()).unwrap(),
