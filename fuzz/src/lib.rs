@@ -11,6 +11,7 @@
 
 pub mod api_json;
 pub mod config;
+pub mod filter;
 pub mod http_request;
 pub mod record_decode;
 pub mod response_parse;
@@ -30,4 +31,5 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("response_parse", response_parse::run),
     ("signature", signature::run),
     ("storage_model", storage_model::run),
+    ("filter", filter::run),
 ];
