@@ -42,10 +42,10 @@ if [ "$QUICK" = 1 ] && [ "$README_SET" = 0 ]; then README=; fi
 
 if [ "$QUICK" = 1 ]; then
   APPEND_SECS=1 APPEND_REPS=1 INGEST_SECS=2 INGEST_ROUNDS=1 DELIVER_SECS=2 SCHEMA_SECS=2
-  SCHEMA_ROUNDS=1 STARTUP_ENV=(STARTUP_MESSAGES=10000 STARTUP_PENDING=30000)
+  SCHEMA_ROUNDS=1 STARTUP_ENV=(STARTUP_MESSAGES=10000 STARTUP_PENDING=30000) FILTER_MSGS=300
 else
   APPEND_SECS=3 APPEND_REPS=3 INGEST_SECS=10 INGEST_ROUNDS=3 DELIVER_SECS=10 SCHEMA_SECS=10
-  SCHEMA_ROUNDS=3 STARTUP_ENV=()
+  SCHEMA_ROUNDS=3 STARTUP_ENV=() FILTER_MSGS=2000
 fi
 RESULTS=benches/results
 OUT=$RESULTS/README-table.md
@@ -131,6 +131,7 @@ fi
 if [ -f benches/schema.sh ]; then
   step schema bash benches/schema.sh "$SCHEMA_SECS" "$SCHEMA_ROUNDS"
 fi
+step filter bash benches/filter.sh "$FILTER_MSGS"
 
 # Latency percentiles of the wrk runs that measure a rate (not those that only fill a store,
 # such as deliver.sh's dead endpoint and startup.sh's backlog).
@@ -205,6 +206,7 @@ section() { # NAME TITLE
   section latency "Latency percentiles"
   section startup "Start-up time and RSS (\`benches/startup.sh\`)"
   section schema "Payload schemas: what enforcement costs (\`benches/schema.sh $SCHEMA_SECS $SCHEMA_ROUNDS\`)"
+  section filter "Payload filters: what 100 of them cost in fan-out (\`benches/filter.sh $FILTER_MSGS\`)"
   if [ ${#FAILED[@]} -gt 0 ]; then
     echo "Failed in this run: ${FAILED[*]}."
   fi
@@ -214,7 +216,7 @@ echo "run-all.sh: wrote $OUT" >&2
 # README: each block gets the table of its name, if this run made one.
 if [ -n "$README" ]; then
   blocks=()
-  for name in suite append ingest deliver latency startup schema; do
+  for name in suite append ingest deliver latency startup schema filter; do
     [ "$RESULTS/$name.md" -nt "$TMP/stamp" ] && blocks+=("$name=$RESULTS/$name.md")
   done
   python3 - "$README" "${blocks[@]}" <<'PY'

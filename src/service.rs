@@ -48,6 +48,8 @@ pub struct Service {
     /// Delivery attempts running on all shards; the log's commit window applies while
     /// there are any (`storage.commit_window`).
     pub deliveries_in_flight: Arc<AtomicUsize>,
+    /// Wakes the dispatcher (set once it runs): see [`Service::due_written`].
+    pub dispatcher_wake: std::sync::OnceLock<crossbeam_utils::sync::Unparker>,
 }
 
 impl std::fmt::Debug for Service {
@@ -168,6 +170,7 @@ impl Service {
             metrics: crate::metrics::Metrics::default(),
             liveness,
             deliveries_in_flight,
+            dispatcher_wake: std::sync::OnceLock::new(),
         });
         Ok((
             svc,
@@ -228,6 +231,14 @@ impl Service {
             .store(Arc::new(Limits::from(&config.server)));
         self.auth.store(Arc::new(auth));
         self.config.store(Arc::new(config));
+    }
+
+    /// Tells the dispatcher that a delivery was made due (a retry, a resend, a recover), so
+    /// that its due scan does not wait for its idle tick. Cheap; call it after the write.
+    pub fn due_written(&self) {
+        if let Some(u) = self.dispatcher_wake.get() {
+            u.unpark();
+        }
     }
 
     /// Tells endpoint caches (fan-out, delivery) to reload.

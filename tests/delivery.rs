@@ -323,10 +323,12 @@ fn acknowledged_messages_are_delivered_after_a_crash() {
 fn first_attempts_in_memory_or_spilled_survive_a_crash() {
     let schedule = ["\"1s\""; 50].join(", ");
     let mut h = Hookd::start(&format!(
-        "[delivery]\nretry_schedule = [{schedule}]\ntimeout = \"10s\"\nallow_private_networks = true\nin_flight_per_endpoint_max = 2\nqueue_capacity = 4\n"
+        "[delivery]\nretry_schedule = [{schedule}]\ntimeout = \"20s\"\nallow_private_networks = true\nin_flight_per_endpoint_max = 2\nqueue_capacity = 4\n"
     ));
     setup(&h);
-    // Holds every request (past hookd's timeout) until released, then answers at once.
+    // Holds every request (past hookd's timeout) until released, then answers at once. The
+    // timeout is long enough for the checks below to run before it, even on a loaded machine
+    // (at 10 s a busy CI box once saw the first attempt time out and be recorded first).
     let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let h2 = held.clone();
     let rx = Receiver::builder()

@@ -105,6 +105,7 @@ pub async fn resend(cx: &Ctx<'_>, app: &str, msg: &str, ep: &str) -> ApiResult {
         .store
         .state()
         .set_delivery(e.key, seq, &queued(cx.svc.now_ms(), 0))?;
+    cx.svc.due_written();
     cx.audit("message.resend", &e.id)?;
     cx.commit().await?;
     Ok(Response::json(202, b"{}".to_vec()))
@@ -153,6 +154,7 @@ fn recover_now(
         }
         requeued += batch.len();
         state.set_deliveries(&batch)?;
+        svc.due_written();
         if seen >= SCAN_MAX {
             break;
         }
@@ -229,6 +231,7 @@ fn replay_now(
                 failure = Some(err);
                 return false;
             }
+            svc.due_written();
             total += missing.len();
             missing.clear();
         }
@@ -241,5 +244,6 @@ fn replay_now(
         tracing::warn!(endpoint = %e.id, "replay-missing stopped at its scan limit");
     }
     state.set_deliveries(&missing)?;
+    svc.due_written();
     Ok(total + missing.len())
 }

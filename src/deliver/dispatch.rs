@@ -54,9 +54,12 @@ pub const FANOUT_CURSOR: &str = "fanout";
 const FANOUT_BATCH: usize = 128;
 /// How long a lease outlives its attempt's timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
-/// How often due deliveries (retries) are looked for when nothing new came in; also the
-/// longest the dispatcher sleeps.
+/// The least time between two due scans (under load, scans batch what came due meanwhile).
 const SCAN_EVERY: Duration = Duration::from_millis(20);
+/// The longest the dispatcher sleeps when nothing is due sooner: it wakes earlier for new log
+/// records, for the earliest due delivery, and when a due delivery is written elsewhere
+/// (`Service::due_written`). Bounds its heartbeat period, and idle wake-ups to 4 a second.
+const IDLE_PARK_MAX: Duration = Duration::from_millis(250);
 /// How long the dispatcher lets flushes gather after it wakes.
 const GATHER: Duration = Duration::from_millis(1);
 /// Retention runs every half `storage.retention`, at least every second and at most this.
@@ -234,6 +237,7 @@ impl Dispatcher {
     pub fn start(svc: Arc<Service>, inboxes: Arc<Vec<Inbox>>) -> std::io::Result<Self> {
         let parker = Parker::new();
         let unparker = parker.unparker().clone();
+        let _ = svc.dispatcher_wake.set(unparker.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let handle = std::thread::Builder::new()
@@ -326,6 +330,7 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
             }
             last_scan = Instant::now();
         }
+        let park = park_for(svc, last_scan.elapsed());
         if fan.blocked_since.is_some() {
             // Waiting for room in a shard queue: look again shortly.
             std::thread::sleep(GATHER);
@@ -339,11 +344,25 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
             .poll(&mut Context::from_waker(&waker))
             .is_pending()
         {
-            parker.park_timeout(SCAN_EVERY);
+            parker.park_timeout(park);
         }
         std::thread::sleep(GATHER);
     }
     guard.finish();
+}
+
+/// How long the dispatcher may sleep: until the earliest due delivery (but not before the
+/// next scan may run), at most [`IDLE_PARK_MAX`]. An index error: the shortest wait.
+fn park_for(svc: &Service, since_scan: Duration) -> Duration {
+    let next_scan = SCAN_EVERY.saturating_sub(since_scan);
+    match svc.store.state().next_due_ms() {
+        Ok(Some(at)) => {
+            let until = Duration::from_millis(at.saturating_sub(svc.now_ms()));
+            until.max(next_scan).min(IDLE_PARK_MAX)
+        }
+        Ok(None) => IDLE_PARK_MAX,
+        Err(_) => next_scan.max(GATHER),
+    }
 }
 
 /// Lets a repeating log line through at most once per period, counting what it held back.

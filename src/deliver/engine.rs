@@ -327,6 +327,7 @@ impl Engine {
             .set_delivery(task.endpoint, task.seq, &retry)
             .is_ok()
         {
+            self.svc.due_written();
             self.inboxes[self.shard].settled([task.seq]);
         }
     }

@@ -142,6 +142,10 @@ fn run(svc: &Service, inboxes: &[Inbox], rx: &Receiver<Job>) {
                 std::thread::sleep(wait);
             },
         );
+        if written.is_ok() && outcomes.iter().any(|o| o.next.status.is_open()) {
+            // A retry was scheduled: the dispatcher plans its next wake from it.
+            svc.due_written();
+        }
         match written {
             Ok(()) => inboxes[shard].settled(
                 outcomes

@@ -349,6 +349,11 @@ impl State {
         Ok(out)
     }
 
+    /// When the earliest pending delivery is due (Unix ms), if any is.
+    pub fn next_due_ms(&self) -> Result<Option<u64>> {
+        Ok(self.due.first()?.map(|(k, _)| read_be(&k, 0)))
+    }
+
     /// The lowest seq with a pending delivery.
     pub fn min_pending_seq(&self) -> Result<Option<u64>> {
         Ok(self.pending.first()?.map(|(k, _)| read_be(&k, 0)))
