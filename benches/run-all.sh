@@ -42,10 +42,10 @@ if [ "$QUICK" = 1 ] && [ "$README_SET" = 0 ]; then README=; fi
 
 if [ "$QUICK" = 1 ]; then
   APPEND_SECS=1 APPEND_REPS=1 INGEST_SECS=2 INGEST_ROUNDS=1 DELIVER_SECS=2 SCHEMA_SECS=2
-  SCHEMA_ROUNDS=1 STARTUP_ENV=(STARTUP_MESSAGES=10000 STARTUP_PENDING=30000) FILTER_MSGS=300
+  SCHEMA_ROUNDS=1 STARTUP_ENV=(STARTUP_MESSAGES=10000 STARTUP_PENDING=30000) FILTER_MSGS=300 FILTER_ROUNDS=1
 else
   APPEND_SECS=3 APPEND_REPS=3 INGEST_SECS=10 INGEST_ROUNDS=3 DELIVER_SECS=10 SCHEMA_SECS=10
-  SCHEMA_ROUNDS=3 STARTUP_ENV=() FILTER_MSGS=2000
+  SCHEMA_ROUNDS=3 STARTUP_ENV=() FILTER_MSGS=2000 FILTER_ROUNDS=3
 fi
 RESULTS=benches/results
 OUT=$RESULTS/README-table.md
@@ -131,7 +131,7 @@ fi
 if [ -f benches/schema.sh ]; then
   step schema bash benches/schema.sh "$SCHEMA_SECS" "$SCHEMA_ROUNDS"
 fi
-step filter bash benches/filter.sh "$FILTER_MSGS"
+step filter bash benches/filter.sh "$FILTER_MSGS" "$FILTER_ROUNDS"
 
 # Latency percentiles of the wrk runs that measure a rate (not those that only fill a store,
 # such as deliver.sh's dead endpoint and startup.sh's backlog).
@@ -206,7 +206,7 @@ section() { # NAME TITLE
   section latency "Latency percentiles"
   section startup "Start-up time and RSS (\`benches/startup.sh\`)"
   section schema "Payload schemas: what enforcement costs (\`benches/schema.sh $SCHEMA_SECS $SCHEMA_ROUNDS\`)"
-  section filter "Payload filters: what 100 of them cost in fan-out (\`benches/filter.sh $FILTER_MSGS\`)"
+  section filter "Payload filters: what 100 of them cost in fan-out (\`benches/filter.sh $FILTER_MSGS $FILTER_ROUNDS\`)"
   if [ ${#FAILED[@]} -gt 0 ]; then
     echo "Failed in this run: ${FAILED[*]}."
   fi
