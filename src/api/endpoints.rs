@@ -582,7 +582,7 @@ fn stats_window(cx: &Ctx<'_>) -> ApiResult<(u64, u64)> {
 /// next one if none was): records are appended in time order, so a binary search over the
 /// live ones finds it. A record that cannot be read (retired meanwhile, or corrupt) counts as
 /// older.
-fn first_seq_at(log: &storage::Log, ms: u64) -> u64 {
+pub(super) fn first_seq_at(log: &storage::Log, ms: u64) -> u64 {
     let (mut lo, mut hi) = (log.first_seq(), log.next_seq());
     while lo < hi {
         let mid = lo + (hi - lo) / 2;

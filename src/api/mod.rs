@@ -10,6 +10,7 @@ mod apps;
 mod attempts;
 mod audit;
 pub mod background;
+mod bulk_replay;
 pub(crate) mod endpoints;
 pub mod error;
 mod event_types;
@@ -174,6 +175,8 @@ pub(crate) enum Route {
     EndpointMessages,
     EndpointSendExample,
     EndpointFilterTest,
+    EndpointBulkReplay,
+    EndpointBulkReplayTask,
     FilterTest,
     MessageResend,
     EventTypes,
@@ -195,9 +198,20 @@ impl Route {
     fn allowed(self) -> &'static [&'static str] {
         use Route::*;
         match self {
-            Health | HealthPing | OpenApi | EndpointMessages | EndpointSecret | EndpointStats
-            | Message | MessageEndpoints | MessageAttempt | AttemptsByMessage
-            | AttemptsByEndpoint | Sources | Audit => GET,
+            Health
+            | HealthPing
+            | OpenApi
+            | EndpointBulkReplayTask
+            | EndpointMessages
+            | EndpointSecret
+            | EndpointStats
+            | Message
+            | MessageEndpoints
+            | MessageAttempt
+            | AttemptsByMessage
+            | AttemptsByEndpoint
+            | Sources
+            | Audit => GET,
             Apps | Endpoints | EventTypes | Messages => GET_POST,
             App | Endpoint | EventType => RESOURCE,
             EndpointSecretRotate
@@ -206,6 +220,7 @@ impl Route {
             | MessageResend
             | EndpointSendExample
             | EndpointFilterTest
+            | EndpointBulkReplay
             | FilterTest => POST,
             MessageContent | MessageAttemptContent => DELETE,
             EndpointHeaders => GET_PUT_PATCH,
@@ -234,6 +249,8 @@ impl Route {
             EndpointMessages,
             EndpointSendExample,
             EndpointFilterTest,
+            EndpointBulkReplay,
+            EndpointBulkReplayTask,
             FilterTest,
             EventTypes,
             EventType,
@@ -272,6 +289,8 @@ impl Route {
             EndpointSendExample => "app/{app_id}/endpoint/{endpoint_id}/send-example",
             EndpointFilterTest => "app/{app_id}/endpoint/{endpoint_id}/filter/test",
             FilterTest => "filter/test",
+            EndpointBulkReplay => "app/{app_id}/endpoint/{endpoint_id}/bulk-replay",
+            EndpointBulkReplayTask => "app/{app_id}/endpoint/{endpoint_id}/bulk-replay/{task_id}",
             MessageResend => "app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
             EventTypes => "event-type",
             EventType => "event-type/{event_type_name}",
@@ -315,6 +334,8 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
         ["app", _, "endpoint", _, "send-example"] => (EndpointSendExample, &[1, 3]),
         ["app", _, "endpoint", _, "filter", "test"] => (EndpointFilterTest, &[1, 3]),
         ["filter", "test"] => (FilterTest, &[]),
+        ["app", _, "endpoint", _, "bulk-replay"] => (EndpointBulkReplay, &[1, 3]),
+        ["app", _, "endpoint", _, "bulk-replay", _] => (EndpointBulkReplayTask, &[1, 3, 5]),
         ["app", _, "msg", _, "endpoint", _, "resend"] => (MessageResend, &[1, 3, 5]),
         ["event-type"] => (EventTypes, &[]),
         ["event-type", _] => (EventType, &[1]),
@@ -495,6 +516,8 @@ impl Api {
             (EndpointMessages, Get) => attempts::endpoint_messages(cx, &p[0], &p[1]),
             (EndpointFilterTest, Post) => endpoints::test_endpoint_filter(cx, &p[0], &p[1]),
             (FilterTest, Post) => endpoints::test_filter(cx),
+            (EndpointBulkReplay, Post) => bulk_replay::start(cx, &p[0], &p[1]).await,
+            (EndpointBulkReplayTask, Get) => bulk_replay::get(cx, &p[0], &p[1], &p[2]),
             (EndpointSendExample, Post) => messages::send_example(cx, &p[0], &p[1]).await,
             (EndpointRecover, Post) => replay::recover(cx, &p[0], &p[1]).await,
             (EndpointReplayMissing, Post) => replay::replay_missing(cx, &p[0], &p[1]).await,

@@ -442,6 +442,20 @@ fn operation(route: Route, method: &str) -> Value {
         )
         .body("EndpointFilterTestIn")
         .ok("200", r("FilterTestOut")),
+        (EndpointBulkReplay, _) => Op::new(
+            "hookd.endpoint.bulk-replay",
+            "Send the endpoint's deliveries matching a window and filters again (background)",
+            "Endpoint",
+        )
+        .params(vec![idempotency_key()])
+        .body("BulkReplayIn")
+        .ok("202", r("BulkReplayOut")),
+        (EndpointBulkReplayTask, _) => Op::new(
+            "hookd.endpoint.bulk-replay-get",
+            "A bulk replay's progress",
+            "Endpoint",
+        )
+        .ok("200", r("BulkReplayOut")),
         (FilterTest, _) => Op::new(
             "hookd.filter.test",
             "Whether a payload filter lets a payload through",
@@ -788,6 +802,21 @@ fn schemas() -> Value {
     let more = json!({
         "FilterTestIn": object(&["filter", "payload"], json!({
             "filter": { "type": "object" }, "payload": {},
+        })),
+        "BulkReplayIn": object(&["since"], json!({
+            "since": { "type": "string", "format": "date-time" },
+            "until": { "type": ["string", "null"], "format": "date-time" },
+            "eventTypes": { "type": ["array", "null"], "items": { "type": "string" } },
+            "channel": { "type": ["string", "null"] },
+            "status": { "type": ["integer", "null"], "enum": [0, 1, 2, 3, null] },
+            "statusCodeClass": { "type": ["integer", "null"], "enum": [0, 100, 200, 300, 400, 500, null] },
+        })),
+        "BulkReplayOut": object(&["id", "status", "task", "matched", "queued", "done", "updatedAt"], json!({
+            "id": { "type": "string" }, "endpointId": { "type": "string" },
+            "status": { "type": "string", "enum": ["running", "finished", "failed"] },
+            "task": { "type": "string" }, "matched": { "type": "integer" },
+            "queued": { "type": "integer" }, "done": { "type": "boolean" },
+            "updatedAt": { "type": "string", "format": "date-time" },
         })),
         "EndpointFilterTestIn": object(&["payload"], json!({ "payload": {} })),
         "FilterTestOut": object(&["matches"], json!({ "matches": { "type": "boolean" } })),

@@ -64,7 +64,8 @@ fn window(cx: &Ctx<'_>) -> ApiResult<(u64, u64)> {
     Ok((since, until))
 }
 
-fn queued(now: u64, attempts: u32) -> DeliveryState {
+/// A delivery due now with a fresh schedule, triggered by hand.
+pub(super) fn queued(now: u64, attempts: u32) -> DeliveryState {
     DeliveryState {
         status: DeliveryStatus::Pending,
         attempts,

@@ -336,6 +336,31 @@ fn endpoint(
             None
         }
     });
+    let (legacy_signatures, filter) = migration_and_filter(p, at, r, &headers);
+    EndpointDef {
+        uid,
+        url,
+        description,
+        event_types: event_types.filter(|t| !t.is_empty()),
+        channels: channels.filter(|c| !c.is_empty()),
+        secret,
+        headers,
+        throttle_rate,
+        disabled: r.disabled.unwrap_or(false),
+        legacy_signatures,
+        filter,
+    }
+}
+
+/// An endpoint's `legacy_signatures` (none may set a header its custom `headers` set) and
+/// `filter` (compiled to its canonical text), problems under their keys.
+fn migration_and_filter(
+    p: &mut Problems<'_>,
+    at: &str,
+    r: &RawAppEndpoint,
+    headers: &BTreeMap<String, String>,
+) -> (Vec<storage::state::LegacySignature>, Option<String>) {
+    let key = |k: &str| format!("{at}.{k}");
     let legacy_signatures =
         match crate::model::legacy::parse_all(r.legacy_signatures.as_deref().unwrap_or_default()) {
             Ok(sigs) => sigs,
@@ -367,19 +392,7 @@ fn endpoint(
             }
         }
     });
-    EndpointDef {
-        uid,
-        url,
-        description,
-        event_types: event_types.filter(|t| !t.is_empty()),
-        channels: channels.filter(|c| !c.is_empty()),
-        secret,
-        headers,
-        throttle_rate,
-        disabled: r.disabled.unwrap_or(false),
-        legacy_signatures,
-        filter,
-    }
+    (legacy_signatures, filter)
 }
 
 /// An endpoint's `url`: required, valid, allowed by the SSRF guard where its address is known

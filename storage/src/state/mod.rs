@@ -222,6 +222,33 @@ impl State {
         Ok(())
     }
 
+    /// Writes the progress of background task `id` (an API-defined value).
+    pub fn put_task(&self, id: &str, value: &[u8]) -> Result<()> {
+        self.meta.insert(key(&[b"task/", id.as_bytes()]), value)?;
+        Ok(())
+    }
+
+    /// The progress of background task `id`, if it is kept.
+    pub fn task(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .meta
+            .get(key(&[b"task/", id.as_bytes()]))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Forgets all but the `keep` newest tasks (ids sort by creation time).
+    pub fn prune_tasks(&self, keep: usize) -> Result<()> {
+        let ids: Vec<sled::IVec> = self
+            .meta
+            .scan_prefix(b"task/")
+            .keys()
+            .collect::<std::result::Result<_, _>>()?;
+        for k in ids.iter().take(ids.len().saturating_sub(keep)) {
+            self.meta.remove(k)?;
+        }
+        Ok(())
+    }
+
     /// A small named value kept with the index (for example the first-start token's hash).
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
