@@ -59,14 +59,24 @@ impl Bucket {
 
     /// Takes one token, or says how many seconds until one is there.
     pub fn take(&mut self, now_ms: u64) -> Result<(), u64> {
+        self.take_n(now_ms, 1)
+    }
+
+    /// Takes `n` tokens at once, or says how many seconds until they are there (`u64::MAX`:
+    /// never, `n` is more than the burst).
+    pub fn take_n(&mut self, now_ms: u64, n: u32) -> Result<(), u64> {
+        let n = f64::from(n);
+        if n > self.burst {
+            return Err(u64::MAX);
+        }
         let elapsed = now_ms.saturating_sub(self.last_ms) as f64 / 1000.0;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.last_ms = self.last_ms.max(now_ms);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             Ok(())
         } else {
-            Err(((1.0 - self.tokens) / self.rate).ceil().max(1.0) as u64)
+            Err(((n - self.tokens) / self.rate).ceil().max(1.0) as u64)
         }
     }
 }
@@ -212,8 +222,17 @@ impl Auth {
 impl Token {
     /// Takes one unit of this token's ingest rate; `Err(seconds)` when over it.
     pub fn take(&self, now_ms: u64) -> Result<(), u64> {
+        self.take_n(now_ms, 1)
+    }
+
+    /// Takes `n` requests' worth of its rate at once (a batch counts its messages); see
+    /// [`Bucket::take_n`].
+    pub fn take_n(&self, now_ms: u64, n: u32) -> Result<(), u64> {
         match &self.bucket {
-            Some(b) => b.lock().unwrap_or_else(|e| e.into_inner()).take(now_ms),
+            Some(b) => b
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take_n(now_ms, n),
             None => Ok(()),
         }
     }

@@ -178,7 +178,7 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
         .map_err(|secs| ApiError::TooManyRequests {
             retry_after_secs: secs,
         })?;
-    let body: MessageIn<'_> = input::json(&cx.req.body)?;
+    let mut body: MessageIn<'_> = input::json(&cx.req.body)?;
     let config = svc.config();
     validate(&body, config.ingest.payload_bytes_max)?;
     if config.validation.enforce_schemas {
@@ -187,7 +187,7 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
     }
     let app = match cx.app.clone() {
         Some(a) => a,
-        None => match body.application {
+        None => match body.application.take() {
             // As in Svix: a message may bring its application, created on first use.
             Some(mut new_app) => {
                 new_app.uid.get_or_insert_with(|| app.to_owned());
@@ -208,8 +208,17 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
             None => return Err(ApiError::NotFound(format!("application {app} not found"))),
         },
     };
-    let record = MessageRecord {
-        app_key: app.key,
+    let record = record_of(cx, app.key, body, now);
+    let id = cx.ingest.store(cx.durable, &record).await?;
+    let mut out = Vec::with_capacity(record.payload.len() + 256);
+    render_into(&mut out, &id, &record, with_content);
+    Ok(Response::json(202, out))
+}
+
+/// The record of a new message of app `app_key` (checked), made at `now`.
+fn record_of(cx: &Ctx<'_>, app_key: u64, body: MessageIn<'_>, now: u64) -> MessageRecord {
+    MessageRecord {
+        app_key,
         rand: ids::random_bits(),
         created_ms: now,
         event_type: body.event_type.into_owned(),
@@ -222,11 +231,121 @@ pub async fn create(cx: &Ctx<'_>, app: &str) -> ApiResult {
             .header("traceparent")
             .and_then(crate::model::trace::traceparent),
         only_endpoint: None,
-    };
-    let id = cx.ingest.store(cx.durable, &record).await?;
-    let mut out = Vec::with_capacity(record.payload.len() + 256);
-    render_into(&mut out, &id, &record, with_content);
+    }
+}
+
+/// `POST /app/{app}/msg/batch` (hookd extension): a JSON array of `MessageIn`, at most
+/// `ingest.batch_max`, stored together under one group commit. 202 with one item per input,
+/// in order: `{"status": 202, "body": MessageOut}` for a message stored, or the status and
+/// error body the single create would have answered (422 located at `["body", index, ...]`,
+/// 409 for a repeated `eventId`, 413 for a payload too large). Valid messages are stored even
+/// when others are refused; a failed flush fails every message it held. The token's rate
+/// limit counts the messages.
+pub async fn create_batch(cx: &Ctx<'_>, app: &str) -> ApiResult {
+    let svc = cx.svc;
+    let now = svc.now_ms();
+    let with_content = cx.query.bool("with_content", true)?;
+    let items: Vec<&serde_json::value::RawValue> = input::json(&cx.req.body)?;
+    let config = svc.config();
+    let max = config.ingest.batch_max as usize;
+    if items.is_empty() || items.len() > max {
+        return Err(ApiError::invalid(
+            "",
+            format!(
+                "a batch holds 1 to {max} messages (ingest.batch_max); this one has {}",
+                items.len()
+            ),
+        ));
+    }
+    cx.token
+        .take_n(now, items.len() as u32)
+        .map_err(|secs| match secs {
+            u64::MAX => ApiError::invalid(
+                "",
+                format!(
+                    "{} messages are more than this token's rate limit lets through at once",
+                    items.len()
+                ),
+            ),
+            secs => ApiError::TooManyRequests {
+                retry_after_secs: secs,
+            },
+        })?;
+    let app = cx
+        .app
+        .clone()
+        .ok_or_else(|| ApiError::NotFound(format!("application {app} not found")))?;
+    // Each item checked as the single create checks it; the refused ones keep their answer.
+    let mut answers: Vec<Option<Response>> = Vec::with_capacity(items.len());
+    let mut records = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let checked = input::json::<MessageIn<'_>>(item.get().as_bytes()).and_then(|body| {
+            validate(&body, config.ingest.payload_bytes_max)?;
+            if config.validation.enforce_schemas {
+                cx.ingest
+                    .check_schema(&body.event_type, body.payload.get())?;
+            }
+            Ok(body)
+        });
+        match checked {
+            Ok(body) => {
+                records.push(record_of(cx, app.key, body, now));
+                answers.push(None);
+            }
+            Err(e) => answers.push(Some(at_item(e, i).into_response())),
+        }
+    }
+    let mut stored = cx
+        .ingest
+        .store_batch(cx.durable, &records)
+        .await
+        .into_iter();
+    let mut records = records.iter();
+    let mut out = Vec::with_capacity(records.len() * 1280 + 64);
+    out.push(b'[');
+    for (i, answer) in answers.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let (status, body) = match answer {
+            Some(refused) => (refused.status, refused.body),
+            None => {
+                let (Some(result), Some(record)) = (stored.next(), records.next()) else {
+                    return Err(ApiError::Internal("a batch lost count of its items".into()));
+                };
+                match result {
+                    Ok(id) => {
+                        let mut body = Vec::with_capacity(record.payload.len() + 256);
+                        render_into(&mut body, &id, record, with_content);
+                        (202, body)
+                    }
+                    Err(e) => {
+                        let r = ApiError::from(e).into_response();
+                        (r.status, r.body)
+                    }
+                }
+            }
+        };
+        out.extend_from_slice(format!("{{\"status\":{status},\"body\":").as_bytes());
+        out.extend_from_slice(&body);
+        out.push(b'}');
+    }
+    out.push(b']');
+    cx.audit("message.batch", &app.id)?;
     Ok(Response::json(202, out))
+}
+
+/// A refusal of item `i` of a batch: its 422s located under `["body", i, ...]`.
+fn at_item(e: ApiError, i: usize) -> ApiError {
+    match e {
+        ApiError::Validation(mut errors) => {
+            for f in &mut errors {
+                f.loc.insert(1.min(f.loc.len()), i.to_string());
+            }
+            ApiError::Validation(errors)
+        }
+        other => other,
+    }
 }
 
 /// Svix's test event type: an example of it needs no event type in the catalogue.

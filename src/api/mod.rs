@@ -182,6 +182,7 @@ pub(crate) enum Route {
     EventTypes,
     EventType,
     Messages,
+    MessageBatch,
     Message,
     MessageContent,
     MessageEndpoints,
@@ -212,7 +213,7 @@ impl Route {
             | AttemptsByEndpoint
             | Sources
             | Audit => GET,
-            Apps | Endpoints | EventTypes | Messages => GET_POST,
+            Apps | Endpoints | EventTypes | Messages | MessageBatch => GET_POST,
             App | Endpoint | EventType => RESOURCE,
             EndpointSecretRotate
             | EndpointRecover
@@ -255,6 +256,7 @@ impl Route {
             EventTypes,
             EventType,
             Messages,
+            MessageBatch,
             Message,
             MessageContent,
             MessageEndpoints,
@@ -295,6 +297,7 @@ impl Route {
             EventTypes => "event-type",
             EventType => "event-type/{event_type_name}",
             Messages => "app/{app_id}/msg",
+            MessageBatch => "app/{app_id}/msg/batch",
             Message => "app/{app_id}/msg/{msg_id}",
             MessageContent => "app/{app_id}/msg/{msg_id}/content",
             MessageEndpoints => "app/{app_id}/msg/{msg_id}/endpoint",
@@ -340,6 +343,8 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
         ["event-type"] => (EventTypes, &[]),
         ["event-type", _] => (EventType, &[1]),
         ["app", _, "msg"] => (Messages, &[1]),
+        // Before the message route: a message whose eventId is "batch" is read here (GET).
+        ["app", _, "msg", "batch"] => (MessageBatch, &[1]),
         ["app", _, "msg", _] => (Message, &[1, 3]),
         ["app", _, "msg", _, "content"] => (MessageContent, &[1, 3]),
         ["app", _, "msg", _, "endpoint"] => (MessageEndpoints, &[1, 3]),
@@ -405,7 +410,7 @@ impl Api {
             // Trying a filter changes nothing.
             (Route::FilterTest | Route::EndpointFilterTest, _) => Need::Read,
             (_, Method::Get) => Need::Read,
-            (Route::Messages, Method::Post) => Need::Ingest,
+            (Route::Messages | Route::MessageBatch, Method::Post) => Need::Ingest,
             _ => Need::Admin,
         };
         let header = req.header("authorization");
@@ -531,6 +536,8 @@ impl Api {
             (Messages, Get) => messages::list(cx, &p[0]).await,
             (Messages, Post) => messages::create(cx, &p[0]).await,
             (Message, Get) => messages::get(cx, &p[0], &p[1]),
+            (MessageBatch, Get) => messages::get(cx, &p[0], "batch"),
+            (MessageBatch, Post) => messages::create_batch(cx, &p[0]).await,
             (MessageContent, Delete) => messages::expunge_content(cx, &p[0], &p[1]).await,
             (MessageEndpoints, Get) => attempts::message_endpoints(cx, &p[0], &p[1]),
             (MessageAttempt, Get) => attempts::get(cx, &p[0], &p[1], &p[2]),

@@ -523,6 +523,23 @@ fn operation(route: Route, method: &str) -> Value {
         ])
         .body("MessageIn")
         .ok("202", r("MessageOut")),
+        (MessageBatch, "GET") => Op::new(
+            "hookd.message.get-batch-named",
+            "Get the message whose eventId is \"batch\" (the batch route's path)",
+            "Message",
+        )
+        .ok("200", r("MessageOut")),
+        (MessageBatch, _) => Op::new(
+            "hookd.message.create-batch",
+            "Create up to ingest.batch_max messages under one group commit",
+            "Message",
+        )
+        .params(vec![
+            bool_query("with_content", "answer with the payloads (default true)"),
+            idempotency_key(),
+        ])
+        .body("MessageBatchIn")
+        .ok("202", r("MessageBatchOut")),
         (Message, _) => Op::new("v1.message.get", "Get a message", "Message")
             .params(vec![bool_query(
                 "with_content",
@@ -803,6 +820,12 @@ fn schemas() -> Value {
         "FilterTestIn": object(&["filter", "payload"], json!({
             "filter": { "type": "object" }, "payload": {},
         })),
+        "MessageBatchIn": { "type": "array", "minItems": 1, "items": schema_ref("MessageIn") },
+        "MessageBatchOut": { "type": "array", "items": object(&["status", "body"], json!({
+            "status": { "type": "integer" },
+            "body": { "anyOf": [schema_ref("MessageOut"), schema_ref("HttpError"),
+                                schema_ref("HTTPValidationError")] },
+        })) },
         "BulkReplayIn": object(&["since"], json!({
             "since": { "type": "string", "format": "date-time" },
             "until": { "type": ["string", "null"], "format": "date-time" },

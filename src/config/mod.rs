@@ -229,12 +229,15 @@ impl Default for StorageConfig {
 pub struct IngestConfig {
     /// Bytes of one event payload.
     pub payload_bytes_max: u64,
+    /// Messages in one batch ingest request (`POST .../msg/batch`).
+    pub batch_max: u32,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             payload_bytes_max: 256 << 10,
+            batch_max: 1000,
         }
     }
 }

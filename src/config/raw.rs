@@ -90,6 +90,7 @@ pub struct RawStorage {
 #[serde(deny_unknown_fields, expecting = "an [ingest] table")]
 pub struct RawIngest {
     pub payload_bytes_max: Option<RawSize>,
+    pub batch_max: Option<RawInt>,
 }
 
 /// `[delivery]`

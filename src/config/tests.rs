@@ -39,6 +39,7 @@ const ALL_KEYS: &[&str] = &[
     "storage.cache_bytes",
     "storage.idempotency_ttl",
     "ingest.payload_bytes_max",
+    "ingest.batch_max",
     "delivery.retry_schedule",
     "delivery.timeout",
     "delivery.connect_timeout",
@@ -295,6 +296,7 @@ idempotency_ttl = "1d"
 
 [ingest]
 payload_bytes_max = 1000
+batch_max = 50
 
 [delivery]
 retry_schedule = ["1s", "2s"]
@@ -437,6 +439,7 @@ event_type = "t.e"
         },
         ingest: IngestConfig {
             payload_bytes_max: 1000,
+            batch_max: 50,
         },
         delivery: DeliveryConfig {
             retry_schedule: vec![secs(1), secs(2)],

@@ -136,6 +136,117 @@ impl Ingest {
         Ok(id)
     }
 
+    /// Stores several messages under one group commit (batch ingest): each as
+    /// [`Ingest::store`] would (its `eventId` claimed, then appended), but all appended before
+    /// one wait for the durable watermark and one index commit. The results are in the order
+    /// of `records`; a message refused (a repeated `eventId`, too large) does not stop the
+    /// others, and if the flush fails every message of the batch fails and frees its `eventId`.
+    pub async fn store_batch(
+        &self,
+        durable: &LocalWaiters,
+        records: &[MessageRecord],
+    ) -> Vec<Result<String, IngestError>> {
+        let state = self.svc.store.state();
+        let mut guards = Vec::new();
+        let mut appended: Vec<Result<u64, IngestError>> = Vec::with_capacity(records.len());
+        for record in records {
+            let claimed = match &record.event_id {
+                None => Ok(()),
+                Some(eid) => match self.event_ids.enter(record.app_key, eid) {
+                    None => Err(IngestError::EventIdTaken(eid.clone())),
+                    Some(guard) => {
+                        guards.push(guard);
+                        let placeholder = MessageRef {
+                            seq: 0,
+                            id: String::new(),
+                        };
+                        state
+                            .claim_event_id(record.app_key, eid, &placeholder, |found| {
+                                !self.message_in_log(found.seq)
+                            })
+                            .map_err(|e| match e {
+                                storage::Error::Conflict { .. } => {
+                                    IngestError::EventIdTaken(eid.clone())
+                                }
+                                e => e.into(),
+                            })
+                    }
+                },
+            };
+            let result = claimed.and_then(|()| self.append(record));
+            if let (Err(_), Some(eid)) = (&result, &record.event_id) {
+                self.free_event_id(record.app_key, eid, &result);
+            }
+            appended.push(result);
+        }
+        let last = appended
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .max()
+            .copied();
+        let appending = std::time::Instant::now();
+        let flushed = match last {
+            Some(seq) if self.svc.store.log().durability() == Durability::Sync => {
+                durable.wait(seq).await
+            }
+            _ => Ok(()),
+        };
+        if last.is_some() {
+            self.svc.metrics.append_latency(appending.elapsed());
+        }
+        let mut out = Vec::with_capacity(records.len());
+        for (record, result) in records.iter().zip(appended) {
+            let result = match (result, &flushed) {
+                (Ok(seq), Ok(())) => Ok((seq, message_id(seq, record))),
+                (Ok(_), Err(e)) => Err(IngestError::Storage(for_each(e))),
+                (Err(e), _) => Err(e),
+            };
+            if let Some(eid) = &record.event_id {
+                match &result {
+                    Ok((seq, id)) => {
+                        let r = MessageRef {
+                            seq: *seq,
+                            id: id.clone(),
+                        };
+                        if let Err(e) = state.set_event_id(record.app_key, eid, Some(&r)) {
+                            out.push(Err(e.into()));
+                            continue;
+                        }
+                    }
+                    Err(IngestError::Storage(_)) => {
+                        self.free_event_id(record.app_key, eid, &result)
+                    }
+                    Err(_) => {}
+                }
+            }
+            out.push(result.map(|(_, id)| id));
+        }
+        if records.iter().any(|r| r.event_id.is_some()) {
+            let ticket = self.svc.store.commit_index();
+            if let Err(e) = self.svc.store.index_durable().wait(ticket).await {
+                // The eventIds are not known to be durable: neither are their messages' 202s.
+                for r in out.iter_mut() {
+                    if r.is_ok() {
+                        *r = Err(IngestError::Storage(for_each(&e)));
+                    }
+                }
+            }
+        }
+        drop(guards);
+        out
+    }
+
+    /// Frees the `eventId` of a message that was not stored (`result` says why): the claim
+    /// made for it, unless the refusal was that another message holds it.
+    fn free_event_id<T>(&self, app_key: u64, eid: &str, result: &Result<T, IngestError>) {
+        if matches!(result, Err(IngestError::EventIdTaken(_))) {
+            return;
+        }
+        if let Err(free) = self.svc.store.state().set_event_id(app_key, eid, None) {
+            tracing::error!(error = %free, "freeing the eventId of a message not stored; the next message with it takes the stale claim over");
+        }
+    }
+
     /// Whether the message at `seq` is in the log (durable and not retired). An error reading
     /// it counts as present: a refusal is safer than a duplicate.
     fn message_in_log(&self, seq: u64) -> bool {
@@ -185,6 +296,24 @@ impl Ingest {
     }
 }
 
+/// The failure of a batch's one flush, as each of its messages reports it: a full disk or
+/// the log's ceiling as such (507), anything else as an I/O error that names it (500).
+fn for_each(e: &storage::Error) -> storage::Error {
+    match e {
+        storage::Error::DiskFull { context } => storage::Error::DiskFull {
+            context: context.clone(),
+        },
+        storage::Error::OverCapacity { used, max } => storage::Error::OverCapacity {
+            used: *used,
+            max: *max,
+        },
+        other => storage::Error::Io {
+            context: "making a batch durable".into(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
 /// The `(app, eventId)` pairs whose message is being stored by a request of this process.
 #[derive(Debug, Default)]
 struct EventIdsInFlight {
@@ -196,9 +325,12 @@ impl EventIdsInFlight {
     fn enter<'a>(&'a self, app: u64, event_id: &str) -> Option<InFlight<'a>> {
         let pair = (app, event_id.to_owned());
         let mut pairs = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        // `then`, not `then_some`: a guard made for a pair already in flight would be dropped
+        // at once, locking the set it is locked in (a deadlock of the shard), and would free
+        // the other request's pair.
         pairs
             .insert(pair.clone())
-            .then_some(InFlight { set: self, pair })
+            .then(|| InFlight { set: self, pair })
     }
 }
 
@@ -212,5 +344,24 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let mut pairs = self.set.pairs.lock().unwrap_or_else(|e| e.into_inner());
         pairs.remove(&self.pair);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pair in flight is refused to a second request without disturbing the first, and
+    /// freed when the first is done (this deadlocked once: see `EventIdsInFlight::enter`).
+    #[test]
+    fn an_event_id_in_flight_is_refused_and_then_freed() {
+        let set = EventIdsInFlight::default();
+        let first = set.enter(1, "e").expect("free");
+        assert!(set.enter(1, "e").is_none());
+        assert!(set.enter(1, "e").is_none(), "still held by the first");
+        let other = set.enter(2, "e").expect("another app");
+        drop(first);
+        assert!(set.enter(1, "e").is_some());
+        drop(other);
     }
 }

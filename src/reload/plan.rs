@@ -138,8 +138,10 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
 
     let IngestConfig {
         payload_bytes_max: _,
+        batch_max: _,
     } = &new.ingest;
     live!("ingest.payload_bytes_max", ingest.payload_bytes_max);
+    live!("ingest.batch_max", ingest.batch_max);
 
     let DeliveryConfig {
         retry_schedule: _,

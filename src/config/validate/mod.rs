@@ -27,6 +27,8 @@ use super::{
 pub const SHARDS_MAX: u32 = 1024;
 /// Ceiling of `server.body_bytes_max`: request bodies are held in memory.
 pub const BODY_BYTES_MAX: u64 = 256 << 20;
+/// Ceiling of `ingest.batch_max`: a batch is answered whole, one item per message.
+const BATCH_MAX: i64 = 10_000;
 /// Ceiling of `ingest.payload_bytes_max`: one payload is one log record, and
 /// the storage codec refuses records above 16 MiB.
 pub const PAYLOAD_BYTES_MAX: u64 = 8 << 20;
@@ -456,7 +458,11 @@ fn ingest(c: &mut Checker, raw: &RawConfig, server: &ServerConfig) -> IngestConf
             ),
         );
     }
-    IngestConfig { payload_bytes_max }
+    let batch_max = c.count("ingest.batch_max", r.batch_max, d.batch_max, 1..=BATCH_MAX);
+    IngestConfig {
+        payload_bytes_max,
+        batch_max,
+    }
 }
 
 fn delivery(c: &mut Checker, raw: &RawConfig) -> DeliveryConfig {
