@@ -132,6 +132,7 @@ if [ -f benches/schema.sh ]; then
   step schema bash benches/schema.sh "$SCHEMA_SECS" "$SCHEMA_ROUNDS"
 fi
 step filter bash benches/filter.sh "$FILTER_MSGS" "$FILTER_ROUNDS"
+step batch bash benches/batch.sh "$INGEST_SECS" "$INGEST_ROUNDS"
 
 # Latency percentiles of the wrk runs that measure a rate (not those that only fill a store,
 # such as deliver.sh's dead endpoint and startup.sh's backlog).
@@ -206,6 +207,7 @@ section() { # NAME TITLE
   section latency "Latency percentiles"
   section startup "Start-up time and RSS (\`benches/startup.sh\`)"
   section schema "Payload schemas: what enforcement costs (\`benches/schema.sh $SCHEMA_SECS $SCHEMA_ROUNDS\`)"
+  section batch "Batch ingest vs nginx (\`benches/batch.sh $INGEST_SECS $INGEST_ROUNDS\`)"
   section filter "Payload filters: what 100 of them cost in fan-out (\`benches/filter.sh $FILTER_MSGS $FILTER_ROUNDS\`)"
   if [ ${#FAILED[@]} -gt 0 ]; then
     echo "Failed in this run: ${FAILED[*]}."
@@ -216,7 +218,7 @@ echo "run-all.sh: wrote $OUT" >&2
 # README: each block gets the table of its name, if this run made one.
 if [ -n "$README" ]; then
   blocks=()
-  for name in suite append ingest deliver latency startup schema filter; do
+  for name in suite append ingest deliver latency startup schema filter batch; do
     [ "$RESULTS/$name.md" -nt "$TMP/stamp" ] && blocks+=("$name=$RESULTS/$name.md")
   done
   python3 - "$README" "${blocks[@]}" <<'PY'
