@@ -35,6 +35,9 @@ const CHUNK: usize = 512;
 const SCAN_MAX: usize = 1_000_000;
 /// Tasks whose progress is kept.
 const TASKS_KEPT: usize = 1000;
+/// How much later than its message's creation a log record may be appended, at most (a
+/// request's life).
+const APPEND_SLACK_MS: u64 = 60_000;
 /// The task name in the answers.
 const TASK: &str = "endpoint.bulk-replay";
 
@@ -210,7 +213,9 @@ fn replay(
 ) -> storage::Result<()> {
     let state = svc.store.state();
     let log = svc.store.log();
-    let before = first_seq_at(log, criteria.until.saturating_add(1));
+    // A message is stamped when its request is handled and its log record when appended, a
+    // little later: the scan starts past `until` by a margin, and `created_ms` decides.
+    let before = first_seq_at(log, criteria.until.saturating_add(APPEND_SLACK_MS));
     let mut batch = Vec::new();
     let mut seen = 0usize;
     let mut failure = None;
