@@ -42,10 +42,10 @@ if [ "$QUICK" = 1 ] && [ "$README_SET" = 0 ]; then README=; fi
 
 if [ "$QUICK" = 1 ]; then
   APPEND_SECS=1 APPEND_REPS=1 INGEST_SECS=2 INGEST_ROUNDS=1 DELIVER_SECS=2 SCHEMA_SECS=2
-  SCHEMA_ROUNDS=1 STARTUP_ENV=(STARTUP_MESSAGES=10000 STARTUP_PENDING=30000) FILTER_MSGS=300 FILTER_ROUNDS=1
+  SCHEMA_ROUNDS=1 STARTUP_ENV=(STARTUP_MESSAGES=10000 STARTUP_PENDING=30000) FILTER_MSGS=300 FILTER_ROUNDS=1 FOOTPRINT_SECS=10
 else
   APPEND_SECS=3 APPEND_REPS=3 INGEST_SECS=10 INGEST_ROUNDS=3 DELIVER_SECS=10 SCHEMA_SECS=10
-  SCHEMA_ROUNDS=3 STARTUP_ENV=() FILTER_MSGS=2000 FILTER_ROUNDS=3
+  SCHEMA_ROUNDS=3 STARTUP_ENV=() FILTER_MSGS=2000 FILTER_ROUNDS=3 FOOTPRINT_SECS=60
 fi
 RESULTS=benches/results
 OUT=$RESULTS/README-table.md
@@ -133,6 +133,7 @@ if [ -f benches/schema.sh ]; then
 fi
 step filter bash benches/filter.sh "$FILTER_MSGS" "$FILTER_ROUNDS"
 step batch bash benches/batch.sh "$INGEST_SECS" "$INGEST_ROUNDS"
+step footprint bash benches/footprint.sh "$FOOTPRINT_SECS"
 
 # Latency percentiles of the wrk runs that measure a rate (not those that only fill a store,
 # such as deliver.sh's dead endpoint and startup.sh's backlog).
@@ -207,6 +208,7 @@ section() { # NAME TITLE
   section latency "Latency percentiles"
   section startup "Start-up time and RSS (\`benches/startup.sh\`)"
   section schema "Payload schemas: what enforcement costs (\`benches/schema.sh $SCHEMA_SECS $SCHEMA_ROUNDS\`)"
+  section footprint "Footprint: binary size, idle RSS and CPU (\`benches/footprint.sh $FOOTPRINT_SECS\`)"
   section batch "Batch ingest vs nginx (\`benches/batch.sh $INGEST_SECS $INGEST_ROUNDS\`)"
   section filter "Payload filters: what 100 of them cost in fan-out (\`benches/filter.sh $FILTER_MSGS $FILTER_ROUNDS\`)"
   if [ ${#FAILED[@]} -gt 0 ]; then
@@ -218,7 +220,7 @@ echo "run-all.sh: wrote $OUT" >&2
 # README: each block gets the table of its name, if this run made one.
 if [ -n "$README" ]; then
   blocks=()
-  for name in suite append ingest deliver latency startup schema filter batch; do
+  for name in suite append ingest deliver latency startup schema filter batch footprint; do
     [ "$RESULTS/$name.md" -nt "$TMP/stamp" ] && blocks+=("$name=$RESULTS/$name.md")
   done
   python3 - "$README" "${blocks[@]}" <<'PY'
