@@ -156,16 +156,8 @@ impl Compiler {
         }
         match v {
             Value::Array(items) => {
-                let mut nodes = Vec::with_capacity(items.len());
-                let mut canon = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    at.push(i.to_string());
-                    let (n, c) = self.node(item, at, depth + 1)?;
-                    at.pop();
-                    nodes.push(n);
-                    canon.push(c);
-                }
-                Ok((Node::Contains(nodes), Value::Array(canon)))
+                let (nodes, canon) = self.nodes(items, at, depth + 1)?;
+                Ok((Node::Contains(nodes), canon))
             }
             Value::Object(map) => self.object(map, at, depth),
             scalar => {
@@ -173,6 +165,25 @@ impl Compiler {
                 Ok((Node::Scalar(scalar.clone()), scalar.clone()))
             }
         }
+    }
+
+    /// The elements of an array, each a filter at `depth`, located by their index.
+    fn nodes(
+        &mut self,
+        items: &[Value],
+        at: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<(Vec<Node>, Value), FilterError> {
+        let mut nodes = Vec::with_capacity(items.len());
+        let mut canon = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            at.push(i.to_string());
+            let (n, c) = self.node(item, at, depth)?;
+            at.pop();
+            nodes.push(n);
+            canon.push(c);
+        }
+        Ok((nodes, Value::Array(canon)))
     }
 
     fn object(
@@ -201,20 +212,12 @@ impl Compiler {
                     if items.is_empty() {
                         return Err(err(at, format!("{key} needs at least one filter")));
                     }
-                    let mut nodes = Vec::with_capacity(items.len());
-                    let mut canon_items = Vec::with_capacity(items.len());
-                    for (i, item) in items.iter().enumerate() {
-                        at.push(i.to_string());
-                        let (n, c) = self.node(item, at, depth + 2)?;
-                        at.pop();
-                        nodes.push(n);
-                        canon_items.push(c);
-                    }
+                    let (nodes, canon_items) = self.nodes(items, at, depth + 2)?;
                     logic.push(match canonical_key {
                         "$or" => Node::Or(nodes),
                         _ => Node::And(nodes),
                     });
-                    Value::Array(canon_items)
+                    canon_items
                 }
                 "$not" => {
                     self.count(at)?;
