@@ -2,16 +2,20 @@
 # Ingest benchmark: wrk POSTs 1 KiB-payload messages to hookd (sync durability) and the same
 # POST to nginx answering `return 200`, alternated in one run on this machine.
 #
-#   benches/ingest.sh [SECONDS_PER_RUN] [ROUNDS]      (defaults: 10 s, 2 rounds)
+#   benches/ingest.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]      (defaults: 10 s, 2, 64)
 #
 # Installs wrk and nginx from Debian's packages if missing. Prints a Markdown table and writes
-# it to benches/results/ingest.md. Loopback only; every process it starts it stops.
+# it to benches/results/ingest.md (ingest-c<CONNECTIONS>.md when CONNECTIONS is not 64).
+# Loopback only; every process it starts it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 ROUNDS=${2:-2}
 # shellcheck source=benches/common.sh
 source benches/common.sh
+CONNS=${3:-$CONNS}
+RESULT=benches/results/ingest.md
+[ "$CONNS" = 64 ] || RESULT=benches/results/ingest-c$CONNS.md
 HOOKD_PORT=18071
 NGINX_PORT=18072
 
@@ -54,4 +58,4 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
   done
 } | tee "$WORK/table.md"
 mkdir -p benches/results
-cp "$WORK/table.md" benches/results/ingest.md
+cp "$WORK/table.md" "$RESULT"

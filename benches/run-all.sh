@@ -124,6 +124,7 @@ append() {
 
 step append append
 step ingest bash benches/ingest.sh "$INGEST_SECS" "$INGEST_ROUNDS"
+step ingest-c256 bash benches/ingest.sh "$INGEST_SECS" "$INGEST_ROUNDS" 256
 step deliver bash benches/deliver.sh "$DELIVER_SECS"
 if [ -f benches/startup.sh ]; then
   step startup env "${STARTUP_ENV[@]}" bash benches/startup.sh
@@ -147,7 +148,7 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("*.txt")):
     args = meta.get("args", "").split()
     url = args[-1] if args else ""
     path = re.sub(r"^https?://[^/]+", "", url)
-    if meta.get("step") not in ("ingest", "deliver", "schema") or "/dead/" in path:
+    if meta.get("step") not in ("ingest", "ingest-c256", "deliver", "schema") or "/dead/" in path:
         continue
     opt = lambda flag: next((a[len(flag):] for a in args if a.startswith(flag)), "")
     rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
@@ -204,6 +205,7 @@ section() { # NAME TITLE
   section suite "Machine"
   section append "Storage: append throughput and latency (\`cargo bench -p hookd-storage --bench append\`)"
   section ingest "Ingest: hookd vs nginx (\`benches/ingest.sh $INGEST_SECS $INGEST_ROUNDS\`)"
+  section ingest-c256 "Ingest at 256 connections: hookd vs nginx (\`benches/ingest.sh $INGEST_SECS $INGEST_ROUNDS 256\`)"
   section deliver "End-to-end deliveries vs nginx, and RSS (\`benches/deliver.sh $DELIVER_SECS\`)"
   section latency "Latency percentiles"
   section startup "Start-up time and RSS (\`benches/startup.sh\`)"
@@ -220,7 +222,7 @@ echo "run-all.sh: wrote $OUT" >&2
 # README: each block gets the table of its name, if this run made one.
 if [ -n "$README" ]; then
   blocks=()
-  for name in suite append ingest deliver latency startup schema filter batch footprint; do
+  for name in suite append ingest ingest-c256 deliver latency startup schema filter batch footprint; do
     [ "$RESULTS/$name.md" -nt "$TMP/stamp" ] && blocks+=("$name=$RESULTS/$name.md")
   done
   python3 - "$README" "${blocks[@]}" <<'PY'
