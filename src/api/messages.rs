@@ -279,7 +279,11 @@ pub async fn create_batch(cx: &Ctx<'_>, app: &str) -> ApiResult {
     let mut answers: Vec<Option<Response>> = Vec::with_capacity(items.len());
     let mut records = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let checked = input::json::<MessageIn<'_>>(item.get().as_bytes()).and_then(|body| {
+        // The item's text is already checked as UTF-8 and JSON with the array: parse it
+        // straight, and again through `input::json` only to locate a refusal.
+        let parsed = serde_json::from_str::<MessageIn<'_>>(item.get())
+            .or_else(|_| input::json::<MessageIn<'_>>(item.get().as_bytes()));
+        let checked = parsed.and_then(|body| {
             validate(&body, config.ingest.payload_bytes_max)?;
             if config.validation.enforce_schemas {
                 cx.ingest
