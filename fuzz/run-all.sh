@@ -26,10 +26,18 @@ command -v cargo-fuzz >/dev/null || {
   exit 2
 }
 
+# Targets whose code under test has no `unsafe` (see README.md) fuzz without AddressSanitizer,
+# several times faster, built in a target directory of their own so that the two builds do not
+# replace each other; their corpus is then replayed once under AddressSanitizer.
+nosan() { case "$1" in storage_model | config) return 0 ;; *) return 1 ;; esac; }
+nosan_flags=(-s none --target-dir target/nosan)
+
 mkdir -p target/fuzz-logs
 echo "run-all: building ${targets[*]}"
 for t in "${targets[@]}"; do
-  cargo +nightly fuzz build "$t" >target/fuzz-logs/build-"$t".log 2>&1 || {
+  { cargo +nightly fuzz build "$t" &&
+    if nosan "$t"; then cargo +nightly fuzz build "${nosan_flags[@]}" "$t"; fi; } \
+    >target/fuzz-logs/build-"$t".log 2>&1 || {
     cat target/fuzz-logs/build-"$t".log >&2
     exit 2
   }
@@ -54,10 +62,16 @@ for t in "${targets[@]}"; do
   case "$t" in
     storage_model | signature) extra=(-len_control=0 -max_len=4096) ;;
   esac
+  flags=()
+  nosan "$t" && flags=("${nosan_flags[@]}")
   status=ok
-  cargo +nightly fuzz run "$t" "$work" "corpus/$t" -- \
+  cargo +nightly fuzz run "${flags[@]}" "$t" "$work" "corpus/$t" -- \
     -max_total_time="$seconds" -timeout=60 -print_final_stats=1 "${extra[@]}" >"$log" 2>&1 ||
     status=FAILED
+  if nosan "$t" && [ "$status" = ok ]; then
+    cargo +nightly fuzz run "$t" "$work" "corpus/$t" -- -runs=0 "${extra[@]}" \
+      >target/fuzz-logs/"$t"-asan-replay.log 2>&1 || status=FAILED-UNDER-ASAN
+  fi
   after=$(count_crashes "$t")
   crashes=$((after - before))
   [ "$crashes" -gt 0 ] && status=CRASH

@@ -8,6 +8,7 @@
 //!   nothing downstream (HTTP limits, storage, delivery) meets a value it cannot take.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use hookd::config::{
@@ -59,7 +60,15 @@ fn check_config(c: &Config) {
     assert!(limits.header_bytes_max >= 1 && limits.uri_bytes_max >= 1);
     assert!(limits.body_bytes_max >= 1 && limits.connections_per_shard_max >= 1);
     assert!((1..=HEADERS_COUNT_LIMIT).contains(&limits.headers_count_max));
-    let shards = c.effective_shards();
+    // With `server.shards = 0` the answer depends on the machine alone: the available
+    // parallelism, which the standard library reads from cgroup files (a dozen system calls,
+    // most of an accepted input's time): the same for every such config, so it is asked once
+    // per process. Other values are asked every time.
+    static AUTO_SHARDS: OnceLock<usize> = OnceLock::new();
+    let shards = match s.shards {
+        0 => *AUTO_SHARDS.get_or_init(|| c.effective_shards()),
+        _ => c.effective_shards(),
+    };
     assert!((1..=SHARDS_MAX as usize).contains(&shards));
 
     let st = &c.storage;

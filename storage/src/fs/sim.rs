@@ -24,10 +24,10 @@
 //! as they are made.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     ffi::{OsStr, OsString},
+    hash::{BuildHasherDefault, Hasher},
     io,
-    ops::Bound,
     os::unix::ffi::OsStrExt,
     path::Path,
     sync::{Arc, Mutex, MutexGuard},
@@ -134,6 +134,38 @@ struct Inode {
 /// same way (`dir.join(name)`), and a path must be written the same way to name the same file.
 type Name = OsString;
 
+/// Names to inodes. Hashed, not ordered: the log's names share long prefixes
+/// (`/…/seg-000000000000000000…`), and an ordered map compares a name with several others per
+/// lookup, each a `memcmp` that a fuzzer's hooks make costly; a hashed one compares once. What
+/// gives names in an order ([`SimFs::list`], [`SimFs::describe`]) sorts them.
+type Names = HashMap<Name, u64, BuildHasherDefault<NameHasher>>;
+type Dirs = HashSet<Name, BuildHasherDefault<NameHasher>>;
+
+/// A small, fixed hasher for [`Names`] (FxHash's step, eight bytes at a time): the same on every
+/// run, so nothing depends on a random seed.
+#[derive(Debug, Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let word = u64::from_le_bytes(c.try_into().expect("eight bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        let mut last = [0u8; 8];
+        let rest = chunks.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        self.0 =
+            (self.0.rotate_left(5) ^ u64::from_le_bytes(last) ^ rest.len() as u64).wrapping_mul(K);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// `path` as a [`Name`].
 fn name(path: &Path) -> &OsStr {
     path.as_os_str()
@@ -171,7 +203,7 @@ impl DirOp {
         }
     }
 
-    fn apply(&self, names: &mut BTreeMap<Name, u64>) {
+    fn apply(&self, names: &mut Names) {
         match self {
             DirOp::Link(p, ino) => {
                 names.insert(p.clone(), *ino);
@@ -197,10 +229,10 @@ struct Disk {
     epoch: u64,
     inodes: BTreeMap<u64, Inode>,
     next_inode: u64,
-    names: BTreeMap<Name, u64>,
-    durable_names: BTreeMap<Name, u64>,
+    names: Names,
+    durable_names: Names,
     dir_ops: Vec<DirOp>,
-    dirs: BTreeSet<Name>,
+    dirs: Dirs,
     injected: u64,
 }
 
@@ -290,6 +322,35 @@ impl Disk {
     }
 }
 
+/// `names` in the order of their bytes.
+fn sorted(names: &Names) -> Vec<(&Name, u64)> {
+    let mut v: Vec<(&Name, u64)> = names.iter().map(|(p, &i)| (p, i)).collect();
+    v.sort_unstable_by(|a, b| bytes_cmp(a.0.as_bytes(), b.0.as_bytes()));
+    v
+}
+
+/// `a.cmp(b)`, eight bytes at a time and without `memcmp`: the names of a directory share
+/// long prefixes, and a fuzzer's `memcmp` hook walks them byte by byte for every comparison
+/// of a sort.
+fn bytes_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let word = |s: &[u8], i: usize| u64::from_be_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let mut i = 0;
+    while i + 8 <= a.len() && i + 8 <= b.len() {
+        let (x, y) = (word(a, i), word(b, i));
+        if x != y {
+            return x.cmp(&y);
+        }
+        i += 8;
+    }
+    let (a, b) = (&a[i..], &b[i..]);
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 fn dead() -> io::Error {
     io::Error::other("the power was cut under this handle")
 }
@@ -313,10 +374,10 @@ impl SimFs {
             epoch: 0,
             inodes: BTreeMap::new(),
             next_inode: 0,
-            names: BTreeMap::new(),
-            durable_names: BTreeMap::new(),
+            names: Names::default(),
+            durable_names: Names::default(),
             dir_ops: Vec::new(),
-            dirs: BTreeSet::new(),
+            dirs: Dirs::default(),
             injected: 0,
         };
         Self {
@@ -388,8 +449,8 @@ impl SimFs {
     pub fn describe(&self) -> String {
         let disk = self.lock();
         let mut out = String::from("names:");
-        for (path, ino) in &disk.names {
-            let inode = &disk.inodes[ino];
+        for (path, ino) in sorted(&disk.names) {
+            let inode = &disk.inodes[&ino];
             let (len, durable) = (inode.cache.len(), inode.durable.len());
             out += &format!(
                 " {} (#{ino}, {len} bytes, {durable} durable)",
@@ -397,7 +458,7 @@ impl SimFs {
             );
         }
         out += "; durable names:";
-        for (path, ino) in &disk.durable_names {
+        for (path, ino) in sorted(&disk.durable_names) {
             out += &format!(" {} (#{ino})", Path::new(path).display());
         }
         out += &format!("; unsynced directory changes: {:?}", disk.dir_ops);
@@ -557,7 +618,8 @@ impl Fs for SimFs {
             return Err(not_found(dir));
         }
         // The entries of `dir` are the names that start with `dir/` (`/` for the root, none
-        // for the empty path) and hold no other separator after it: a range of each map.
+        // for the empty path) and hold no other separator after it: files first, then
+        // directories, each in the order of their bytes.
         let prefix: Name = match dir_name.as_bytes() {
             b"" => OsString::new(),
             b"/" => OsString::from("/"),
@@ -568,22 +630,20 @@ impl Fs for SimFs {
             }
         };
         let entries = |keys: &mut dyn Iterator<Item = &Name>, out: &mut Vec<String>| {
-            for key in keys {
-                let Some(rest) = key.as_bytes().strip_prefix(prefix.as_bytes()) else {
-                    break;
-                };
-                if !rest.is_empty() && rest != b".." && !rest.contains(&b'/') {
-                    out.push(String::from_utf8_lossy(rest).into_owned());
-                }
-            }
+            let mut found: Vec<&[u8]> = keys
+                .filter_map(|key| key.as_bytes().strip_prefix(prefix.as_bytes()))
+                .filter(|rest| !rest.is_empty() && *rest != b".." && !rest.contains(&b'/'))
+                .collect();
+            found.sort_unstable_by(|a, b| bytes_cmp(a, b));
+            out.extend(
+                found
+                    .iter()
+                    .map(|r| String::from_utf8_lossy(r).into_owned()),
+            );
         };
-        let from = (Bound::Included(prefix.as_os_str()), Bound::Unbounded);
         let mut out = Vec::new();
-        entries(
-            &mut disk.names.range::<OsStr, _>(from).map(|(k, _)| k),
-            &mut out,
-        );
-        entries(&mut disk.dirs.range::<OsStr, _>(from), &mut out);
+        entries(&mut disk.names.keys(), &mut out);
+        entries(&mut disk.dirs.iter(), &mut out);
         Ok(out)
     }
 
@@ -653,6 +713,29 @@ mod tests {
         );
         fs.sync_dir(&dir).unwrap();
         assert_eq!(fs.durable_bytes(&dir.join("b")), None);
+    }
+
+    #[test]
+    fn bytes_cmp_orders_as_slices_do() {
+        let words: [&[u8]; 12] = [
+            b"",
+            b"a",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefgi",
+            b"abcdefghabcdefgh",
+            b"abcdefghabcdefgz",
+            b"seg-00000000000000000009.log",
+            b"seg-00000000000000000010.log",
+            b"seg-00000000000000000010.log.tmp",
+            b"\xff\xfe",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(bytes_cmp(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]
