@@ -206,8 +206,11 @@ pub fn endpoint_messages(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
         if status.is_some_and(|s| s != st.status as u8) {
             return Ok(None);
         }
+        // A delivery blocked behind the head of its ordered lane has no time of its own.
         let next = match st.status {
-            DeliveryStatus::Pending => format!("\"{}\"", format_rfc3339(st.next_at_ms)),
+            DeliveryStatus::Pending if !st.is_blocked() => {
+                format!("\"{}\"", format_rfc3339(st.next_at_ms))
+            }
             _ => "null".to_owned(),
         };
         Ok(Some(format!(
@@ -233,7 +236,7 @@ pub fn message_endpoints(cx: &Ctx<'_>, app: &str, msg: &str) -> ApiResult {
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             v["status"] = (st.status as u8).into();
             v["statusText"] = status_text(st.status).into();
-            if st.status == DeliveryStatus::Pending {
+            if st.status == DeliveryStatus::Pending && !st.is_blocked() {
                 v["nextAttempt"] = format_rfc3339(st.next_at_ms).into();
             }
             out.push((e.id.clone(), v));

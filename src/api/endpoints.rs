@@ -15,7 +15,7 @@ use super::{
     list::{self, ListParams},
     models::{
         EndpointFilterTestIn, EndpointIn, EndpointOut, EndpointPatch, FilterTestIn, HeadersIn,
-        Patch, SecretRotateIn,
+        Ordering, Patch, SecretRotateIn,
     },
     Ctx,
 };
@@ -271,6 +271,7 @@ fn new_record(cx: &Ctx<'_>, app_key: u64, body: EndpointIn) -> ApiResult<Endpoin
         throttle_rate: body.throttle_rate.map(u32::from),
         legacy_signatures: legacy_signatures(body.legacy_signatures)?.unwrap_or_default(),
         filter: filter(body.filter)?.flatten(),
+        fifo: body.ordering == Some(Ordering::Fifo),
         ..EndpointRecord::new(key, app_key, id, body.url, secrets, now)
     };
     // How many the app has already: the new one's place among them, for the count rule.
@@ -341,9 +342,16 @@ pub async fn put(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
             if let Some(f) = filter(body.filter.take())? {
                 e.filter = f;
             }
+            let was_fifo = e.fifo;
+            // Kept unless given, like the filter: an SDK that does not know it must not
+            // release an ordered endpoint's lanes.
+            if let Some(o) = body.ordering {
+                e.fifo = o == Ordering::Fifo;
+            }
             e.updated_ms = cx.svc.now_ms();
             validate(cx, &e, None)?;
             save(cx, &e, "endpoint.update").await?;
+            release_if_unordered(cx, &e, was_fifo)?;
             updated(cx, &a, &e, was_disabled);
             json_response(200, &EndpointOut::from(&e))
         }
@@ -394,11 +402,29 @@ pub async fn patch(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     if let Some(f) = filter(body.filter)? {
         e.filter = f;
     }
+    let was_fifo = e.fifo;
+    if let Some(o) = body.ordering {
+        e.fifo = o == Ordering::Fifo;
+    }
     e.updated_ms = cx.svc.now_ms();
     validate(cx, &e, None)?;
     save(cx, &e, "endpoint.update").await?;
+    release_if_unordered(cx, &e, was_fifo)?;
     updated(cx, &a, &e, was_disabled);
     json_response(200, &EndpointOut::from(&e))
+}
+
+/// An endpoint that was ordered and no longer is: the deliveries that waited in its lanes
+/// are made due at once (a shard releases those it holds when their lane's head is done).
+fn release_if_unordered(cx: &Ctx<'_>, e: &EndpointRecord, was_fifo: bool) -> ApiResult<()> {
+    if was_fifo && !e.fifo {
+        let n = cx.svc.store.state().fifo_release(e.key, cx.svc.now_ms())?;
+        if n > 0 {
+            cx.svc.due_written();
+            tracing::info!(endpoint = %e.id, released = n, "an endpoint's ordered deliveries released");
+        }
+    }
+    Ok(())
 }
 
 /// After an endpoint was written: its operational webhook, and when it was just disabled,
@@ -432,6 +458,15 @@ pub async fn delete(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     }
     cx.svc.store.state().delete_endpoint(e.key)?;
     cx.svc.endpoints_changed();
+    // Deliveries waiting in its lanes come due and settle as "endpoint deleted".
+    release_if_unordered(
+        cx,
+        &EndpointRecord {
+            fifo: false,
+            ..e.clone()
+        },
+        e.fifo,
+    )?;
     cx.audit("endpoint.delete", &e.id)?;
     cx.commit().await?;
     operational::endpoint_changed(cx.ingest, OpEventType::EndpointDeleted, &a, &e);
@@ -534,16 +569,44 @@ pub fn stats(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
         .store
         .state()
         .endpoint_status_counts(e.key, seqs, STATS_SCAN_MAX)?;
-    json_response(
-        200,
-        &serde_json::json!({
-            "success": counts[DeliveryStatus::Success as usize],
-            "pending": counts[DeliveryStatus::Pending as usize],
-            "fail": counts[DeliveryStatus::Fail as usize],
-            "sending": counts[DeliveryStatus::Sending as usize],
-            "canceled": 0,
-        }),
-    )
+    let mut out = serde_json::json!({
+        "success": counts[DeliveryStatus::Success as usize],
+        "pending": counts[DeliveryStatus::Pending as usize],
+        "fail": counts[DeliveryStatus::Fail as usize],
+        "sending": counts[DeliveryStatus::Sending as usize],
+        "canceled": 0,
+    });
+    if e.fifo {
+        out["fifo"] = fifo_heads(cx, &e)?;
+    }
+    json_response(200, &out)
+}
+
+/// The heads of an ordered endpoint's lanes that wait in the index (hookd extension of the
+/// stats): each blocked lane's first message, its attempts and next attempt, and how many
+/// wait behind it; at most 20.
+pub fn fifo_heads(cx: &Ctx<'_>, e: &EndpointRecord) -> ApiResult<serde_json::Value> {
+    const HEADS_MAX: usize = 20;
+    let (heads, more) = cx.svc.store.state().fifo_heads(e.key, HEADS_MAX)?;
+    let mut out = Vec::with_capacity(heads.len());
+    for h in heads {
+        let Some(msg) = super::messages::read(cx, h.seq)? else {
+            continue;
+        };
+        let st = h.state.as_ref();
+        let next = st
+            .filter(|st| st.status.is_open() && !st.is_blocked())
+            .map(|st| crate::time::format_rfc3339(st.next_at_ms));
+        out.push(serde_json::json!({
+            "msgId": super::messages::message_id(h.seq, &msg),
+            "orderingKey": msg.ordering_key,
+            "attempts": st.map_or(0, |st| st.attempts),
+            "lastStatusCode": st.and_then(|st| st.last_status_code),
+            "nextAttempt": next,
+            "waitingBehind": h.behind,
+        }));
+    }
+    Ok(serde_json::json!({ "blockedHeads": out, "more": more }))
 }
 
 /// The longest window of the endpoint stats (as Svix: 28 days, and five minutes' slack for

@@ -26,6 +26,8 @@ use crate::{
 const CHANNELS_MAX: usize = 10;
 const CHANNEL_BYTES_MAX: usize = 128;
 const TAGS_MAX: usize = 5;
+/// The longest `orderingKey` (bytes).
+const ORDERING_KEY_BYTES_MAX: usize = 128;
 
 pub use crate::model::message_id;
 
@@ -57,6 +59,10 @@ pub fn render_into(out: &mut Vec<u8>, id: &str, m: &MessageRecord, with_content:
     if !m.tags.is_empty() {
         out.extend_from_slice(b",\"tags\":");
         strings(out, &m.tags);
+    }
+    if let Some(key) = &m.ordering_key {
+        out.extend_from_slice(b",\"orderingKey\":");
+        string(out, key);
     }
     out.extend_from_slice(b",\"timestamp\":");
     string(out, &crate::time::format_rfc3339(m.created_ms));
@@ -153,6 +159,14 @@ fn validate(body: &MessageIn<'_>, payload_max: u64) -> ApiResult<()> {
     if body.tags.len() > TAGS_MAX {
         errors.push(FieldError::body("tags", format!("at most {TAGS_MAX} tags")));
     }
+    if let Some(key) = &body.ordering_key {
+        if key.is_empty() || key.len() > ORDERING_KEY_BYTES_MAX {
+            errors.push(FieldError::body(
+                "orderingKey",
+                format!("an ordering key is 1 to {ORDERING_KEY_BYTES_MAX} bytes"),
+            ));
+        }
+    }
     if !body.payload.get().starts_with('{') {
         errors.push(FieldError::body("payload", "must be a JSON object"));
     }
@@ -231,6 +245,7 @@ fn record_of(cx: &Ctx<'_>, app_key: u64, body: MessageIn<'_>, now: u64) -> Messa
             .header("traceparent")
             .and_then(crate::model::trace::traceparent),
         only_endpoint: None,
+        ordering_key: body.ordering_key,
     }
 }
 
@@ -397,6 +412,7 @@ pub async fn send_example(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
         payload: payload.into_bytes(),
         traceparent: None,
         only_endpoint: Some(e.key),
+        ordering_key: None,
     };
     let id = cx.ingest.store(cx.durable, &record).await?;
     let mut out = Vec::with_capacity(record.payload.len() + 256);

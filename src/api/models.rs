@@ -92,6 +92,27 @@ pub struct EndpointIn {
     /// hookd extension: the payload filter (`model::filter`).
     #[serde(default, deserialize_with = "present")]
     pub filter: Patch<serde_json::Value>,
+    /// hookd extension: `"none"` (default) or `"fifo"`.
+    pub ordering: Option<Ordering>,
+}
+
+/// An endpoint's delivery order (hookd extension): `fifo` delivers the messages of one
+/// ordering key one at a time, in the order they were stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    None,
+    Fifo,
+}
+
+impl Ordering {
+    pub fn of(e: &EndpointRecord) -> Self {
+        if e.fifo {
+            Self::Fifo
+        } else {
+            Self::None
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +134,7 @@ pub struct EndpointPatch {
     pub legacy_signatures: Patch<Vec<LegacySignatureIn>>,
     #[serde(default, deserialize_with = "present")]
     pub filter: Patch<serde_json::Value>,
+    pub ordering: Option<Ordering>,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,6 +160,8 @@ pub struct EndpointOut<'a> {
     /// hookd extension: the payload filter, left out when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<&'a RawValue>,
+    /// hookd extension: `"none"` or `"fifo"`.
+    pub ordering: Ordering,
 }
 
 impl<'a> From<&'a EndpointRecord> for EndpointOut<'a> {
@@ -166,6 +190,7 @@ impl<'a> From<&'a EndpointRecord> for EndpointOut<'a> {
                 .filter
                 .as_deref()
                 .and_then(|f| serde_json::from_str::<&RawValue>(f).ok()),
+            ordering: Ordering::of(e),
         }
     }
 }
@@ -259,6 +284,9 @@ pub struct MessageIn<'a> {
     #[serde(default)]
     pub tags: Vec<String>,
     pub application: Option<ApplicationIn>,
+    /// hookd extension: an ordered (FIFO) endpoint delivers the messages of one key one at a
+    /// time, in the order they were stored.
+    pub ordering_key: Option<String>,
 }
 
 /// `POST /api/v1/filter/test`: a filter and a payload to try it on.

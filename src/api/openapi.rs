@@ -725,13 +725,16 @@ fn schemas() -> Value {
     let status = json!({ "type": "integer", "enum": [0, 1, 2, 3] });
     let status_text =
         json!({ "type": "string", "enum": ["success", "pending", "fail", "sending"] });
+    let ordering = json!({ "type": "string", "enum": ["none", "fifo"],
+                           "description": "hookd extension: fifo delivers one message per orderingKey at a time, in order" });
+    let ordering_in = json!({ "type": ["string", "null"], "enum": ["none", "fifo", null] });
     let endpoint_out = json!({
         "id": { "type": "string" }, "uid": nullable("string"), "url": { "type": "string" },
         "description": { "type": "string" }, "version": { "type": "integer" },
         "throttleRate": nullable("integer"), "rateLimit": nullable("integer"),
         "disabled": { "type": "boolean" }, "filterTypes": channels, "eventTypes": channels,
         "channels": channels, "metadata": string_map(), "createdAt": time, "updatedAt": time,
-        "filter": { "type": "object" },
+        "filter": { "type": "object" }, "ordering": ordering.clone(),
         "legacySignatures": { "type": "array", "items": object(&["scheme", "header", "encoding", "prefix"], json!({
             "scheme": { "type": "string", "enum": ["github", "stripe", "hmac-sha256"] },
             "header": { "type": "string" },
@@ -743,6 +746,7 @@ fn schemas() -> Value {
         "id": { "type": "string" }, "eventType": { "type": "string" },
         "eventId": nullable("string"), "payload": { "type": "object" },
         "channels": channels, "tags": channels, "timestamp": time,
+        "orderingKey": { "type": "string" },
     });
     let with_status = |mut props: Value| {
         props["status"] = status.clone();
@@ -781,13 +785,14 @@ fn schemas() -> Value {
             "secret": { "type": ["string", "null"],
                         "description": "whsec_ + base64 of 24 to 64 bytes, or whsk_ + an ed25519 key" },
             "metadata": string_map(), "headers": string_map(),
-            "legacySignatures": legacy_in(), "filter": filter_in(),
+            "legacySignatures": legacy_in(), "filter": filter_in(), "ordering": ordering_in.clone(),
         })),
         "EndpointPatch": object(&[], json!({
             "url": { "type": "string", "format": "uri", "minLength": 1, "maxLength": 65536 },
             "description": { "type": "string" }, "uid": uid, "throttleRate": rate,
             "disabled": { "type": "boolean" }, "filterTypes": names, "channels": channels,
             "metadata": string_map(), "legacySignatures": legacy_in(), "filter": filter_in(),
+            "ordering": ordering_in,
         })),
         "EndpointOut": object(&["id", "url", "description", "version", "disabled", "metadata",
                                 "createdAt", "updatedAt"], endpoint_out.clone()),
@@ -807,6 +812,15 @@ fn schemas() -> Value {
             "success": { "type": "integer" }, "pending": { "type": "integer" },
             "fail": { "type": "integer" }, "sending": { "type": "integer" },
             "canceled": { "type": "integer" },
+            "fifo": object(&["blockedHeads", "more"], json!({
+                "blockedHeads": { "type": "array", "items": object(&["msgId", "attempts", "waitingBehind"], json!({
+                    "msgId": { "type": "string" }, "orderingKey": nullable("string"),
+                    "attempts": { "type": "integer" }, "lastStatusCode": nullable("integer"),
+                    "nextAttempt": { "type": ["string", "null"], "format": "date-time" },
+                    "waitingBehind": { "type": "integer" },
+                })) },
+                "more": { "type": "boolean" },
+            })),
         })),
         "RecoverIn": object(&["since"], json!({
             "since": time, "until": { "type": ["string", "null"], "format": "date-time" },
@@ -873,6 +887,8 @@ fn schemas() -> Value {
             "eventId": uid, "channels": channels,
             "tags": { "type": "array", "items": { "type": "string" } },
             "application": { "anyOf": [schema_ref("ApplicationIn"), { "type": "null" }] },
+            "orderingKey": { "type": ["string", "null"], "minLength": 1, "maxLength": 128,
+                             "description": "hookd extension: the lane of an ordered endpoint" },
         })),
         "MessageOut": object(&["id", "eventType", "payload", "timestamp"], message_out.clone()),
         "EndpointMessageOut": object(&["id", "eventType", "payload", "timestamp", "status",

@@ -89,6 +89,7 @@ pub async fn ingest(
             .header("traceparent")
             .and_then(crate::model::trace::traceparent),
         only_endpoint: None,
+        ordering_key: None,
     };
     let stored = ingest.store(durable, &record).await.map_err(ApiError::from);
     let msg_id = match stored {

@@ -210,6 +210,7 @@ pub struct RawAppEndpoint {
     pub disabled: Option<bool>,
     pub legacy_signatures: Option<Vec<crate::model::legacy::LegacySignatureIn>>,
     pub filter: Option<toml::Table>,
+    pub ordering: Option<String>,
 }
 
 /// One `[[event_types]]` entry.

@@ -70,6 +70,8 @@ pub struct EndpointDef {
     pub legacy_signatures: Vec<storage::state::LegacySignature>,
     /// The payload filter, canonical JSON text (`model::filter`); `None`: every payload.
     pub filter: Option<String>,
+    /// `ordering = "fifo"`: one delivery at a time per ordering key, in order.
+    pub fifo: bool,
 }
 
 /// One `[[event_types]]` entry.
@@ -337,6 +339,17 @@ fn endpoint(
         }
     });
     let (legacy_signatures, filter) = migration_and_filter(p, at, r, &headers);
+    let fifo = match r.ordering.as_deref() {
+        None | Some("none") => false,
+        Some("fifo") => true,
+        Some(other) => {
+            p.add(
+                key("ordering"),
+                format!("must be \"none\" or \"fifo\", got {other:?}"),
+            );
+            false
+        }
+    };
     EndpointDef {
         uid,
         url,
@@ -349,6 +362,7 @@ fn endpoint(
         disabled: r.disabled.unwrap_or(false),
         legacy_signatures,
         filter,
+        fifo,
     }
 }
 

@@ -113,6 +113,7 @@ const STATIC_KEYS: &[&str] = &[
     "apps[].endpoints[].filter.data.amount.$gte",
     "apps[].endpoints[].legacy_signatures[].scheme",
     "apps[].endpoints[].legacy_signatures[].secret",
+    "apps[].endpoints[].ordering",
     "apps[].endpoints[].legacy_signatures[].header",
     "apps[].endpoints[].legacy_signatures[].encoding",
     "apps[].endpoints[].legacy_signatures[].prefix",

@@ -571,6 +571,7 @@ mod tests {
             payload: format!("{{\"i\":{i}}}").into_bytes(),
             traceparent: None,
             only_endpoint: None,
+            ordering_key: None,
         })
         .unwrap()
     }

@@ -113,6 +113,8 @@ pub struct Task {
     pub fresh: bool,
     /// The message, when fan-out had it decoded and budget to spare.
     pub msg: Option<Arc<Carried>>,
+    /// The lane of an ordered endpoint it goes in (set by the shard, `deliver::fifo`).
+    pub lane: Option<u64>,
 }
 
 /// A shard's side of the hand-over: a bounded queue and a doorbell.
@@ -270,6 +272,7 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let state = svc.store.state();
     let log = svc.store.log();
     let mut saved = state.cursor(FANOUT_CURSOR).ok().flatten().unwrap_or(0);
+    repair_lanes(svc);
     let mut fan = FanOut::new(log, saved);
     let waker = Waker::from(Arc::new(Unpark(parker.unparker().clone())));
     // A lease outlives the attempt: its wait for a turn at the host and its exchange (each
@@ -291,16 +294,7 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
         // nothing not yet fanned out (or settled) needs them; expired idempotency keys too.
         if Instant::now() >= next_retention {
             next_retention = Instant::now() + retention_every;
-            let floor = svc
-                .store
-                .retention_floor(checkpoint(inboxes, fan.position) + 1);
-            match floor.and_then(|f| svc.store.run_retention(retention, f)) {
-                Ok(removed) if !removed.is_empty() => {
-                    tracing::info!(segments = removed.len(), "retention removed old segments")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "retention failed; retrying later"),
-            }
+            retention_pass(svc, retention, checkpoint(inboxes, fan.position));
         }
         if let Err(e) = fan.run(svc, inboxes) {
             if errors.ready() {
@@ -528,7 +522,8 @@ fn report_corruption(svc: &Service) {
 }
 
 /// Where a record goes, as (shard, endpoint) pairs, and its decoded message if anywhere.
-type Targets = (Vec<(usize, u64)>, Option<MessageRecord>);
+/// (shard, endpoint key, whether the endpoint is ordered) per delivery, and the message.
+type Targets = (Vec<(usize, u64, bool)>, Option<MessageRecord>);
 
 /// A delivery for the due index: (endpoint, seq, state).
 type Spilled = (u64, u64, DeliveryState);
@@ -641,18 +636,14 @@ impl<'a> FanOut<'a> {
                         return Err(e);
                     }
                 };
-                let mut need = vec![0usize; inboxes.len()];
-                for &(shard, _) in &targets {
-                    need[shard] += 1;
-                }
-                let fits = need.iter().zip(&room).all(|(n, r)| n <= r);
+                let (fits, ordered_waits) = fits(&targets, &room);
                 let waited_enough = self
                     .blocked_since
                     .is_some_and(|t| t.elapsed() >= SPILL_AFTER);
                 // Spilling is for a shard that holds the others back: while another shard has
                 // room. When every shard is full, hookd is simply behind, and the log is the
                 // better queue (a spilled delivery costs index writes, a fresh one none).
-                let may_spill = waited_enough && room.iter().any(|&r| r > 0);
+                let may_spill = waited_enough && !ordered_waits && room.iter().any(|&r| r > 0);
                 if !fits && !may_spill {
                     // The log keeps it: wait for the shard to make room.
                     self.blocked_since.get_or_insert_with(Instant::now);
@@ -667,7 +658,7 @@ impl<'a> FanOut<'a> {
                 }
                 last = rec.seq;
                 let msg = msg.and_then(|m| carry(&self.carried, m, CARRY_BYTES_MAX));
-                for (shard, endpoint) in targets {
+                for (shard, endpoint, _) in targets {
                     if room[shard] > 0 {
                         room[shard] -= 1;
                         direct.push((
@@ -679,6 +670,7 @@ impl<'a> FanOut<'a> {
                                 trigger: Trigger::Scheduled,
                                 fresh: true,
                                 msg: msg.clone(),
+                                lane: None,
                             },
                         ));
                     } else {
@@ -741,10 +733,48 @@ impl<'a> FanOut<'a> {
             {
                 continue;
             }
-            out.push((owner(ep.key, shards), ep.key));
+            out.push((owner(ep.key, shards), ep.key, ep.fifo));
         }
         let msg = (!out.is_empty()).then_some(m);
         Ok((out, msg))
+    }
+}
+
+/// Whether a record's deliveries all fit in the shards' `room`, and whether one that does
+/// not is an ordered endpoint's: that one is never spilled (spilled, it could be sent after
+/// a later message of its lane that found room).
+fn fits(targets: &[(usize, u64, bool)], room: &[usize]) -> (bool, bool) {
+    let mut need = vec![0usize; room.len()];
+    for &(shard, _, _) in targets {
+        need[shard] += 1;
+    }
+    let fits = need.iter().zip(room).all(|(n, r)| n <= r);
+    let ordered_waits = targets
+        .iter()
+        .any(|&(shard, _, fifo)| fifo && need[shard] > room[shard]);
+    (fits, ordered_waits)
+}
+
+/// One pass of retention: segments wholly below the oldest pending delivery and fan-out's
+/// safe position `fanned` (and the index entries of their messages) go.
+fn retention_pass(svc: &Service, retention: Duration, fanned: u64) {
+    let floor = svc.store.retention_floor(fanned + 1);
+    match floor.and_then(|f| svc.store.run_retention(retention, f)) {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(segments = removed.len(), "retention removed old segments")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "retention failed; retrying later"),
+    }
+}
+
+/// A crash between an ordered lane's head settling and the next being made due leaves the
+/// lane blocked: frees such lanes before the first due scan.
+fn repair_lanes(svc: &Service) {
+    match svc.store.state().fifo_repair(svc.now_ms()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(lanes = n, "ordered lanes blocked by a crash made due again"),
+        Err(e) => tracing::error!(error = %e, "checking ordered lanes after start"),
     }
 }
 
@@ -859,6 +889,7 @@ fn hand_out(svc: &Service, inboxes: &[Inbox], lease_ms: u64) -> storage::Result<
                 trigger,
                 fresh: false,
                 msg: None,
+                lane: None,
             },
         ));
         leased.push((due.endpoint, due.seq, st));
@@ -973,6 +1004,7 @@ mod tests {
             trigger: Trigger::Scheduled,
             fresh: false,
             msg: None,
+            lane: None,
         };
         assert!(inboxes[full].tx.try_send(filler).is_ok());
         let mut fan = FanOut::new(svc.store.log(), 0);
@@ -998,6 +1030,42 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_ordered_endpoints_delivery_waits_for_room_and_is_never_spilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, seqs) = service_with_messages(dir.path(), 2);
+        let state = svc.store.state();
+        let mut ep = state.endpoint(7).unwrap().unwrap();
+        ep.fifo = true;
+        state.put_endpoint(&ep).unwrap();
+        svc.endpoints_version.fetch_add(1, Ordering::AcqRel);
+        // As above: the endpoint's shard is full, the other has room, the wait ran out.
+        let inboxes = vec![Inbox::new(1), Inbox::new(1)];
+        let full = owner(7, inboxes.len());
+        let filler = Task {
+            endpoint: 9,
+            seq: 0,
+            attempts: 0,
+            trigger: Trigger::Scheduled,
+            fresh: false,
+            msg: None,
+            lane: None,
+        };
+        assert!(inboxes[full].tx.try_send(filler).is_ok());
+        let mut fan = FanOut::new(svc.store.log(), 0);
+        fan.blocked_since = Some(Instant::now() - SPILL_AFTER);
+        fan.run(&svc, &inboxes).unwrap();
+        assert_eq!(fan.position, 0, "the log keeps it");
+        assert!(state.delivery(7, seqs[0]).unwrap().is_none(), "not spilled");
+        // Room again: both go to the shard, fresh and in order.
+        assert_eq!(queued(&inboxes[full]), vec![0]);
+        fan.run(&svc, &inboxes).unwrap();
+        assert_eq!(queued(&inboxes[full]), vec![seqs[0]]);
+        fan.run(&svc, &inboxes).unwrap();
+        assert_eq!(queued(&inboxes[full]), vec![seqs[1]]);
+        assert_eq!(fan.position, seqs[1]);
+    }
+
     fn ep(types: Option<&[&str]>, channels: Option<&[&str]>, disabled: bool) -> EndpointRecord {
         EndpointRecord {
             event_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
@@ -1019,6 +1087,7 @@ mod tests {
             payload: b"{}".to_vec(),
             traceparent: None,
             only_endpoint: None,
+            ordering_key: None,
         }
     }
 
@@ -1035,6 +1104,7 @@ mod tests {
                 trigger: Trigger::Scheduled,
                 fresh: false,
                 msg: None,
+                lane: None,
             };
             assert!(inbox.tx.try_send(filler).is_ok());
         }
@@ -1074,6 +1144,7 @@ mod tests {
         // A message for one endpoint: that one (key 1) whatever its filters, no other.
         let only = |key| MessageRecord {
             only_endpoint: Some(key),
+            ordering_key: None,
             ..msg("zzz", &[])
         };
         assert!(subscribed(

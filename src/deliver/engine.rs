@@ -28,6 +28,7 @@ use storage::{
 use super::{
     client::{Client, ClientError},
     dispatch::{Carried, Inbox, Task},
+    fifo::{self, Arrival, Lanes},
     policy::{self, Action, Delivery, EndpointHealth, Outcome, Policy},
     recorder::Recorder,
     sign::{self, Signer},
@@ -87,6 +88,8 @@ struct EndpointSlot {
     queued: bool,
     /// When a task of it last started or finished (service clock): idle slots are evicted.
     last_used_ms: u64,
+    /// Its lanes, when it is ordered (`deliver::fifo`).
+    lanes: Lanes,
 }
 
 /// One shard's delivery engine.
@@ -109,6 +112,8 @@ pub struct Engine {
     /// When idle slots were last evicted (service clock).
     last_eviction_ms: Cell<u64>,
     waiting: Cell<usize>,
+    /// Deliveries of ordered endpoints held in memory for their lane's head.
+    held: Cell<usize>,
     in_flight: Cell<u32>,
     rng: RefCell<StdRng>,
     /// Finished attempts not yet written, and whether a write is scheduled.
@@ -151,6 +156,7 @@ impl Engine {
             unknown: RefCell::default(),
             last_eviction_ms: Cell::new(0),
             waiting: Cell::new(0),
+            held: Cell::new(0),
             in_flight: Cell::new(0),
             rng: RefCell::new(StdRng::from_entropy()),
             outcomes: RefCell::default(),
@@ -196,15 +202,101 @@ impl Engine {
         }
     }
 
-    /// Queues a task behind its endpoint's others.
+    /// Takes a task from the inbox: an ordered endpoint's goes through its lane first.
     fn enqueue(&self, task: Task) {
-        let key = task.endpoint;
-        let mut eps = self.endpoints.borrow_mut();
-        let slot = eps.entry(key).or_insert_with(|| {
-            // New to this shard (or evicted since): its limits are read before it sends.
+        match self.ordered_lane(task) {
+            Ok(task) => self.push_waiting(task),
+            Err(Some(task)) => self.arrive(task),
+            Err(None) => {}
+        }
+    }
+
+    /// `Err(Some(task))` with its lane set if its endpoint is ordered (the message read, and
+    /// kept with the task); `Ok(task)` if not, or if the endpoint or message cannot be read
+    /// (its attempt settles it).
+    fn ordered_lane(&self, mut task: Task) -> Result<Task, Option<Task>> {
+        match self.endpoint(task.endpoint) {
+            Ok(Some(ep)) if ep.fifo => {}
+            _ => return Ok(task),
+        }
+        let carried = match self.message(&task) {
+            Ok(Ok(carried)) => carried,
+            _ => return Ok(task),
+        };
+        task.lane = Some(fifo::lane(carried.msg.ordering_key.as_deref()));
+        task.msg = Some(carried);
+        Err(Some(task))
+    }
+
+    /// Lets an ordered endpoint's lane decide on `task`.
+    fn arrive(&self, task: Task) {
+        let capacity = self.svc.config().delivery.queue_capacity as usize;
+        let state = self.svc.store.state();
+        let now = self.svc.now_ms();
+        let fresh = task.fresh.then_some(task.seq);
+        let arrival = {
+            let mut eps = self.endpoints.borrow_mut();
+            let slot = self.slot(&mut eps, task.endpoint);
+            let before = slot.lanes.held();
+            let arrival = slot
+                .lanes
+                .arrive(state, task, (self.held.get(), capacity), now);
+            self.held.set(self.held.get() + slot.lanes.held() - before);
+            slot.last_used_ms = now;
+            arrival
+        };
+        match arrival {
+            Ok(Arrival::Go(task)) => self.push_waiting(task),
+            Ok(Arrival::Held | Arrival::Dropped) => {}
+            Ok(Arrival::Parked(fresh)) => self.inboxes[self.shard].settled(fresh),
+            Err(e) => {
+                // A fresh one stays unsettled (fan-out sends it again after a restart); a
+                // leased one comes back when its lease runs out.
+                tracing::error!(error = %e, seq = ?fresh, "an ordered delivery could not be queued");
+            }
+        }
+    }
+
+    /// The lane work after an ordered delivery's attempt (or its settling without one): what
+    /// its lane lets start next is queued, what it parked is reported settled. Returns the
+    /// lane the outcome's record must keep or free in the index.
+    fn lane_done(&self, task: &Task, retry: bool) -> Option<u64> {
+        task.lane?;
+        let ordered = matches!(self.endpoint(task.endpoint), Ok(Some(ep)) if ep.fifo);
+        let now = self.svc.now_ms();
+        let done = {
+            let mut eps = self.endpoints.borrow_mut();
+            let slot = self.slot(&mut eps, task.endpoint);
+            let before = slot.lanes.held();
+            let done = slot
+                .lanes
+                .done(self.svc.store.state(), task, retry, ordered, now);
+            self.held.set(self.held.get() + slot.lanes.held() - before);
+            done
+        };
+        if !done.parked.is_empty() {
+            self.inboxes[self.shard].settled(done.parked);
+        }
+        for next in done.next {
+            self.push_waiting(next);
+        }
+        done.outcome_lane
+    }
+
+    /// The endpoint's slot, made if it is new to this shard (or was evicted): its limits are
+    /// then read at the next pump, before it sends.
+    fn slot<'a>(&self, eps: &'a mut HashMap<u64, EndpointSlot>, key: u64) -> &'a mut EndpointSlot {
+        eps.entry(key).or_insert_with(|| {
             self.unknown.borrow_mut().push(key);
             EndpointSlot::default()
-        });
+        })
+    }
+
+    /// Queues a task behind its endpoint's others.
+    fn push_waiting(&self, task: Task) {
+        let key = task.endpoint;
+        let mut eps = self.endpoints.borrow_mut();
+        let slot = self.slot(&mut eps, key);
         slot.waiting.push_back(task);
         if !slot.queued {
             slot.queued = true;
@@ -308,6 +400,8 @@ impl Engine {
             seq = task.seq,
             "a delivery attempt failed to run or to be recorded; it will be retried"
         );
+        // An ordered delivery keeps its place at the head of its lane.
+        self.lane_done(task, true);
         if !task.fresh {
             return;
         }
@@ -352,6 +446,7 @@ impl Engine {
         self.endpoints.borrow_mut().retain(|_, s| {
             s.in_flight > 0
                 || !s.waiting.is_empty()
+                || !s.lanes.is_idle()
                 || now.saturating_sub(s.last_used_ms) < IDLE_EVICT_MS
         });
     }
@@ -413,10 +508,12 @@ impl Engine {
         );
         let (next, disable) = next_state(action, delivery.attempts, attempt.status_code, finished);
         let success = outcome.is_success();
+        let fifo_lane = self.lane_done(task, next.status.is_open());
         self.record(OutcomeRecord {
             attempt,
             next,
             first_write: task.fresh,
+            fifo_lane,
         });
         self.follow_health(task.endpoint, &ep, &policy, success, finished, disable)
     }
@@ -640,7 +737,7 @@ impl Engine {
             return Ok(None);
         };
         let ep = Rc::new(ep);
-        self.endpoints.borrow_mut().entry(key).or_default().record = Some((version, ep.clone()));
+        self.slot(&mut self.endpoints.borrow_mut(), key).record = Some((version, ep.clone()));
         Ok(Some(ep))
     }
 
@@ -657,7 +754,7 @@ impl Engine {
     /// The endpoint's signer, prepared once per version of its keys.
     fn signer(&self, ep: &EndpointRecord, now_ms: u64) -> Option<Signer> {
         let mut eps = self.endpoints.borrow_mut();
-        let slot = eps.entry(ep.key).or_default();
+        let slot = self.slot(&mut eps, ep.key);
         let version = ep.updated_ms ^ (ep.secrets.len() as u64) << 56;
         let expired = ep
             .secrets
@@ -676,7 +773,7 @@ impl Engine {
     /// Keeps the endpoint's token bucket in step with its `throttleRate`.
     fn update_limits(&self, ep: &EndpointRecord) {
         let mut eps = self.endpoints.borrow_mut();
-        let slot = eps.entry(ep.key).or_default();
+        let slot = self.slot(&mut eps, ep.key);
         match (ep.throttle_rate.filter(|&r| r > 0), &slot.bucket) {
             (Some(rate), Some((r, _))) if *r == rate => {}
             (Some(rate), _) => {
@@ -694,6 +791,17 @@ impl Engine {
         self.write_unattempted(task, why)?;
         if task.fresh {
             self.inboxes[self.shard].settled([task.seq]);
+        }
+        if let Some(lane) = self.lane_done(task, false) {
+            let now = self.svc.now_ms();
+            if self
+                .svc
+                .store
+                .state()
+                .fifo_settled(task.endpoint, lane, task.seq, now)?
+            {
+                self.svc.due_written();
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@
 pub mod client;
 pub mod dispatch;
 pub mod engine;
+pub mod fifo;
 pub mod hosts;
 pub mod policy;
 pub mod recorder;

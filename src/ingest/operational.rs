@@ -237,6 +237,7 @@ pub fn emit(ing: &Ingest, event: OpEvent) {
         payload: event.payload(),
         traceparent: None,
         only_endpoint: None,
+        ordering_key: None,
     };
     match ing.append(&record) {
         Ok(seq) => tracing::debug!(event = event.kind.name(), seq, "operational webhook queued"),
@@ -549,6 +550,7 @@ mod tests {
             payload: b"{}".to_vec(),
             traceparent: None,
             only_endpoint: None,
+            ordering_key: None,
         };
         let attempt = AttemptRecord {
             key: 1,

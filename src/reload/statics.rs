@@ -221,6 +221,7 @@ fn endpoint(
     ep.headers = def.headers.clone();
     ep.legacy_signatures = def.legacy_signatures.clone();
     ep.filter = def.filter.clone();
+    ep.fifo = def.fifo;
     ep.throttle_rate = def.throttle_rate;
     ep.config_owned = true;
     if def.disabled {
@@ -254,6 +255,10 @@ fn endpoint(
     }
     ep.updated_ms = now;
     state.put_endpoint(&ep)?;
+    if existing.as_ref().is_some_and(|e| e.fifo) && !ep.fifo {
+        // No longer ordered: what waited in its lanes comes due (the dispatcher's next scan).
+        state.fifo_release(ep.key, now)?;
+    }
     let what = format!(
         "endpoint {}/{}",
         app.uid.as_deref().unwrap_or(&app.id),

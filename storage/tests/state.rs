@@ -52,6 +52,7 @@ fn endpoint(key: u64, app_key: u64, uid: Option<&str>) -> EndpointRecord {
         updated_ms: 1,
         legacy_signatures: Vec::new(),
         filter: None,
+        fifo: false,
     }
 }
 
@@ -87,6 +88,7 @@ fn settled(key: u64, seq: u64, ep: u64) -> OutcomeRecord {
             ..pending(1)
         },
         first_write: true,
+        fifo_lane: None,
     }
 }
 
@@ -305,6 +307,7 @@ fn attempts_list_newest_first_by_message_and_by_endpoint() {
             },
             next,
             first_write: false,
+            fifo_lane: None,
         }])
         .unwrap();
     }
@@ -581,11 +584,13 @@ fn a_first_attempt_that_settles_is_written_without_index_moves() {
                 ..pending(10)
             },
             first_write: true,
+            fifo_lane: None,
         },
         OutcomeRecord {
             attempt: attempt(2, 101),
             next: pending(5_000),
             first_write: true,
+            fifo_lane: None,
         },
     ])
     .unwrap();
@@ -766,6 +771,7 @@ fn first_attempts_that_succeed_are_kept_in_runs_and_read_back_everywhere() {
         },
         next: pending(9_000),
         first_write: false,
+        fifo_lane: None,
     }])
     .unwrap();
     assert_eq!(
@@ -860,4 +866,99 @@ fn first_attempts_that_succeed_are_kept_in_runs_and_read_back_everywhere() {
         .items
         .is_empty());
     assert!(st.delivery(7, 5_100).unwrap().is_some(), "above the floor");
+}
+
+/// An ordered lane in the index: parked deliveries are blocked (never due), the head's
+/// settling makes the next one due and only it, a crash between the two is repaired at
+/// start, the heads are listed, and a release or a failed endpoint empties the lanes.
+#[test]
+fn ordered_lanes_wait_in_the_index_one_head_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path(), &ManualClock::new(1));
+    let st = store.state();
+    let (ep, lane) = (5, 77);
+    // The head (seq 10) failed once and waits for a retry at 100; three wait behind it.
+    st.set_delivery(ep, 10, &pending(100)).unwrap();
+    st.fifo_hold(ep, lane, 10).unwrap();
+    st.fifo_park(
+        ep,
+        lane,
+        &[(11, 0, Trigger::Scheduled), (12, 0, Trigger::Scheduled)],
+        3,
+    )
+    .unwrap();
+    st.fifo_park(ep, lane, &[(13, 0, Trigger::Manual)], 3)
+        .unwrap();
+    assert!(st.fifo_any(ep).unwrap());
+    assert!(!st.fifo_any(ep + 1).unwrap());
+    assert_eq!(st.fifo_first(ep, lane).unwrap(), Some((10, false)));
+    let due: Vec<u64> = st
+        .due_before(u64::MAX - 1, 10)
+        .unwrap()
+        .iter()
+        .map(|d| d.seq)
+        .collect();
+    assert_eq!(due, vec![10], "blocked deliveries are never due");
+    assert_eq!(st.pending_count(), 4, "but they are open");
+    assert!(st.delivery(ep, 12).unwrap().unwrap().is_blocked());
+    let (heads, more) = st.fifo_heads(ep, 10).unwrap();
+    assert!(!more);
+    assert_eq!(heads.len(), 1);
+    assert_eq!(
+        (heads[0].lane, heads[0].seq, heads[0].behind),
+        (lane, 10, 3)
+    );
+
+    // The head succeeds: its entry goes and the next (only) is due at once.
+    let mut done = settled(1, 10, ep);
+    done.first_write = false;
+    done.fifo_lane = Some(lane);
+    done.next.updated_ms = 50;
+    st.record_outcomes(&[done]).unwrap();
+    assert_eq!(st.fifo_first(ep, lane).unwrap(), Some((11, false)));
+    let due: Vec<(u64, u64)> = st
+        .due_before(u64::MAX - 1, 10)
+        .unwrap()
+        .iter()
+        .map(|d| (d.seq, d.at_ms))
+        .collect();
+    assert_eq!(due, vec![(11, 50)]);
+    assert!(st.delivery(ep, 12).unwrap().unwrap().is_blocked());
+
+    // A crash after 11 settled but before 12 was made due: the start repairs the lane.
+    st.set_delivery(
+        ep,
+        11,
+        &DeliveryState {
+            status: DeliveryStatus::Success,
+            ..pending(0)
+        },
+    )
+    .unwrap();
+    assert_eq!(st.fifo_first(ep, lane).unwrap(), Some((11, false)));
+    assert_eq!(st.fifo_repair(60).unwrap(), 1);
+    assert_eq!(st.fifo_first(ep, lane).unwrap(), Some((12, false)));
+    assert_eq!(st.delivery(ep, 12).unwrap().unwrap().next_at_ms, 60);
+    assert_eq!(st.fifo_repair(61).unwrap(), 0, "nothing left to repair");
+
+    // An older delivery goes first: the due head is blocked again.
+    st.fifo_demote(ep, 12).unwrap();
+    assert!(st.delivery(ep, 12).unwrap().unwrap().is_blocked());
+    st.set_delivery(ep, 12, &pending(70)).unwrap();
+
+    // The endpoint is no longer ordered: what is blocked comes due, the lane goes.
+    assert_eq!(
+        st.fifo_release(ep, 80).unwrap(),
+        1,
+        "13 was blocked, 12 was not"
+    );
+    assert_eq!(st.fifo_first(ep, lane).unwrap(), None);
+    assert_eq!(st.delivery(ep, 13).unwrap().unwrap().next_at_ms, 80);
+
+    // Parked again, then the endpoint is disabled: everything open fails, the lanes go.
+    st.fifo_park(ep, lane + 1, &[(14, 2, Trigger::Scheduled)], 90)
+        .unwrap();
+    assert_eq!(st.fail_open_deliveries(ep, 95).unwrap(), 3);
+    assert!(!st.fifo_any(ep).unwrap());
+    assert_eq!(st.pending_count(), 0);
 }

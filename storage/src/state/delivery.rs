@@ -24,7 +24,7 @@ use crate::{
     error::{Error, Result},
 };
 
-type Trees<'a> = (
+pub(super) type Trees<'a> = (
     &'a TransactionalTree,
     &'a TransactionalTree,
     &'a TransactionalTree,
@@ -34,7 +34,7 @@ type Trees<'a> = (
 /// transaction over (deliveries, due, pending). The previous state is read
 /// in the same transaction, so concurrent writers cannot leave an index entry behind.
 /// Returns how the number of open deliveries changed (-1, 0 or 1).
-fn apply_delivery(
+pub(super) fn apply_delivery(
     (deliveries, due, pending): Trees<'_>,
     (ep, seq): (u64, u64),
     st: &DeliveryState,
@@ -139,7 +139,25 @@ impl State {
     /// both the attempt and the delivery state. A crash before the run is written leaves no
     /// state, and the delivery is fanned out and sent again (at least once). The others go in
     /// one transaction that writes the attempt and moves the due and pending entries.
+    ///
+    /// Heads of ordered endpoints' lanes (`fifo_lane`) keep their lane entry while open; once
+    /// settled, it goes and the lane's next delivery is made due (after the transaction, so a
+    /// crash between the two leaves a blocked head: [`State::fifo_repair`] frees it at start).
     pub fn record_outcomes(&self, outcomes: &[OutcomeRecord]) -> Result<()> {
+        self.record_attempts(outcomes)?;
+        for o in outcomes {
+            let Some(lane) = o.fifo_lane else { continue };
+            let (ep, seq) = (o.attempt.endpoint_key, o.attempt.msg_seq);
+            if o.next.status.is_open() {
+                self.fifo_hold(ep, lane, seq)?;
+            } else {
+                self.fifo_settled(ep, lane, seq, o.next.updated_ms)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn record_attempts(&self, outcomes: &[OutcomeRecord]) -> Result<()> {
         let mut by_endpoint: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
         for o in outcomes {
             let a = &o.attempt;
@@ -154,9 +172,10 @@ impl State {
             self.endpoint_attempts
                 .insert(key(&[&be(ep), &be(first)]), encode_value(&list)?)?;
         }
-        let (quick, moving): (Vec<&OutcomeRecord>, Vec<&OutcomeRecord>) = outcomes
-            .iter()
-            .partition(|o| o.first_write && o.next.status == DeliveryStatus::Success);
+        let (quick, moving): (Vec<&OutcomeRecord>, Vec<&OutcomeRecord>) =
+            outcomes.iter().partition(|o| {
+                o.first_write && o.next.status == DeliveryStatus::Success && o.fifo_lane.is_none()
+            });
         for run in settled_runs(quick) {
             let first = run[0].attempt.msg_seq;
             let last = run[run.len() - 1].attempt.msg_seq;
@@ -269,7 +288,7 @@ impl State {
         loop {
             let page = self.endpoint_deliveries(endpoint, from, 1024)?;
             let Some(&(last, _)) = page.last() else {
-                return Ok(failed);
+                break;
             };
             let open: Vec<_> = page
                 .into_iter()
@@ -288,6 +307,8 @@ impl State {
             self.set_deliveries(&open)?;
             from = last + 1;
         }
+        self.fifo_forget(endpoint)?;
+        Ok(failed)
     }
 
     /// Removes a due entry whose delivery is no longer open (left by a racing write).

@@ -25,6 +25,7 @@
 //! | `idempotency` | scope, 0x00, key | [`IdempotencyRecord`] |
 //! | `idem_expiry` | expires_ms, scope, 0x00, key | empty |
 //! | `audit` | ts_ms, counter | [`AuditRecord`] |
+//! | `fifo` | endpoint key, lane, seq | empty: the open deliveries of an ordered endpoint's lane that wait in the index (see `fifo.rs`) |
 //!
 //! Writes that touch several trees run in one sled transaction, except the outcome of a first
 //! attempt that succeeds (see [`State::record_outcomes`]), the hot path, which has
@@ -33,6 +34,7 @@
 
 mod cache;
 mod delivery;
+mod fifo;
 mod mgmt;
 pub mod records;
 
@@ -46,6 +48,7 @@ use crate::{
     error::{Error, Result},
     log::{Catalog, SegmentSummary},
 };
+pub use fifo::{FifoHead, BLOCKED};
 pub use records::*;
 
 /// One page of a listing.
@@ -84,6 +87,8 @@ pub struct State {
     audit: Tree,
     /// Messages whose payload was expunged: seq -> when (Unix ms).
     expunged: Tree,
+    /// The lanes of ordered (FIFO) endpoints, as far as they wait in the index.
+    fifo: Tree,
     /// Whether `expunged` has ever held an entry, so that the delivery path skips the lookup
     /// on a store that never expunged anything.
     any_expunged: std::sync::atomic::AtomicBool,
@@ -162,6 +167,7 @@ impl State {
             idem_expiry: t("idem_expiry")?,
             audit: t("audit")?,
             expunged: t("expunged")?,
+            fifo: t("fifo")?,
             any_expunged: std::sync::atomic::AtomicBool::new(false),
             app_cache: cache::AppCache::default(),
             open_deliveries: std::sync::atomic::AtomicI64::new(0),

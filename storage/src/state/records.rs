@@ -117,6 +117,9 @@ pub struct EndpointRecord {
     /// The payload filter, as canonical JSON text (hookd's `model::filter`); `None`: every
     /// payload. Added after `legacy_signatures`.
     pub filter: Option<String>,
+    /// Ordered delivery (`"ordering": "fifo"`): one delivery at a time per ordering key, in
+    /// the order the messages were stored. Added after `filter`.
+    pub fifo: bool,
 }
 
 impl<Context> Decode<Context> for EndpointRecord {
@@ -143,6 +146,7 @@ impl<Context> Decode<Context> for EndpointRecord {
             updated_ms: Decode::decode(d)?,
             legacy_signatures: trailing(d)?,
             filter: trailing(d)?,
+            fifo: trailing(d)?,
         })
     }
 }
@@ -181,6 +185,7 @@ impl EndpointRecord {
             updated_ms: now_ms,
             legacy_signatures: Vec::new(),
             filter: None,
+            fifo: false,
         }
     }
 }
@@ -238,6 +243,10 @@ pub struct OutcomeRecord {
     /// No state was written for this delivery before (a first attempt handed over straight
     /// from fan-out).
     pub first_write: bool,
+    /// The lane of an ordered endpoint that waits in the index, which this delivery is the
+    /// head of: its entry is kept while it is open, and when it settles the next delivery of
+    /// the lane is made due (`State::fifo_settled`).
+    pub fifo_lane: Option<u64>,
 }
 
 /// What started an attempt.
@@ -314,6 +323,9 @@ pub struct MessageRecord {
     /// (an example sent to one endpoint); `None`: every subscribed endpoint. Added after
     /// `traceparent`, read as `None` from messages without it.
     pub only_endpoint: Option<u64>,
+    /// The ordering key (hookd's `orderingKey`): an ordered endpoint delivers the messages of
+    /// one key one at a time, in order. Added after `only_endpoint`.
+    pub ordering_key: Option<String>,
 }
 
 impl<Context> Decode<Context> for MessageRecord {
@@ -329,6 +341,7 @@ impl<Context> Decode<Context> for MessageRecord {
             payload: Decode::decode(d)?,
             traceparent: trailing(d)?,
             only_endpoint: trailing(d)?,
+            ordering_key: trailing(d)?,
         })
     }
 }
@@ -383,10 +396,18 @@ mod tests {
             (m.app_key, m.event_id.as_deref(), m.payload.as_slice()),
             (3, Some("e"), &b"{}"[..])
         );
-        assert_eq!((m.traceparent.as_deref(), m.only_endpoint), (None, None));
+        assert_eq!(
+            (
+                m.traceparent.as_deref(),
+                m.only_endpoint,
+                m.ordering_key.as_deref()
+            ),
+            (None, None, None)
+        );
         let new = MessageRecord {
             traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
             only_endpoint: Some(12),
+            ordering_key: None,
             ..m
         };
         let bytes = encode_value(&new).unwrap();
@@ -397,6 +418,21 @@ mod tests {
         // Cut into the fields before it: refused (a frame's CRC catches any cut before this).
         let cut = &bytes[..bytes.len() - 60];
         assert!(decode_value::<MessageRecord>(cut, &|| "m".into()).is_err());
+        // Written before `ordering_key` (its `None` is one byte): none; with one, kept.
+        let before_key = &bytes[..bytes.len() - 1];
+        assert_eq!(
+            decode_value::<MessageRecord>(before_key, &|| "m".into()).unwrap(),
+            new
+        );
+        let keyed = MessageRecord {
+            ordering_key: Some("customer-7".into()),
+            ..new
+        };
+        let bytes = encode_value(&keyed).unwrap();
+        assert_eq!(
+            decode_value::<MessageRecord>(&bytes, &|| "m".into()).unwrap(),
+            keyed
+        );
     }
 
     #[test]
@@ -413,13 +449,26 @@ mod tests {
             5,
         );
         let bytes = encode_value(&ep).unwrap();
-        // Without the fields (an empty list is its length, 8 bytes; `None` one byte): what
-        // older stores hold.
-        let old = &bytes[..bytes.len() - 9];
+        // Without the fields (an empty list is its length, 8 bytes; `None` one byte; `false`
+        // one byte): what older stores hold.
+        let old = &bytes[..bytes.len() - 10];
         // Cut inside the list's length: refused, not read as an empty list.
-        assert!(decode_value::<EndpointRecord>(&bytes[..bytes.len() - 2], &|| "e".into()).is_err());
+        assert!(decode_value::<EndpointRecord>(&bytes[..bytes.len() - 3], &|| "e".into()).is_err());
         let read: EndpointRecord = decode_value(old, &|| "endpoint".into()).unwrap();
         assert_eq!(read, ep);
+        // Written before `fifo`: unordered.
+        let read: EndpointRecord =
+            decode_value(&bytes[..bytes.len() - 1], &|| "endpoint".into()).unwrap();
+        assert_eq!(read, ep);
+        let ordered = EndpointRecord {
+            fifo: true,
+            ..ep.clone()
+        };
+        let bytes = encode_value(&ordered).unwrap();
+        assert_eq!(
+            decode_value::<EndpointRecord>(&bytes, &|| "e".into()).unwrap(),
+            ordered
+        );
         ep.legacy_signatures = vec![
             LegacySignature::GitHub {
                 secret: b"gh".to_vec(),
