@@ -43,9 +43,11 @@ if [ "$QUICK" = 1 ] && [ "$README_SET" = 0 ]; then README=; fi
 if [ "$QUICK" = 1 ]; then
   APPEND_SECS=1 APPEND_REPS=1 INGEST_SECS=2 INGEST_ROUNDS=1 DELIVER_SECS=2 SCHEMA_SECS=2
   SCHEMA_ROUNDS=1 STARTUP_ENV=(STARTUP_MESSAGES=10000 STARTUP_PENDING=30000) FILTER_MSGS=300 FILTER_ROUNDS=1 FOOTPRINT_SECS=10
+  FIFO_MSGS=2000 FIFO_ROUNDS=1
 else
   APPEND_SECS=3 APPEND_REPS=3 INGEST_SECS=10 INGEST_ROUNDS=3 DELIVER_SECS=10 SCHEMA_SECS=10
   SCHEMA_ROUNDS=3 STARTUP_ENV=() FILTER_MSGS=2000 FILTER_ROUNDS=3 FOOTPRINT_SECS=60
+  FIFO_MSGS=20000 FIFO_ROUNDS=3
 fi
 RESULTS=benches/results
 OUT=$RESULTS/README-table.md
@@ -133,6 +135,7 @@ if [ -f benches/schema.sh ]; then
   step schema bash benches/schema.sh "$SCHEMA_SECS" "$SCHEMA_ROUNDS"
 fi
 step filter bash benches/filter.sh "$FILTER_MSGS" "$FILTER_ROUNDS"
+step fifo bash benches/fifo.sh "$FIFO_MSGS" "$FIFO_ROUNDS"
 step batch bash benches/batch.sh "$INGEST_SECS" "$INGEST_ROUNDS"
 step footprint bash benches/footprint.sh "$FOOTPRINT_SECS"
 
@@ -213,6 +216,7 @@ section() { # NAME TITLE
   section footprint "Footprint: binary size, idle RSS and CPU (\`benches/footprint.sh $FOOTPRINT_SECS\`)"
   section batch "Batch ingest vs nginx (\`benches/batch.sh $INGEST_SECS $INGEST_ROUNDS\`)"
   section filter "Payload filters: what 100 of them cost in fan-out (\`benches/filter.sh $FILTER_MSGS $FILTER_ROUNDS\`)"
+  section fifo "Ordered endpoints: one FIFO endpoint with 100 keys vs unordered (\`benches/fifo.sh $FIFO_MSGS $FIFO_ROUNDS\`)"
   if [ ${#FAILED[@]} -gt 0 ]; then
     echo "Failed in this run: ${FAILED[*]}."
   fi
@@ -222,7 +226,7 @@ echo "run-all.sh: wrote $OUT" >&2
 # README: each block gets the table of its name, if this run made one.
 if [ -n "$README" ]; then
   blocks=()
-  for name in suite append ingest ingest-c256 deliver latency startup schema filter batch footprint; do
+  for name in suite append ingest ingest-c256 deliver latency startup schema filter fifo batch footprint; do
     [ "$RESULTS/$name.md" -nt "$TMP/stamp" ] && blocks+=("$name=$RESULTS/$name.md")
   done
   python3 - "$README" "${blocks[@]}" <<'PY'

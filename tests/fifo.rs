@@ -336,6 +336,21 @@ fn stats_show_the_blocked_head_and_patching_to_none_releases_the_queue() {
     assert_eq!(heads[0]["lastStatusCode"], 500);
     assert!(heads[0]["nextAttempt"].is_string(), "{heads}");
     assert_eq!(journal.seen().len(), 1, "only the head was tried");
+    // The status page's summary shows it under the failing endpoint.
+    let r = h.admin("GET", "/api/v1/status/summary", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let unhealthy = r.json()["endpoints"]["unhealthy"].clone();
+    let shown = unhealthy
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == ep.as_str())
+        .unwrap_or_else(|| panic!("{unhealthy}"))["blockedHeads"]
+        .clone();
+    assert_eq!(shown[0]["msgId"], head.as_str(), "{shown}");
+    assert_eq!(shown[0]["attempts"], 1);
+    assert_eq!(shown[0]["waitingBehind"], 3);
+    assert!(shown[0]["nextAtMs"].is_u64(), "{shown}");
     // The others are pending with no time of their own.
     let r = h.admin("GET", &format!("/api/v1/app/shop/endpoint/{ep}/msg"), None);
     assert_eq!(r.status, 200, "{}", r.body);

@@ -102,6 +102,20 @@ impl Recorder {
     }
 }
 
+/// A retry scheduled for an endpoint that was disabled meanwhile (its sweep of open
+/// deliveries may have run before this outcome was written) fails now instead: it would
+/// only fail when it came due, and until then stay pending (and, ordered, hold its lane).
+fn fail_if_disabled(svc: &Service, outcomes: &mut [OutcomeRecord]) {
+    let state = svc.store.state();
+    for o in outcomes.iter_mut().filter(|o| o.next.status.is_open()) {
+        if let Ok(Some(ep)) = state.endpoint(o.attempt.endpoint_key) {
+            if ep.disabled {
+                o.next.status = storage::state::DeliveryStatus::Fail;
+            }
+        }
+    }
+}
+
 /// The longest the recorder waits for a job before it beats anyway.
 const BEAT_EVERY: Duration = Duration::from_millis(100);
 
@@ -114,7 +128,7 @@ fn run(svc: &Service, inboxes: &[Inbox], rx: &Receiver<Job>) {
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let (shard, outcomes) = match job {
+        let (shard, mut outcomes) = match job {
             Job::Batch { shard, outcomes } => (shard, outcomes),
             Job::FailOpen { endpoint } => {
                 match svc
@@ -135,6 +149,7 @@ fn run(svc: &Service, inboxes: &[Inbox], rx: &Receiver<Job>) {
             }
             Job::Stop => break,
         };
+        fail_if_disabled(svc, &mut outcomes);
         let written = write_with_retries(
             || svc.store.state().record_outcomes(&outcomes),
             |wait| {

@@ -149,6 +149,25 @@ struct Unhealthy {
     failing_since_ms: Option<u64>,
     last_attempt: Option<LastAttempt>,
     pending: EndpointPending,
+    /// An ordered endpoint's lanes that wait behind a head (at most [`HEADS_MAX`]); absent
+    /// for an unordered one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked_heads: Option<Vec<BlockedHead>>,
+}
+
+/// Blocked lanes shown per ordered endpoint, at most.
+const HEADS_MAX: usize = 5;
+
+/// The head of an ordered endpoint's lane that waits in the index.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockedHead {
+    msg_id: Option<String>,
+    attempts: u32,
+    /// When its next attempt is due, if it is (not in flight, not yet recorded).
+    next_at_ms: Option<u64>,
+    /// Deliveries of the lane behind it.
+    waiting_behind: usize,
 }
 
 #[derive(Serialize)]
@@ -289,6 +308,11 @@ fn unhealthy(svc: &Service, now_ms: u64) -> storage::Result<Endpoints> {
             .next()
             .map(|a| last_attempt(svc, a));
         let pending = pending(svc, &ep, floor, &mut budget, now_ms)?;
+        let blocked_heads = if ep.fifo {
+            Some(blocked_heads(svc, &ep)?)
+        } else {
+            None
+        };
         unhealthy.push(Unhealthy {
             app_id: app.id,
             app_uid: app.uid,
@@ -302,6 +326,7 @@ fn unhealthy(svc: &Service, now_ms: u64) -> storage::Result<Endpoints> {
             failing_since_ms: ep.failing_since_ms,
             last_attempt,
             pending,
+            blocked_heads,
         });
     }
     Ok(Endpoints {
@@ -359,15 +384,40 @@ fn pending(
     })
 }
 
-fn last_attempt(svc: &Service, a: AttemptRecord) -> LastAttempt {
-    let msg_id = match svc.store.log().read(a.msg_seq) {
-        Ok(Some(r)) => storage::codec::decode_value::<MessageRecord>(&r.payload, &|| {
-            format!("message {}", a.msg_seq)
-        })
-        .ok()
-        .map(|m| message_id(a.msg_seq, &m)),
+/// The public id of the message at `seq`, if it can be read.
+fn message_id_at(svc: &Service, seq: u64) -> Option<String> {
+    match svc.store.log().read(seq) {
+        Ok(Some(r)) => {
+            storage::codec::decode_value::<MessageRecord>(&r.payload, &|| format!("message {seq}"))
+                .ok()
+                .map(|m| message_id(seq, &m))
+        }
         _ => None,
-    };
+    }
+}
+
+/// The heads of an ordered endpoint's blocked lanes, as the stats route lists them.
+fn blocked_heads(svc: &Service, ep: &EndpointRecord) -> storage::Result<Vec<BlockedHead>> {
+    let (heads, _) = svc.store.state().fifo_heads(ep.key, HEADS_MAX)?;
+    Ok(heads
+        .into_iter()
+        .map(|h| {
+            let st = h.state.as_ref();
+            BlockedHead {
+                msg_id: message_id_at(svc, h.seq),
+                attempts: st.map_or(0, |st| st.attempts),
+                next_at_ms: st
+                    .filter(|st| st.status == storage::state::DeliveryStatus::Pending)
+                    .filter(|st| !st.is_blocked())
+                    .map(|st| st.next_at_ms),
+                waiting_behind: h.behind,
+            }
+        })
+        .collect())
+}
+
+fn last_attempt(svc: &Service, a: AttemptRecord) -> LastAttempt {
+    let msg_id = message_id_at(svc, a.msg_seq);
     let (response, response_truncated) = snippet(&a.response, SNIPPET_CHARS);
     LastAttempt {
         id: a.id,
