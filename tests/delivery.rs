@@ -323,8 +323,12 @@ fn acknowledged_messages_are_delivered_after_a_crash() {
 fn first_attempts_in_memory_or_spilled_survive_a_crash() {
     let schedule = ["\"1s\""; 50].join(", ");
     let mut h = Hookd::start(&format!(
-        "[delivery]\nretry_schedule = [{schedule}]\ntimeout = \"20s\"\nallow_private_networks = true\nin_flight_per_endpoint_max = 2\nqueue_capacity = 4\n"
+        "[delivery]\nretry_schedule = [{schedule}]\ntimeout = \"20s\"\nallow_private_networks = true\nin_flight_per_endpoint_max = 2\nqueue_capacity = 4\npipeline_depth = 1\n"
     ));
+    // One request per connection (`pipeline_depth = 1`): a second request pipelined behind
+    // the held first one would reach the receiver only after it (the receiver answers a
+    // connection's requests in turn), and it joins the pipe whenever it starts within 20 ms
+    // of the first, as it does when the disk's fsyncs are fast.
     setup(&h);
     // Holds every request (past hookd's timeout) until released, then answers at once. The
     // timeout is long enough for the checks below to run before it, even on a loaded machine
