@@ -183,7 +183,9 @@ impl Engine {
         let doorbell = inbox.doorbell.subscribe();
         let capacity = self.svc.config().delivery.queue_capacity as usize;
         loop {
-            while self.waiting.get() < capacity {
+            // Deliveries held behind an ordered lane's head count against the queue: fan-out
+            // waits (the log is the queue) rather than have them parked in the index.
+            while self.waiting.get() + self.held.get() < capacity {
                 let Ok(task) = inbox.rx.try_recv() else { break };
                 self.enqueue(task);
             }
@@ -191,7 +193,7 @@ impl Engine {
             if inbox.doorbell.outcome(u64::MAX).is_some() {
                 return; // closed
             }
-            if self.waiting.get() > 0 {
+            if self.waiting.get() + self.held.get() > 0 {
                 monoio::select! {
                     _ = doorbell.changed() => {}
                     _ = monoio::time::sleep(TICK) => {}

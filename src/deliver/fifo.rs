@@ -96,7 +96,8 @@ impl Lanes {
     }
 
     /// Decides for `task` (its `lane` set), holding at most `held_max` deliveries in memory
-    /// on the shard (`shard_held` counts them).
+    /// on the shard (`shard_held` counts them) and a quarter of that per lane (a lane whose
+    /// head is slow must not take the shard's whole queue).
     pub fn arrive(
         &mut self,
         state: &State,
@@ -114,7 +115,7 @@ impl Lanes {
                 l.in_flight = true;
                 return Ok(Arrival::Go(task));
             }
-            if task.fresh && !l.indexed && shard_held < held_max {
+            if task.fresh && !l.indexed && shard_held < held_max && l.held.len() < held_max / 4 {
                 l.held.insert(task.seq, task);
                 self.held += 1;
                 return Ok(Arrival::Held);
