@@ -492,3 +492,50 @@ fn an_endpoint_declared_ordered_in_the_config_is_ordered() {
     }
     assert_in_order(&journal.wait_delivered(&want, WAIT));
 }
+
+/// A lane whose head waited for retries has the rest parked in the index; once the head is
+/// through they follow, in order. (The first version made each next one due only when the
+/// dispatcher happened to wake, up to 250 ms later: 300 took 75 s, beyond the wait here. Now
+/// the shard leases each as the one before it settles; how fast that drains is measured by
+/// hand, see the closing note of issue 16, not asserted here.)
+#[test]
+fn a_lane_parked_in_the_index_drains_in_order() {
+    let journal = Journal::default();
+    let fails_left = Arc::new(Mutex::new(2u32));
+    let receiver = {
+        let (journal, fails_left) = (journal.clone(), fails_left.clone());
+        Receiver::builder()
+            .handler(move |r| {
+                let mut left = fails_left.lock().unwrap();
+                let fail = *left > 0;
+                if fail {
+                    *left -= 1;
+                }
+                journal.record(r, !fail);
+                if fail {
+                    Reply::status(500)
+                } else {
+                    Reply::ok()
+                }
+            })
+            .start()
+    };
+    let h = Hookd::start(&config(r#"["1s", "1s", "1s"]"#));
+    fifo_endpoint(&h, &receiver.url("/fifo"));
+    let mut want = HashSet::new();
+    for start in (0..300).step_by(100) {
+        let batch: Vec<Value> = (start..start + 100)
+            .map(|i| json!({"eventType": "order.paid", "orderingKey": "one", "payload": {"key": "one", "i": i}}))
+            .collect();
+        let r = h.admin(
+            "POST",
+            "/api/v1/app/shop/msg/batch",
+            Some(&Value::Array(batch).to_string()),
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+        want.extend((start..start + 100).map(|i| ("one".to_owned(), i)));
+    }
+    let seen = journal.wait_delivered(&want, WAIT);
+    assert_in_order(&seen);
+    assert_eq!(seen.len(), 302, "two failures of the head, then each once");
+}

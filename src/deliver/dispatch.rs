@@ -277,7 +277,7 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
     let waker = Waker::from(Arc::new(Unpark(parker.unparker().clone())));
     // A lease outlives the attempt: its wait for a turn at the host and its exchange (each
     // bounded by the timeout; see `client`), with a margin for recording it.
-    let lease_ms = (2 * svc.config().delivery.timeout + LEASE_MARGIN).as_millis() as u64;
+    let lease_ms = lease_ms(&svc.config().delivery);
     let mut last_scan = Instant::now();
     let mut last_cursor_write = Instant::now();
     let retention = svc.config().storage.retention;
@@ -343,6 +343,12 @@ fn run(svc: &Service, inboxes: &[Inbox], parker: &Parker, stop: &AtomicBool) {
         std::thread::sleep(GATHER);
     }
     guard.finish();
+}
+
+/// How long a lease lasts: the attempt's wait for a turn at the host and its exchange (each
+/// bounded by the timeout; see `client`), with a margin for recording it.
+pub fn lease_ms(delivery: &crate::config::DeliveryConfig) -> u64 {
+    (2 * delivery.timeout + LEASE_MARGIN).as_millis() as u64
 }
 
 /// How long the dispatcher may sleep: until the earliest due delivery (but not before the

@@ -270,9 +270,13 @@ impl Engine {
             let mut eps = self.endpoints.borrow_mut();
             let slot = self.slot(&mut eps, task.endpoint);
             let before = slot.lanes.held();
-            let done = slot
-                .lanes
-                .done(self.svc.store.state(), task, retry, ordered, now);
+            let lease_until = now + super::dispatch::lease_ms(&self.svc.config().delivery);
+            let done = slot.lanes.done(
+                self.svc.store.state(),
+                task,
+                (retry, ordered),
+                (now, lease_until),
+            );
             self.held.set(self.held.get() + slot.lanes.held() - before);
             done
         };

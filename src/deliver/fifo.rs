@@ -210,14 +210,14 @@ impl Lanes {
 
     /// The attempt of `task` ended: `retry` if its delivery stays open (a retry is due
     /// later), `ordered` if its endpoint is still ordered (if not, the lane lets go of
-    /// everything it held).
+    /// everything it held). A delivery taken from the index to follow it is leased until
+    /// `lease_until_ms`.
     pub fn done(
         &mut self,
         state: &State,
         task: &Task,
-        retry: bool,
-        ordered: bool,
-        now_ms: u64,
+        (retry, ordered): (bool, bool),
+        (now_ms, lease_until_ms): (u64, u64),
     ) -> Done {
         let lane = task.lane.unwrap_or(0);
         let mut done = Done::default();
@@ -245,9 +245,30 @@ impl Lanes {
             return done;
         }
         if l.indexed {
-            // The recorder frees the head's entry and makes the next in the index due.
+            // The recorder frees the head's entry (and would make the next one due); the next
+            // is leased here and now, so that the lane drains at the receiver's pace.
             done.outcome_lane = Some(lane);
-            self.park_held(state, lane, &mut done, now_ms);
+            let next = state.fifo_take_next(task.endpoint, lane, task.seq, lease_until_ms, now_ms);
+            match next {
+                Ok(Some((seq, attempts, trigger))) if l.held.is_empty() => {
+                    l.head = seq;
+                    l.in_flight = true;
+                    done.next.push(Task {
+                        endpoint: task.endpoint,
+                        seq,
+                        attempts,
+                        trigger,
+                        fresh: false,
+                        msg: None,
+                        lane: Some(lane),
+                    });
+                }
+                Ok(_) => self.park_held(state, lane, &mut done, now_ms),
+                Err(e) => {
+                    tracing::warn!(error = %e, "leasing an ordered lane's next delivery failed; the recorder makes it due");
+                    self.park_held(state, lane, &mut done, now_ms);
+                }
+            }
             return done;
         }
         match l.held.pop_first() {

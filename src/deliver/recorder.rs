@@ -157,8 +157,13 @@ fn run(svc: &Service, inboxes: &[Inbox], rx: &Receiver<Job>) {
                 std::thread::sleep(wait);
             },
         );
-        if written.is_ok() && outcomes.iter().any(|o| o.next.status.is_open()) {
-            // A retry was scheduled: the dispatcher plans its next wake from it.
+        if written.is_ok()
+            && outcomes
+                .iter()
+                .any(|o| o.next.status.is_open() || o.fifo_lane.is_some())
+        {
+            // A retry was scheduled, or an ordered lane's next delivery made due: the
+            // dispatcher plans its next wake from it.
             svc.due_written();
         }
         match written {

@@ -204,6 +204,46 @@ impl State {
         }
     }
 
+    /// The delivery after `after` in a lane, if it is blocked: leased at once (sending until
+    /// `lease_until_ms`) for the shard whose head `after` just settled, so that a lane drains
+    /// at the receiver's pace rather than one delivery per due scan. Returns its seq, the
+    /// attempts it has made and what queued it.
+    pub fn fifo_take_next(
+        &self,
+        endpoint: u64,
+        lane: u64,
+        after: u64,
+        lease_until_ms: u64,
+        now_ms: u64,
+    ) -> Result<Option<(u64, u32, Trigger)>> {
+        let start = entry(endpoint, lane, after.saturating_add(1));
+        let end = entry(endpoint, lane, u64::MAX);
+        let Some((k, _)) = self.fifo.range(start..=end).next().transpose()? else {
+            return Ok(None);
+        };
+        let seq = read_be(&k, 16);
+        let dk = key(&[&be(endpoint), &be(seq)]);
+        let taken = (&self.deliveries, &self.due, &self.pending).transaction(
+            |(deliveries, due, pending)| {
+                let Some(v) = deliveries.get(&dk)? else {
+                    return Ok(None);
+                };
+                let mut st: DeliveryState = decode_value(&v, &|| format!("delivery {seq}"))
+                    .map_err(ConflictableTransactionError::Abort)?;
+                if !st.is_blocked() {
+                    return Ok(None);
+                }
+                st.status = DeliveryStatus::Sending;
+                st.next_at_ms = lease_until_ms;
+                st.updated_ms = now_ms;
+                let value = encode_value(&st).map_err(ConflictableTransactionError::Abort)?;
+                apply_delivery((deliveries, due, pending), (endpoint, seq), &st, &value)?;
+                Ok(Some((seq, st.attempts, st.trigger)))
+            },
+        )?;
+        Ok(taken)
+    }
+
     /// Frees every lane of `endpoint` (it is no longer ordered, or was deleted): each blocked
     /// delivery is made due at `now_ms` and every entry goes. Returns how many were blocked.
     pub fn fifo_release(&self, endpoint: u64, now_ms: u64) -> Result<usize> {
