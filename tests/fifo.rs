@@ -127,30 +127,38 @@ fn fifo_endpoint(h: &Hookd, url: &str) -> String {
     e["id"].as_str().unwrap().to_owned()
 }
 
+/// A receiver that answers 500 to the first `times` requests whose payload `which` picks, and
+/// 200 to everything else, journaling each.
+fn failing_receiver(
+    journal: &Journal,
+    times: u32,
+    which: impl Fn(&Value) -> bool + Send + Sync + 'static,
+) -> Receiver {
+    let journal = journal.clone();
+    let left = Mutex::new(times);
+    Receiver::builder()
+        .handler(move |r| {
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            let mut left = left.lock().unwrap();
+            let fail = which(&v) && *left > 0;
+            if fail {
+                *left -= 1;
+            }
+            journal.record(r, !fail);
+            if fail {
+                Reply::status(500)
+            } else {
+                Reply::ok()
+            }
+        })
+        .start()
+}
+
 #[test]
 fn a_failing_head_holds_its_key_back_and_no_other() {
     let journal = Journal::default();
-    let fails_left = Arc::new(Mutex::new(3u32));
-    let receiver = {
-        let (journal, fails_left) = (journal.clone(), fails_left.clone());
-        Receiver::builder()
-            .handler(move |r| {
-                let v: Value = serde_json::from_slice(&r.body).unwrap();
-                // Message 2 of key "a" fails three times.
-                let mut left = fails_left.lock().unwrap();
-                let fail = v["key"] == "a" && v["i"] == 2 && *left > 0;
-                if fail {
-                    *left -= 1;
-                }
-                journal.record(r, !fail);
-                if fail {
-                    Reply::status(500)
-                } else {
-                    Reply::ok()
-                }
-            })
-            .start()
-    };
+    // Message 2 of key "a" fails three times.
+    let receiver = failing_receiver(&journal, 3, |v| v["key"] == "a" && v["i"] == 2);
     let h = Hookd::start(&config(r#"["1s", "1s", "1s", "1s", "1s"]"#));
     fifo_endpoint(&h, &receiver.url("/fifo"));
     let mut want = HashSet::new();
@@ -459,25 +467,7 @@ fn ordering_and_ordering_key_are_checked_and_shown() {
 #[test]
 fn an_endpoint_declared_ordered_in_the_config_is_ordered() {
     let journal = Journal::default();
-    let fails = Arc::new(Mutex::new(2u32));
-    let receiver = {
-        let (journal, fails) = (journal.clone(), fails.clone());
-        Receiver::builder()
-            .handler(move |r| {
-                let mut left = fails.lock().unwrap();
-                let fail = *left > 0;
-                if fail {
-                    *left -= 1;
-                }
-                journal.record(r, !fail);
-                if fail {
-                    Reply::status(500)
-                } else {
-                    Reply::ok()
-                }
-            })
-            .start()
-    };
+    let receiver = failing_receiver(&journal, 2, |_| true);
     let h = Hookd::start(&format!(
         "{}\n[[apps]]\nuid = \"shop\"\nname = \"Shop\"\n[[apps.endpoints]]\nuid = \"ordered\"\nurl = \"{}\"\nordering = \"fifo\"\n",
         config(r#"["300ms", "300ms", "300ms"]"#),
@@ -501,25 +491,7 @@ fn an_endpoint_declared_ordered_in_the_config_is_ordered() {
 #[test]
 fn a_lane_parked_in_the_index_drains_in_order() {
     let journal = Journal::default();
-    let fails_left = Arc::new(Mutex::new(2u32));
-    let receiver = {
-        let (journal, fails_left) = (journal.clone(), fails_left.clone());
-        Receiver::builder()
-            .handler(move |r| {
-                let mut left = fails_left.lock().unwrap();
-                let fail = *left > 0;
-                if fail {
-                    *left -= 1;
-                }
-                journal.record(r, !fail);
-                if fail {
-                    Reply::status(500)
-                } else {
-                    Reply::ok()
-                }
-            })
-            .start()
-    };
+    let receiver = failing_receiver(&journal, 2, |_| true);
     let h = Hookd::start(&config(r#"["1s", "1s", "1s"]"#));
     fifo_endpoint(&h, &receiver.url("/fifo"));
     let mut want = HashSet::new();

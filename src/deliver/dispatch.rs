@@ -994,13 +994,10 @@ mod tests {
         assert_eq!(fan.position, seqs[4]);
     }
 
-    #[test]
-    fn a_failed_spill_write_is_written_before_the_position_passes_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let (svc, seqs) = service_with_messages(dir.path(), 2);
-        // The endpoint's shard has a full inbox while the other has room, and fan-out has
-        // waited long enough (SPILL_AFTER, set by hand rather than waited for): the first
-        // message's delivery spills to the index.
+    /// Two inboxes of one task each, endpoint 7's full (with a task of another endpoint), and
+    /// fan-out from the start of the log, having waited for room long enough to spill
+    /// (`SPILL_AFTER`, set by hand rather than waited for).
+    fn one_shard_full(svc: &Service) -> (Vec<Inbox>, usize, FanOut<'_>) {
         let inboxes = vec![Inbox::new(1), Inbox::new(1)];
         let full = owner(7, inboxes.len());
         let filler = Task {
@@ -1015,6 +1012,17 @@ mod tests {
         assert!(inboxes[full].tx.try_send(filler).is_ok());
         let mut fan = FanOut::new(svc.store.log(), 0);
         fan.blocked_since = Some(Instant::now() - SPILL_AFTER);
+        (inboxes, full, fan)
+    }
+
+    #[test]
+    fn a_failed_spill_write_is_written_before_the_position_passes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, seqs) = service_with_messages(dir.path(), 2);
+        // The endpoint's shard has a full inbox while the other has room, and fan-out has
+        // waited long enough (SPILL_AFTER, set by hand rather than waited for): the first
+        // message's delivery spills to the index.
+        let (inboxes, _, mut fan) = one_shard_full(&svc);
         arm(Fault::Spill);
         assert!(fan.run(&svc, &inboxes).is_err());
         assert_eq!(
@@ -1046,20 +1054,7 @@ mod tests {
         state.put_endpoint(&ep).unwrap();
         svc.endpoints_version.fetch_add(1, Ordering::AcqRel);
         // As above: the endpoint's shard is full, the other has room, the wait ran out.
-        let inboxes = vec![Inbox::new(1), Inbox::new(1)];
-        let full = owner(7, inboxes.len());
-        let filler = Task {
-            endpoint: 9,
-            seq: 0,
-            attempts: 0,
-            trigger: Trigger::Scheduled,
-            fresh: false,
-            msg: None,
-            lane: None,
-        };
-        assert!(inboxes[full].tx.try_send(filler).is_ok());
-        let mut fan = FanOut::new(svc.store.log(), 0);
-        fan.blocked_since = Some(Instant::now() - SPILL_AFTER);
+        let (inboxes, full, mut fan) = one_shard_full(&svc);
         fan.run(&svc, &inboxes).unwrap();
         assert_eq!(fan.position, 0, "the log keeps it");
         assert!(state.delivery(7, seqs[0]).unwrap().is_none(), "not spilled");

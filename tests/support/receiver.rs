@@ -499,6 +499,10 @@ fn serve<S: Read + Write + Close>(mut stream: S, connection: usize, shared: &Sha
                     .0;
             }
         }
+        // Counted out before the answer goes: once it is written the client may send its next
+        // request, on another connection, before this thread would get here again (under load
+        // that once counted one request too many as side by side).
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         let written = match &reply.what {
             What::HangUp => Ok(()),
             What::Raw(bytes) => stream.write_all(bytes).and_then(|()| stream.flush()),
@@ -518,7 +522,6 @@ fn serve<S: Read + Write + Close>(mut stream: S, connection: usize, shared: &Sha
                 stream.write_all(&bytes).and_then(|()| stream.flush())
             }
         };
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         if written.is_err() || reply.after != After::KeepOpen || matches!(reply.what, What::HangUp)
         {
             stream.close();

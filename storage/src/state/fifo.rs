@@ -65,19 +65,23 @@ impl State {
     /// The head of a lane that waits in the index (its lowest seq), and whether it is blocked
     /// (then nothing of the lane is due: it waits for a delivery in flight before it).
     pub fn fifo_first(&self, endpoint: u64, lane: u64) -> Result<Option<(u64, bool)>> {
-        let Some((k, _)) = self
-            .fifo
-            .scan_prefix(lane_prefix(endpoint, lane))
-            .next()
-            .transpose()?
-        else {
+        let Some(seq) = self.lane_first(endpoint, lane)? else {
             return Ok(None);
         };
-        let seq = read_be(&k, 16);
         let blocked = self
             .delivery_raw(endpoint, seq)?
             .is_some_and(|st| st.is_blocked());
         Ok(Some((seq, blocked)))
+    }
+
+    /// The lowest seq of a lane in the index.
+    fn lane_first(&self, endpoint: u64, lane: u64) -> Result<Option<u64>> {
+        let first = self
+            .fifo
+            .scan_prefix(lane_prefix(endpoint, lane))
+            .next()
+            .transpose()?;
+        Ok(first.map(|(k, _)| read_be(&k, 16)))
     }
 
     fn delivery_raw(&self, endpoint: u64, seq: u64) -> Result<Option<DeliveryState>> {
@@ -182,18 +186,12 @@ impl State {
     /// are removed.
     fn fifo_promote(&self, endpoint: u64, lane: u64, now_ms: u64) -> Result<bool> {
         loop {
-            let Some((k, _)) = self
-                .fifo
-                .scan_prefix(lane_prefix(endpoint, lane))
-                .next()
-                .transpose()?
-            else {
+            let Some(seq) = self.lane_first(endpoint, lane)? else {
                 return Ok(false);
             };
-            let seq = read_be(&k, 16);
             match self.delivery_raw(endpoint, seq)? {
                 Some(st) if !st.status.is_open() => {
-                    self.fifo.remove(k)?;
+                    self.fifo.remove(entry(endpoint, lane, seq))?;
                 }
                 Some(st) if st.is_blocked() => {
                     return self.set_due_if(endpoint, seq, now_ms, DeliveryState::is_blocked)
