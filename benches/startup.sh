@@ -5,6 +5,8 @@
 #
 #   benches/startup.sh          (STARTUP_MESSAGES=100000 STARTUP_PENDING=1000000 by default)
 #
+# STARTUP_STORAGE adds lines to the config's [storage] table (e.g. 'cache_bytes = "16MiB"').
+#
 # Times are taken by a small Python helper that starts hookd with $NOTIFY_SOCKET pointing at a
 # datagram socket of its own: exec to READY=1 (sent once every shard serves and recovery is
 # done), exec to the `listening on` line, and hookd's own figure from that line (config
@@ -63,7 +65,7 @@ PY
 
 # start DATA_DIR: starts hookd through the helper; sets HOOKD_PID, READY_MS, LISTEN_MS, OWN_MS.
 start() {
-  write_config "$1" "allow_private_networks = true"
+  write_config "$1" "allow_private_networks = true" "${STARTUP_STORAGE:-}"
   read -r HOOKD_PID READY_MS LISTEN_MS OWN_MS < <(python3 "$WORK/ready.py" "$BIN" "$WORK/hookd.toml" "$WORK/hookd.log")
 }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$HOOKD_PID/status"; }

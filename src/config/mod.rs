@@ -218,7 +218,9 @@ impl Default for StorageConfig {
             retention: Duration::from_secs(7 * 86_400),
             max_bytes: 10 << 30,
             reserve_bytes: 64 << 20,
-            cache_bytes: 64 << 20,
+            // sled overshoots its cache about twice; 16 MiB costs no measured delivery rate
+            // against 64 MiB and keeps a million pending deliveries under 200 MiB RSS (README).
+            cache_bytes: 16 << 20,
             idempotency_ttl: Duration::from_secs(12 * 3600),
         }
     }
