@@ -8,8 +8,13 @@ need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -
 need wrk wrk
 need nginx nginx-light
 
-cargo build --release -q -p hookd
-BIN=target/release/hookd
+# HOOKD_BIN benchmarks another build (e.g. target/dist/hookd, the shipped profile) instead.
+if [ -n "${HOOKD_BIN:-}" ]; then
+  BIN=$HOOKD_BIN
+else
+  cargo build --release -q -p hookd
+  BIN=target/release/hookd
+fi
 WORK=$(mktemp -d /var/tmp/hookd-bench.XXXXXX)
 cleanup() {
   [ -n "${HOOKD_PID:-}" ] && kill "$HOOKD_PID" 2>/dev/null && wait "$HOOKD_PID" 2>/dev/null
