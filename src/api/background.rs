@@ -3,6 +3,9 @@
 //! disabled endpoint's open deliveries). At most [`TASKS_MAX`] run at once; the caller says
 //! what happens to one refused for that (`recover` answers 429, a disable sweep is left to
 //! the deliveries coming due, which then fail one by one).
+//!
+//! Reads whose answer the API waits for but that may scan for long (the endpoint stats count
+//! up to a million deliveries) run the same way, awaited: [`read`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -43,10 +46,94 @@ pub fn spawn(name: &'static str, work: impl FnOnce() + Send + 'static) -> bool {
     }
 }
 
+/// Long reads running at once, at most.
+pub const READS_MAX: usize = 4;
+
+/// Long reads running now.
+static READING: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `work` on a thread of its own and waits for its answer without blocking the shard;
+/// `None` if [`READS_MAX`] run already, the thread could not start or `work` panicked.
+pub async fn read<T: Send + 'static>(
+    name: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if READING.fetch_add(1, Ordering::AcqRel) >= READS_MAX {
+        READING.fetch_sub(1, Ordering::AcqRel);
+        return None;
+    }
+    /// Frees the slot however the read ends (a panic included).
+    struct Slot;
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            READING.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let slot = Slot;
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let started = std::thread::Builder::new()
+        .name(format!("hookd-{name}"))
+        .spawn(move || {
+            let _slot = slot;
+            let _ = tx.send(work());
+        });
+    if let Err(e) = started {
+        tracing::error!(error = %e, task = name, "cannot start a read off the shard");
+        return None;
+    }
+    rx.await.ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::mpsc;
+
+    #[test]
+    fn a_read_is_answered_off_the_thread_and_at_most_reads_max_run() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let here = std::thread::current().id();
+            let there = read("test", || std::thread::current().id()).await;
+            assert!(
+                there.is_some_and(|t| t != here),
+                "ran on a thread of its own"
+            );
+            // READS_MAX reads held open: one more is refused at once, not queued.
+            let (release, hold) = mpsc::channel::<()>();
+            let hold = std::sync::Arc::new(std::sync::Mutex::new(hold));
+            let (started, seen) = mpsc::channel::<()>();
+            let mut held = Vec::new();
+            for _ in 0..READS_MAX {
+                let (hold, started) = (hold.clone(), started.clone());
+                held.push(monoio::spawn(read("test", move || {
+                    started.send(()).unwrap();
+                    let _ = hold.lock().unwrap().recv();
+                    7
+                })));
+            }
+            monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+            for _ in 0..READS_MAX {
+                seen.recv().unwrap();
+            }
+            assert_eq!(read("test", || 1).await, None);
+            for _ in 0..READS_MAX {
+                release.send(()).unwrap();
+            }
+            for h in held {
+                assert_eq!(h.await, Some(7));
+            }
+            // A panicking read answers None and frees its slot.
+            assert_eq!(
+                read("test", || -> u8 { panic!("a test panic") }).await,
+                None
+            );
+            assert_eq!(read("test", || 2).await, Some(2));
+        });
+    }
 
     #[test]
     fn at_most_tasks_max_run_and_a_slot_frees_when_one_ends() {

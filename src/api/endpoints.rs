@@ -558,17 +558,25 @@ pub async fn set_headers(cx: &Ctx<'_>, app: &str, ep: &str, merge: bool) -> ApiR
 
 /// Deliveries to the endpoint by status, counted over its delivery index and attempt runs (at most
 /// `STATS_SCAN_MAX` entries, newest excluded beyond that).
-pub fn stats(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
+/// The count runs off the shard (`background::read`): it may scan for seconds.
+pub async fn stats(cx: &Ctx<'_>, app: &str, ep: &str) -> ApiResult {
     const STATS_SCAN_MAX: usize = 1_000_000;
     let (since, until) = stats_window(cx)?;
     let (_, e) = find(cx, app, ep)?;
     let log = cx.svc.store.log();
     let seqs = first_seq_at(log, since)..first_seq_at(log, until.saturating_add(1));
-    let counts = cx
-        .svc
-        .store
-        .state()
-        .endpoint_status_counts(e.key, seqs, STATS_SCAN_MAX)?;
+    let svc = cx.svc.clone();
+    let key = e.key;
+    let counts = super::background::read("stats", move || {
+        svc.store
+            .state()
+            .endpoint_status_counts(key, seqs, STATS_SCAN_MAX)
+    })
+    .await
+    // Every slot busy: come back in a second.
+    .ok_or(ApiError::TooManyRequests {
+        retry_after_secs: 1,
+    })??;
     let mut out = serde_json::json!({
         "success": counts[DeliveryStatus::Success as usize],
         "pending": counts[DeliveryStatus::Pending as usize],

@@ -517,7 +517,7 @@ impl Api {
             (EndpointHeaders, Get) => endpoints::headers(cx, &p[0], &p[1]),
             (EndpointHeaders, Put) => endpoints::set_headers(cx, &p[0], &p[1], false).await,
             (EndpointHeaders, Patch) => endpoints::set_headers(cx, &p[0], &p[1], true).await,
-            (EndpointStats, Get) => endpoints::stats(cx, &p[0], &p[1]),
+            (EndpointStats, Get) => endpoints::stats(cx, &p[0], &p[1]).await,
             (EndpointMessages, Get) => attempts::endpoint_messages(cx, &p[0], &p[1]),
             (EndpointFilterTest, Post) => endpoints::test_endpoint_filter(cx, &p[0], &p[1]),
             (FilterTest, Post) => endpoints::test_filter(cx),
