@@ -206,28 +206,26 @@ impl Engine {
 
     /// Takes a task from the inbox: an ordered endpoint's goes through its lane first.
     fn enqueue(&self, task: Task) {
-        match self.ordered_lane(task) {
-            Ok(task) => self.push_waiting(task),
-            Err(Some(task)) => self.arrive(task),
-            Err(None) => {}
+        let task = self.with_lane(task);
+        if task.lane.is_some() {
+            self.arrive(task);
+        } else {
+            self.push_waiting(task);
         }
     }
 
-    /// `Err(Some(task))` with its lane set if its endpoint is ordered (the message read, and
-    /// kept with the task); `Ok(task)` if not, or if the endpoint or message cannot be read
-    /// (its attempt settles it).
-    fn ordered_lane(&self, mut task: Task) -> Result<Task, Option<Task>> {
-        match self.endpoint(task.endpoint) {
-            Ok(Some(ep)) if ep.fifo => {}
-            _ => return Ok(task),
+    /// The task with its lane set if its endpoint is ordered (the message read, and kept with
+    /// the task); as it was if not, or if the endpoint or message cannot be read (its attempt
+    /// settles it).
+    fn with_lane(&self, mut task: Task) -> Task {
+        if !matches!(self.endpoint(task.endpoint), Ok(Some(ep)) if ep.fifo) {
+            return task;
         }
-        let carried = match self.message(&task) {
-            Ok(Ok(carried)) => carried,
-            _ => return Ok(task),
-        };
-        task.lane = Some(fifo::lane(carried.msg.ordering_key.as_deref()));
-        task.msg = Some(carried);
-        Err(Some(task))
+        if let Ok(Ok(carried)) = self.message(&task) {
+            task.lane = Some(fifo::lane(carried.msg.ordering_key.as_deref()));
+            task.msg = Some(carried);
+        }
+        task
     }
 
     /// Lets an ordered endpoint's lane decide on `task`.
