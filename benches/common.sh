@@ -106,3 +106,22 @@ stop_hookd() {
 
 # api METHOD PATH [JSON]: one authenticated call to the running hookd.
 api() { curl -sf -X "$1" "http://127.0.0.1:$HOOKD_PORT/api/v1/$2" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' ${3:+-d "$3"}; }
+
+# in_turn ROUND A... -- B...: runs command A, then B, in odd rounds and B, then A, in even ones
+# (so that neither always runs on the warmer machine); their outputs go to A_OUT and B_OUT.
+in_turn() {
+  local r=$1 a=()
+  shift
+  while [ "$1" != "--" ]; do a+=("$1"); shift; done
+  shift
+  if [ $((r % 2)) = 1 ]; then
+    A_OUT=$("${a[@]}")
+    B_OUT=$("$@")
+  else
+    B_OUT=$("$@")
+    A_OUT=$("${a[@]}")
+  fi
+}
+
+# median VALUES...: their median (the lower of the middle two for an even count).
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

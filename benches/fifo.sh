@@ -64,18 +64,14 @@ PY
 ROWS=()
 RATIOS=()
 for r in $(seq "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then
-    read -r PR PI <<<"$(run "none$r" none)"
-    read -r FR FI <<<"$(run "fifo$r" fifo)"
-  else
-    read -r FR FI <<<"$(run "fifo$r" fifo)"
-    read -r PR PI <<<"$(run "none$r" none)"
-  fi
+  in_turn "$r" run "none$r" none -- run "fifo$r" fifo
+  read -r PR PI <<<"$A_OUT"
+  read -r FR FI <<<"$B_OUT"
   RATIO=$(python3 -c "print(f'{$FR/$PR:.2f}')")
   RATIOS+=("$RATIO")
   ROWS+=("| $r | $PR | $PI s | $FR | $FI s | $RATIO |")
 done
-MEDIAN=$(printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+MEDIAN=$(median "${RATIOS[@]}")
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 {

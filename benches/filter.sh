@@ -67,18 +67,14 @@ PY
 ROWS=()
 RATIOS=()
 for r in $(seq "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then
-    read -r PM PR PI <<<"$(run "plain$r" "")"
-    read -r FM FR FI <<<"$(run "filtered$r" "$FILTER")"
-  else
-    read -r FM FR FI <<<"$(run "filtered$r" "$FILTER")"
-    read -r PM PR PI <<<"$(run "plain$r" "")"
-  fi
+  in_turn "$r" run "plain$r" "" -- run "filtered$r" "$FILTER"
+  read -r PM PR PI <<<"$A_OUT"
+  read -r FM FR FI <<<"$B_OUT"
   RATIO=$(python3 -c "print(f'{$FR/$PR:.2f}')")
   RATIOS+=("$RATIO")
   ROWS+=("| $r | $PM | $PR | $PI s | $FM | $FR | $FI s | $RATIO |")
 done
-MEDIAN=$(printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+MEDIAN=$(median "${RATIOS[@]}")
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 {
