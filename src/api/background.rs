@@ -91,10 +91,20 @@ mod tests {
 
     #[test]
     fn a_read_is_answered_off_the_thread_and_at_most_reads_max_run() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        // The driver the shards run on where io_uring is refused; the waits below never block
+        // the runtime's thread (the reads' answers wake it from theirs).
+        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
             .enable_timer()
             .build()
             .expect("runtime");
+        // A read's slot is freed as its thread ends, just after its answer: wait for that.
+        async fn until_reading(n: usize) {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while READING.load(Ordering::Acquire) != n {
+                assert!(std::time::Instant::now() < deadline, "{n} reads never ran");
+                monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
         rt.block_on(async {
             let here = std::thread::current().id();
             let there = read("test", || std::thread::current().id()).await;
@@ -102,35 +112,32 @@ mod tests {
                 there.is_some_and(|t| t != here),
                 "ran on a thread of its own"
             );
+            until_reading(0).await;
             // READS_MAX reads held open: one more is refused at once, not queued.
-            let (release, hold) = mpsc::channel::<()>();
-            let hold = std::sync::Arc::new(std::sync::Mutex::new(hold));
-            let (started, seen) = mpsc::channel::<()>();
+            let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let mut held = Vec::new();
             for _ in 0..READS_MAX {
-                let (hold, started) = (hold.clone(), started.clone());
+                let release = release.clone();
                 held.push(monoio::spawn(read("test", move || {
-                    started.send(()).unwrap();
-                    let _ = hold.lock().unwrap().recv();
+                    while !release.load(Ordering::Acquire) {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
                     7
                 })));
             }
-            monoio::time::sleep(std::time::Duration::from_millis(1)).await;
-            for _ in 0..READS_MAX {
-                seen.recv().unwrap();
-            }
+            until_reading(READS_MAX).await;
             assert_eq!(read("test", || 1).await, None);
-            for _ in 0..READS_MAX {
-                release.send(()).unwrap();
-            }
+            release.store(true, Ordering::Release);
             for h in held {
                 assert_eq!(h.await, Some(7));
             }
+            until_reading(0).await;
             // A panicking read answers None and frees its slot.
             assert_eq!(
                 read("test", || -> u8 { panic!("a test panic") }).await,
                 None
             );
+            until_reading(0).await;
             assert_eq!(read("test", || 2).await, Some(2));
         });
     }
