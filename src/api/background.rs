@@ -18,18 +18,28 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 /// Runs `work` on a thread named `hookd-{name}`; false (and `work` dropped) if
 /// [`TASKS_MAX`] tasks already run or the thread could not start.
 pub fn spawn(name: &'static str, work: impl FnOnce() + Send + 'static) -> bool {
-    if RUNNING.fetch_add(1, Ordering::AcqRel) >= TASKS_MAX {
-        RUNNING.fetch_sub(1, Ordering::AcqRel);
+    on_thread((&RUNNING, TASKS_MAX), name, work)
+}
+
+/// Runs `work` on a thread named `hookd-{name}` holding one of `max` slots counted by
+/// `running` (freed however it ends, a panic included); false (and `work` dropped) if every
+/// slot is taken or the thread could not start.
+fn on_thread(
+    (running, max): (&'static AtomicUsize, usize),
+    name: &'static str,
+    work: impl FnOnce() + Send + 'static,
+) -> bool {
+    if running.fetch_add(1, Ordering::AcqRel) >= max {
+        running.fetch_sub(1, Ordering::AcqRel);
         return false;
     }
-    /// Frees the slot however the task ends (a panic included).
-    struct Slot;
+    struct Slot(&'static AtomicUsize);
     impl Drop for Slot {
         fn drop(&mut self) {
-            RUNNING.fetch_sub(1, Ordering::AcqRel);
+            self.0.fetch_sub(1, Ordering::AcqRel);
         }
     }
-    let slot = Slot;
+    let slot = Slot(running);
     let started = std::thread::Builder::new()
         .name(format!("hookd-{name}"))
         .spawn(move || {
@@ -40,7 +50,7 @@ pub fn spawn(name: &'static str, work: impl FnOnce() + Send + 'static) -> bool {
         Ok(_) => true,
         Err(e) => {
             // The closure, and the slot in it, was dropped with the error.
-            tracing::error!(error = %e, task = name, "cannot start a background task");
+            tracing::error!(error = %e, task = name, "cannot start a thread for work off the shards");
             false
         }
     }
@@ -58,27 +68,10 @@ pub async fn read<T: Send + 'static>(
     name: &'static str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
-    if READING.fetch_add(1, Ordering::AcqRel) >= READS_MAX {
-        READING.fetch_sub(1, Ordering::AcqRel);
-        return None;
-    }
-    /// Frees the slot however the read ends (a panic included).
-    struct Slot;
-    impl Drop for Slot {
-        fn drop(&mut self) {
-            READING.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-    let slot = Slot;
     let (tx, rx) = futures_channel::oneshot::channel();
-    let started = std::thread::Builder::new()
-        .name(format!("hookd-{name}"))
-        .spawn(move || {
-            let _slot = slot;
-            let _ = tx.send(work());
-        });
-    if let Err(e) = started {
-        tracing::error!(error = %e, task = name, "cannot start a read off the shard");
+    if !on_thread((&READING, READS_MAX), name, move || {
+        let _ = tx.send(work());
+    }) {
         return None;
     }
     rx.await.ok()
