@@ -89,6 +89,8 @@ pub struct Config {
     /// `[operational_webhooks]`: the operator endpoint told about endpoints and failing
     /// deliveries; `None` when the section is absent.
     pub operational_webhooks: Option<OperationalWebhooks>,
+    /// `[portal]`
+    pub portal: PortalConfig,
 }
 
 /// `[server]`
@@ -616,6 +618,52 @@ impl Default for EndpointPolicy {
             allowed_host_suffixes: Vec::new(),
             denied_hosts: Vec::new(),
             endpoints_per_app_max: 1000,
+        }
+    }
+}
+
+/// `[portal]`: the app portal (`/portal`) that a producer embeds for its own customers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalConfig {
+    /// Serve the page and issue portal tokens.
+    pub enabled: bool,
+    /// The origin the access route builds the portal's URL on (`https://hooks.example.com`);
+    /// `None`: the request's own `Host`, with `https` when hookd serves TLS.
+    pub public_url: Option<String>,
+    /// The longest a portal token may live (and the default when the request names none).
+    pub token_expiry_max: Duration,
+    /// Who may frame the page (CSP `frame-ancestors` sources); empty: nobody.
+    pub frame_ancestors: Vec<String>,
+    /// How the page looks.
+    pub theme: PortalTheme,
+}
+
+/// `[portal.theme]`: colours are `#rgb` or `#rrggbb`; `None` keeps the page's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalTheme {
+    /// The page's heading and title.
+    pub title: String,
+    pub accent: Option<String>,
+    pub background: Option<String>,
+    pub text: Option<String>,
+    /// An `https://` (or `http://`) image shown beside the title.
+    pub logo_url: Option<String>,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            public_url: None,
+            token_expiry_max: Duration::from_secs(7 * 24 * 3600),
+            frame_ancestors: Vec::new(),
+            theme: PortalTheme {
+                title: "Webhooks".into(),
+                accent: None,
+                background: None,
+                text: None,
+                logo_url: None,
+            },
         }
     }
 }

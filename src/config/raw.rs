@@ -40,6 +40,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub validation: RawValidation,
     pub operational_webhooks: Option<RawOperationalWebhooks>,
+    #[serde(default)]
+    pub portal: RawPortal,
 }
 
 /// `[server]`
@@ -127,6 +129,29 @@ pub struct RawLog {
 #[serde(deny_unknown_fields, expecting = "a [metrics] table")]
 pub struct RawMetrics {
     pub public: Option<bool>,
+}
+
+/// `[portal]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [portal] table")]
+pub struct RawPortal {
+    pub enabled: Option<bool>,
+    pub public_url: Option<String>,
+    pub token_expiry_max: Option<String>,
+    pub frame_ancestors: Option<Vec<String>>,
+    #[serde(default)]
+    pub theme: RawPortalTheme,
+}
+
+/// `[portal.theme]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [portal.theme] table")]
+pub struct RawPortalTheme {
+    pub title: Option<String>,
+    pub accent: Option<String>,
+    pub background: Option<String>,
+    pub text: Option<String>,
+    pub logo_url: Option<String>,
 }
 
 /// `[auth]`

@@ -58,6 +58,15 @@ const ALL_KEYS: &[&str] = &[
     "log.level",
     "log.format",
     "metrics.public",
+    "portal.enabled",
+    "portal.public_url",
+    "portal.token_expiry_max",
+    "portal.frame_ancestors",
+    "portal.theme.title",
+    "portal.theme.accent",
+    "portal.theme.background",
+    "portal.theme.text",
+    "portal.theme.logo_url",
     "auth.tokens[].name",
     "auth.tokens[].sha256",
     "auth.tokens[].scopes",
@@ -351,6 +360,19 @@ endpoints_per_app_max = 5
 [validation]
 enforce_schemas = true
 
+[portal]
+enabled = false
+public_url = "https://hooks.example.com/base/"
+token_expiry_max = "1d"
+frame_ancestors = ["'self'", "https://*.example.com"]
+
+[portal.theme]
+title = "Acme hooks"
+accent = '#0AF'
+background = '#ffffff'
+text = '#111827'
+logo_url = "https://static.example.com/logo.svg"
+
 [operational_webhooks]
 url = "https://ops.example.com/hookd"
 secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -587,6 +609,19 @@ event_type = "t.e"
                 OpEventType::MessageAttemptFailing,
             ]),
         }),
+        portal: PortalConfig {
+            enabled: false,
+            public_url: Some("https://hooks.example.com/base".into()),
+            token_expiry_max: secs(86_400),
+            frame_ancestors: vec!["'self'".into(), "https://*.example.com".into()],
+            theme: PortalTheme {
+                title: "Acme hooks".into(),
+                accent: Some("#0af".into()),
+                background: Some("#ffffff".into()),
+                text: Some("#111827".into()),
+                logo_url: Some("https://static.example.com/logo.svg".into()),
+            },
+        },
         // Static definitions have their own tests (`statics.rs`).
         apps: Vec::new(),
         event_types: Vec::new(),

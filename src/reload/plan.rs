@@ -15,7 +15,7 @@
 
 use crate::config::{
     AuthConfig, Config, DeliveryConfig, EndpointPolicy, IngestConfig, LogConfig, MetricsConfig,
-    ServerConfig, StorageConfig, ValidationConfig,
+    PortalConfig, ServerConfig, StorageConfig, ValidationConfig,
 };
 
 /// What to do with a reloaded config.
@@ -75,6 +75,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
         event_types: _,
         validation: _,
         operational_webhooks: _,
+        portal: _,
     } = new;
 
     let ServerConfig {
@@ -236,6 +237,20 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     let ValidationConfig { enforce_schemas: _ } = &new.validation;
     // Read on every message create.
     live!("validation.enforce_schemas", validation.enforce_schemas);
+
+    let PortalConfig {
+        enabled: _,
+        public_url: _,
+        token_expiry_max: _,
+        frame_ancestors: _,
+        theme: _,
+    } = &new.portal;
+    // Each request reads the running config: the page, its headers and new tokens follow.
+    live!("portal.enabled", portal.enabled);
+    live!("portal.public_url", portal.public_url);
+    live!("portal.token_expiry_max", portal.token_expiry_max);
+    live!("portal.frame_ancestors", portal.frame_ancestors);
+    live!("portal.theme", portal.theme);
     // The operator endpoint is provisioned once, at start (`ingest::operational`).
     restart!("operational_webhooks", operational_webhooks);
     p

@@ -253,7 +253,7 @@ impl Store {
     }
 
     /// Drops segments older than `retention` that nothing at or above `floor` needs, expired
-    /// idempotency keys, and the attempts and delivery states of messages no longer in the
+    /// idempotency keys and portal tokens, and the attempts and delivery states of messages no longer in the
     /// log. Blocks: run it off the shard threads.
     pub fn run_retention(&self, retention: Duration, floor: u64) -> Result<Vec<u64>> {
         let now = self.clock.now_ms();
@@ -272,6 +272,7 @@ impl Store {
         }
         let removed = self.log.retire(cutoff, floor)?;
         self.state.purge_idempotency(now)?;
+        self.state.purge_portal_tokens(now)?;
         // What the index knows of messages whose records are gone goes too, a slice at a
         // time (the next run goes on where this one stopped).
         let gone_below = crate::log::Catalog::floor(&*self.state)?;

@@ -13,6 +13,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod portal;
 mod sources;
 
 use super::raw::{RawConfig, RawInt, RawSize, RawToken};
@@ -235,6 +236,7 @@ pub(super) fn validate(raw: &RawConfig) -> (Config, Vec<(String, String)>) {
             .unwrap_or(ValidationConfig::default().enforce_schemas),
     };
     let operational_webhooks = operational_webhooks(&mut c, raw);
+    let portal = portal::portal(&mut c, raw);
     let config = Config {
         server,
         storage,
@@ -249,6 +251,7 @@ pub(super) fn validate(raw: &RawConfig) -> (Config, Vec<(String, String)>) {
         event_types,
         validation,
         operational_webhooks,
+        portal,
     };
     (config, c.errors)
 }

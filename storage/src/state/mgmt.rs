@@ -107,6 +107,7 @@ impl State {
         for ep in self.app_endpoints(k)? {
             self.delete_endpoint(ep.key)?;
         }
+        self.revoke_app_portal_tokens(k)?;
         (&self.apps, &self.app_by_id, &self.app_by_uid).transaction(|(apps, by_id, by_uid)| {
             apps.remove(&be(k))?;
             by_id.remove(app.id.as_bytes())?;

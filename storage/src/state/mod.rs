@@ -25,6 +25,9 @@
 //! | `idempotency` | scope, 0x00, key | [`IdempotencyRecord`] |
 //! | `idem_expiry` | expires_ms, scope, 0x00, key | empty |
 //! | `audit` | ts_ms, counter | [`AuditRecord`] |
+//! | `portal_tokens` | SHA-256 of the token | [`PortalTokenRecord`] (see `portal.rs`) |
+//! | `portal_by_app` | app key, SHA-256 | empty |
+//! | `portal_expiry` | expires_ms, SHA-256 | empty |
 //! | `fifo` | endpoint key, lane, seq | empty: the open deliveries of an ordered endpoint's lane that wait in the index (see `fifo.rs`) |
 //!
 //! Writes that touch several trees run in one sled transaction, except the outcome of a first
@@ -36,6 +39,7 @@ mod cache;
 mod delivery;
 mod fifo;
 mod mgmt;
+mod portal;
 pub mod records;
 
 use std::path::Path;
@@ -89,6 +93,9 @@ pub struct State {
     expunged: Tree,
     /// The lanes of ordered (FIFO) endpoints, as far as they wait in the index.
     fifo: Tree,
+    portal_tokens: Tree,
+    portal_by_app: Tree,
+    portal_expiry: Tree,
     /// Whether `expunged` has ever held an entry, so that the delivery path skips the lookup
     /// on a store that never expunged anything.
     any_expunged: std::sync::atomic::AtomicBool,
@@ -168,6 +175,9 @@ impl State {
             audit: t("audit")?,
             expunged: t("expunged")?,
             fifo: t("fifo")?,
+            portal_tokens: t("portal_tokens")?,
+            portal_by_app: t("portal_by_app")?,
+            portal_expiry: t("portal_expiry")?,
             any_expunged: std::sync::atomic::AtomicBool::new(false),
             app_cache: cache::AppCache::default(),
             open_deliveries: std::sync::atomic::AtomicI64::new(0),

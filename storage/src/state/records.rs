@@ -284,6 +284,23 @@ pub struct IdempotencyRecord {
     pub body: Vec<u8>,
 }
 
+/// An app portal token (`POST /api/v1/auth/app-portal-access/{app}`), kept under the SHA-256
+/// of the token: the token itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PortalTokenRecord {
+    /// The key of the one app the token may see.
+    pub app_key: u64,
+    /// That app's public id, for the audit trail and the session route.
+    pub app_id: String,
+    pub created_ms: u64,
+    /// Refused from this time on.
+    pub expires_ms: u64,
+    /// What it may do: a bit set of hookd's portal capabilities.
+    pub capabilities: u8,
+    /// The producer's session id, for expiring a session's tokens together.
+    pub session_id: Option<String>,
+}
+
 /// One management write, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct AuditRecord {
