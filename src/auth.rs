@@ -220,6 +220,20 @@ impl Auth {
 }
 
 impl Token {
+    /// The identity of a request made with an app portal token (`crate::api::portal`): a
+    /// name for the audit trail, no scopes (the portal checks its own capabilities), no rate
+    /// limit.
+    pub fn portal(name: String) -> Self {
+        Self {
+            name,
+            sha256: [0; 32],
+            scopes: Vec::new(),
+            apps: None,
+            bucket: None,
+            rate_limit: None,
+        }
+    }
+
     /// Takes one unit of this token's ingest rate; `Err(seconds)` when over it.
     pub fn take(&self, now_ms: u64) -> Result<(), u64> {
         self.take_n(now_ms, 1)

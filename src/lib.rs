@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model;
 pub mod panics;
 pub mod policy;
+pub mod portal;
 pub mod preflight;
 pub mod reload;
 pub mod service;

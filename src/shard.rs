@@ -304,7 +304,8 @@ fn run_shard(
     guard.finish();
 }
 
-/// What a shard serves: the status page and its summary route (`status`), else the API.
+/// What a shard serves: the status page and its summary route (`status`), the app portal's
+/// page (`portal`), else the API.
 struct Front {
     api: Api,
     /// The status page's sampled counters, shared by the shards.
@@ -315,7 +316,9 @@ struct Front {
 
 impl Handler for Front {
     async fn handle(&self, req: Request) -> Response {
-        match status::handle(&self.status, &self.svc, &self.queues, &req) {
+        let page = status::handle(&self.status, &self.svc, &self.queues, &req)
+            .or_else(|| crate::portal::handle(&self.svc, &req));
+        match page {
             Some(answer) => {
                 let resp = answer.unwrap_or_else(ApiError::into_response);
                 let family = crate::api::family(req.path());

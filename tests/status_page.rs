@@ -7,14 +7,14 @@
 //! endpoint, re-enables one and recovers the other; this test then checks through the API that
 //! both happened. Screenshots land in `target/test-artifacts/`.
 
+#[path = "support/browser.rs"]
+mod browser;
 #[path = "support/hookd.rs"]
 mod hookd;
 #[path = "support/receiver.rs"]
 mod receiver;
 
 use std::{
-    path::PathBuf,
-    process::{Command, Stdio},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -36,8 +36,6 @@ allow_private_networks = true
 "#;
 const MESSAGES: usize = 6;
 const WAIT: Duration = Duration::from_secs(20);
-/// The browser script's own waits are 20 s each; the whole script stops after this.
-const BROWSER_DEADLINE: Duration = Duration::from_secs(90);
 const PAYLOAD_MARKER: &str = "payload-marker-7f3a";
 
 /// Polls `path` with `token` until `done` holds; fails after [`WAIT`].
@@ -57,29 +55,9 @@ fn wait_json(h: &Hookd, path: &str, token: &str, done: impl Fn(&Value) -> bool) 
     }
 }
 
-fn artifacts_dir() -> PathBuf {
-    // CARGO_TARGET_TMPDIR is `<target>/tmp`: the artifacts go next to it.
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(&tmp).join("test-artifacts")
-}
-
-fn require(cmd: &str, args: &[&str]) {
-    let ok = Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "`{cmd}` is missing: apt-get install chromium chromium-driver (as .ci/run does)"
-    );
-}
-
 #[test]
 fn status_page_in_headless_chromium() {
-    require("chromium", &["--version"]);
-    require("chromedriver", &["--version"]);
+    browser::require();
     let started = Instant::now();
     let h = Hookd::start(CONFIG);
     let healed = Arc::new(AtomicBool::new(false));
@@ -216,35 +194,21 @@ fn status_page_in_headless_chromium() {
 
     // The receiver is fixed; the operator recovers from the page.
     healed.store(true, Ordering::SeqCst);
-    let out_dir = artifacts_dir();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/status_page.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg(format!("http://{}", h.addr))
-        .args([READER, ADMIN, "shop", &bad_ep, &off_ep, &msgs[0]])
-        .arg(&out_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    let deadline = Instant::now() + BROWSER_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the browser script") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the browser script ran past {BROWSER_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = child.wait_with_output().expect("browser script output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        status.success() && stdout.contains("status page: ok"),
-        "browser script failed ({status}):\n{stdout}\n{stderr}"
+    let out_dir = browser::artifacts_dir();
+    let base = format!("http://{}", h.addr);
+    browser::run(
+        "status_page.py",
+        &[
+            &base,
+            READER,
+            ADMIN,
+            "shop",
+            &bad_ep,
+            &off_ep,
+            &msgs[0],
+            &out_dir.display().to_string(),
+        ],
+        "status page: ok",
     );
 
     // What the page did, seen through the API: the endpoint is enabled again...

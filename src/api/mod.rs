@@ -21,6 +21,7 @@ pub mod messages;
 #[doc(hidden)]
 pub mod models;
 mod openapi;
+mod portal;
 mod replay;
 mod sources;
 
@@ -191,6 +192,10 @@ pub(crate) enum Route {
     AttemptsByMessage,
     AttemptsByEndpoint,
     Sources,
+    PortalAccess,
+    Logout,
+    ExpireAll,
+    PortalSession,
     /// Stays last: a test counts the routes up to it.
     Audit,
 }
@@ -212,6 +217,7 @@ impl Route {
             | AttemptsByMessage
             | AttemptsByEndpoint
             | Sources
+            | PortalSession
             | Audit => GET,
             Apps | Endpoints | EventTypes | Messages | MessageBatch => GET_POST,
             App | Endpoint | EventType => RESOURCE,
@@ -222,7 +228,10 @@ impl Route {
             | EndpointSendExample
             | EndpointFilterTest
             | EndpointBulkReplay
-            | FilterTest => POST,
+            | FilterTest
+            | PortalAccess
+            | Logout
+            | ExpireAll => POST,
             MessageContent | MessageAttemptContent => DELETE,
             EndpointHeaders => GET_PUT_PATCH,
         }
@@ -266,6 +275,10 @@ impl Route {
             AttemptsByMessage,
             AttemptsByEndpoint,
             Sources,
+            PortalAccess,
+            Logout,
+            ExpireAll,
+            PortalSession,
             Audit,
         ]
     };
@@ -306,6 +319,10 @@ impl Route {
             AttemptsByMessage => "app/{app_id}/attempt/msg/{msg_id}",
             AttemptsByEndpoint => "app/{app_id}/attempt/endpoint/{endpoint_id}",
             Sources => "source",
+            PortalAccess => "auth/app-portal-access/{app_id}",
+            Logout => "auth/logout",
+            ExpireAll => "auth/app/{app_id}/expire-all",
+            PortalSession => "auth/session",
             Audit => "audit",
         }
     }
@@ -353,6 +370,10 @@ fn parse_path(path: &str) -> Option<(Route, Vec<String>)> {
         ["app", _, "attempt", "msg", _] => (AttemptsByMessage, &[1, 4]),
         ["app", _, "attempt", "endpoint", _] => (AttemptsByEndpoint, &[1, 4]),
         ["source"] => (Sources, &[]),
+        ["auth", "app-portal-access", _] => (PortalAccess, &[2]),
+        ["auth", "logout"] => (Logout, &[]),
+        ["auth", "app", _, "expire-all"] => (ExpireAll, &[2]),
+        ["auth", "session"] => (PortalSession, &[]),
         ["audit"] => (Audit, &[]),
         _ => return None,
     };
@@ -417,17 +438,30 @@ impl Api {
         let mut app = None;
         // The tokens as they are now; the request keeps this table even if a reload swaps it.
         let auth = svc.auth();
-        let token = match need {
-            Need::Ingest => {
-                app = svc.store.state().app_by_id_or_uid(&p[0])?;
-                let mut names = vec![p[0].as_str()];
-                if let Some(a) = &app {
-                    names.push(&a.id);
-                    names.extend(a.uid.as_deref());
-                }
-                auth.authorize(header, need, &names)
+        let grant = portal::authenticate(svc, header)?;
+        let portal_token;
+        let token = match &grant {
+            Some(g) => {
+                portal::permit(svc, g, route, method, &p)?;
+                portal_token = g.token();
+                Ok(&portal_token)
             }
-            _ => auth.authorize(header, need, &[]),
+            // Anyone who holds a token may log out or ask who they are.
+            None if matches!(route, Route::Logout | Route::PortalSession) => {
+                auth.authenticate(header)
+            }
+            None => match need {
+                Need::Ingest => {
+                    app = svc.store.state().app_by_id_or_uid(&p[0])?;
+                    let mut names = vec![p[0].as_str()];
+                    if let Some(a) = &app {
+                        names.push(&a.id);
+                        names.extend(a.uid.as_deref());
+                    }
+                    auth.authorize(header, need, &names)
+                }
+                _ => auth.authorize(header, need, &[]),
+            },
         }
         .map_err(|d| match d {
             Denied::Unauthenticated(why) => ApiError::Unauthorized(why.into()),
@@ -471,7 +505,11 @@ impl Api {
                 None => {}
             }
         }
-        let result = self.dispatch(route, method, &p, &cx).await;
+        let result = match route {
+            Route::Logout => portal::logout(&cx, grant.as_ref()).await,
+            Route::PortalSession => portal::session(&cx, grant.as_ref()),
+            _ => self.dispatch(route, method, &p, &cx).await,
+        };
         let resp = match (result, &idem) {
             (Ok(r), _) if (200..300).contains(&r.status) => r,
             (other, Some((scope, key))) => {
@@ -547,6 +585,8 @@ impl Api {
             (AttemptsByMessage, Get) => attempts::by_message(cx, &p[0], &p[1]),
             (AttemptsByEndpoint, Get) => attempts::by_endpoint(cx, &p[0], &p[1]),
             (Sources, Get) => sources::list(cx),
+            (PortalAccess, Post) => portal::access(cx, &p[0]).await,
+            (ExpireAll, Post) => portal::expire_all(cx, &p[0]).await,
             (Audit, Get) => audit::list(cx),
             _ => Err(ApiError::MethodNotAllowed(route.allowed())),
         }

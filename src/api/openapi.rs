@@ -607,6 +607,35 @@ fn operation(route: Route, method: &str) -> Value {
         )
         .params(paging())
         .ok("200", list("AuditOut")),
+        (PortalAccess, _) => Op::new(
+            "v1.authentication.app-portal-access",
+            "A token and URL for the app portal of one application (admin)",
+            "Authentication",
+        )
+        .params(vec![idempotency_key()])
+        .body("AppPortalAccessIn")
+        .ok("200", r("AppPortalAccessOut")),
+        (Logout, _) => Op::new(
+            "v1.authentication.logout",
+            "Revoke the app portal token this request carries",
+            "Authentication",
+        )
+        .params(vec![idempotency_key()])
+        .ok("204", None),
+        (ExpireAll, _) => Op::new(
+            "v1.authentication.expire-all",
+            "Expire an application's portal tokens, now or after a delay (admin)",
+            "Authentication",
+        )
+        .params(vec![idempotency_key()])
+        .body("ApplicationTokenExpireIn")
+        .ok("204", None),
+        (PortalSession, _) => Op::new(
+            "hookd.authentication.session",
+            "Who the request's token is (for a portal token: its app, capabilities, expiry)",
+            "Authentication",
+        )
+        .ok("200", r("SessionOut")),
     };
     op.into_value(method != "GET")
 }
@@ -768,6 +797,31 @@ fn schemas() -> Value {
         "ApplicationIn": object(&["name"], json!({
             "name": { "type": "string", "minLength": 1 }, "uid": uid,
             "throttleRate": rate, "metadata": string_map(),
+        })),
+        "AppPortalAccessIn": object(&[], json!({
+            "application": { "anyOf": [schema_ref("ApplicationIn"), { "type": "null" }] },
+            "expiry": { "type": ["integer", "null"], "minimum": 1,
+                        "description": "seconds; default and maximum: portal.token_expiry_max" },
+            "readOnly": { "type": ["boolean", "null"] },
+            "capabilities": { "type": ["array", "null"], "items": { "type": "string", "enum": [
+                "ViewBase", "ViewEndpointSecret", "ManageEndpointSecret",
+                "ManageTransformations", "CreateAttempts", "ManageEndpoint"] } },
+            "sessionId": { "type": ["string", "null"], "minLength": 1, "maxLength": 256 },
+            "featureFlags": { "type": "array", "items": { "type": "string" } },
+        })),
+        "AppPortalAccessOut": object(&["url", "token"], json!({
+            "url": { "type": "string" }, "token": { "type": "string" },
+        })),
+        "ApplicationTokenExpireIn": object(&[], json!({
+            "expiry": { "type": ["integer", "null"], "minimum": 0 },
+            "sessionIds": { "type": ["array", "null"], "items": { "type": "string" }, "maxItems": 100 },
+        })),
+        "SessionOut": object(&["kind"], json!({
+            "kind": { "type": "string", "enum": ["portal", "token"] },
+            "name": { "type": "string" }, "appId": { "type": "string" },
+            "capabilities": { "type": "array", "items": { "type": "string" } },
+            "readOnly": { "type": "boolean" }, "expiresAt": time,
+            "sessionId": nullable("string"),
         })),
         "ApplicationPatch": object(&[], json!({
             "name": { "type": "string", "minLength": 1 }, "uid": uid,

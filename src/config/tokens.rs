@@ -38,9 +38,15 @@ pub fn token_from_bytes(bytes: &[u8; TOKEN_RANDOM_BYTES]) -> String {
 
 /// A new token from 32 bytes of operating-system randomness.
 pub fn new_token() -> Result<String, RandomError> {
+    random_token(TOKEN_PREFIX)
+}
+
+/// `prefix` and 64 lowercase hex digits from 32 bytes of operating-system randomness (API
+/// tokens, and the app portal's `hkp_` tokens).
+pub fn random_token(prefix: &str) -> Result<String, RandomError> {
     let mut bytes = [0u8; TOKEN_RANDOM_BYTES];
     OsRng.try_fill_bytes(&mut bytes).map_err(RandomError)?;
-    Ok(token_from_bytes(&bytes))
+    Ok(format!("{prefix}{}", hex::encode(bytes)))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! - `message`: the owned [`Request`]/[`Response`] the API sees, and the [`Handler`] trait;
 //! - `encode`: a [`Response`] to bytes, with `date`, `content-length` and `connection`;
 //! - `limits`: [`Limits`] from `[server]`;
+//! - `page`: a compiled-in web page's CSP hashes and security headers (status page, portal);
 //! - `shutdown`: the cross-thread [`Shutdown`] signal and the per-shard connection set.
 //!
 //! Every answer the HTTP layer gives itself (400, 408, 413, 414, 417, 431, 503) has the
@@ -19,6 +20,7 @@ pub mod claim;
 pub mod encode;
 pub mod limits;
 pub mod message;
+pub mod page;
 pub mod parse;
 pub mod server;
 pub mod shutdown;

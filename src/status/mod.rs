@@ -22,14 +22,11 @@ use std::{
     time::Duration,
 };
 
-use base64::Engine as _;
-use sha2::Digest as _;
-
 use crate::{
     api::error::{ApiError, ApiResult},
     auth::{Denied, Need},
     deliver::Queues,
-    http::{Method, Request, Response},
+    http::{self, page::block_hash, Method, Request, Response},
     metrics::{Metrics, OUTCOMES},
     service::Service,
 };
@@ -150,49 +147,24 @@ pub fn handle(status: &Status, svc: &Service, queues: &Queues, req: &Request) ->
 
 /// The page with its security headers.
 fn page() -> Response {
-    Response {
-        status: 200,
-        headers: vec![
-            ("content-type", "text/html; charset=utf-8".into()),
-            ("content-security-policy", CSP.clone()),
-            ("x-content-type-options", "nosniff".into()),
-            ("referrer-policy", "no-referrer".into()),
-            ("cache-control", "no-cache".into()),
-        ],
-        body: PAGE.as_bytes().to_vec(),
-    }
+    http::page::response(PAGE.as_bytes().to_vec(), CSP.clone())
 }
 
 /// Only the page's own inline script and style run (named by their SHA-256, so nothing
 /// injected would), requests go only to its own origin, and it may not be framed.
 static CSP: LazyLock<String> = LazyLock::new(|| {
-    let hash = |tag: &str| {
-        let body = inline_block(PAGE, tag).unwrap_or("");
-        let digest = sha2::Sha256::digest(body.as_bytes());
-        format!(
-            "'sha256-{}'",
-            base64::engine::general_purpose::STANDARD.encode(digest)
-        )
-    };
     format!(
         "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' data:; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        hash("script"),
-        hash("style")
+        block_hash(PAGE, "script"),
+        block_hash(PAGE, "style")
     )
 });
-
-/// The text between `<tag>` and `</tag>` (the page has one of each, without attributes).
-fn inline_block<'a>(html: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let start = html.find(&open)? + open.len();
-    let len = html[start..].find(&format!("</{tag}>"))?;
-    Some(&html[start..start + len])
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::page::inline_block;
 
     #[test]
     fn the_page_is_self_contained_and_its_policy_names_its_blocks() {
