@@ -220,7 +220,7 @@ impl Auth {
 }
 
 impl Token {
-    /// The identity of a request made with an app portal token (`crate::api::portal`): a
+    /// The identity of a request made with an app portal token (the API's portal module): a
     /// name for the audit trail, no scopes (the portal checks its own capabilities), no rate
     /// limit.
     pub fn portal(name: String) -> Self {

@@ -71,7 +71,18 @@ pub(super) fn portal(c: &mut Checker, raw: &RawConfig) -> PortalConfig {
             list.clone()
         }
     };
-    let t = &r.theme;
+    PortalConfig {
+        enabled: r.enabled.unwrap_or(d.enabled),
+        public_url,
+        token_expiry_max,
+        frame_ancestors,
+        theme: theme(c, raw),
+    }
+}
+
+fn theme(c: &mut Checker, raw: &RawConfig) -> PortalTheme {
+    let d = PortalConfig::default();
+    let t = &raw.portal.theme;
     let title = match &t.title {
         None => d.theme.title.clone(),
         Some(title) => {
@@ -107,18 +118,12 @@ pub(super) fn portal(c: &mut Checker, raw: &RawConfig) -> PortalConfig {
         }
         u.clone()
     });
-    PortalConfig {
-        enabled: r.enabled.unwrap_or(d.enabled),
-        public_url,
-        token_expiry_max,
-        frame_ancestors,
-        theme: PortalTheme {
-            title,
-            accent,
-            background,
-            text,
-            logo_url,
-        },
+    PortalTheme {
+        title,
+        accent,
+        background,
+        text,
+        logo_url,
     }
 }
 
