@@ -197,9 +197,8 @@ struct AccessIn {
     capabilities: Option<Vec<String>>,
     session_id: Option<String>,
     /// Accepted and ignored: hookd has no feature flags on tokens.
-    #[serde(default)]
     #[allow(dead_code)]
-    feature_flags: Vec<String>,
+    feature_flags: Option<Vec<String>>,
 }
 
 /// `AppPortalAccessOut`.

@@ -12,9 +12,11 @@ import threading
 import time
 
 from svix.api import (
+    AppPortalAccessIn,
     ApplicationIn,
     ApplicationListOptions,
     ApplicationPatch,
+    ApplicationTokenExpireIn,
     EndpointGetStatsOptions,
     EndpointHeadersIn,
     EndpointHeadersPatchIn,
@@ -32,6 +34,7 @@ from svix.api import (
     Svix,
     SvixOptions,
 )
+from svix.exceptions import HttpError
 from svix.webhooks import Webhook
 
 server_url, token = sys.argv[1], sys.argv[2]
@@ -193,5 +196,30 @@ svix.message.expunge_content(app.id, sent[2].id)
 expunged = svix.message.get(app.id, sent[2].id, MessageGetOptions(with_content=True))
 assert expunged.payload == {"expired": True}, expunged
 svix.endpoint.delete(app.id, rx.id)
+
+# The app portal: a token for one app, used through the SDK itself, then logged out.
+access = svix.authentication.app_portal_access(app.id, AppPortalAccessIn(expiry=3600, session_id="py"))
+assert "/portal#token=" + access.token in access.url and access.token.startswith("hkp_"), access
+portal = Svix(access.token, SvixOptions(server_url=server_url))
+assert [e.id for e in portal.endpoint.list(app.id).data] == [e.id for e in svix.endpoint.list(app.id).data]
+try:
+    portal.application.list()
+    raise AssertionError("a portal token listed every application")
+except HttpError as e:
+    assert e.status_code == 403, e
+portal.authentication.logout()
+try:
+    portal.endpoint.list(app.id)
+    raise AssertionError("a logged-out portal token still works")
+except HttpError as e:
+    assert e.status_code == 401, e
+second = svix.authentication.app_portal_access(app.id, AppPortalAccessIn(read_only=True, session_id="py"))
+svix.authentication.expire_all(app.id, ApplicationTokenExpireIn(session_ids=["py"]))
+try:
+    Svix(second.token, SvixOptions(server_url=server_url)).endpoint.list(app.id)
+    raise AssertionError("expire-all left a token working")
+except HttpError as e:
+    assert e.status_code == 401, e
+
 server.shutdown()
 print("svix SDK compatibility: ok")

@@ -185,5 +185,18 @@ assert.deepEqual(expunged.payload, { expired: true });
 await svix.endpoint.delete(app.id, ep.id);
 await assert.rejects(svix.endpoint.get(app.id, ep.id), (e) => e.code === 404);
 
+// The app portal: a token for one app that works through the SDK itself, scoped to that app;
+// logout revokes it, expire-all the others.
+const access = await svix.authentication.appPortalAccess(app.id, { expiry: 3600, sessionId: "js" });
+assert.ok(access.token.startsWith("hkp_") && access.url.endsWith("/portal#token=" + access.token));
+const portal = new Svix(access.token, { serverUrl });
+assert.equal((await portal.application.get(app.id)).id, app.id);
+await assert.rejects(portal.application.list(), (e) => e.code === 403);
+await portal.authentication.logout();
+await assert.rejects(portal.application.get(app.id), (e) => e.code === 401);
+const other = await svix.authentication.appPortalAccess(app.id, { readOnly: true, sessionId: "js" });
+await svix.authentication.expireAll(app.id, { sessionIds: ["js"] });
+await assert.rejects(new Svix(other.token, { serverUrl }).application.get(app.id), (e) => e.code === 401);
+
 receiver.close();
 console.log("svix JS SDK compatibility: ok");
