@@ -650,9 +650,26 @@ fn portal_in_headless_chromium() {
         .find(|e| e["url"] == rx.url("/portal-hook"))
         .unwrap_or_else(|| panic!("no endpoint made by the page: {eps}\n{out}"))
         .clone();
-    assert_eq!(made["description"], "made in the portal");
+    assert_eq!(made["description"], "edited in the portal");
+    assert_eq!(made["disabled"], false);
+    assert!(
+        !eps.to_string().contains("-deleted"),
+        "the endpoint deleted in the page is still there: {eps}"
+    );
     assert_eq!(made["filterTypes"], json!(["invoice.paid"]));
     let made_id = made["id"].as_str().unwrap();
+    let headers = h
+        .admin(
+            "GET",
+            &format!("/api/v1/app/acme/endpoint/{made_id}/headers"),
+            None,
+        )
+        .json();
+    assert_eq!(
+        headers["headers"],
+        json!({"X-Customer": "acme"}),
+        "{headers}"
+    );
     let seen = rx.wait_for_requests(1, WAIT);
     assert!(
         seen.iter().any(|r| r.header("webhook-id").is_some()
@@ -699,7 +716,7 @@ fn portal_in_headless_chromium() {
         ),
         "not signed with the rotated secret"
     );
-    // The resend from the page reached the healed receiver.
+    // The recovery and the resend from the page reached the healed receiver.
     let attempts = wait_json(
         &h,
         &format!("/api/v1/app/acme/attempt/msg/{failed_msg}"),

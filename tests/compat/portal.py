@@ -104,6 +104,20 @@ def main():
         )
         print("rotated secret: " + wd.js("return document.getElementById('secret').textContent"))
 
+        # Edit it (description, a custom header), disable it, enable it again.
+        wd.click("#a-edit")
+        wd.wait("the edit form", "return document.getElementById('f-url').value === arguments[0]", receiver_url)
+        wd.js("document.getElementById('f-description').value = ''")
+        wd.type("#f-description", "edited in the portal")
+        wd.type("#f-headers", "X-Customer: acme")
+        wd.click("#f-save")
+        wd.wait("the saved endpoint", "return document.getElementById('ep-notice').textContent === 'Saved.'")
+        assert "X-Customer: acme" in wd.js("return document.getElementById('ep-facts').innerText")
+        wd.click("#a-toggle")
+        wd.wait("the disabled endpoint", "return document.getElementById('ep-facts').innerText.includes('disabled')")
+        wd.click("#a-toggle")
+        wd.wait("the enabled endpoint", "return document.getElementById('ep-facts').innerText.includes('enabled')")
+
         # The failing endpoint: its attempts with the receiver's answer.
         wd.click("#a-back")
         wd.wait("the list", VISIBLE, "#eps li[data-id='%s']" % failing)
@@ -116,16 +130,31 @@ def main():
         wd.full_page_screenshot(1280, os.path.join(out_dir, "portal-endpoint.png"))
         wd.window(1280, 1000)
 
-        # Resend the failed message: it lands now.
+        # Recover what failed in the last hour (the receiver works again), then resend by hand.
+        wd.js(
+            "const d = new Date(Date.now() - 3600e3 - new Date().getTimezoneOffset() * 60e3);"
+            "document.getElementById('r-since').value = d.toISOString().slice(0, 16)"
+        )
+        wd.click("#a-recover")
+        wd.wait("the recover notice", "return document.getElementById('ep-notice').textContent.includes('Resending the failed')")
+        wait_refreshing(
+            wd,
+            "the recovered message's success",
+            "return [...document.querySelectorAll('#attempts tr.attempt')].some(r =>"
+            " r.dataset.msg === arguments[0] && r.querySelector('td.code').textContent === '200')",
+            failed_msg,
+        )
+
+        # Resend the message: it lands again.
         row = "#msgs tr.msg[data-id='%s']" % failed_msg
         wd.wait("the failed message", VISIBLE, row + " button.resend")
         wd.click(row + " button.resend")
         wd.wait("the resend notice", "return document.getElementById('ep-notice').textContent.includes('Resending')")
         wait_refreshing(
             wd,
-            "the resent message's success",
-            "return [...document.querySelectorAll('#attempts tr.attempt')].some(r =>"
-            " r.dataset.msg === arguments[0] && r.querySelector('td.code').textContent === '200')",
+            "the resent message's second success",
+            "return [...document.querySelectorAll('#attempts tr.attempt')].filter(r =>"
+            " r.dataset.msg === arguments[0] && r.querySelector('td.code').textContent === '200').length >= 2",
             failed_msg,
         )
         phone_fits(wd, "an endpoint's page")
@@ -141,6 +170,22 @@ def main():
         )
         phone_fits(wd, "the catalogue")
         wd.window(1280, 1000)
+
+        # A second endpoint, deleted again (the button asks twice).
+        wd.click("#tab-endpoints")
+        wd.wait("the list", VISIBLE, "#a-new")
+        wd.click("#a-new")
+        wd.type("#f-url", receiver_url + "-deleted")
+        wd.click("#f-save")
+        wd.wait("the second endpoint", "return document.getElementById('ep-url').textContent.endsWith('-deleted')")
+        wd.click("#a-delete")
+        wd.wait("the second ask", "return document.getElementById('a-delete').textContent === 'Really delete?'")
+        wd.click("#a-delete")
+        wd.wait(
+            "the list without it",
+            "return document.getElementById('v-endpoints').offsetParent !== null &&"
+            " ![...document.querySelectorAll('#eps li .url')].some(u => u.textContent.endsWith('-deleted'))",
+        )
         wd.no_console_errors("using the portal")
 
         # The read-only link, in the same tab: it replaces the token.
