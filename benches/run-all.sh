@@ -170,6 +170,89 @@ print("|---|---|---|---|---|---|---|---|---|---|---|")
 print("\n".join(rows))
 PY
 
+# Issue 17's bars against this run's figures, from the files the steps wrote (a row whose
+# benchmark did not run in this run says so).
+python3 - "$RESULTS" "$TMP/stamp" > "$RESULTS/issue17.md" <<'PY'
+import os, re, statistics, sys
+
+results, stamp = sys.argv[1], os.path.getmtime(sys.argv[2])
+
+def text(name):
+    path = os.path.join(results, name + ".md")
+    if not os.path.exists(path) or os.path.getmtime(path) < stamp:
+        return None
+    return open(path).read()
+
+def column(t, header, col):
+    """The values of a column (by header name) of the table whose header row starts with `header`."""
+    lines = [l for l in t.splitlines() if l.startswith("|")]
+    head = next((l for l in lines if l.startswith(header)), None)
+    if head is None:
+        return []
+    names = [c.strip() for c in head.strip("|").split("|")]
+    i = names.index(col)
+    rows = [l for l in lines[lines.index(head) + 2:] if re.match(r"\| \d", l)]
+    return [c.strip() for c in (r.strip("|").split("|")[i] for r in rows)]
+
+def num(s):
+    m = re.search(r"[\d.]+", s or "")
+    return float(m.group()) if m else None
+
+def ms(s):
+    v = num(s)
+    return None if v is None else v / 1000 if s.strip().endswith("us") else v
+
+rows = []
+def row(measure, value, shown, bar, ok):
+    """`shown` formats the value; a value of None is a benchmark that did not run."""
+    if value is None:
+        rows.append(f"| {measure} | - | {bar} | not run |")
+    else:
+        rows.append(f"| {measure} | {shown(value)} | {bar} | {'yes' if ok(value) else 'no'} |")
+
+t = text("ingest")
+r = [num(x) for x in column(t, "| round", "hookd / nginx")] if t else []
+v = statistics.median(r) if r else None
+row("durable ingest, 1 KiB, c=64, hookd / nginx", v, lambda v: f"{v:.2f} (median of {r})", ">= 0.75", lambda x: x >= 0.75)
+p99 = [ms(x) for x in column(t, "| round", "hookd p99")] if t else []
+v = max(p99) if p99 else None
+row("hookd p99 at c=64 (worst round)", v, lambda v: f"{v:.2f} ms", "<= 5 ms", lambda x: x <= 5)
+t = text("ingest-c256")
+r = [num(x) for x in column(t, "| round", "hookd / nginx")] if t else []
+v = statistics.median(r) if r else None
+row("durable ingest at c=256, hookd / nginx at c=256", v, lambda v: f"{v:.2f} (median of {r})", ">= 1.0", lambda x: x >= 1.0)
+t = text("deliver")
+m = re.search(r"\| deliveries / nginx rate \| ([\d.]+)", t or "")
+v = float(m.group(1)) if m else None
+row("end-to-end deliveries/s, ratio to nginx", v, lambda v: f"{v}", ">= 0.45", lambda x: x >= 0.45)
+t = text("batch")
+r = [num(x) for x in column(t, "| round", "events/s / nginx 1 KiB req/s")] if t else []
+v = statistics.median(r) if r else None
+row("batch ingest events/s / nginx 1 KiB req/s", v, lambda v: f"{v:.2f} (median of {r})", ">= 2", lambda x: x >= 2)
+t = text("footprint")
+m = re.search(r"\| RSS idle[^|]*\| ([\d.]+) MiB", t or "")
+v = float(m.group(1)) if m else None
+row("RSS idle (one app, no traffic)", v, lambda v: f"{v:.0f} MiB", "<= 32 MiB", lambda x: x <= 32)
+t2 = text("startup")
+m = re.search(r"deliveries pending, RSS (\d+) MiB", t2 or "")
+v = float(m.group(1)) if m else None
+row("RSS with 1M deliveries pending", v, lambda v: f"{v:.0f} MiB", "<= 256 MiB", lambda x: x <= 256)
+m = re.search(r"\| RSS 3 s after that restart \| (\d+) MiB", t2 or "")
+v = float(m.group(1)) if m else None
+row("the same, 3 s after a restart", v, lambda v: f"{v:.0f} MiB", "<= 256 MiB", lambda x: x <= 256)
+m = re.search(r"\| release binary, stripped \| ([\d.]+) MiB", t or "")
+v = float(m.group(1)) if m else None
+row("release binary, stripped", v, lambda v: f"{v:.1f} MiB", "<= 15 MiB", lambda x: x <= 15)
+m = re.search(r"\| CPU idle[^|]*\| ([\d.]+)% of one core", t or "")
+v = float(m.group(1)) if m else None
+row("idle CPU", v, lambda v: f"{v}% of one core", "<= 0.5%", lambda x: x <= 0.5)
+print("Issue 17's bars against this run (each figure from its benchmark's table in this file).")
+print()
+print("| measure | this run | bar | met |")
+print("|---|---|---|---|")
+print("\n".join(rows))
+PY
+
 COMMIT=$(git rev-parse --short=12 HEAD)
 git diff --quiet HEAD -- 2>/dev/null || COMMIT="$COMMIT with uncommitted changes"
 {
@@ -206,6 +289,7 @@ section() { # NAME TITLE
     echo
   fi
   section suite "Machine"
+  section issue17 "Issue 17's bars"
   section append "Storage: append throughput and latency (\`cargo bench -p hookd-storage --bench append\`)"
   section ingest "Ingest: hookd vs nginx (\`benches/ingest.sh $INGEST_SECS $INGEST_ROUNDS\`)"
   section ingest-c256 "Ingest at 256 connections: hookd vs nginx (\`benches/ingest.sh $INGEST_SECS $INGEST_ROUNDS 256\`)"
@@ -226,7 +310,7 @@ echo "run-all.sh: wrote $OUT" >&2
 # README: each block gets the table of its name, if this run made one.
 if [ -n "$README" ]; then
   blocks=()
-  for name in suite append ingest ingest-c256 deliver latency startup schema filter fifo batch footprint; do
+  for name in suite issue17 append ingest ingest-c256 deliver latency startup schema filter fifo batch footprint; do
     [ "$RESULTS/$name.md" -nt "$TMP/stamp" ] && blocks+=("$name=$RESULTS/$name.md")
   done
   python3 - "$README" "${blocks[@]}" <<'PY'
