@@ -299,6 +299,8 @@ impl Store {
         {
             let _ = h.join();
         }
+        // Nothing writes any more: the next open need not count the pending deliveries.
+        self.state.save_open_count()?;
         self.state.flush()?;
         self.index.durable.close();
         Ok(())
