@@ -13,14 +13,11 @@ mod hookd;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    Arc,
-};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hookd::{Hookd, ADMIN, INGEST, READER};
-use receiver::{Receiver, Reply};
+use receiver::Receiver;
 use serde_json::{json, Value};
 
 const CONFIG: &str = r#"
@@ -570,19 +567,7 @@ fn portal_in_headless_chromium() {
     let started = Instant::now();
     let h = Hookd::start(CONFIG);
     let rx = Receiver::start();
-    let healed = Arc::new(AtomicBool::new(false));
-    let failing = {
-        let healed = healed.clone();
-        Receiver::builder()
-            .handler(move |_| {
-                if healed.load(Ordering::SeqCst) {
-                    Reply::ok()
-                } else {
-                    Reply::status(503).body("receiver down for maintenance")
-                }
-            })
-            .start()
-    };
+    let (failing, healed) = Receiver::failing_until_healed(503, "receiver down for maintenance");
     h.create("/api/v1/app", json!({"name": "Acme Corp", "uid": "acme"}));
     h.create("/api/v1/app", json!({"name": "Other", "uid": "other"}));
     let r = h.admin(

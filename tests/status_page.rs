@@ -15,15 +15,12 @@ mod hookd;
 mod receiver;
 
 use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
 use hookd::{Hookd, ADMIN, READER};
-use receiver::{Receiver, Reply};
+use receiver::Receiver;
 use serde_json::{json, Value};
 
 /// One retry 100 ms after the first attempt, then the delivery fails.
@@ -60,20 +57,8 @@ fn status_page_in_headless_chromium() {
     browser::require();
     let started = Instant::now();
     let h = Hookd::start(CONFIG);
-    let healed = Arc::new(AtomicBool::new(false));
     let good = Receiver::start();
-    let bad = {
-        let healed = healed.clone();
-        Receiver::builder()
-            .handler(move |_| {
-                if healed.load(Ordering::SeqCst) {
-                    Reply::ok()
-                } else {
-                    Reply::status(500).body("upstream exploded")
-                }
-            })
-            .start()
-    };
+    let (bad, healed) = Receiver::failing_until_healed(500, "upstream exploded");
     let r = h.admin(
         "POST",
         "/api/v1/app",

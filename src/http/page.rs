@@ -41,6 +41,29 @@ pub fn response(html: Vec<u8>, csp: String) -> Response {
     }
 }
 
+/// Fails unless `html` is a self-contained page: one inline `<script>` and one `<style>` (the
+/// blocks its policy names), nothing fetched from another origin (the SVG namespace name is
+/// never fetched), and no markup built from strings. For the pages' own tests.
+#[cfg(test)]
+pub fn assert_self_contained(html: &str) {
+    for tag in ["script", "style"] {
+        assert_eq!(html.matches(&format!("<{tag}")).count(), 1, "one <{tag}>");
+        assert!(inline_block(html, tag).is_some_and(|b| b.len() > 100));
+    }
+    let text = html.replace("http://www.w3.org/2000/svg", "");
+    for bad in [
+        "http://",
+        "https://",
+        "//cdn",
+        "src=",
+        "@import",
+        "innerHTML",
+        "eval(",
+    ] {
+        assert!(!text.contains(bad), "the page contains {bad:?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -291,6 +291,22 @@ impl Builder {
 }
 
 impl Receiver {
+    /// A receiver that answers `status` with `body` until the flag it returns is set, then 200.
+    pub fn failing_until_healed(status: u16, body: &'static str) -> (Self, Arc<AtomicBool>) {
+        let healed = Arc::new(AtomicBool::new(false));
+        let flag = healed.clone();
+        let rx = Self::builder()
+            .handler(move |_| {
+                if flag.load(Ordering::SeqCst) {
+                    Reply::ok()
+                } else {
+                    Reply::status(status).body(body)
+                }
+            })
+            .start();
+        (rx, healed)
+    }
+
     /// A plain HTTP receiver answering `200 ok`.
     pub fn start() -> Self {
         Self::builder().start()
