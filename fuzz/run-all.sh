@@ -29,7 +29,7 @@ command -v cargo-fuzz >/dev/null || {
 # Targets whose code under test has no `unsafe` (see README.md) fuzz without AddressSanitizer,
 # several times faster, built in a target directory of their own so that the two builds do not
 # replace each other; their corpus is then replayed once under AddressSanitizer.
-nosan() { case "$1" in storage_model | config) return 0 ;; *) return 1 ;; esac; }
+nosan() { case "$1" in storage_model | config | filter) return 0 ;; *) return 1 ;; esac; }
 nosan_flags=(-s none --target-dir target/nosan)
 
 mkdir -p target/fuzz-logs

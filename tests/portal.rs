@@ -551,6 +551,50 @@ fn the_page_carries_its_policy_and_theme_and_can_be_turned_off() {
     assert_eq!(status(&h, "GET", "/api/v1/app/shop", &token, None), 401);
 }
 
+/// What the portal submits meets the same rules as any API client: the SSRF guard, the
+/// endpoint policy and the API's checks and limits, each a located 422.
+#[test]
+fn the_portal_meets_the_endpoint_policy_the_ssrf_guard_and_the_limits() {
+    let h = Hookd::start(
+        "[endpoint_policy]\nhttps_only = true\ndenied_hosts = [\"evil.example\"]\nendpoints_per_app_max = 1\n",
+    );
+    h.create("/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
+    let (_, token) = access(&h, "shop", json!({}));
+    let post = |body: Value| {
+        h.call(
+            "POST",
+            "/api/v1/app/shop/endpoint",
+            Some(&token),
+            Some(&body.to_string()),
+        )
+    };
+    for (url, says) in [
+        ("http://example.com/hook", "endpoint_policy.https_only"),
+        ("https://127.0.0.1/hook", "loopback address"),
+        ("https://10.1.2.3/hook", "private address"),
+        (
+            "https://a.evil.example/hook",
+            "endpoint_policy.denied_hosts",
+        ),
+    ] {
+        let r = post(json!({"url": url}));
+        assert_eq!(r.status, 422, "{url}: {}", r.body);
+        let d = &r.json()["detail"][0];
+        assert_eq!(d["loc"], json!(["body", "url"]), "{}", r.body);
+        assert!(
+            d["msg"].as_str().unwrap().contains(says),
+            "{url}: {}",
+            r.body
+        );
+    }
+    let r = post(json!({"url": "https://hooks.example.com/a", "filterTypes": ["bad name!"]}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = post(json!({"url": "https://hooks.example.com/a"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = post(json!({"url": "https://hooks.example.com/b"}));
+    assert_eq!(r.status, 422, "endpoints_per_app_max: {}", r.body);
+}
+
 /// Sends SIGHUP and waits until the new config answers (the page is gone).
 fn signal_reload(h: &Hookd) {
     hookd::signal(h.pid(), nix::sys::signal::Signal::SIGHUP);
