@@ -69,6 +69,10 @@ finish() {
 }
 trap finish EXIT
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# The code measured, taken before the benchmarks rewrite their results and README's tables.
+COMMIT=$(git rev-parse --short=12 HEAD)
+git diff --quiet HEAD -- . ':!benches/results' ':!README.md' 2>/dev/null ||
+  COMMIT="$COMMIT with uncommitted changes"
 if awk -v load="${LOAD_START%% *}" 'BEGIN { exit !(load >= 0.5) }'; then
   echo "run-all.sh: warning: load average $LOAD_START at the start; numbers from a busy machine are not worth publishing" >&2
 fi
@@ -253,8 +257,6 @@ print("|---|---|---|---|")
 print("\n".join(rows))
 PY
 
-COMMIT=$(git rev-parse --short=12 HEAD)
-git diff --quiet HEAD -- 2>/dev/null || COMMIT="$COMMIT with uncommitted changes"
 {
   echo "| machine | |"
   echo "|---|---|"
