@@ -28,6 +28,8 @@ connect_timeout = "1s"
 allow_private_networks = true
 "#;
 const WAIT: Duration = Duration::from_secs(20);
+/// Messages to one endpoint in the browser test: more than the page's 50 per page.
+const PAGED: usize = 60;
 
 /// A portal token for `app` made with `body`; its `url` and `token`.
 fn access(h: &Hookd, app: &str, body: Value) -> (String, String) {
@@ -630,8 +632,30 @@ fn portal_in_headless_chromium() {
     assert_eq!(r.status, 201, "{}", r.body);
     let bad = h.create(
         "/api/v1/app/acme/endpoint",
-        json!({"url": failing.url("/hook"), "description": "failing"}),
+        json!({"url": failing.url("/hook"), "description": "failing", "filterTypes": ["invoice.paid"]}),
     );
+    // More messages than a page holds (50), to an endpoint of their own.
+    let r = h.admin(
+        "POST",
+        "/api/v1/event-type",
+        Some(r#"{"name":"bulk.event","description":"bulk"}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let busy_rx = Receiver::start();
+    let busy = h.create(
+        "/api/v1/app/acme/endpoint",
+        json!({"url": busy_rx.url("/busy"), "filterTypes": ["bulk.event"]}),
+    );
+    let busy_ep = busy["id"].as_str().unwrap().to_owned();
+    for i in 0..PAGED {
+        let r = h.admin(
+            "POST",
+            "/api/v1/app/acme/msg",
+            Some(&json!({"eventType": "bulk.event", "payload": {"i": i}}).to_string()),
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    busy_rx.wait_for_requests(PAGED, WAIT);
     let bad_ep = bad["id"].as_str().unwrap().to_owned();
     let r = h.admin(
         "POST",
@@ -665,6 +689,8 @@ fn portal_in_headless_chromium() {
             &rx.url("/portal-hook"),
             &bad_ep,
             &failed_msg,
+            &busy_ep,
+            &PAGED.to_string(),
             &browser::artifacts_dir().display().to_string(),
         ],
         "portal: ok",

@@ -4,14 +4,14 @@ Run by tests/portal.rs, which starts hookd, makes an app with a failing endpoint
 message, asks the access route for two links (full and read-only), and checks the outcome
 through the API afterwards. Usage:
 
-    portal.py URL READ_ONLY_URL RECEIVER_URL FAILING_EP FAILED_MSG OUT_DIR
+    portal.py URL READ_ONLY_URL RECEIVER_URL FAILING_EP FAILED_MSG BUSY_EP BUSY_COUNT OUT_DIR
 
 As the app's customer: opens the link (the token leaves the address bar), is refused an
 invalid URL inline (the API's 422), creates an endpoint to RECEIVER_URL for one event type,
 sends it a test event and sees the attempt, rotates its secret (printed as "rotated secret:
 ..." for the test to verify the next delivery with), opens the failing endpoint and sees its
 attempts with the response snippet, resends the failed message and sees it succeed, reads the
-catalogue's example. Then the read-only link: no write control anywhere, and the API refuses a
+catalogue's example, pages through BUSY_EP's BUSY_COUNT messages and attempts (50 a page). Then the read-only link: no write control anywhere, and the API refuses a
 write made with its token from the page. A made-up token is refused. Checks the console has no
 errors (a CSP violation would be one) and nothing overflows a phone-sized screen; screenshots
 go to OUT_DIR. Prints "portal: ok" at the end.
@@ -24,6 +24,7 @@ import time
 from webdriver import WAIT_S, session
 
 VISIBLE = "const n = document.querySelector(arguments[0]); return !!n && n.offsetParent !== null"
+HIDDEN = "const n = document.querySelector(arguments[0]); return !n || n.offsetParent === null"
 
 
 def visible(wd, css):
@@ -49,7 +50,8 @@ def phone_fits(wd, what):
 
 
 def main():
-    url, ro_url, receiver_url, failing, failed_msg, out_dir = sys.argv[1:7]
+    url, ro_url, receiver_url, failing, failed_msg, busy, busy_count, out_dir = sys.argv[1:9]
+    busy_count = int(busy_count)
     os.makedirs(out_dir, exist_ok=True)
     base = url.split("/portal#", 1)[0]
     with session() as wd:
@@ -170,6 +172,18 @@ def main():
         )
         phone_fits(wd, "the catalogue")
         wd.window(1280, 1000)
+
+        # An endpoint with more messages than a page: "Load more" brings the rest, then goes.
+        wd.click("#tab-endpoints")
+        wd.wait("the busy endpoint", VISIBLE, "#eps li[data-id='%s']" % busy)
+        wd.click("#eps li[data-id='%s']" % busy)
+        for table in ["msgs", "attempts"]:
+            rows = "return document.querySelectorAll('#%s tbody tr').length" % table
+            wd.wait("a first page of %s" % table, rows + " === 50")
+            assert visible(wd, "#%s-more" % table), "no Load more under %s" % table
+            wd.click("#%s-more" % table)
+            wd.wait("all %d %s" % (busy_count, table), rows + " === arguments[0]", busy_count)
+            wd.wait("Load more to go", HIDDEN, "#%s-more" % table)
 
         # A second endpoint, deleted again (the button asks twice).
         wd.click("#tab-endpoints")
