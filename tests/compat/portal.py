@@ -11,7 +11,8 @@ invalid URL inline (the API's 422), creates an endpoint to RECEIVER_URL for one 
 sends it a test event and sees the attempt, rotates its secret (printed as "rotated secret:
 ..." for the test to verify the next delivery with), opens the failing endpoint and sees its
 attempts with the response snippet, resends the failed message and sees it succeed, reads the
-catalogue's example, pages through BUSY_EP's BUSY_COUNT messages and attempts (50 a page). Then the read-only link: no write control anywhere, and the API refuses a
+catalogue's example, pages through BUSY_EP's BUSY_COUNT messages and attempts (50 a page).
+The read-only link then signs out (its token revoked). Then the read-only link: no write control anywhere, and the API refuses a
 write made with its token from the page. A made-up token is refused. Checks the console has no
 errors (a CSP violation would be one) and nothing overflows a phone-sized screen; screenshots
 go to OUT_DIR. Prints "portal: ok" at the end.
@@ -222,6 +223,12 @@ def main():
         assert refused == 403, "read-only DELETE answered %r" % refused
         wd.console()  # that 403 is expected there
         wd.full_page_screenshot(1280, os.path.join(out_dir, "portal-read-only.png"))
+
+        # Sign out: the link's token is revoked (the test checks through the API) and forgotten.
+        wd.window(1280, 1000)
+        wd.click("#a-signout")
+        wd.wait("the signed-out page", "return document.getElementById('fatal').textContent.startsWith('Signed out')")
+        assert wd.js("return sessionStorage.getItem('hookd-portal-token')") is None
 
         # A made-up token: refused, and the page says so.
         wd.get("about:blank")
