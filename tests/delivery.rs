@@ -7,7 +7,7 @@ mod receiver;
 
 use std::time::Duration;
 
-use hookd::Hookd;
+use hookd::{Hookd, ADMIN};
 use receiver::{Receiver, Reply};
 use serde_json::{json, Value};
 
@@ -137,7 +137,7 @@ fn retries_until_success_with_the_same_id_and_records_attempts() {
         .iter()
         .all(|r| r.header("webhook-id") == Some(msg.as_str())));
     let path = format!("/api/v1/app/shop/attempt/msg/{msg}");
-    let attempts = wait_json(&h, &path, |v| {
+    let attempts = h.wait_json(&path, ADMIN, WAIT, |v| {
         v["data"].as_array().is_some_and(|a| a.len() == 3)
     });
     let codes: Vec<i64> = attempts["data"]
@@ -148,9 +148,12 @@ fn retries_until_success_with_the_same_id_and_records_attempts() {
         .collect();
     assert_eq!(codes, vec![200, 503, 500], "newest first");
     assert_eq!(attempts["data"][0]["endpointId"], ep["id"]);
-    let status = wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
-        v["data"][0]["status"] == 0
-    });
+    let status = h.wait_json(
+        &format!("/api/v1/app/shop/msg/{msg}/endpoint"),
+        ADMIN,
+        WAIT,
+        |v| v["data"][0]["status"] == 0,
+    );
     assert_eq!(status["data"][0]["statusText"], "success");
 }
 
@@ -164,23 +167,29 @@ fn gone_disables_the_endpoint_and_exhaustion_fails() {
     let e_broken = endpoint(&h, json!({"url": broken.url("/")}));
     let msg = send(&h, "order.paid", json!({}), &[]);
     gone.wait_for_requests(1, WAIT);
-    let ep = wait_json(
-        &h,
+    let ep = h.wait_json(
         &format!(
             "/api/v1/app/shop/endpoint/{}",
             e_gone["id"].as_str().unwrap()
         ),
+        ADMIN,
+        WAIT,
         |v| v["disabled"] == true,
     );
     assert_eq!(ep["disabled"], true);
     // The 500 endpoint gets the first attempt and 3 retries, then the delivery fails.
     broken.wait_for_requests(4, WAIT);
-    let st = wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
-        v["data"].as_array().is_some_and(|a| {
-            a.iter()
-                .any(|e| e["id"] == e_broken["id"] && e["status"] == 2)
-        })
-    });
+    let st = h.wait_json(
+        &format!("/api/v1/app/shop/msg/{msg}/endpoint"),
+        ADMIN,
+        WAIT,
+        |v| {
+            v["data"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|e| e["id"] == e_broken["id"] && e["status"] == 2)
+            })
+        },
+    );
     assert!(st["data"].as_array().unwrap().len() == 2);
     assert_eq!(
         broken.requests().len(),
@@ -212,10 +221,12 @@ fn disabling_fails_the_endpoints_open_deliveries() {
     endpoint(&h, json!({"url": rx.url("/")}));
     let first = send(&h, "order.paid", json!({"first": true}), &[]);
     let path = format!("/api/v1/app/shop/msg/{first}/endpoint");
-    wait_json(&h, &path, |v| v["data"][0]["statusText"] == "pending");
+    h.wait_json(&path, ADMIN, WAIT, |v| {
+        v["data"][0]["statusText"] == "pending"
+    });
     send(&h, "order.paid", json!({"second": true}), &[]);
     // The first is due again only in an hour; disabling the endpoint fails it now.
-    let v = wait_json(&h, &path, |v| v["data"][0]["statusText"] == "fail");
+    let v = h.wait_json(&path, ADMIN, WAIT, |v| v["data"][0]["statusText"] == "fail");
     assert_eq!(v["data"][0]["disabled"], true, "{v}");
 }
 
@@ -260,22 +271,6 @@ fn private_addresses_are_refused_unless_allowed() {
         Some(r#"{"url":"http://10.1.2.3/hook"}"#),
     );
     assert_eq!(r.status, 422, "{}", r.body);
-}
-
-/// Polls a GET until `done` holds (deliveries settle asynchronously); fails after WAIT.
-fn wait_json(h: &Hookd, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let v = h.admin("GET", path, None).json();
-        if done(&v) {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{path} never reached the expected state: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Crash test: messages acknowledged while the endpoint is down survive a SIGKILL and are all
@@ -349,7 +344,7 @@ fn first_attempts_in_memory_or_spilled_survive_a_crash() {
         .collect();
     let destinations = |id: &str| format!("/api/v1/app/shop/msg/{id}/endpoint");
     // The last message did not fit the shard's queue: it waits in the due index...
-    wait_json(&h, &destinations(&ids[39]), |v| {
+    h.wait_json(&destinations(&ids[39]), ADMIN, WAIT, |v| {
         v["data"][0]["statusText"] == "pending"
     });
     // ...while the first is in flight, held, with no state written anywhere but the log.
@@ -399,9 +394,12 @@ fn resend_recover_and_replay_missing() {
     let ep_id = ep["id"].as_str().unwrap().to_owned();
     let msg = send(&h, "order.paid", json!({"n": 1}), &[]);
     rx.wait_for_requests(2, WAIT);
-    wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
-        v["data"][0]["status"] == 2
-    });
+    h.wait_json(
+        &format!("/api/v1/app/shop/msg/{msg}/endpoint"),
+        ADMIN,
+        WAIT,
+        |v| v["data"][0]["status"] == 2,
+    );
     // Recover the failed delivery: it is sent again and succeeds.
     let window = json!({"since": an_hour_ago()}).to_string();
     let r = h.admin(
@@ -413,9 +411,12 @@ fn resend_recover_and_replay_missing() {
     assert!(r.json()["id"].as_str().unwrap().starts_with("qtask_"));
     let got = rx.wait_for_requests(3, WAIT);
     assert_eq!(got[2].header("webhook-id"), Some(msg.as_str()));
-    wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
-        v["data"][0]["status"] == 0
-    });
+    h.wait_json(
+        &format!("/api/v1/app/shop/msg/{msg}/endpoint"),
+        ADMIN,
+        WAIT,
+        |v| v["data"][0]["status"] == 0,
+    );
     // Resend: once more, recorded as a manual attempt.
     let r = h.admin(
         "POST",
@@ -427,9 +428,12 @@ fn resend_recover_and_replay_missing() {
         rx.wait_for_requests(4, WAIT)[3].header("webhook-id"),
         Some(msg.as_str())
     );
-    let attempts = wait_json(&h, &format!("/api/v1/app/shop/attempt/msg/{msg}"), |v| {
-        v["data"].as_array().is_some_and(|a| a.len() == 4)
-    });
+    let attempts = h.wait_json(
+        &format!("/api/v1/app/shop/attempt/msg/{msg}"),
+        ADMIN,
+        WAIT,
+        |v| v["data"].as_array().is_some_and(|a| a.len() == 4),
+    );
     assert_eq!(
         attempts["data"][0]["triggerType"], 1,
         "the resend is manual"
@@ -526,9 +530,12 @@ fn a_slow_receiver_times_out_and_waits_at_least_a_minute() {
     endpoint(&h, json!({"url": rx.url("/slow")}));
     let msg = send(&h, "order.paid", json!({}), &[]);
     rx.wait_for_requests(1, WAIT);
-    let attempts = wait_json(&h, &format!("/api/v1/app/shop/attempt/msg/{msg}"), |v| {
-        v["data"].as_array().is_some_and(|a| a.len() == 1)
-    });
+    let attempts = h.wait_json(
+        &format!("/api/v1/app/shop/attempt/msg/{msg}"),
+        ADMIN,
+        WAIT,
+        |v| v["data"].as_array().is_some_and(|a| a.len() == 1),
+    );
     let first = &attempts["data"][0];
     assert_eq!(first["responseStatusCode"], 0, "no response: {first}");
     assert_eq!(first["status"], 2);
@@ -538,9 +545,12 @@ fn a_slow_receiver_times_out_and_waits_at_least_a_minute() {
     );
     assert!(first["responseDurationMs"].as_u64().unwrap() < 1500);
     // After a timeout the next try waits at least 60 s, although the schedule says 100 ms.
-    let st = wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
-        v["data"][0]["status"] == 1
-    });
+    let st = h.wait_json(
+        &format!("/api/v1/app/shop/msg/{msg}/endpoint"),
+        ADMIN,
+        WAIT,
+        |v| v["data"][0]["status"] == 1,
+    );
     let next =
         ::hookd::time::parse_rfc3339(st["data"][0]["nextAttempt"].as_str().unwrap()).unwrap();
     let attempted = ::hookd::time::parse_rfc3339(first["timestamp"].as_str().unwrap()).unwrap();
@@ -624,9 +634,12 @@ fn stats_count_the_window_and_refuse_bad_dates() {
     send(&h, "order.paid", json!({"n": 2}), &[]);
     send(&h, "order.paid", json!({"n": 3}), &[]);
     rx.wait_for_requests(3, WAIT);
-    let all = wait_json(&h, &format!("/api/v1/app/shop/endpoint/{ep}/stats"), |v| {
-        v["success"] == 3
-    });
+    let all = h.wait_json(
+        &format!("/api/v1/app/shop/endpoint/{ep}/stats"),
+        ADMIN,
+        WAIT,
+        |v| v["success"] == 3,
+    );
     assert_eq!(
         (all["pending"].as_u64(), all["fail"].as_u64()),
         (Some(0), Some(0))
@@ -713,9 +726,12 @@ fn an_endpoints_attempted_messages_are_listed_with_their_status() {
             .collect()
     };
     let newest_first: Vec<String> = paid.iter().rev().cloned().collect();
-    let v = wait_json(&h, &format!("/api/v1/app/shop/endpoint/{good}/msg"), |v| {
-        v["data"].as_array().is_some_and(|d| d.len() == 3)
-    });
+    let v = h.wait_json(
+        &format!("/api/v1/app/shop/endpoint/{good}/msg"),
+        ADMIN,
+        WAIT,
+        |v| v["data"].as_array().is_some_and(|d| d.len() == 3),
+    );
     assert_eq!(
         ids(&v),
         newest_first,
@@ -730,9 +746,10 @@ fn an_endpoints_attempted_messages_are_listed_with_their_status() {
         assert_eq!(m["eventType"], "order.paid");
         assert!(m["payload"]["n"].is_u64(), "{m}");
     }
-    let v = wait_json(
-        &h,
+    let v = h.wait_json(
         &format!("/api/v1/app/shop/endpoint/{down}/msg?status=1"),
+        ADMIN,
+        WAIT,
         |v| v["data"].as_array().is_some_and(|d| d.len() == 4),
     );
     let mut all: Vec<String> = vec![shipped.clone()];
@@ -793,11 +810,16 @@ fn a_messages_payload_can_be_expunged() {
     let kept = send(&h, "order.paid", json!({"n": 2}), &[]);
     ok.wait_for_requests(2, WAIT);
     // The failing endpoint's first attempt of `msg` failed; its retry is a second away.
-    wait_json(&h, &format!("/api/v1/app/shop/attempt/msg/{msg}"), |v| {
-        v["data"]
-            .as_array()
-            .is_some_and(|d| d.iter().any(|a| a["endpointId"] == bad.as_str()))
-    });
+    h.wait_json(
+        &format!("/api/v1/app/shop/attempt/msg/{msg}"),
+        ADMIN,
+        WAIT,
+        |v| {
+            v["data"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|a| a["endpointId"] == bad.as_str()))
+        },
+    );
     let path = format!("/api/v1/app/shop/msg/{msg}/content");
     let r = h.call("DELETE", &path, Some(hookd::READER), None);
     assert_eq!(r.status, 403, "a read token may not: {}", r.body);
@@ -834,12 +856,17 @@ fn a_messages_payload_can_be_expunged() {
     };
     check(&h);
     // The retry that came due finds nothing to send: the delivery fails, no second attempt.
-    wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
-        v["data"].as_array().is_some_and(|d| {
-            d.iter()
-                .any(|e| e["id"] == bad.as_str() && e["status"] == 2)
-        })
-    });
+    h.wait_json(
+        &format!("/api/v1/app/shop/msg/{msg}/endpoint"),
+        ADMIN,
+        WAIT,
+        |v| {
+            v["data"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|e| e["id"] == bad.as_str() && e["status"] == 2)
+            })
+        },
+    );
     let sent = failing
         .requests()
         .iter()
@@ -889,9 +916,12 @@ fn an_attempts_response_body_can_be_expunged() {
     );
     assert!(r.status < 300, "{}", r.body);
     rx.wait_for_requests(2, WAIT);
-    let attempts = wait_json(&h, &format!("/api/v1/app/shop/attempt/msg/{msg}"), |v| {
-        v["data"].as_array().is_some_and(|d| d.len() == 2)
-    });
+    let attempts = h.wait_json(
+        &format!("/api/v1/app/shop/attempt/msg/{msg}"),
+        ADMIN,
+        WAIT,
+        |v| v["data"].as_array().is_some_and(|d| d.len() == 2),
+    );
     let ids: Vec<String> = attempts["data"]
         .as_array()
         .unwrap()

@@ -14,7 +14,7 @@ mod receiver;
 
 use std::time::{Duration, Instant};
 
-use hookd::{Hookd, Reply as ApiReply};
+use hookd::{Hookd, Reply as ApiReply, ADMIN};
 use receiver::{Receiver, Recorded, Reply};
 use serde_json::{json, Value};
 
@@ -129,27 +129,14 @@ fn stored_events(h: &Hookd) -> Vec<String> {
     types
 }
 
-/// Polls a GET until `done` holds; fails after WAIT.
-fn wait_json(h: &Hookd, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = h.admin("GET", path, None).json();
-        if done(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never reached the expected state: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The attempts of `msg`, oldest first.
 fn attempts(h: &Hookd, msg: &str, n: usize) -> Vec<Value> {
-    let v = wait_json(h, &format!("/api/v1/app/shop/attempt/msg/{msg}"), |v| {
-        v["data"].as_array().is_some_and(|a| a.len() >= n)
-    });
+    let v = h.wait_json(
+        &format!("/api/v1/app/shop/attempt/msg/{msg}"),
+        ADMIN,
+        WAIT,
+        |v| v["data"].as_array().is_some_and(|a| a.len() >= n),
+    );
     let mut a = v["data"].as_array().unwrap().clone();
     a.reverse();
     a
@@ -385,9 +372,12 @@ fn no_notice_for_a_short_failure() {
     flaky.script([Reply::status(500)]);
     endpoint(&h, json!({"url": flaky.url("/")}));
     let msg = send(&h, json!({"eventType": "order.paid", "payload": {}}));
-    wait_json(&h, &format!("/api/v1/app/shop/msg/{msg}/endpoint"), |v| {
-        v["data"][0]["status"] == 0
-    });
+    h.wait_json(
+        &format!("/api/v1/app/shop/msg/{msg}/endpoint"),
+        ADMIN,
+        WAIT,
+        |v| v["data"][0]["status"] == 0,
+    );
     // The engine reports an attempt before it records it, so by the time the success shows
     // in the delivery's status, anything it caused is stored.
     let ep2 = endpoint(&h, json!({"url": "https://example.com/2"}));
@@ -475,9 +465,10 @@ fn a_failing_operator_endpoint_does_not_report_on_itself() {
         .admin("GET", &format!("/api/v1/app/{ops_app}/msg"), None)
         .json();
     let created = msgs["data"][0]["id"].as_str().unwrap().to_owned();
-    wait_json(
-        &h,
+    h.wait_json(
         &format!("/api/v1/app/{ops_app}/msg/{created}/endpoint"),
+        ADMIN,
+        WAIT,
         |v| v["data"][0]["status"] == 2,
     );
     assert_eq!(stored_events(&h), ["endpoint.created"]);

@@ -50,20 +50,6 @@ fn status(h: &Hookd, method: &str, path: &str, token: &str, body: Option<&str>) 
     h.call(method, path, Some(token), body).status
 }
 
-/// Polls `path` with `token` until `done` holds; fails after [`WAIT`].
-fn wait_json(h: &Hookd, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let r = h.call("GET", path, Some(token), None);
-        let v = r.json();
-        if r.status == 200 && done(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{path} never got there: {v}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 struct App {
     id: String,
     ep: String,
@@ -664,10 +650,10 @@ fn portal_in_headless_chromium() {
     );
     assert_eq!(r.status, 202, "{}", r.body);
     let failed_msg = r.json()["id"].as_str().unwrap().to_owned();
-    wait_json(
-        &h,
+    h.wait_json(
         &format!("/api/v1/app/acme/msg/{failed_msg}/endpoint"),
         ADMIN,
+        WAIT,
         |v| {
             v["data"]
                 .as_array()
@@ -772,10 +758,10 @@ fn portal_in_headless_chromium() {
         "not signed with the rotated secret"
     );
     // The recovery and the resend from the page reached the healed receiver.
-    let attempts = wait_json(
-        &h,
+    let attempts = h.wait_json(
         &format!("/api/v1/app/acme/attempt/msg/{failed_msg}"),
         ADMIN,
+        WAIT,
         |v| {
             v["data"].as_array().is_some_and(|d| {
                 d.iter()

@@ -35,23 +35,6 @@ const MESSAGES: usize = 6;
 const WAIT: Duration = Duration::from_secs(20);
 const PAYLOAD_MARKER: &str = "payload-marker-7f3a";
 
-/// Polls `path` with `token` until `done` holds; fails after [`WAIT`].
-fn wait_json(h: &Hookd, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let r = h.call("GET", path, Some(token), None);
-        let v = r.json();
-        if r.status == 200 && done(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never reached the expected state: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn status_page_in_headless_chromium() {
     browser::require();
@@ -99,10 +82,10 @@ fn status_page_in_headless_chromium() {
     good.wait_for_requests(MESSAGES, WAIT);
     bad.wait_for_requests(2 * MESSAGES, WAIT);
     for m in &msgs {
-        wait_json(
-            &h,
+        h.wait_json(
             &format!("/api/v1/app/shop/msg/{m}/endpoint"),
             ADMIN,
+            WAIT,
             |v| {
                 v["data"]
                     .as_array()
@@ -112,7 +95,7 @@ fn status_page_in_headless_chromium() {
     }
 
     // The summary as the page gets it.
-    let s = wait_json(&h, "/api/v1/status/summary", READER, |v| {
+    let s = h.wait_json("/api/v1/status/summary", READER, WAIT, |v| {
         v["endpoints"]["unhealthy"]
             .as_array()
             .is_some_and(|u| u.iter().any(|e| e["id"] == bad_ep))
@@ -201,10 +184,10 @@ fn status_page_in_headless_chromium() {
     assert_eq!(off.json()["disabled"], false, "{}", off.body);
     // ...and every failed delivery was sent again, by hand, and succeeded.
     for m in &msgs {
-        let attempts = wait_json(
-            &h,
+        let attempts = h.wait_json(
             &format!("/api/v1/app/shop/attempt/msg/{m}"),
             ADMIN,
+            WAIT,
             |v| {
                 v["data"].as_array().is_some_and(|d| {
                     d.iter().any(|a| {

@@ -277,6 +277,32 @@ impl Hookd {
         read_reply_to(&mut s, false)
     }
 
+    /// Polls `GET path` with `token` until it answers 200 with JSON for which `done` holds
+    /// (what it waits for settles asynchronously); fails, showing the last answer, after
+    /// `within`.
+    pub fn wait_json(
+        &self,
+        path: &str,
+        token: &str,
+        within: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let r = self.call("GET", path, Some(token), None);
+            let v = r.json();
+            if r.status == 200 && done(&v) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path} never reached the expected state: {} {v}",
+                r.status
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
         self.call(method, path, Some(ADMIN), body)
     }
