@@ -214,41 +214,40 @@ def row(measure, value, shown, bar, ok):
     else:
         rows.append(f"| {measure} | {shown(value)} | {bar} | {'yes' if ok(value) else 'no'} |")
 
+def median_of(name, col):
+    """The median of a column over the rounds of benchmark `name`, and the rounds."""
+    t = text(name)
+    r = [num(x) for x in column(t, "| round", col)] if t else []
+    return (statistics.median(r) if r else None), r
+
+def found(name, pattern):
+    """The number `pattern`'s first group finds in benchmark `name`'s table, if it ran."""
+    m = re.search(pattern, text(name) or "")
+    return float(m.group(1)) if m else None
+
+def ratio_row(measure, name, col, bar):
+    v, r = median_of(name, col)
+    row(measure, v, lambda v: f"{v:.2f} (median of {r})", f">= {bar}", lambda x: x >= bar)
+
+ratio_row("durable ingest, 1 KiB, c=64, hookd / nginx", "ingest", "hookd / nginx", 0.75)
 t = text("ingest")
-r = [num(x) for x in column(t, "| round", "hookd / nginx")] if t else []
-v = statistics.median(r) if r else None
-row("durable ingest, 1 KiB, c=64, hookd / nginx", v, lambda v: f"{v:.2f} (median of {r})", ">= 0.75", lambda x: x >= 0.75)
 p99 = [ms(x) for x in column(t, "| round", "hookd p99")] if t else []
 v = max(p99) if p99 else None
 row("hookd p99 at c=64 (worst round)", v, lambda v: f"{v:.2f} ms", "<= 5 ms", lambda x: x <= 5)
-t = text("ingest-c256")
-r = [num(x) for x in column(t, "| round", "hookd / nginx")] if t else []
-v = statistics.median(r) if r else None
-row("durable ingest at c=256, hookd / nginx at c=256", v, lambda v: f"{v:.2f} (median of {r})", ">= 1.0", lambda x: x >= 1.0)
-t = text("deliver")
-m = re.search(r"\| deliveries / nginx rate \| ([\d.]+)", t or "")
-v = float(m.group(1)) if m else None
+ratio_row("durable ingest at c=256, hookd / nginx at c=256", "ingest-c256", "hookd / nginx", 1.0)
+v = found("deliver", r"\| deliveries / nginx rate \| ([\d.]+)")
 row("end-to-end deliveries/s, ratio to nginx", v, lambda v: f"{v}", ">= 0.45", lambda x: x >= 0.45)
-t = text("batch")
-r = [num(x) for x in column(t, "| round", "events/s / nginx 1 KiB req/s")] if t else []
-v = statistics.median(r) if r else None
-row("batch ingest events/s / nginx 1 KiB req/s", v, lambda v: f"{v:.2f} (median of {r})", ">= 2", lambda x: x >= 2)
-t = text("footprint")
-m = re.search(r"\| RSS idle[^|]*\| ([\d.]+) MiB", t or "")
-v = float(m.group(1)) if m else None
-row("RSS idle (one app, no traffic)", v, lambda v: f"{v:.0f} MiB", "<= 32 MiB", lambda x: x <= 32)
-t2 = text("startup")
-m = re.search(r"deliveries pending, RSS (\d+) MiB", t2 or "")
-v = float(m.group(1)) if m else None
-row("RSS with 1M deliveries pending", v, lambda v: f"{v:.0f} MiB", "<= 256 MiB", lambda x: x <= 256)
-m = re.search(r"\| RSS 3 s after that restart \| (\d+) MiB", t2 or "")
-v = float(m.group(1)) if m else None
-row("the same, 3 s after a restart", v, lambda v: f"{v:.0f} MiB", "<= 256 MiB", lambda x: x <= 256)
-m = re.search(r"\| release binary, stripped \| ([\d.]+) MiB", t or "")
-v = float(m.group(1)) if m else None
-row("release binary, stripped", v, lambda v: f"{v:.1f} MiB", "<= 15 MiB", lambda x: x <= 15)
-m = re.search(r"\| CPU idle[^|]*\| ([\d.]+)% of one core", t or "")
-v = float(m.group(1)) if m else None
+ratio_row("batch ingest events/s / nginx 1 KiB req/s", "batch", "events/s / nginx 1 KiB req/s", 2)
+for measure, name, pattern, unit, most in [
+    ("RSS idle (one app, no traffic)", "footprint", r"\| RSS idle[^|]*\| ([\d.]+) MiB", "{:.0f} MiB", 32),
+    ("RSS with 1M deliveries pending", "startup", r"deliveries pending, RSS (\d+) MiB", "{:.0f} MiB", 256),
+    ("the same, 3 s after a restart", "startup", r"\| RSS 3 s after that restart \| (\d+) MiB", "{:.0f} MiB", 256),
+    ("release binary, stripped", "footprint", r"\| release binary, stripped \| ([\d.]+) MiB", "{:.1f} MiB", 15),
+]:
+    v = found(name, pattern)
+    bar = f"<= {most} MiB"
+    row(measure, v, lambda v, unit=unit: unit.format(v), bar, lambda x, most=most: x <= most)
+v = found("footprint", r"\| CPU idle[^|]*\| ([\d.]+)% of one core")
 row("idle CPU", v, lambda v: f"{v}% of one core", "<= 0.5%", lambda x: x <= 0.5)
 print("Issue 17's bars against this run (each figure from its benchmark's table in this file).")
 print()
