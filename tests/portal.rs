@@ -539,6 +539,61 @@ fn the_page_carries_its_policy_and_theme_and_can_be_turned_off() {
     assert_eq!(status(&h, "GET", "/api/v1/app/shop", &token, None), 401);
 }
 
+/// `portal.tokens_per_app_max` bounds an app's live tokens: beyond it, 409 naming the key and
+/// the way out; tokens revoked, expired by `expire-all` or of other apps do not count; a
+/// reload raises it.
+#[test]
+fn an_apps_live_tokens_are_capped() {
+    let h = Hookd::start(&format!("{CONFIG}\n[portal]\ntokens_per_app_max = 3\n"));
+    h.create("/api/v1/app", json!({"name": "Shop", "uid": "shop"}));
+    h.create("/api/v1/app", json!({"name": "Other", "uid": "other"}));
+    let list = "/api/v1/app/shop/endpoint";
+    let create = |app: &str| {
+        h.admin(
+            "POST",
+            &format!("/api/v1/auth/app-portal-access/{app}"),
+            Some("{}"),
+        )
+    };
+    let first: Vec<String> = (0..3).map(|_| access(&h, "shop", json!({})).1).collect();
+    let r = create("shop");
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("portal.tokens_per_app_max"), "{}", r.body);
+    assert!(r.body.contains("expire-all"), "{}", r.body);
+    // Refused, not evicted: the three still work; another app has its own count.
+    for t in &first {
+        assert_eq!(status(&h, "GET", list, t, None), 200);
+    }
+    assert_eq!(create("other").status, 200);
+
+    // A signed-out token frees its place, once.
+    assert_eq!(
+        status(&h, "POST", "/api/v1/auth/logout", &first[0], None),
+        204
+    );
+    assert_eq!(create("shop").status, 200);
+    assert_eq!(create("shop").status, 409);
+
+    // Expired ones do not count (the prune has not come by: they are dropped at the limit).
+    let r = h.admin("POST", "/api/v1/auth/app/shop/expire-all", Some("{}"));
+    assert_eq!(r.status, 204, "{}", r.body);
+    let fresh: Vec<String> = (0..3).map(|_| access(&h, "shop", json!({})).1).collect();
+    assert_eq!(create("shop").status, 409);
+    assert_eq!(status(&h, "GET", list, &first[1], None), 401);
+    assert_eq!(status(&h, "GET", list, &fresh[2], None), 200);
+
+    // Live on reload.
+    let text = std::fs::read_to_string(h.config_path()).unwrap();
+    h.write_config_text(&text.replace("tokens_per_app_max = 3", "tokens_per_app_max = 4"));
+    hookd::signal(h.pid(), nix::sys::signal::Signal::SIGHUP);
+    let deadline = Instant::now() + WAIT;
+    while create("shop").status != 200 {
+        assert!(Instant::now() < deadline, "the reload was not applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(create("shop").status, 409);
+}
+
 /// What the portal submits meets the same rules as any API client: the SSRF guard, the
 /// endpoint policy and the API's checks and limits, each a located 422.
 #[test]

@@ -284,9 +284,24 @@ pub async fn access(cx: &Ctx<'_>, app: &str) -> ApiResult {
             None => return Err(ApiError::NotFound(format!("application {app} not found"))),
         },
     };
+    let now = cx.svc.now_ms();
+    // Checked, then added: shards creating tokens for one app at the same instant may each
+    // pass at the limit (at most one over per shard).
+    let max = config.portal.tokens_per_app_max;
+    let live = cx.svc.store.state().count_portal_tokens(
+        app.key,
+        now,
+        usize::try_from(max).unwrap_or(usize::MAX),
+    )?;
+    if live as u64 >= max {
+        return Err(ApiError::Conflict(format!(
+            "application {} has {live} live portal tokens, the most portal.tokens_per_app_max \
+             allows: expire some (POST /api/v1/auth/app/{}/expire-all) or wait until they expire",
+            app.id, app.id
+        )));
+    }
     let token = crate::config::tokens::random_token(PREFIX)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let now = cx.svc.now_ms();
     let rec = PortalTokenRecord {
         app_key: app.key,
         app_id: app.id.clone(),

@@ -632,6 +632,8 @@ pub struct PortalConfig {
     pub public_url: Option<String>,
     /// The longest a portal token may live (and the default when the request names none).
     pub token_expiry_max: Duration,
+    /// Live portal tokens one app may have; the access route answers 409 beyond.
+    pub tokens_per_app_max: u64,
     /// Who may frame the page (CSP `frame-ancestors` sources); empty: nobody.
     pub frame_ancestors: Vec<String>,
     /// How the page looks.
@@ -656,6 +658,7 @@ impl Default for PortalConfig {
             enabled: true,
             public_url: None,
             token_expiry_max: Duration::from_secs(7 * 24 * 3600),
+            tokens_per_app_max: 1_000,
             frame_ancestors: Vec::new(),
             theme: PortalTheme {
                 title: "Webhooks".into(),

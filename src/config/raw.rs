@@ -138,6 +138,7 @@ pub struct RawPortal {
     pub enabled: Option<bool>,
     pub public_url: Option<String>,
     pub token_expiry_max: Option<String>,
+    pub tokens_per_app_max: Option<RawInt>,
     pub frame_ancestors: Option<Vec<String>>,
     #[serde(default)]
     pub theme: RawPortalTheme,

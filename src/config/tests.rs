@@ -61,6 +61,7 @@ const ALL_KEYS: &[&str] = &[
     "portal.enabled",
     "portal.public_url",
     "portal.token_expiry_max",
+    "portal.tokens_per_app_max",
     "portal.frame_ancestors",
     "portal.theme.title",
     "portal.theme.accent",
@@ -364,6 +365,7 @@ enforce_schemas = true
 enabled = false
 public_url = "https://hooks.example.com/base/"
 token_expiry_max = "1d"
+tokens_per_app_max = 20
 frame_ancestors = ["'self'", "https://*.example.com"]
 
 [portal.theme]
@@ -613,6 +615,7 @@ event_type = "t.e"
             enabled: false,
             public_url: Some("https://hooks.example.com/base".into()),
             token_expiry_max: secs(86_400),
+            tokens_per_app_max: 20,
             frame_ancestors: vec!["'self'".into(), "https://*.example.com".into()],
             theme: PortalTheme {
                 title: "Acme hooks".into(),
@@ -1378,4 +1381,19 @@ fn a_standard_webhooks_source_may_verify_v1a_with_a_public_key() {
     assert_eq!(c.sources[0].scheme.name(), "standard-webhooks");
     let errors = from_toml_str(&source("whpk_AAAA")).unwrap_err();
     assert!(errors.to_string().contains("sources[0].secret"), "{errors}");
+}
+
+#[test]
+fn portal_tokens_per_app_are_bounded() {
+    for n in ["0", "10001", "-1"] {
+        let errors = refuse(&format!("[portal]\ntokens_per_app_max = {n}\n"));
+        assert_eq!(paths(&errors), ["portal.tokens_per_app_max"], "{n}");
+        assert_eq!(
+            message(&errors, "portal.tokens_per_app_max"),
+            format!("must be between 1 and 10000, got {n}")
+        );
+    }
+    assert_eq!(parse("").portal.tokens_per_app_max, 1000);
+    let c = parse("[portal]\ntokens_per_app_max = 10000\n");
+    assert_eq!(c.portal.tokens_per_app_max, 10_000);
 }

@@ -242,6 +242,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
         enabled: _,
         public_url: _,
         token_expiry_max: _,
+        tokens_per_app_max: _,
         frame_ancestors: _,
         theme: _,
     } = &new.portal;
@@ -249,6 +250,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     live!("portal.enabled", portal.enabled);
     live!("portal.public_url", portal.public_url);
     live!("portal.token_expiry_max", portal.token_expiry_max);
+    live!("portal.tokens_per_app_max", portal.tokens_per_app_max);
     live!("portal.frame_ancestors", portal.frame_ancestors);
     live!("portal.theme", portal.theme);
     // The operator endpoint is provisioned once, at start (`ingest::operational`).

@@ -16,6 +16,8 @@ const URL_BYTES_MAX: usize = 2048;
 const FRAME_ANCESTORS_MAX: usize = 32;
 /// Longest title, in characters.
 const TITLE_CHARS_MAX: usize = 80;
+/// The highest `tokens_per_app_max` (the access route counts an app's tokens up to it).
+const TOKENS_PER_APP_CEILING: i64 = 10_000;
 
 pub(super) fn portal(c: &mut Checker, raw: &RawConfig) -> PortalConfig {
     let r = &raw.portal;
@@ -75,6 +77,12 @@ pub(super) fn portal(c: &mut Checker, raw: &RawConfig) -> PortalConfig {
         enabled: r.enabled.unwrap_or(d.enabled),
         public_url,
         token_expiry_max,
+        tokens_per_app_max: c.count(
+            "portal.tokens_per_app_max",
+            r.tokens_per_app_max,
+            d.tokens_per_app_max,
+            1..=TOKENS_PER_APP_CEILING,
+        ),
         frame_ancestors,
         theme: theme(c, raw),
     }

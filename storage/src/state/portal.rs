@@ -80,6 +80,51 @@ impl State {
         Ok(n)
     }
 
+    /// Counts the tokens of app `app_key`, stopping at `limit`. Reaching it, drops those that
+    /// expired by `now_ms` (the prune may not have come by yet) and counts again, so that only
+    /// live tokens fill the limit. Reads keys only below the limit.
+    pub fn count_portal_tokens(&self, app_key: u64, now_ms: u64, limit: usize) -> Result<usize> {
+        let count = || -> Result<usize> {
+            let mut n = 0;
+            for k in self
+                .portal_by_app
+                .scan_prefix(be(app_key))
+                .keys()
+                .take(limit)
+            {
+                k?;
+                n += 1;
+            }
+            Ok(n)
+        };
+        let n = count()?;
+        if n < limit {
+            return Ok(n);
+        }
+        let keys: Vec<_> = self
+            .portal_by_app
+            .scan_prefix(be(app_key))
+            .keys()
+            .take(EXPIRE_MAX)
+            .collect::<std::result::Result<_, _>>()?;
+        for k in keys {
+            let Ok(hash) = <[u8; 32]>::try_from(&k[8..]) else {
+                self.portal_by_app.remove(&k)?;
+                continue;
+            };
+            match get::<PortalTokenRecord>(&self.portal_tokens, &hash, "portal token")? {
+                Some(rec) if rec.expires_ms > now_ms => {}
+                Some(_) => {
+                    self.revoke_portal_token(&hash)?;
+                }
+                None => {
+                    self.portal_by_app.remove(&k)?;
+                }
+            }
+        }
+        count()
+    }
+
     /// Removes every token of app `app_key` (the app is being deleted).
     pub fn revoke_app_portal_tokens(&self, app_key: u64) -> Result<usize> {
         let mut n = 0;
@@ -131,6 +176,39 @@ mod tests {
             capabilities: 0xFF,
             session_id: session.map(String::from),
         }
+    }
+
+    #[test]
+    fn counting_stops_at_the_limit_and_there_drops_the_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path(), 1 << 20).unwrap();
+        for i in 0..4u8 {
+            // Two of app 1's four have expired by 2,000; app 2's one is not counted.
+            let expires = if i < 2 { 1_000 } else { 5_000 };
+            state
+                .put_portal_token(&[i; 32], &rec(1, expires, None))
+                .unwrap();
+        }
+        state
+            .put_portal_token(&[9; 32], &rec(2, 5_000, None))
+            .unwrap();
+        assert_eq!(
+            state.count_portal_tokens(1, 2_000, 10).unwrap(),
+            4,
+            "below the limit"
+        );
+        assert_eq!(
+            state.count_portal_tokens(1, 2_000, 3).unwrap(),
+            2,
+            "at it: live ones"
+        );
+        assert!(
+            state.portal_token(&[0; 32], 0).unwrap().is_none(),
+            "dropped"
+        );
+        assert!(state.portal_token(&[2; 32], 0).unwrap().is_some(), "kept");
+        assert_eq!(state.count_portal_tokens(1, 2_000, 2).unwrap(), 2);
+        assert_eq!(state.count_portal_tokens(2, 2_000, 1).unwrap(), 1);
     }
 
     #[test]
