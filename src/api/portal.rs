@@ -208,6 +208,25 @@ struct AccessOut {
     token: String,
 }
 
+/// 409 when `app` has `max` live tokens. Checked, then added: shards creating tokens for one
+/// app at the same instant may each pass at the limit (at most one over per shard).
+fn room_for_a_token(cx: &Ctx<'_>, app: &AppRecord, max: u64, now: u64) -> ApiResult<()> {
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let live = cx
+        .svc
+        .store
+        .state()
+        .count_portal_tokens(app.key, now, limit)?;
+    if (live as u64) < max {
+        return Ok(());
+    }
+    Err(ApiError::Conflict(format!(
+        "application {} has {live} live portal tokens, the most portal.tokens_per_app_max \
+         allows: expire some (POST /api/v1/auth/app/{}/expire-all) or wait until they expire",
+        app.id, app.id
+    )))
+}
+
 /// `POST /api/v1/auth/app-portal-access/{app}` (admin): a new portal token for the app, and
 /// the portal's URL with the token in its fragment (never sent to a server, so never logged).
 /// With `application`, an app that does not exist yet is made (its uid: the path's).
@@ -285,21 +304,7 @@ pub async fn access(cx: &Ctx<'_>, app: &str) -> ApiResult {
         },
     };
     let now = cx.svc.now_ms();
-    // Checked, then added: shards creating tokens for one app at the same instant may each
-    // pass at the limit (at most one over per shard).
-    let max = config.portal.tokens_per_app_max;
-    let live = cx.svc.store.state().count_portal_tokens(
-        app.key,
-        now,
-        usize::try_from(max).unwrap_or(usize::MAX),
-    )?;
-    if live as u64 >= max {
-        return Err(ApiError::Conflict(format!(
-            "application {} has {live} live portal tokens, the most portal.tokens_per_app_max \
-             allows: expire some (POST /api/v1/auth/app/{}/expire-all) or wait until they expire",
-            app.id, app.id
-        )));
-    }
+    room_for_a_token(cx, &app, config.portal.tokens_per_app_max, now)?;
     let token = crate::config::tokens::random_token(PREFIX)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let rec = PortalTokenRecord {
