@@ -30,6 +30,8 @@ allow_private_networks = true
 const WAIT: Duration = Duration::from_secs(20);
 /// Messages to one endpoint in the browser test: more than the page's 50 per page.
 const PAGED: usize = 60;
+/// Event types named to list before the browser test's own: more than a page (250).
+const CATALOGUE_FILLER: usize = 260;
 
 /// A portal token for `app` made with `body`; its `url` and `token`.
 fn access(h: &Hookd, app: &str, body: Value) -> (String, String) {
@@ -657,6 +659,16 @@ fn portal_in_headless_chromium() {
     let (failing, healed) = Receiver::failing_until_healed(503, "receiver down for maintenance");
     h.create("/api/v1/app", json!({"name": "Acme Corp", "uid": "acme"}));
     h.create("/api/v1/app", json!({"name": "Other", "uid": "other"}));
+    // More event types than a page of the list holds (250), listed before the test's own:
+    // the page must read the whole catalogue to offer and show `invoice.paid`.
+    for i in 0..CATALOGUE_FILLER {
+        let r = h.admin(
+            "POST",
+            "/api/v1/event-type",
+            Some(&json!({"name": format!("a.filler.{i:03}"), "description": "filler"}).to_string()),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
     let r = h.admin(
         "POST",
         "/api/v1/event-type",

@@ -171,6 +171,8 @@ def main():
             "const p = document.querySelector(\".type[data-name='invoice.paid'] pre.example\");"
             "return p && p.textContent.includes('in_123')",
         )
+        cards = wd.js("return document.querySelectorAll('#catalogue .type').length")
+        assert cards > 250, "the catalogue shows %d event types, not all of them" % cards
         phone_fits(wd, "the catalogue")
         wd.window(1280, 1000)
 
