@@ -1385,15 +1385,15 @@ fn a_standard_webhooks_source_may_verify_v1a_with_a_public_key() {
 
 #[test]
 fn portal_tokens_per_app_are_bounded() {
-    for n in ["0", "10001", "-1"] {
+    for n in ["0", "2001", "-1"] {
         let errors = refuse(&format!("[portal]\ntokens_per_app_max = {n}\n"));
         assert_eq!(paths(&errors), ["portal.tokens_per_app_max"], "{n}");
         assert_eq!(
             message(&errors, "portal.tokens_per_app_max"),
-            format!("must be between 1 and 10000, got {n}")
+            format!("must be between 1 and 2000, got {n}")
         );
     }
     assert_eq!(parse("").portal.tokens_per_app_max, 1000);
-    let c = parse("[portal]\ntokens_per_app_max = 10000\n");
-    assert_eq!(c.portal.tokens_per_app_max, 10_000);
+    let c = parse("[portal]\ntokens_per_app_max = 2000\n");
+    assert_eq!(c.portal.tokens_per_app_max, 2_000);
 }
