@@ -42,14 +42,14 @@ end
 LUA
 
 # write_config DATA_DIR [EXTRA_DELIVERY_TOML] [EXTRA_STORAGE_TOML]: the bench config in
-# $WORK/hookd.toml: hookd on $HOOKD_PORT, `sync` durability, the bench token.
+# $WORK/hookd.toml: hookd on $HOOKD_PORT, `sync` durability (or $DURABILITY), the bench token.
 write_config() {
   cat > "$WORK/hookd.toml" <<TOML
 [server]
 listen = "127.0.0.1:$HOOKD_PORT"
 [storage]
 path = "$1"
-durability = "sync"
+durability = "${DURABILITY:-sync}"
 ${3:-}
 [delivery]
 ${2:-}

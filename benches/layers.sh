@@ -23,22 +23,12 @@ SYNC_PORT=18474
 
 start_nginx
 
-# hookd_on PORT DURABILITY: a hookd with the bench token and an app `bench`; its pid.
+# hookd_on PORT DURABILITY: a hookd with the bench config and an app `bench`; its pid in
+# $WORK/DURABILITY/pid.
 hookd_on() {
   mkdir -p "$WORK/$2"
-  cat > "$WORK/$2/hookd.toml" <<TOML
-[server]
-listen = "127.0.0.1:$1"
-[storage]
-path = "$WORK/$2/data"
-durability = "$2"
-[log]
-level = "error"
-[[auth.tokens]]
-name = "bench"
-sha256 = "$SHA"
-scopes = ["admin"]
-TOML
+  HOOKD_PORT=$1 DURABILITY=$2 write_config "$WORK/$2/data"
+  mv "$WORK/hookd.toml" "$WORK/$2/hookd.toml"
   "$BIN" serve --config "$WORK/$2/hookd.toml" > "$WORK/$2/out" 2>&1 &
   echo $! > "$WORK/$2/pid"
   for _ in $(seq 300); do grep -q "listening on" "$WORK/$2/out" && break; sleep 0.1; done
