@@ -8,8 +8,8 @@
 #
 #   benches/layers.sh [SECONDS_PER_RUN] [ROUNDS] [CONNECTIONS]     (defaults: 10 s, 2, 64)
 #
-# Prints a Markdown table of requests/s and ratios to nginx; writes no results file (it is not
-# part of benches/run-all.sh: README quotes its figures as measured by hand, with the date).
+# Prints a Markdown table of requests/s and ratios to nginx and writes it to
+# benches/results/layers.md (layers-c<CONNECTIONS>.md when CONNECTIONS is not 64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -17,6 +17,8 @@ ROUNDS=${2:-2}
 # shellcheck source=benches/common.sh
 source benches/common.sh
 CONNS=${3:-$CONNS}
+RESULT=benches/results/layers.md
+[ "$CONNS" = 64 ] || RESULT=benches/results/layers-c$CONNS.md
 NGINX_PORT=18472
 INTERVAL_PORT=18473
 SYNC_PORT=18474
@@ -47,15 +49,19 @@ rate() { # script url -> requests/s
 }
 ratio() { python3 -c "print(f'{$1:.0f} ({$1/$2:.2f})')"; }
 
-echo "wrk -t$THREADS -c$CONNS -d${SECS}s, the 1 KiB message POST; $(nproc) cores, kernel $(uname -r); requests/s (ratio to nginx)."
-echo
-echo "| round | nginx | health 405 | 422 after JSON | 202 interval | 202 sync |"
-echo "|---|---|---|---|---|---|"
-for r in $(seq "$ROUNDS"); do
-  n=$(rate post.lua "http://127.0.0.1:$NGINX_PORT/x")
-  h=$(rate post.lua "http://127.0.0.1:$INTERVAL_PORT/api/v1/health")
-  b=$(rate bad.lua "http://127.0.0.1:$INTERVAL_PORT/api/v1/app/bench/msg")
-  i=$(rate post.lua "http://127.0.0.1:$INTERVAL_PORT/api/v1/app/bench/msg")
-  s=$(rate post.lua "http://127.0.0.1:$SYNC_PORT/api/v1/app/bench/msg")
-  echo "| $r | ${n%.*} | $(ratio "$h" "$n") | $(ratio "$b" "$n") | $(ratio "$i" "$n") | $(ratio "$s" "$n") |"
-done
+{
+  echo "Machine: $(nproc) cores, kernel $(uname -r); wrk -t$THREADS -c$CONNS -d${SECS}s, the 1 KiB message POST; requests/s (ratio to nginx). Rounds alternate the five."
+  echo
+  echo "| round | nginx | health 405 | 422 after JSON | 202 interval | 202 sync |"
+  echo "|---|---|---|---|---|---|"
+  for r in $(seq "$ROUNDS"); do
+    n=$(rate post.lua "http://127.0.0.1:$NGINX_PORT/x")
+    h=$(rate post.lua "http://127.0.0.1:$INTERVAL_PORT/api/v1/health")
+    b=$(rate bad.lua "http://127.0.0.1:$INTERVAL_PORT/api/v1/app/bench/msg")
+    i=$(rate post.lua "http://127.0.0.1:$INTERVAL_PORT/api/v1/app/bench/msg")
+    s=$(rate post.lua "http://127.0.0.1:$SYNC_PORT/api/v1/app/bench/msg")
+    echo "| $r | ${n%.*} | $(ratio "$h" "$n") | $(ratio "$b" "$n") | $(ratio "$i" "$n") | $(ratio "$s" "$n") |"
+  done
+} | tee "$WORK/table.md"
+mkdir -p benches/results
+cp "$WORK/table.md" "$RESULT"

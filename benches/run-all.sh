@@ -13,11 +13,13 @@
 # In order: storage micro-benchmarks (`cargo bench -p hookd-storage --bench append`), ingest
 # vs nginx (benches/ingest.sh), end-to-end deliveries vs nginx (benches/deliver.sh), and, when
 # those scripts exist, start-up time and RSS (benches/startup.sh) and the cost of payload
-# schemas (benches/schema.sh). Each writes benches/results/<name>.md (this script writes
+# schemas (benches/schema.sh), then filters, ordered endpoints, batch ingest, the footprint, and
+# which layer of ingest costs the ratio to nginx (benches/layers.sh, at 64 and 256
+# connections). Each writes benches/results/<name>.md (this script writes
 # append.md from the bench's output); every wrk run is also recorded, for a table of latency
 # percentiles (latency.md). All of it, with the machine's details (suite.md), goes into
 # benches/results/README-table.md, and each README block between `<!-- bench:<name>:start -->`
-# and `<!-- bench:<name>:end -->` gets the table of that name. About 15 minutes (--quick: 3).
+# and `<!-- bench:<name>:end -->` gets the table of that name. About 20 minutes (--quick: 4).
 # Installs wrk and nginx from Debian's packages if missing (benches/common.sh).
 #
 # Every benchmark shares the cores with whatever else runs: publish only a run made on a quiet
@@ -43,11 +45,11 @@ if [ "$QUICK" = 1 ] && [ "$README_SET" = 0 ]; then README=; fi
 if [ "$QUICK" = 1 ]; then
   APPEND_SECS=1 APPEND_REPS=1 INGEST_SECS=2 INGEST_ROUNDS=1 DELIVER_SECS=2 SCHEMA_SECS=2
   SCHEMA_ROUNDS=1 STARTUP_ENV=(STARTUP_MESSAGES=10000 STARTUP_PENDING=30000) FILTER_MSGS=300 FILTER_ROUNDS=1 FOOTPRINT_SECS=10
-  FIFO_MSGS=2000 FIFO_ROUNDS=1
+  FIFO_MSGS=2000 FIFO_ROUNDS=1 LAYERS_ROUNDS=1
 else
   APPEND_SECS=3 APPEND_REPS=3 INGEST_SECS=10 INGEST_ROUNDS=3 DELIVER_SECS=10 SCHEMA_SECS=10
   SCHEMA_ROUNDS=3 STARTUP_ENV=() FILTER_MSGS=2000 FILTER_ROUNDS=3 FOOTPRINT_SECS=60
-  FIFO_MSGS=20000 FIFO_ROUNDS=3
+  FIFO_MSGS=20000 FIFO_ROUNDS=3 LAYERS_ROUNDS=2
 fi
 RESULTS=benches/results
 OUT=$RESULTS/README-table.md
@@ -141,6 +143,8 @@ fi
 step filter bash benches/filter.sh "$FILTER_MSGS" "$FILTER_ROUNDS"
 step fifo bash benches/fifo.sh "$FIFO_MSGS" "$FIFO_ROUNDS"
 step batch bash benches/batch.sh "$INGEST_SECS" "$INGEST_ROUNDS"
+step layers bash benches/layers.sh "$INGEST_SECS" "$LAYERS_ROUNDS"
+step layers-c256 bash benches/layers.sh "$INGEST_SECS" "$LAYERS_ROUNDS" 256
 step footprint bash benches/footprint.sh "$FOOTPRINT_SECS"
 
 # Latency percentiles of the wrk runs that measure a rate (not those that only fill a store,
@@ -249,6 +253,16 @@ for measure, name, pattern, unit, most in [
     row(measure, v, lambda v, unit=unit: unit.format(v), bar, lambda x, most=most: x <= most)
 v = found("footprint", r"\| CPU idle[^|]*\| ([\d.]+)% of one core")
 row("idle CPU", v, lambda v: f"{v}% of one core", "<= 0.5%", lambda x: x <= 0.5)
+
+def layer_row(measure, name, col):
+    """Context, not a bar: the median ratio to nginx of a column of benches/layers.sh."""
+    t = text(name)
+    r = [float(m.group(1)) for m in (re.search(r"\(([\d.]+)\)", x) for x in column(t, "| round", col)) if m] if t else []
+    shown = f"{statistics.median(r):.2f} (median of {r})" if r else "-"
+    rows.append(f"| {measure} | {shown} | - | {'context' if r else 'not run'} |")
+
+layer_row("context: the same POST refused after auth and JSON (422), c=256 / nginx", "layers-c256", "422 after JSON")
+layer_row("context: stored without waiting for fdatasync (interval), c=64 / nginx", "layers", "202 interval")
 print("Issue 17's bars against this run (each figure from its benchmark's table in this file).")
 print()
 print("| measure | this run | bar | met |")
@@ -302,6 +316,8 @@ section() { # NAME TITLE
   section batch "Batch ingest vs nginx (\`benches/batch.sh $INGEST_SECS $INGEST_ROUNDS\`)"
   section filter "Payload filters: what 100 of them cost in fan-out (\`benches/filter.sh $FILTER_MSGS $FILTER_ROUNDS\`)"
   section fifo "Ordered endpoints: one FIFO endpoint with 100 keys vs unordered (\`benches/fifo.sh $FIFO_MSGS $FIFO_ROUNDS\`)"
+  section layers "Which layer of ingest costs the ratio (\`benches/layers.sh $INGEST_SECS $LAYERS_ROUNDS\`)"
+  section layers-c256 "The same at 256 connections (\`benches/layers.sh $INGEST_SECS $LAYERS_ROUNDS 256\`)"
   if [ ${#FAILED[@]} -gt 0 ]; then
     echo "Failed in this run: ${FAILED[*]}."
   fi
@@ -311,7 +327,7 @@ echo "run-all.sh: wrote $OUT" >&2
 # README: each block gets the table of its name, if this run made one.
 if [ -n "$README" ]; then
   blocks=()
-  for name in suite issue17 append ingest ingest-c256 deliver latency startup schema filter fifo batch footprint; do
+  for name in suite issue17 append ingest ingest-c256 deliver latency startup schema filter fifo batch footprint layers layers-c256; do
     [ "$RESULTS/$name.md" -nt "$TMP/stamp" ] && blocks+=("$name=$RESULTS/$name.md")
   done
   python3 - "$README" "${blocks[@]}" <<'PY'
