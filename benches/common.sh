@@ -4,6 +4,12 @@
 CONNS=64
 THREADS=2
 
+# result_path NAME: where a benchmark run with $CONNS connections writes its table:
+# benches/results/NAME.md, or NAME-c<CONNS>.md when CONNS is not the default 64.
+result_path() {
+  if [ "$CONNS" = 64 ]; then echo "benches/results/$1.md"; else echo "benches/results/$1-c$CONNS.md"; fi
+}
+
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk
 need nginx nginx-light

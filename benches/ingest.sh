@@ -14,8 +14,7 @@ ROUNDS=${2:-2}
 # shellcheck source=benches/common.sh
 source benches/common.sh
 CONNS=${3:-$CONNS}
-RESULT=benches/results/ingest.md
-[ "$CONNS" = 64 ] || RESULT=benches/results/ingest-c$CONNS.md
+RESULT=$(result_path ingest)
 HOOKD_PORT=18071
 NGINX_PORT=18072
 

@@ -17,8 +17,7 @@ ROUNDS=${2:-2}
 # shellcheck source=benches/common.sh
 source benches/common.sh
 CONNS=${3:-$CONNS}
-RESULT=benches/results/layers.md
-[ "$CONNS" = 64 ] || RESULT=benches/results/layers-c$CONNS.md
+RESULT=$(result_path layers)
 NGINX_PORT=18472
 INTERVAL_PORT=18473
 SYNC_PORT=18474
